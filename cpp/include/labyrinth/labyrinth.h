@@ -1,0 +1,392 @@
+/*
+ * labyrinth.h - the stable C ABI of Labyrinth, a user-space page allocator.
+ *
+ * Labyrinth hands out 4 KiB pages (and power-of-two blocks of them) from a
+ * pinned arena, for code that must get memory *now* and own it alone: a
+ * receive path, a signal handler, a real-time loop. The flagship call is
+ * labyrinth_void_alloc_page_gfp_atomic_exclusive().
+ *
+ * Conventions used in every comment below
+ * ---------------------------------------
+ *  Ownership  "caller owns": the caller must release it with the named call.
+ *             "borrowed": the callee keeps ownership; valid until the named
+ *             event. Pointers passed *in* are always borrowed for the
+ *             duration of the call unless said otherwise.
+ *  Blocking   "never blocks": takes no lock that can be held by a sleeping
+ *             thread, makes no system call, never sleeps.
+ *             "may block": may take a mutex, make system calls or sleep.
+ *  Signals    "async-signal-safe": may be called from a signal handler,
+ *             including one that interrupted a Labyrinth call on the same
+ *             thread.
+ *  Errors     Calls returning labyrinth_status return LABYRINTH_OK or an
+ *             error. On error, nothing the call was asked to change has
+ *             changed, output parameters are left untouched, and the
+ *             thread-local labyrinth_last_status() and
+ *             labyrinth_last_error_message() describe what went wrong.
+ *             Successful calls leave them alone (like errno).
+ *  Threads    Every call may be made from any thread; no registration.
+ *
+ * ABI stability: names and meanings in this header never change within
+ * major version 1. Structs passed in or out start with `struct_size`, so
+ * fields can be appended later; the library reads or writes only the
+ * fields the caller's struct_size covers.
+ *
+ * This header is C99 and C++ compatible.
+ */
+#ifndef LABYRINTH_H
+#define LABYRINTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Versions and symbol visibility                                          */
+/* ---------------------------------------------------------------------- */
+
+#define LABYRINTH_ABI_VERSION_MAJOR 1
+#define LABYRINTH_ABI_VERSION_MINOR 0
+#define LABYRINTH_ABI_VERSION_PATCH 0
+/** (major << 16) | (minor << 8) | patch, as returned by labyrinth_abi_version(). */
+#define LABYRINTH_ABI_VERSION                                                  \
+  ((LABYRINTH_ABI_VERSION_MAJOR << 16) | (LABYRINTH_ABI_VERSION_MINOR << 8) | \
+   LABYRINTH_ABI_VERSION_PATCH)
+
+#if defined(LABYRINTH_BUILDING_LIBRARY)
+#define LABYRINTH_API __attribute__((visibility("default")))
+#else
+#define LABYRINTH_API
+#endif
+
+/** Marks a pointer whose ownership passes across the call (documentation only). */
+#define LABYRINTH_OWN
+
+/* ---------------------------------------------------------------------- */
+/* Basic types                                                             */
+/* ---------------------------------------------------------------------- */
+
+/** A page pool: one arena and everything that manages it. Opaque. */
+typedef struct labyrinth_pool labyrinth_pool;
+
+/** Result of every call. Values are stable; new ones may be appended. */
+typedef enum labyrinth_status {
+  LABYRINTH_OK = 0,              /**< success */
+  LABYRINTH_ERR_NOMEM = 1,       /**< no page available (without waiting) */
+  LABYRINTH_ERR_INVALID = 2,     /**< bad argument: NULL handle, bad flags, bad size,
+                                      pointer not the start of an allocated block */
+  LABYRINTH_ERR_NOT_OWNER = 3,   /**< the page is exclusive to another owner */
+  LABYRINTH_ERR_DOUBLE_FREE = 4, /**< the page is already free */
+  LABYRINTH_ERR_FOREIGN = 5,     /**< the pointer is not inside this pool's arena */
+  LABYRINTH_ERR_BUSY = 6,        /**< in use: page in flight in the kernel, pool has live
+                                      pages, ring has operations in flight */
+  LABYRINTH_ERR_TIMEOUT = 7,     /**< a WAIT allocation timed out */
+  LABYRINTH_ERR_UNSUPPORTED = 8, /**< the kernel, CPU or build lacks a needed feature */
+  LABYRINTH_ERR_SYSTEM = 9       /**< a system call failed; the message has errno */
+} labyrinth_status;
+
+/** Number of labyrinth_status values in this version of the header. */
+#define LABYRINTH_STATUS_COUNT 10
+
+/** "Get free pages" flags for labyrinth_alloc_pages(). */
+typedef uint32_t labyrinth_gfp;
+/** Never sleeps: no blocking lock, no syscall, async-signal-safe; fails at once
+ *  with NOMEM. May use the pool's atomic reserve. Like Linux's GFP_ATOMIC. */
+#define LABYRINTH_GFP_ATOMIC ((labyrinth_gfp)1u << 0)
+/** May block until a page is freed, up to the timeout; waiters are served in
+ *  arrival order. Like GFP_KERNEL. ATOMIC|WAIT is INVALID. */
+#define LABYRINTH_GFP_WAIT ((labyrinth_gfp)1u << 1)
+/** The block comes zero-filled. */
+#define LABYRINTH_GFP_ZERO ((labyrinth_gfp)1u << 2)
+/** The block has one owner (the calling thread) until freed or transferred. */
+#define LABYRINTH_GFP_EXCLUSIVE ((labyrinth_gfp)1u << 3)
+/** All flags this version knows; other bits are INVALID. */
+#define LABYRINTH_GFP_ALL                                                      \
+  (LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_WAIT | LABYRINTH_GFP_ZERO |            \
+   LABYRINTH_GFP_EXCLUSIVE)
+
+/** Who owns an exclusive page. Thread ids come from labyrinth_owner_self();
+ *  ids are never reused within a process. 0 means "no owner". */
+typedef uint64_t labyrinth_owner;
+#define LABYRINTH_OWNER_NONE ((labyrinth_owner)0)
+/** The largest owner id the library can record (ids are 48-bit). */
+#define LABYRINTH_OWNER_MAX ((labyrinth_owner)0xFFFFFFFFFFF0ull)
+
+/** Size of one page, the unit of allocation. */
+#define LABYRINTH_PAGE_SIZE 4096
+/** Largest order: a block of (1 << order) pages; order 10 is 4 MiB. */
+#define LABYRINTH_MAX_ORDER 10
+/** labyrinth_alloc_pages() timeout value meaning "wait as long as it takes". */
+#define LABYRINTH_TIMEOUT_INFINITE UINT32_MAX
+
+/* ---------------------------------------------------------------------- */
+/* Pools                                                                   */
+/* ---------------------------------------------------------------------- */
+
+/** Pool flags (labyrinth_pool_options.flags). */
+/** mlock() the arena so no page ever faults or is swapped (default on). */
+#define LABYRINTH_POOL_PIN (1u << 0)
+/** Ask for transparent huge pages (MADV_HUGEPAGE) where the system allows. */
+#define LABYRINTH_POOL_HUGEPAGES (1u << 1)
+/** Zero every block when it is freed, so one owner's data never reaches the
+ *  next owner. Off by default: costs a 4 KiB memset per page freed. */
+#define LABYRINTH_POOL_SCRUB (1u << 2)
+/** Debug: fill freed blocks with a pattern and check it when they are handed
+ *  out again; a write after free is reported (status and message) with the
+ *  page, its last owner and the first bad offset. */
+#define LABYRINTH_POOL_POISON (1u << 3)
+/** Debug: mprotect(PROT_NONE) freed blocks so a use after free faults. */
+#define LABYRINTH_POOL_GUARD (1u << 4)
+/** Hardware-enforced exclusivity with memory protection keys, where the CPU
+ *  has them (UNSUPPORTED otherwise). */
+#define LABYRINTH_POOL_PKEYS (1u << 5)
+/** Default flags set by labyrinth_pool_options_init(). */
+#define LABYRINTH_POOL_DEFAULT_FLAGS (LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES)
+
+/**
+ * Options for labyrinth_pool_create(). Always initialise with
+ * labyrinth_pool_options_init() and then change what you need: fields added
+ * in later versions get their defaults that way.
+ */
+typedef struct labyrinth_pool_options {
+  size_t struct_size;          /**< sizeof(labyrinth_pool_options); set by _init */
+  size_t size_bytes;           /**< arena size: a non-zero multiple of 4 KiB */
+  size_t atomic_reserve_pages; /**< pages only ATOMIC callers may take
+                                    (default: 1/64 of the pool, at most 256) */
+  uint32_t flags;              /**< LABYRINTH_POOL_* (default PIN|HUGEPAGES) */
+  int numa_node;               /**< NUMA node to bind the arena to; -1: none */
+  /* --- fields below were added in ABI 1.0 as well; later ones follow --- */
+  size_t watermark_min_pages;  /**< below this many free pages only ATOMIC callers
+                                    succeed (default 0) */
+  size_t watermark_low_pages;  /**< below this, the pool is under pressure: freed
+                                    pages bypass thread caches (default 1/16) */
+  size_t watermark_high_pages; /**< pressure ends at or above this (default 1/8) */
+  uint32_t max_thread_caches;  /**< per-thread caches the pool can hand out; threads
+                                    beyond that use the shared lock-free path
+                                    (default 64, at most 1024) */
+  uint32_t thread_cache_pages; /**< capacity of one thread cache, the high mark
+                                    (default 512, at most 4096) */
+  uint32_t thread_cache_batch; /**< pages moved per refill or drain (default 64) */
+} labyrinth_pool_options;
+
+/**
+ * Fill *opts with defaults (struct_size included). size_bytes is 0 and must
+ * be set. NULL is ignored.
+ * Never blocks; async-signal-safe.
+ */
+LABYRINTH_API void labyrinth_pool_options_init(labyrinth_pool_options *opts);
+
+/**
+ * Create a pool. On success *out receives a pool the caller owns; destroy it
+ * with labyrinth_pool_destroy(). Reserves and, with PIN, locks the arena:
+ * failures say why (e.g. RLIMIT_MEMLOCK with the limit and the size asked).
+ * opts is borrowed for the call. May block; not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status
+labyrinth_pool_create(const labyrinth_pool_options *opts,
+                      LABYRINTH_OWN labyrinth_pool **out);
+
+/**
+ * Destroy a pool and unmap its arena. Refused with BUSY (nothing changes) if
+ * any block is still allocated (pages sitting in thread caches do not count)
+ * or the pool is registered with an io_uring or a managed ring. NULL is a
+ * no-op returning OK. No other thread may use the pool during or after this
+ * call. May block; not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_destroy(labyrinth_pool *pool);
+
+/** Flags for labyrinth_pool_destroy_ex(). */
+/** Destroy even with blocks still allocated; every pointer into the arena
+ *  becomes invalid. Still BUSY while the kernel may hold a page. */
+#define LABYRINTH_DESTROY_FORCE (1u << 0)
+
+/** labyrinth_pool_destroy() with flags (LABYRINTH_DESTROY_*). */
+LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
+                                                         uint32_t flags);
+
+/**
+ * Return the calling thread's cached pages and the pool's shared free list
+ * to the buddy allocator, so free pages coalesce into the largest blocks.
+ * Other threads' caches are returned when those threads exit or call this.
+ * May block; not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_trim(labyrinth_pool *pool);
+
+/**
+ * Borrowed view of the arena: *base and *size_bytes receive its first byte
+ * and length, valid until the pool is destroyed. Either output may be NULL.
+ * Never blocks; async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_arena(const labyrinth_pool *pool,
+                                                    void **base,
+                                                    size_t *size_bytes);
+
+/* ---------------------------------------------------------------------- */
+/* Allocation                                                              */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * The flagship: one 4 KiB page, ATOMIC and EXCLUSIVE.
+ * Returns a page-aligned page owned by the calling thread (free it with
+ * labyrinth_free_pages() or hand it on with labyrinth_page_transfer()), or
+ * NULL with labyrinth_last_status() saying why (NOMEM, INVALID, ...).
+ * The page's contents are unspecified (zeroed if the pool has SCRUB and the
+ * page was freed before). May use the atomic reserve.
+ * Never blocks; async-signal-safe.
+ */
+LABYRINTH_API LABYRINTH_OWN void *
+labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool);
+
+/**
+ * Allocate a block of (1 << order) pages, aligned to its size.
+ *  gfp:        LABYRINTH_GFP_* flags; ATOMIC|WAIT is INVALID; unknown bits INVALID.
+ *  timeout_ms: with WAIT, how long to wait for pages to be freed
+ *              (LABYRINTH_TIMEOUT_INFINITE: no limit; 0: do not wait, TIMEOUT
+ *              if none is free); ignored otherwise.
+ *  out_page:   on success receives the block; the caller owns it (with
+ *              EXCLUSIVE: the calling thread is its only owner). Untouched on
+ *              failure.
+ * Without EXCLUSIVE, any thread may free the block.
+ * With ATOMIC: never blocks, async-signal-safe, fails at once with NOMEM, and
+ * may use the atomic reserve. Without ATOMIC: may block (a mutex; with WAIT,
+ * sleeps up to timeout_ms); not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool,
+                                                     unsigned order,
+                                                     labyrinth_gfp gfp,
+                                                     uint32_t timeout_ms,
+                                                     LABYRINTH_OWN void **out_page);
+
+/**
+ * Free a block returned by this pool, of any order (the pool knows it).
+ * Exclusive blocks may be freed only by their owner (NOT_OWNER otherwise).
+ * Refused with BUSY while the kernel holds the page (io_uring in flight),
+ * DOUBLE_FREE if already free, FOREIGN if not from this pool, INVALID if not
+ * the first page of an allocated block. The caller gives up ownership.
+ * Never blocks and async-signal-safe for an exclusive order-0 page in a pool
+ * without the GUARD/PKEYS modes; otherwise may block (pool mutex, mprotect).
+ */
+LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool,
+                                                    void *page);
+
+/**
+ * Hand an exclusive block to another owner. Only the current owner may
+ * (NOT_OWNER otherwise); BUSY while in flight; INVALID for a non-exclusive
+ * block, or for new_owner NONE or above LABYRINTH_OWNER_MAX. After it, only
+ * new_owner may free or transfer the block. Transferring to the id of a
+ * thread that has exited makes the block an orphan (see
+ * labyrinth_pool_reclaim_orphans). The caller must pass the pointer to the
+ * new owner through its own synchronisation (a queue, a lock): that is what
+ * makes the new owner see the transfer.
+ * Never blocks; async-signal-safe (without PKEYS).
+ */
+LABYRINTH_API labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool,
+                                                       void *page,
+                                                       labyrinth_owner new_owner);
+
+/**
+ * Look up a block: *owner receives its owner (NONE if not exclusive, or the
+ * previous owner while in flight) and *order its order. Either output may be
+ * NULL. Fails like labyrinth_free_pages() for pointers that are not an
+ * allocated block. Never blocks; async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_page_info(const labyrinth_pool *pool,
+                                                   const void *page,
+                                                   labyrinth_owner *owner,
+                                                   unsigned *order);
+
+/**
+ * The calling thread's owner id: a 64-bit number never reused for another
+ * thread in this process (not pthread_self()). Never blocks;
+ * async-signal-safe.
+ */
+LABYRINTH_API labyrinth_owner labyrinth_owner_self(void);
+
+/**
+ * Return to the pool every exclusive block whose owner thread has exited
+ * (orphans). *reclaimed (may be NULL) receives how many blocks. Blocks
+ * transferred to ids that never belonged to a thread are not touched.
+ * May block; not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_reclaim_orphans(labyrinth_pool *pool,
+                                                              size_t *reclaimed);
+
+/* ---------------------------------------------------------------------- */
+/* Statistics                                                              */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Pool statistics. Set struct_size = sizeof(labyrinth_stats) before calling
+ * labyrinth_pool_stats(); fields past the caller's struct_size are not
+ * written. Counters are read without stopping other threads: under
+ * concurrent use they are each exact but not a single snapshot.
+ */
+typedef struct labyrinth_stats {
+  size_t struct_size;           /**< set by the caller */
+  uint64_t total_pages;         /**< pages in the arena */
+  uint64_t free_pages;          /**< free in the buddy and the shared free list,
+                                     the reserve not included */
+  uint64_t reserve_pages;       /**< pages now in the atomic reserve */
+  uint64_t reserve_target;      /**< the reserve's configured size */
+  uint64_t cached_pages;        /**< free pages sitting in thread caches */
+  uint64_t allocated_pages;     /**< pages in allocated blocks (in flight included) */
+  uint64_t inflight_pages;      /**< allocated pages the kernel holds now */
+  uint64_t orphaned_pages;      /**< exclusive pages whose owner thread exited */
+  uint64_t free_blocks[LABYRINTH_MAX_ORDER + 1]; /**< buddy free blocks per order */
+  uint64_t shared_free_pages;   /**< order-0 pages in the shared (depot) list;
+                                     included in free_pages */
+  uint64_t reserve_uses;        /**< allocations served from the atomic reserve */
+  uint64_t failures[LABYRINTH_STATUS_COUNT]; /**< failed calls by status */
+  uint64_t waits;               /**< WAIT allocations that had to sleep */
+  uint64_t timeouts;            /**< WAIT allocations that timed out */
+  uint64_t refills;             /**< thread-cache refills (batches) */
+  uint64_t drains;              /**< thread-cache drains (batches) */
+  uint64_t pressure_events;     /**< times free pages fell below the low mark */
+  uint64_t watermark_min;       /**< configured watermarks, in pages */
+  uint64_t watermark_low;
+  uint64_t watermark_high;
+  uint64_t thread_caches_in_use; /**< thread caches handed out now */
+  uint64_t metadata_bytes;      /**< bytes of side table (per-page metadata) */
+  uint32_t flags;               /**< the pool's LABYRINTH_POOL_* flags in effect */
+  uint32_t huge_pages;          /**< 1 if MADV_HUGEPAGE was accepted */
+} labyrinth_stats;
+
+/**
+ * Fill *out (borrowed; struct_size set by the caller). May block briefly on
+ * the pool mutex; not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_stats(const labyrinth_pool *pool,
+                                                    labyrinth_stats *out);
+
+/* ---------------------------------------------------------------------- */
+/* Errors and versions                                                     */
+/* ---------------------------------------------------------------------- */
+
+/** Status of the most recent failed call on this thread; LABYRINTH_OK if none
+ *  failed yet. Thread-local, like errno. Never blocks; async-signal-safe. */
+LABYRINTH_API labyrinth_status labyrinth_last_status(void);
+
+/** Message of the most recent failed call on this thread ("" if none). The
+ *  string is borrowed: valid until the next Labyrinth call on this thread.
+ *  Never blocks; async-signal-safe. */
+LABYRINTH_API const char *labyrinth_last_error_message(void);
+
+/** Reset this thread's last status to OK and its message to "". */
+LABYRINTH_API void labyrinth_clear_last_error(void);
+
+/** Name of a status ("LABYRINTH_ERR_NOMEM"); a static string, never NULL
+ *  ("LABYRINTH_STATUS_UNKNOWN" for values this version does not know).
+ *  Never blocks; async-signal-safe. */
+LABYRINTH_API const char *labyrinth_status_name(labyrinth_status status);
+
+/** LABYRINTH_ABI_VERSION of the library that is loaded. Compare its major with
+ *  LABYRINTH_ABI_VERSION_MAJOR. Never blocks; async-signal-safe. */
+LABYRINTH_API uint32_t labyrinth_abi_version(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* LABYRINTH_H */

@@ -1,0 +1,167 @@
+// labyrinth.hpp - a thin C++17 layer over the Labyrinth C ABI.
+//
+//   labyrinth::Pool pool(labyrinth::PoolOptions{}.size(64 << 20));
+//   labyrinth::Page page = pool.alloc_page();      // atomic, exclusive
+//   if (!page) { /* page.status() / labyrinth::last_error() say why */ }
+//   std::memcpy(page.data(), src, 100);
+//   // freed when `page` goes out of scope; page.release() gives up ownership.
+//
+// Errors: calls that construct things throw labyrinth::Error (a
+// std::runtime_error carrying the status and the C message); the hot calls
+// (alloc_page, Page destructor) never throw and report through return values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "labyrinth/labyrinth.h"
+
+namespace labyrinth {
+
+/// An error from the C ABI: its status and the thread's message.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(labyrinth_status status)
+      : std::runtime_error(std::string(labyrinth_status_name(status)) + ": " +
+                           labyrinth_last_error_message()),
+        status_(status) {}
+  labyrinth_status status() const noexcept { return status_; }
+
+ private:
+  labyrinth_status status_;
+};
+
+/// Throws Error unless status is LABYRINTH_OK.
+inline void check(labyrinth_status status) {
+  if (status != LABYRINTH_OK) throw Error(status);
+}
+
+/// Builder over labyrinth_pool_options, defaults from labyrinth_pool_options_init.
+class PoolOptions {
+ public:
+  PoolOptions() noexcept { labyrinth_pool_options_init(&opts_); }
+  PoolOptions &size(std::size_t bytes) noexcept { opts_.size_bytes = bytes; return *this; }
+  PoolOptions &atomic_reserve(std::size_t pages) noexcept { opts_.atomic_reserve_pages = pages; return *this; }
+  PoolOptions &flags(std::uint32_t f) noexcept { opts_.flags = f; return *this; }
+  PoolOptions &pin(bool on) noexcept { return set_flag(LABYRINTH_POOL_PIN, on); }
+  PoolOptions &scrub(bool on) noexcept { return set_flag(LABYRINTH_POOL_SCRUB, on); }
+  PoolOptions &numa_node(int node) noexcept { opts_.numa_node = node; return *this; }
+  const labyrinth_pool_options &c() const noexcept { return opts_; }
+  labyrinth_pool_options &c() noexcept { return opts_; }
+
+ private:
+  PoolOptions &set_flag(std::uint32_t f, bool on) noexcept {
+    opts_.flags = on ? (opts_.flags | f) : (opts_.flags & ~f);
+    return *this;
+  }
+  labyrinth_pool_options opts_;
+};
+
+/// One allocated block, owned by this handle: freed on destruction.
+/// Move-only. An empty Page (allocation failed) converts to false.
+class Page {
+ public:
+  Page() noexcept = default;
+  /// Adopt a block the caller owns.
+  Page(labyrinth_pool *pool, void *ptr) noexcept : pool_(pool), ptr_(ptr) {}
+  Page(Page &&o) noexcept : pool_(o.pool_), ptr_(std::exchange(o.ptr_, nullptr)) {}
+  Page &operator=(Page &&o) noexcept {
+    if (this != &o) {
+      reset();
+      pool_ = o.pool_;
+      ptr_ = std::exchange(o.ptr_, nullptr);
+    }
+    return *this;
+  }
+  Page(const Page &) = delete;
+  Page &operator=(const Page &) = delete;
+  /// Frees the block. If the free is refused (e.g. BUSY, NOT_OWNER), the block
+  /// stays allocated and labyrinth_last_status() says why; call free() to see it.
+  ~Page() { reset(); }
+
+  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+  void *data() const noexcept { return ptr_; }
+  std::byte *bytes() const noexcept { return static_cast<std::byte *>(ptr_); }
+  labyrinth_pool *pool() const noexcept { return pool_; }
+
+  /// Free now; throws Error (and keeps the block) if the pool refuses.
+  void free() {
+    if (!ptr_) return;
+    check(labyrinth_free_pages(pool_, ptr_));
+    ptr_ = nullptr;
+  }
+  /// Give up ownership without freeing; returns the raw pointer.
+  void *release() noexcept { return std::exchange(ptr_, nullptr); }
+  /// Hand the block to another owner; this handle becomes empty on success.
+  void transfer(labyrinth_owner to) {
+    check(labyrinth_page_transfer(pool_, ptr_, to));
+    ptr_ = nullptr;
+  }
+
+ private:
+  void reset() noexcept {
+    if (ptr_) labyrinth_free_pages(pool_, ptr_);
+    ptr_ = nullptr;
+  }
+  labyrinth_pool *pool_ = nullptr;
+  void *ptr_ = nullptr;
+};
+
+/// A pool, destroyed with the object. Move-only.
+class Pool {
+ public:
+  explicit Pool(const PoolOptions &opts) { check(labyrinth_pool_create(&opts.c(), &pool_)); }
+  explicit Pool(std::size_t size_bytes) : Pool(PoolOptions().size(size_bytes)) {}
+  Pool(Pool &&o) noexcept : pool_(std::exchange(o.pool_, nullptr)) {}
+  Pool &operator=(Pool &&o) noexcept {
+    if (this != &o) {
+      if (pool_) labyrinth_pool_destroy_ex(pool_, LABYRINTH_DESTROY_FORCE);
+      pool_ = std::exchange(o.pool_, nullptr);
+    }
+    return *this;
+  }
+  Pool(const Pool &) = delete;
+  Pool &operator=(const Pool &) = delete;
+  /// Destroys the pool even if pages are still allocated (they must not be
+  /// used afterwards); call destroy() to be told about live pages instead.
+  ~Pool() {
+    if (pool_) labyrinth_pool_destroy_ex(pool_, LABYRINTH_DESTROY_FORCE);
+  }
+
+  labyrinth_pool *get() const noexcept { return pool_; }
+
+  /// The flagship: atomic, exclusive, one page. Empty Page on failure.
+  Page alloc_page() noexcept {
+    return Page(pool_, labyrinth_void_alloc_page_gfp_atomic_exclusive(pool_));
+  }
+  /// General allocation; throws Error on failure.
+  Page alloc(unsigned order, labyrinth_gfp gfp, std::uint32_t timeout_ms = 0) {
+    void *p = nullptr;
+    check(labyrinth_alloc_pages(pool_, order, gfp, timeout_ms, &p));
+    return Page(pool_, p);
+  }
+  labyrinth_stats stats() const {
+    labyrinth_stats s{};
+    s.struct_size = sizeof s;
+    check(labyrinth_pool_stats(pool_, &s));
+    return s;
+  }
+  void trim() { check(labyrinth_pool_trim(pool_)); }
+  /// Destroy now; throws Error(BUSY) and keeps the pool if blocks are live.
+  void destroy() {
+    if (!pool_) return;
+    check(labyrinth_pool_destroy(pool_));
+    pool_ = nullptr;
+  }
+
+ private:
+  labyrinth_pool *pool_ = nullptr;
+};
+
+/// The calling thread's owner id.
+inline labyrinth_owner owner_self() noexcept { return labyrinth_owner_self(); }
+
+}  // namespace labyrinth
