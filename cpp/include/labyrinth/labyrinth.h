@@ -114,6 +114,9 @@ typedef uint64_t labyrinth_owner;
 /** The largest owner id the library can record (ids are 48-bit). */
 #define LABYRINTH_OWNER_MAX ((labyrinth_owner)0xFFFFFFFFFFF0ull)
 
+/** Option value meaning "the library's default" (see each field). */
+#define LABYRINTH_AUTO ((size_t)-1)
+
 /** Size of one page, the unit of allocation. */
 #define LABYRINTH_PAGE_SIZE 4096
 /** Largest order: a block of (1 << order) pages; order 10 is 4 MiB. */
@@ -134,13 +137,14 @@ typedef uint64_t labyrinth_owner;
  *  next owner. Off by default: costs a 4 KiB memset per page freed. */
 #define LABYRINTH_POOL_SCRUB (1u << 2)
 /** Debug: fill freed blocks with a pattern and check it when they are handed
- *  out again; a write after free is reported (status and message) with the
- *  page, its last owner and the first bad offset. */
+ *  out again. Reserved: this version returns UNSUPPORTED for it. */
 #define LABYRINTH_POOL_POISON (1u << 3)
-/** Debug: mprotect(PROT_NONE) freed blocks so a use after free faults. */
+/** Debug: mprotect(PROT_NONE) freed blocks so a use after free faults.
+ *  Thread caches are off and every allocation and free makes an mprotect
+ *  system call: ATOMIC calls are then neither syscall-free nor signal-safe. */
 #define LABYRINTH_POOL_GUARD (1u << 4)
-/** Hardware-enforced exclusivity with memory protection keys, where the CPU
- *  has them (UNSUPPORTED otherwise). */
+/** Hardware-enforced exclusivity with memory protection keys. Reserved: this
+ *  version returns UNSUPPORTED for it. */
 #define LABYRINTH_POOL_PKEYS (1u << 5)
 /** Default flags set by labyrinth_pool_options_init(). */
 #define LABYRINTH_POOL_DEFAULT_FLAGS (LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES)
@@ -154,15 +158,18 @@ typedef struct labyrinth_pool_options {
   size_t struct_size;          /**< sizeof(labyrinth_pool_options); set by _init */
   size_t size_bytes;           /**< arena size: a non-zero multiple of 4 KiB */
   size_t atomic_reserve_pages; /**< pages only ATOMIC callers may take
-                                    (default: 1/64 of the pool, at most 256) */
+                                    (LABYRINTH_AUTO, the default: 1/64 of the
+                                    pool, at most 256) */
   uint32_t flags;              /**< LABYRINTH_POOL_* (default PIN|HUGEPAGES) */
   int numa_node;               /**< NUMA node to bind the arena to; -1: none */
   /* --- fields below were added in ABI 1.0 as well; later ones follow --- */
   size_t watermark_min_pages;  /**< below this many free pages only ATOMIC callers
                                     succeed (default 0) */
   size_t watermark_low_pages;  /**< below this, the pool is under pressure: freed
-                                    pages bypass thread caches (default 1/16) */
-  size_t watermark_high_pages; /**< pressure ends at or above this (default 1/8) */
+                                    pages bypass thread caches (LABYRINTH_AUTO:
+                                    1/16 of the pool) */
+  size_t watermark_high_pages; /**< pressure ends at or above this (LABYRINTH_AUTO:
+                                    1/8 of the pool) */
   uint32_t max_thread_caches;  /**< per-thread caches the pool can hand out; threads
                                     beyond that use the shared lock-free path
                                     (default 64, at most 1024) */

@@ -1,0 +1,98 @@
+// buddy.cpp - see buddy.hpp.
+#include "buddy.hpp"
+
+namespace lab {
+
+using namespace side;
+
+namespace {
+constexpr auto kRelaxed = std::memory_order_relaxed;
+}
+
+void Buddy::init(std::atomic<std::uint64_t> *meta, std::size_t npages) {
+  meta_ = meta;
+  npages_ = npages;
+  for (unsigned o = 0; o <= kMaxOrder; ++o) {
+    head_[o] = kNil28;
+    count_[o].store(0, kRelaxed);
+  }
+  pages_.store(0, kRelaxed);
+  for (std::size_t i = 0; i < npages; ++i) meta_[i].store(UNUSED, kRelaxed);
+  std::size_t i = 0;
+  while (i < npages) {
+    unsigned o = kMaxOrder;
+    while (o > 0 && ((i & ((std::size_t{1} << o) - 1)) != 0 || i + (std::size_t{1} << o) > npages)) --o;
+    push(i, o);
+    i += std::size_t{1} << o;
+  }
+}
+
+void Buddy::set_next(std::size_t idx, std::uint64_t next) {
+  std::uint64_t w = meta_[idx].load(kRelaxed);
+  meta_[idx].store(buddy_word(order(w), buddy_prev(w), next), kRelaxed);
+}
+
+void Buddy::set_prev(std::size_t idx, std::uint64_t prev) {
+  std::uint64_t w = meta_[idx].load(kRelaxed);
+  meta_[idx].store(buddy_word(order(w), prev, buddy_next(w)), kRelaxed);
+}
+
+void Buddy::push(std::size_t idx, unsigned o) {
+  std::uint64_t old = head_[o];
+  meta_[idx].store(buddy_word(o, kNil28, old), kRelaxed);
+  if (old != kNil28) set_prev(old, idx);
+  head_[o] = idx;
+  count_[o].store(count_[o].load(kRelaxed) + 1, kRelaxed);
+  pages_.store(pages_.load(kRelaxed) + (std::size_t{1} << o), kRelaxed);
+}
+
+void Buddy::remove(std::size_t idx, unsigned o) {
+  std::uint64_t w = meta_[idx].load(kRelaxed);
+  std::uint64_t prev = buddy_prev(w), next = buddy_next(w);
+  if (prev == kNil28) head_[o] = next;
+  else set_next(prev, next);
+  if (next != kNil28) set_prev(next, prev);
+  meta_[idx].store(UNUSED, kRelaxed);
+  count_[o].store(count_[o].load(kRelaxed) - 1, kRelaxed);
+  pages_.store(pages_.load(kRelaxed) - (std::size_t{1} << o), kRelaxed);
+}
+
+bool Buddy::alloc(unsigned o, std::size_t *idx) {
+  unsigned k = o;
+  while (k <= kMaxOrder && head_[k] == kNil28) ++k;
+  if (k > kMaxOrder) return false;
+  std::size_t block = head_[k];
+  remove(block, k);
+  while (k > o) {
+    --k;
+    push(block + (std::size_t{1} << k), k);  // keep the low half, free the high half
+  }
+  meta_[block].store(BUDDY | (std::uint64_t{o} << 4), kRelaxed);  // caller overwrites
+  *idx = block;
+  return true;
+}
+
+void Buddy::free(std::size_t idx, unsigned o) {
+  for (std::size_t i = 1; i < (std::size_t{1} << o); ++i) meta_[idx + i].store(UNUSED, kRelaxed);
+  while (o < kMaxOrder) {
+    std::size_t buddy = idx ^ (std::size_t{1} << o);
+    if (buddy + (std::size_t{1} << o) > npages_) break;
+    std::uint64_t w = meta_[buddy].load(kRelaxed);
+    if (state(w) != BUDDY || order(w) != o) break;
+    remove(buddy, o);
+    if (buddy < idx) {
+      meta_[idx].store(UNUSED, kRelaxed);
+      idx = buddy;
+    }
+    ++o;
+  }
+  push(idx, o);
+}
+
+int Buddy::largest_free_order() const {
+  for (int o = kMaxOrder; o >= 0; --o)
+    if (head_[o] != kNil28) return o;
+  return -1;
+}
+
+}  // namespace lab

@@ -1,0 +1,54 @@
+// buddy.hpp - the buddy allocator over a pool's arena: free blocks of
+// 2^order pages (order 0..10), split on allocation, merged with their free
+// buddy on free. Its free lists are doubly linked through the side table, so
+// removing a block's buddy when merging is O(1) and no page is written.
+//
+// Not thread-safe: the pool calls it with its mutex held. The counters are
+// atomics only so that statistics can read them without the mutex.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "common.hpp"
+#include "side_table.hpp"
+
+namespace lab {
+
+class Buddy {
+ public:
+  // Carve [0, npages) into the largest aligned blocks; every page is free.
+  void init(std::atomic<std::uint64_t> *meta, std::size_t npages);
+
+  // Take a free block of exactly `order`, splitting a larger one if needed.
+  // On success *idx is its first page; that page's word is still BUDDY and
+  // the other pages' words are UNUSED: the caller writes them. False if no
+  // block of that order or larger is free.
+  bool alloc(unsigned order, std::size_t *idx);
+
+  // Give back the block [idx, idx + 2^order): its words are rewritten, and it
+  // merges with its buddy as long as the buddy is free and whole.
+  void free(std::size_t idx, unsigned order);
+
+  std::size_t free_pages() const { return pages_.load(std::memory_order_relaxed); }
+  std::uint64_t free_blocks(unsigned order) const {
+    return count_[order].load(std::memory_order_relaxed);
+  }
+  // Largest order with a free block, or -1.
+  int largest_free_order() const;
+
+ private:
+  void push(std::size_t idx, unsigned order);
+  void remove(std::size_t idx, unsigned order);
+  void set_next(std::size_t idx, std::uint64_t next);
+  void set_prev(std::size_t idx, std::uint64_t prev);
+
+  std::atomic<std::uint64_t> *meta_ = nullptr;
+  std::size_t npages_ = 0;
+  std::uint64_t head_[kMaxOrder + 1] = {};
+  std::atomic<std::uint64_t> count_[kMaxOrder + 1] = {};
+  std::atomic<std::size_t> pages_{0};
+};
+
+}  // namespace lab

@@ -1,0 +1,210 @@
+// c_api.cpp - the C boundary. Every exported function validates its
+// arguments, catches every exception (none may cross into C), and records
+// failures in the thread's last status and message.
+//
+// The two hottest calls are written out here in full rather than layered:
+// the flagship allocation and the free of an order-0 exclusive page by its
+// owner are a thread-local pop/push plus one side-table store, with no
+// atomic read-modify-write, no lock and no call.
+#include <cstring>
+#include <exception>
+#include <new>
+
+#include "internal_api.hpp"
+#include "pool.hpp"
+
+using namespace lab;
+
+namespace {
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+labyrinth_status internal_error(const char *what) {
+  return set_error(LABYRINTH_ERR_SYSTEM, "%s: internal error (exception caught at the C boundary)",
+                   what);
+}
+
+#define LAB_BOUNDARY(what, ...)                                                   \
+  try {                                                                          \
+    __VA_ARGS__                                                                  \
+  } catch (const std::bad_alloc &) {                                             \
+    return set_error(LABYRINTH_ERR_NOMEM, "%s: out of memory", what);            \
+  } catch (...) {                                                                \
+    return internal_error(what);                                                 \
+  }
+
+// Everything but the cache hit, kept out of line so the hit needs no frame.
+__attribute__((noinline)) void *flagship_slow(Pool *p) {
+  void *out = nullptr;
+  try {
+    if (pool_alloc(p, 0, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &out) == LABYRINTH_OK)
+      return out;
+  } catch (...) {
+    internal_error("labyrinth_void_alloc_page_gfp_atomic_exclusive");
+  }
+  return nullptr;
+}
+
+__attribute__((noinline)) labyrinth_status free_slow(Pool *p, void *page) {
+  LAB_BOUNDARY("labyrinth_free_pages", return pool_free(p, page);)
+}
+
+labyrinth_status null_pool(const char *what) {
+  return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
+}
+
+}  // namespace
+
+extern "C" {
+
+LABYRINTH_API void labyrinth_pool_options_init(labyrinth_pool_options *opts) {
+  if (!opts) return;
+  std::memset(opts, 0, sizeof *opts);
+  opts->struct_size = sizeof *opts;
+  opts->size_bytes = 0;
+  opts->atomic_reserve_pages = LABYRINTH_AUTO;
+  opts->flags = LABYRINTH_POOL_DEFAULT_FLAGS;
+  opts->numa_node = -1;
+  opts->watermark_min_pages = 0;
+  opts->watermark_low_pages = LABYRINTH_AUTO;
+  opts->watermark_high_pages = LABYRINTH_AUTO;
+  opts->max_thread_caches = 64;
+  opts->thread_cache_pages = 512;
+  opts->thread_cache_batch = 64;
+}
+
+LABYRINTH_API labyrinth_status labyrinth_pool_create(const labyrinth_pool_options *opts,
+                                                     labyrinth_pool **out) {
+  LAB_BOUNDARY("labyrinth_pool_create", return pool_create(opts, out);)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_pool_destroy(labyrinth_pool *pool) {
+  LAB_BOUNDARY("labyrinth_pool_destroy", return pool_destroy(pool, 0);)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool, uint32_t flags) {
+  LAB_BOUNDARY("labyrinth_pool_destroy_ex", return pool_destroy(pool, flags);)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_pool_trim(labyrinth_pool *pool) {
+  if (!pool) return null_pool("labyrinth_pool_trim");
+  LAB_BOUNDARY("labyrinth_pool_trim", return pool_trim(from_handle(pool));)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_pool_arena(const labyrinth_pool *pool, void **base,
+                                                    size_t *size_bytes) {
+  if (!pool) return null_pool("labyrinth_pool_arena");
+  const Pool *p = from_handle(pool);
+  if (base) *base = p->base;
+  if (size_bytes) *size_bytes = p->size;
+  return LABYRINTH_OK;
+}
+
+LABYRINTH_API void *labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
+  if (LAB_LIKELY(pool != nullptr)) {
+    Pool *p = from_handle(pool);
+    ThreadLocal &t = tls;
+    CacheSlot &slot = t.slots[p->id % kTlsSlots];
+    ThreadCache *c = slot.cache;
+    if (LAB_LIKELY(slot.pool_id == p->id && c != nullptr && p->fast_ok && !t.in_call)) {
+      std::uint32_t n = c->n();
+      if (LAB_LIKELY(n != 0)) {
+        t.in_call = 1;
+        signal_fence();
+        void *page = c->slots[n - 1];
+        c->set_n(n - 1);
+        p->meta[p->index_of(page)].store(t.alloc_word, kRelaxed);
+        signal_fence();
+        t.in_call = 0;
+        return page;
+      }
+    }
+    return flagship_slow(p);
+  }
+  null_pool("labyrinth_void_alloc_page_gfp_atomic_exclusive");
+  return nullptr;
+}
+
+LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsigned order,
+                                                     labyrinth_gfp gfp, uint32_t timeout_ms,
+                                                     void **out_page) {
+  const char *what = "labyrinth_alloc_pages";
+  if (!pool) return null_pool(what);
+  Pool *p = from_handle(pool);
+  if (!out_page) return set_error(p->fail(LABYRINTH_ERR_INVALID), "%s: out_page is NULL", what);
+  if (gfp & ~LABYRINTH_GFP_ALL)
+    return set_error(p->fail(LABYRINTH_ERR_INVALID), "%s: unknown gfp bits 0x%x", what,
+                     gfp & ~LABYRINTH_GFP_ALL);
+  if ((gfp & LABYRINTH_GFP_ATOMIC) && (gfp & LABYRINTH_GFP_WAIT))
+    return set_error(p->fail(LABYRINTH_ERR_INVALID),
+                     "%s: LABYRINTH_GFP_ATOMIC and LABYRINTH_GFP_WAIT exclude each other (an "
+                     "atomic allocation never waits)",
+                     what);
+  if (order > LABYRINTH_MAX_ORDER)
+    return set_error(p->fail(LABYRINTH_ERR_INVALID), "%s: order %u is above the maximum %u", what,
+                     order, LABYRINTH_MAX_ORDER);
+  LAB_BOUNDARY(what, return pool_alloc(p, order, gfp, timeout_ms, out_page);)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
+  if (LAB_LIKELY(pool != nullptr)) {
+    Pool *p = from_handle(pool);
+    ThreadLocal &t = tls;
+    CacheSlot &slot = t.slots[p->id % kTlsSlots];
+    ThreadCache *c = slot.cache;
+    std::uintptr_t off = reinterpret_cast<std::uintptr_t>(page) - reinterpret_cast<std::uintptr_t>(p->base);
+    if (LAB_LIKELY(slot.pool_id == p->id && c != nullptr && off < p->size &&
+                   (off & (kPageSize - 1)) == 0 && p->fast_ok && !t.in_call)) {
+      std::atomic<std::uint64_t> &word = p->meta[off >> kPageShift];
+      std::uint32_t n = c->n();
+      if (LAB_LIKELY(word.load(kRelaxed) == t.alloc_word && n < c->capacity &&
+                     !p->pressure.load(kRelaxed))) {
+        t.in_call = 1;
+        signal_fence();
+        word.store(side::CACHED, kRelaxed);
+        c->slots[n] = page;
+        c->set_n(n + 1);
+        signal_fence();
+        t.in_call = 0;
+        return LABYRINTH_OK;
+      }
+    }
+    return free_slow(p, page);
+  }
+  return null_pool("labyrinth_free_pages");
+}
+
+LABYRINTH_API labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool, void *page,
+                                                       labyrinth_owner new_owner) {
+  if (!pool) return null_pool("labyrinth_page_transfer");
+  LAB_BOUNDARY("labyrinth_page_transfer", return pool_transfer(from_handle(pool), page, new_owner);)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_page_info(const labyrinth_pool *pool, const void *page,
+                                                   labyrinth_owner *owner, unsigned *order) {
+  if (!pool) return null_pool("labyrinth_page_info");
+  LAB_BOUNDARY("labyrinth_page_info", return pool_page_info(from_handle(pool), page, owner, order);)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_pool_reclaim_orphans(labyrinth_pool *pool,
+                                                              size_t *reclaimed) {
+  if (!pool) return null_pool("labyrinth_pool_reclaim_orphans");
+  LAB_BOUNDARY("labyrinth_pool_reclaim_orphans",
+               return pool_reclaim_orphans(from_handle(pool), reclaimed);)
+}
+
+LABYRINTH_API labyrinth_status labyrinth_pool_stats(const labyrinth_pool *pool,
+                                                    labyrinth_stats *out) {
+  const char *what = "labyrinth_pool_stats";
+  if (!pool) return null_pool(what);
+  if (!out) return set_error(LABYRINTH_ERR_INVALID, "%s: out is NULL", what);
+  const std::size_t kMin = offsetof(labyrinth_stats, total_pages) + sizeof(uint64_t);
+  if (out->struct_size < kMin || out->struct_size > (1u << 16))
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: out->struct_size is %zu; set it to sizeof(labyrinth_stats) (at least %zu)",
+                     what, out->struct_size, kMin);
+  LAB_BOUNDARY(what, return pool_stats(from_handle(pool), out);)
+}
+
+}  // extern "C"
+

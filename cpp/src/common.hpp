@@ -1,0 +1,63 @@
+// common.hpp - small pieces every core file uses: branch hints, the
+// thread-local state, and error reporting.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "labyrinth/labyrinth.h"
+
+#define LAB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LAB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LAB_HIDDEN __attribute__((visibility("hidden")))
+
+namespace lab {
+
+class ThreadCache;
+
+constexpr std::size_t kPageShift = 12;
+constexpr std::size_t kPageSize = std::size_t{1} << kPageShift;
+constexpr unsigned kMaxOrder = LABYRINTH_MAX_ORDER;
+constexpr std::size_t kArenaAlign = kPageSize << kMaxOrder;  // 4 MiB: blocks are size-aligned
+constexpr unsigned kTlsSlots = 4;                            // pools remembered per thread
+constexpr std::size_t kMessageBytes = 224;
+
+// One remembered (pool -> this thread's cache) pair. Pool ids are never
+// reused, so a slot for a destroyed pool can never match again.
+struct CacheSlot {
+  std::uint64_t pool_id;
+  ThreadCache *cache;
+};
+
+// Everything Labyrinth keeps per thread. Plain data, zero-initialised, in the
+// initial-exec TLS model: reading it is one instruction, never allocates and
+// is async-signal-safe.
+struct ThreadLocal {
+  std::uint64_t alloc_word;        // side-table word of an order-0 exclusive page owned by us
+  std::uint64_t owner;             // our owner id, 0 until first needed
+  CacheSlot slots[kTlsSlots];      // direct-mapped by pool id
+  volatile std::uint8_t in_call;   // 1 while we modify our cache (signal re-entry guard)
+  std::uint8_t exit_hook_set;      // thread-exit destructor registered
+  labyrinth_status status;         // last failure
+  char message[kMessageBytes];     // its message
+};
+
+extern __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
+
+// Compiler-only barrier: orders our TLS guard against the cache update as
+// seen by a signal handler on this thread.
+inline void signal_fence() { std::atomic_signal_fence(std::memory_order_seq_cst); }
+
+// Record a failure for this thread (async-signal-safe formatter: %s %d %u
+// %ld %lu %zu %llu %p %x %c, no widths). Returns status.
+labyrinth_status set_error(labyrinth_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+// Own snprintf subset used by set_error; async-signal-safe.
+std::size_t format_message(char *out, std::size_t cap, const char *fmt, __builtin_va_list ap);
+
+// This thread's owner id (assigned on first use). Async-signal-safe.
+std::uint64_t owner_self();
+
+}  // namespace lab

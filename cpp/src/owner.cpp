@@ -1,0 +1,87 @@
+// owner.cpp - owner ids never reused, a thread-exit hook that returns the
+// thread's caches, the registry of pools, and fork handling.
+#include "owner.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+
+#include "pool.hpp"
+
+namespace lab {
+
+namespace {
+
+std::atomic<std::uint64_t> g_next_owner{0};
+std::atomic<std::uint64_t> g_fork_generation{0};
+pthread_key_t g_exit_key;
+
+std::mutex &reg_mu() {
+  static std::mutex *mu = new std::mutex;  // never destroyed: used at thread exit
+  return *mu;
+}
+std::vector<Pool *> &reg_pools() {
+  static auto *v = new std::vector<Pool *>;
+  return *v;
+}
+std::vector<std::uint64_t> &dead_owners() {
+  static auto *v = new std::vector<std::uint64_t>;
+  return *v;
+}
+
+void on_thread_exit(void *) {
+  std::uint64_t me = tls.owner;
+  std::lock_guard<std::mutex> lock(reg_mu());
+  for (Pool *p : reg_pools()) pool_thread_exit(p, me);
+  auto &dead = dead_owners();
+  dead.insert(std::upper_bound(dead.begin(), dead.end(), me), me);
+  for (auto &slot : tls.slots) slot = CacheSlot{0, nullptr};
+}
+
+void on_fork_child() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+  for (auto &slot : tls.slots) slot = CacheSlot{0, nullptr};
+  tls.in_call = 0;
+  // The mutex may have been held by a thread that does not exist in the
+  // child; make a fresh one (the old one is leaked on purpose).
+  new (&reg_mu()) std::mutex;
+}
+
+__attribute__((constructor)) void labyrinth_process_init() {
+  pthread_key_create(&g_exit_key, on_thread_exit);
+  pthread_atfork(nullptr, nullptr, on_fork_child);
+}
+
+}  // namespace
+
+std::uint64_t owner_self() {
+  std::uint64_t id = tls.owner;
+  if (LAB_LIKELY(id != 0)) return id;
+  std::uint64_t fresh = g_next_owner.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::uint64_t expected = 0;
+  // A signal handler may have assigned one in between: keep the first.
+  if (!__atomic_compare_exchange_n(&tls.owner, &expected, fresh, false, __ATOMIC_RELAXED,
+                                   __ATOMIC_RELAXED)) {
+    fresh = expected;
+  }
+  tls.alloc_word = side::alloc_word(0, true, fresh);
+  return fresh;
+}
+
+std::uint64_t owners_issued() { return g_next_owner.load(std::memory_order_relaxed); }
+
+void ensure_exit_hook() {
+  if (LAB_LIKELY(tls.exit_hook_set)) return;
+  owner_self();
+  pthread_setspecific(g_exit_key, reinterpret_cast<void *>(1));
+  tls.exit_hook_set = 1;
+}
+
+std::mutex &registry_mutex() { return reg_mu(); }
+std::vector<Pool *> &registry_pools() { return reg_pools(); }
+const std::vector<std::uint64_t> &exited_owners() { return dead_owners(); }
+std::uint64_t fork_generation() { return g_fork_generation.load(std::memory_order_relaxed); }
+
+}  // namespace lab
+
+extern "C" LABYRINTH_API labyrinth_owner labyrinth_owner_self(void) { return lab::owner_self(); }

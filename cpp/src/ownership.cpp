@@ -1,0 +1,255 @@
+// ownership.cpp - who may do what with an allocated block: classify a
+// pointer, free, transfer, look up, hand to the kernel and back, and reclaim
+// the blocks of threads that exited. Every refusal leaves the side table as
+// it was and says why, naming the address.
+#include <algorithm>
+
+#include "internal_api.hpp"
+#include "pool.hpp"
+
+namespace lab {
+
+using namespace side;
+
+namespace {
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+const char *state_name(State s) {
+  switch (s) {
+    case UNUSED: return "inside a free block";
+    case BUDDY: return "free";
+    case CACHED: return "free (in a thread cache)";
+    case SHARED: return "free (in the shared list)";
+    case RESERVE: return "free (in the atomic reserve)";
+    default: return "free";
+  }
+}
+}  // namespace
+
+labyrinth_status classify(const Pool *p, const void *page, const char *what, std::size_t *idx,
+                          std::uint64_t *word) {
+  auto addr = reinterpret_cast<std::uintptr_t>(page);
+  auto base = reinterpret_cast<std::uintptr_t>(p->base);
+  if (!page)
+    return set_error(LABYRINTH_ERR_INVALID, "%s: page is NULL", what);
+  if (addr < base || addr - base >= p->size)
+    return set_error(LABYRINTH_ERR_FOREIGN,
+                     "%s: %p is not from this pool (its arena is %p..%p)", what, page,
+                     static_cast<void *>(p->base), static_cast<void *>(p->base + p->size));
+  std::uintptr_t off = addr - base;
+  if (off & (kPageSize - 1))
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: %p is not the start of a block (it is %zu bytes into the page at %p)",
+                     what, page, static_cast<std::size_t>(off & (kPageSize - 1)),
+                     static_cast<void *>(p->base + (off & ~(kPageSize - 1))));
+  std::size_t i = off >> kPageShift;
+  std::uint64_t w = p->meta[i].load(std::memory_order_acquire);
+  State s = state(w);
+  if (s == ALLOC || s == INFLIGHT) {
+    *idx = i;
+    *word = w;
+    return LABYRINTH_OK;
+  }
+  if (s == TAIL) {
+    for (unsigned o = 1; o <= kMaxOrder; ++o) {
+      std::size_t head = i & ~((std::size_t{1} << o) - 1);
+      std::uint64_t hw = p->meta[head].load(kRelaxed);
+      if ((state(hw) == ALLOC || state(hw) == INFLIGHT) && order(hw) >= o)
+        return set_error(LABYRINTH_ERR_INVALID,
+                         "%s: %p is not the start of a block: it is page %zu of the order-%u "
+                         "block at %p",
+                         what, page, i - head, order(hw), p->page_at(head));
+    }
+    return set_error(LABYRINTH_ERR_INVALID, "%s: %p is not the start of a block", what, page);
+  }
+  return set_error(LABYRINTH_ERR_DOUBLE_FREE, "%s: %p is already %s", what, page, state_name(s));
+}
+
+labyrinth_status pool_free(Pool *p, void *page) {
+  if (LAB_UNLIKELY(p->forked()))
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_free_pages: the pool belongs to the "
+                                            "parent process; it cannot be used after fork()");
+  std::size_t idx;
+  std::uint64_t w;
+  labyrinth_status st = classify(p, page, "labyrinth_free_pages", &idx, &w);
+  if (st != LABYRINTH_OK) return p->fail(st);
+  if (state(w) == INFLIGHT)
+    return set_error(p->fail(LABYRINTH_ERR_BUSY),
+                     "labyrinth_free_pages: %p is in flight in the kernel (io_uring); it can be "
+                     "freed once its completion has been reaped",
+                     page);
+  if (exclusive(w)) {
+    std::uint64_t me = owner_self();
+    if (owner(w) != me)
+      return set_error(p->fail(LABYRINTH_ERR_NOT_OWNER),
+                       "labyrinth_free_pages: %p is exclusive to owner %llu, not to the calling "
+                       "thread (owner %llu)",
+                       page, static_cast<unsigned long long>(owner(w)),
+                       static_cast<unsigned long long>(me));
+    // Only the owner changes an exclusive block's word: a plain store is enough.
+  } else {
+    // Anyone may free a shared block: the compare-and-swap decides who does.
+    if (!p->meta[idx].compare_exchange_strong(w, with_state(w, CACHED), std::memory_order_acq_rel))
+      return set_error(p->fail(LABYRINTH_ERR_DOUBLE_FREE),
+                       "labyrinth_free_pages: %p was freed by another thread at the same time",
+                       page);
+  }
+  release_block(p, idx, order(w));
+  return LABYRINTH_OK;
+}
+
+labyrinth_status pool_transfer(Pool *p, void *page, labyrinth_owner new_owner) {
+  if (LAB_UNLIKELY(p->forked()))
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_page_transfer: the pool belongs to the "
+                                            "parent process; it cannot be used after fork()");
+  if (new_owner == LABYRINTH_OWNER_NONE || new_owner > LABYRINTH_OWNER_MAX)
+    return set_error(p->fail(LABYRINTH_ERR_INVALID),
+                     "labyrinth_page_transfer: new owner %llu is not a valid owner id (1..%llu)",
+                     static_cast<unsigned long long>(new_owner),
+                     static_cast<unsigned long long>(LABYRINTH_OWNER_MAX));
+  std::size_t idx;
+  std::uint64_t w;
+  labyrinth_status st = classify(p, page, "labyrinth_page_transfer", &idx, &w);
+  if (st != LABYRINTH_OK) return p->fail(st);
+  if (state(w) == INFLIGHT)
+    return set_error(p->fail(LABYRINTH_ERR_BUSY),
+                     "labyrinth_page_transfer: %p is in flight in the kernel (io_uring)", page);
+  if (!exclusive(w))
+    return set_error(p->fail(LABYRINTH_ERR_INVALID),
+                     "labyrinth_page_transfer: %p was not allocated with LABYRINTH_GFP_EXCLUSIVE; "
+                     "it has no owner to transfer",
+                     page);
+  std::uint64_t me = owner_self();
+  if (owner(w) != me)
+    return set_error(p->fail(LABYRINTH_ERR_NOT_OWNER),
+                     "labyrinth_page_transfer: %p is exclusive to owner %llu, not to the calling "
+                     "thread (owner %llu)",
+                     page, static_cast<unsigned long long>(owner(w)),
+                     static_cast<unsigned long long>(me));
+  p->meta[idx].store(with_owner(w, new_owner), std::memory_order_release);
+  return LABYRINTH_OK;
+}
+
+labyrinth_status pool_page_info(const Pool *p, const void *page, labyrinth_owner *own,
+                                unsigned *ord) {
+  std::size_t idx;
+  std::uint64_t w;
+  labyrinth_status st = classify(p, page, "labyrinth_page_info", &idx, &w);
+  if (st != LABYRINTH_OK) return st;
+  if (own) *own = exclusive(w) ? owner(w) : LABYRINTH_OWNER_NONE;
+  if (ord) *ord = order(w);
+  return LABYRINTH_OK;
+}
+
+// Orphans: exclusive blocks whose owner id belongs to a thread that exited.
+std::uint64_t count_orphaned_pages(const Pool *p) {
+  const auto &dead = exited_owners();
+  if (dead.empty()) return 0;
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < p->npages; ++i) {
+    std::uint64_t w = p->meta[i].load(kRelaxed);
+    if (state(w) == ALLOC && exclusive(w) && std::binary_search(dead.begin(), dead.end(), owner(w)))
+      n += std::uint64_t{1} << order(w);
+  }
+  return n;
+}
+
+labyrinth_status pool_reclaim_orphans(Pool *p, std::size_t *reclaimed) {
+  if (p->forked())
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_reclaim_orphans: the pool belongs to "
+                                            "the parent process; it cannot be used after fork()");
+  std::vector<std::size_t> orphans;
+  {
+    std::lock_guard<std::mutex> reg(registry_mutex());
+    const auto &dead = exited_owners();
+    for (std::size_t i = 0; i < p->npages && !dead.empty(); ++i) {
+      std::uint64_t w = p->meta[i].load(std::memory_order_acquire);
+      if (state(w) != ALLOC || !exclusive(w) ||
+          !std::binary_search(dead.begin(), dead.end(), owner(w)))
+        continue;
+      // Nobody can change an orphan's word (its owner is gone), but claim it
+      // with a CAS all the same.
+      if (p->meta[i].compare_exchange_strong(w, with_state(w, CACHED)))
+        orphans.push_back(i | (std::size_t{order(w)} << 56));
+    }
+  }
+  for (std::size_t v : orphans) {
+    std::size_t idx = v & ((std::size_t{1} << 56) - 1);
+    unsigned ord = static_cast<unsigned>(v >> 56);
+    // Straight to the buddy (not this thread's cache): they may be large.
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->buddy.free(idx, ord);
+  }
+  if (!orphans.empty()) {
+    wake_waiters(p);
+    update_pressure(p);
+  }
+  if (reclaimed) *reclaimed = orphans.size();
+  return LABYRINTH_OK;
+}
+
+// ---------------------------------------------------------------------------
+// The kernel as an owner (internal_api.hpp)
+// ---------------------------------------------------------------------------
+
+void *pool_arena_base(const labyrinth_pool *pool) { return from_handle(pool)->base; }
+std::size_t pool_arena_size(const labyrinth_pool *pool) { return from_handle(pool)->size; }
+
+labyrinth_status page_begin_io(labyrinth_pool *pool, void *page, labyrinth_owner who) {
+  Pool *p = from_handle(pool);
+  std::size_t idx;
+  std::uint64_t w;
+  labyrinth_status st = classify(p, page, "io submission", &idx, &w);
+  if (st != LABYRINTH_OK) return st;
+  if (state(w) == INFLIGHT)
+    return set_error(LABYRINTH_ERR_BUSY,
+                     "io submission: %p is already in flight in the kernel; wait for its "
+                     "completion",
+                     page);
+  if (exclusive(w) && owner(w) != who)
+    return set_error(LABYRINTH_ERR_NOT_OWNER,
+                     "io submission: %p is exclusive to owner %llu, not to owner %llu", page,
+                     static_cast<unsigned long long>(owner(w)),
+                     static_cast<unsigned long long>(who));
+  if (!p->meta[idx].compare_exchange_strong(w, with_state(w, INFLIGHT), std::memory_order_acq_rel))
+    return set_error(LABYRINTH_ERR_BUSY, "io submission: %p changed state concurrently", page);
+  p->inflight_pages.fetch_add(std::uint64_t{1} << order(w), kRelaxed);
+  return LABYRINTH_OK;
+}
+
+labyrinth_status page_end_io(labyrinth_pool *pool, void *page, labyrinth_owner new_owner) {
+  Pool *p = from_handle(pool);
+  std::size_t idx;
+  std::uint64_t w;
+  labyrinth_status st = classify(p, page, "io completion", &idx, &w);
+  if (st != LABYRINTH_OK) return st;
+  if (state(w) != INFLIGHT)
+    return set_error(LABYRINTH_ERR_INVALID, "io completion: %p is not in flight", page);
+  std::uint64_t back = with_state(w, ALLOC);
+  if (new_owner != LABYRINTH_OWNER_NONE && exclusive(w)) back = with_owner(back, new_owner);
+  if (!p->meta[idx].compare_exchange_strong(w, back, std::memory_order_acq_rel))
+    return set_error(LABYRINTH_ERR_BUSY, "io completion: %p changed state concurrently", page);
+  p->inflight_pages.fetch_sub(std::uint64_t{1} << order(w), kRelaxed);
+  return LABYRINTH_OK;
+}
+
+labyrinth_status page_release_from_io(labyrinth_pool *pool, void *page) {
+  Pool *p = from_handle(pool);
+  std::size_t idx;
+  std::uint64_t w;
+  labyrinth_status st = classify(p, page, "io release", &idx, &w);
+  if (st != LABYRINTH_OK) return st;
+  if (state(w) != INFLIGHT)
+    return set_error(LABYRINTH_ERR_INVALID, "io release: %p is not in flight", page);
+  if (!p->meta[idx].compare_exchange_strong(w, with_state(w, CACHED), std::memory_order_acq_rel))
+    return set_error(LABYRINTH_ERR_BUSY, "io release: %p changed state concurrently", page);
+  p->inflight_pages.fetch_sub(std::uint64_t{1} << order(w), kRelaxed);
+  release_block(p, idx, order(w));
+  return LABYRINTH_OK;
+}
+
+void pool_hold(labyrinth_pool *pool) { from_handle(pool)->holds.fetch_add(1); }
+void pool_unhold(labyrinth_pool *pool) { from_handle(pool)->holds.fetch_sub(1); }
+std::uint64_t pool_holds(const labyrinth_pool *pool) { return from_handle(pool)->holds.load(); }
+
+}  // namespace lab

@@ -1,0 +1,592 @@
+// pool.cpp - creating and destroying pools, the general allocation path
+// (every order and flag), returning blocks, watermarks, waiters, statistics.
+#include "pool.hpp"
+
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <new>
+
+namespace lab {
+
+using namespace side;
+
+namespace {
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
+std::atomic<std::uint64_t> g_next_pool_id{0};
+
+// Fields of labyrinth_pool_options in ABI 1.0 and the struct_size that covers each.
+#define LAB_HAS(opts, field) \
+  ((opts)->struct_size >= offsetof(labyrinth_pool_options, field) + sizeof((opts)->field))
+
+void futex_wake_all(std::atomic<std::uint32_t> *word) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(word), FUTEX_WAKE_PRIVATE, INT_MAX,
+          nullptr, nullptr, 0);
+}
+
+void futex_wait(std::atomic<std::uint32_t> *word, std::uint32_t seen, long max_ns) {
+  struct timespec ts {
+    max_ns / 1000000000L, max_ns % 1000000000L
+  };
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(word), FUTEX_WAIT_PRIVATE, seen, &ts,
+          nullptr, 0);
+}
+
+std::int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+// A WAIT caller, queued in arrival order under the pool mutex.
+struct Waiter {
+  unsigned order;
+  Waiter *next;
+};
+
+void wake_waiters(Pool *p) {
+  p->wait_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&p->wait_seq);
+}
+
+void update_pressure(Pool *p) {
+  std::size_t free = p->free_pages();
+  bool on = p->pressure.load(kRelaxed);
+  if (!on && free < p->wm_low) {
+    if (!p->pressure.exchange(true, kRelaxed)) p->pressure_events.fetch_add(1, kRelaxed);
+  } else if (on && free >= p->wm_high && p->nwaiters.load(kRelaxed) == 0) {
+    p->pressure.store(false, kRelaxed);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Create / destroy
+// ---------------------------------------------------------------------------
+
+labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out) {
+  if (!opts || !out)
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: %s is NULL",
+                     !opts ? "opts" : "out");
+  const std::size_t kMinSize = offsetof(labyrinth_pool_options, numa_node) + sizeof(int);
+  if (opts->struct_size < kMinSize || opts->struct_size > (1u << 16))
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_create: opts->struct_size is %zu; it must be at least %zu "
+                     "(call labyrinth_pool_options_init first)",
+                     opts->struct_size, kMinSize);
+  labyrinth_pool_options o;
+  labyrinth_pool_options_init(&o);
+  std::memcpy(&o, opts, std::min(opts->struct_size, sizeof o));
+  o.struct_size = sizeof o;
+  if (o.size_bytes == 0 || o.size_bytes % kPageSize != 0)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_create: size_bytes %zu is not a non-zero multiple of %zu",
+                     o.size_bytes, kPageSize);
+  const std::size_t npages = o.size_bytes / kPageSize;
+  if (npages >= kMaxPages)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_create: size_bytes %zu exceeds the largest arena (%zu bytes)",
+                     o.size_bytes, (kMaxPages - 1) * kPageSize);
+  const std::uint32_t known = LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES |
+                              LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
+                              LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS;
+  if (o.flags & ~known)
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
+                     o.flags & ~known);
+  if (o.flags & LABYRINTH_POOL_PKEYS)
+    return set_error(LABYRINTH_ERR_UNSUPPORTED,
+                     "labyrinth_pool_create: LABYRINTH_POOL_PKEYS is not implemented in this "
+                     "build (hardware-enforced exclusivity is planned)");
+  if (o.flags & LABYRINTH_POOL_POISON)
+    return set_error(LABYRINTH_ERR_UNSUPPORTED,
+                     "labyrinth_pool_create: LABYRINTH_POOL_POISON is not implemented in this "
+                     "build; use LABYRINTH_POOL_GUARD to catch use after free");
+  if (o.atomic_reserve_pages == SIZE_MAX) o.atomic_reserve_pages = std::min<std::size_t>(npages / 64, 256);
+  if (o.atomic_reserve_pages > npages)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_create: atomic_reserve_pages %zu exceeds the pool's %zu pages",
+                     o.atomic_reserve_pages, npages);
+  if (o.watermark_low_pages == SIZE_MAX) o.watermark_low_pages = npages / 16;
+  if (o.watermark_high_pages == SIZE_MAX) o.watermark_high_pages = npages / 8;
+  if (o.watermark_min_pages > o.watermark_low_pages || o.watermark_low_pages > o.watermark_high_pages ||
+      o.watermark_high_pages > npages)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_create: watermarks must satisfy min (%zu) <= low (%zu) <= "
+                     "high (%zu) <= pages (%zu)",
+                     o.watermark_min_pages, o.watermark_low_pages, o.watermark_high_pages, npages);
+  if (o.max_thread_caches > 1024 || o.thread_cache_pages == 0 || o.thread_cache_pages > 4096 ||
+      o.thread_cache_batch == 0 || o.thread_cache_batch > o.thread_cache_pages)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_create: thread caches: max_thread_caches %u (<= 1024), "
+                     "thread_cache_pages %u (1..4096), thread_cache_batch %u (1..pages)",
+                     o.max_thread_caches, o.thread_cache_pages, o.thread_cache_batch);
+
+  Pool *p = new (std::nothrow) Pool;
+  if (!p) return set_error(LABYRINTH_ERR_NOMEM, "labyrinth_pool_create: out of memory");
+  labyrinth_status st = arena_map(o.size_bytes, o.flags, o.numa_node, &p->arena);
+  if (st != LABYRINTH_OK) {
+    delete p;
+    return st;
+  }
+  p->base = p->arena.base;
+  p->size = o.size_bytes;
+  p->npages = npages;
+  p->flags = o.flags & ~(p->arena.pinned ? 0u : LABYRINTH_POOL_PIN);
+  p->meta = static_cast<std::atomic<std::uint64_t> *>(meta_map(npages * sizeof(std::uint64_t)));
+  p->max_caches = o.max_thread_caches;
+  p->cache_capacity = o.thread_cache_pages;
+  p->cache_batch = o.thread_cache_batch;
+  p->cache_mem_bytes = std::size_t{p->max_caches} *
+                       (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *));
+  p->cache_mem = p->cache_mem_bytes ? meta_map(p->cache_mem_bytes) : nullptr;
+  if (!p->meta || (p->cache_mem_bytes && !p->cache_mem)) {
+    int e = errno;
+    meta_unmap(p->meta, npages * sizeof(std::uint64_t));
+    meta_unmap(p->cache_mem, p->cache_mem_bytes);
+    arena_unmap(&p->arena);
+    delete p;
+    return set_error(LABYRINTH_ERR_NOMEM,
+                     "labyrinth_pool_create: mmap of the side table failed (errno %d)", e);
+  }
+  p->caches = static_cast<ThreadCache *>(p->cache_mem);
+  void **slot_mem = reinterpret_cast<void **>(p->caches + p->max_caches);
+  for (std::uint32_t i = 0; i < p->max_caches; ++i) {
+    ThreadCache *c = new (&p->caches[i]) ThreadCache;
+    c->capacity = p->cache_capacity;
+    c->batch = p->cache_batch;
+    c->slots = slot_mem + std::size_t{i} * p->cache_capacity;
+  }
+  p->use_caches = !(p->flags & LABYRINTH_POOL_GUARD) && p->max_caches > 0;
+  p->fast_ok = p->use_caches && !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_GUARD));
+  p->wm_min = o.watermark_min_pages;
+  p->wm_low = o.watermark_low_pages;
+  p->wm_high = o.watermark_high_pages;
+  p->buddy.init(p->meta, npages);
+  p->shared.init(p->meta, SHARED);
+  p->reserve.init(p->meta, RESERVE);
+  p->reserve_target = o.atomic_reserve_pages;
+  for (std::size_t i = 0; i < p->reserve_target; ++i) {
+    std::size_t idx;
+    p->buddy.alloc(0, &idx);
+    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+  }
+  if (p->flags & LABYRINTH_POOL_GUARD) mprotect(p->base, p->size, PROT_NONE);
+  p->fork_gen = fork_generation();
+  update_pressure(p);
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    p->id = g_next_pool_id.fetch_add(1, kRelaxed) + 1;
+    registry_pools().push_back(p);
+  }
+  *out = p;
+  return LABYRINTH_OK;
+}
+
+static std::uint64_t cached_pages(const Pool *p) {
+  std::uint64_t n = 0;
+  for (std::uint32_t i = 0; i < p->max_caches; ++i)
+    if (p->caches[i].user.load(kRelaxed)) n += p->caches[i].n();
+  return n;
+}
+
+labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
+  if (!handle) return LABYRINTH_OK;
+  Pool *p = from_handle(handle);
+  if (flags & ~std::uint32_t{LABYRINTH_DESTROY_FORCE})
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_destroy_ex: unknown flags 0x%x",
+                     flags & ~std::uint32_t{LABYRINTH_DESTROY_FORCE});
+  std::lock_guard<std::mutex> reg(registry_mutex());
+  auto &pools = registry_pools();
+  auto it = std::find(pools.begin(), pools.end(), p);
+  if (it == pools.end())
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_destroy: %p is not a live pool (already destroyed?)",
+                     static_cast<void *>(handle));
+  if (!p->forked()) {
+    if (std::uint64_t h = p->holds.load()) {
+      return set_error(p->fail(LABYRINTH_ERR_BUSY),
+                       "labyrinth_pool_destroy: the pool is registered with %llu io_uring "
+                       "instance(s) or managed ring(s); unregister or destroy them first",
+                       static_cast<unsigned long long>(h));
+    }
+    if (std::uint64_t inflight = p->inflight_pages.load()) {
+      return set_error(p->fail(LABYRINTH_ERR_BUSY),
+                       "labyrinth_pool_destroy: %llu page(s) are in flight in the kernel",
+                       static_cast<unsigned long long>(inflight));
+    }
+    std::uint64_t live = p->npages - p->free_pages() - p->reserve.pages() - cached_pages(p);
+    if (live && !(flags & LABYRINTH_DESTROY_FORCE)) {
+      std::size_t example = 0;
+      for (std::size_t i = 0; i < p->npages; ++i) {
+        State s = state(p->meta[i].load(kRelaxed));
+        if (s == ALLOC || s == INFLIGHT) { example = i; break; }
+      }
+      return set_error(p->fail(LABYRINTH_ERR_BUSY),
+                       "labyrinth_pool_destroy: %llu page(s) are still allocated (e.g. %p); free "
+                       "them or pass LABYRINTH_DESTROY_FORCE",
+                       static_cast<unsigned long long>(live), p->page_at(example));
+    }
+  }
+  pools.erase(it);
+  if (!p->forked()) {
+    meta_unmap(p->meta, p->npages * sizeof(std::uint64_t));
+    meta_unmap(p->cache_mem, p->cache_mem_bytes);
+    arena_unmap(&p->arena);
+  }
+  for (auto &slot : tls.slots)
+    if (slot.pool_id == p->id) slot = CacheSlot{0, nullptr};
+  delete p;
+  return LABYRINTH_OK;
+}
+
+// Pull every chain of the shared list into the buddy allocator (mutex held).
+static void flush_shared_locked(Pool *p) {
+  for (;;) {
+    std::size_t i = p->shared.pop_chain();
+    if (i == kNil30) break;
+    std::size_t n = 0;
+    while (i != kNil30) {
+      std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+      p->buddy.free(i, 0);
+      ++n;
+      i = next;
+    }
+    p->shared.taken(n);
+  }
+}
+
+void pool_thread_exit(Pool *p, std::uint64_t owner) {
+  if (p->forked()) return;
+  for (std::uint32_t i = 0; i < p->max_caches; ++i) {
+    ThreadCache *c = &p->caches[i];
+    if (c->user.load(kRelaxed) != owner) continue;
+    cache_drain(p, c, c->n());
+    c->user.store(0, std::memory_order_release);
+    p->caches_in_use.fetch_sub(1, kRelaxed);
+  }
+}
+
+labyrinth_status pool_trim(Pool *p) {
+  if (p->forked())
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_trim: the pool belongs to the parent "
+                                            "process; it cannot be used after fork()");
+  if (ThreadCache *c = tls.in_call ? nullptr : cache_for(p)) {
+    tls.in_call = 1;
+    signal_fence();
+    cache_drain(p, c, c->n());
+    signal_fence();
+    tls.in_call = 0;
+  }
+  std::lock_guard<std::mutex> lock(p->mu);
+  // The reserve goes back too and is taken again, so that a pool with every
+  // page free is exactly as a fresh pool: maximal blocks, reserve full.
+  for (;;) {
+    std::size_t i = p->reserve.pop_chain();
+    if (i == kNil30) break;
+    std::size_t n = 0;
+    while (i != kNil30) {
+      std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+      p->buddy.free(i, 0);
+      ++n;
+      i = next;
+    }
+    p->reserve.taken(n);
+  }
+  flush_shared_locked(p);
+  std::size_t idx;
+  while (p->reserve.pages() < p->reserve_target && p->buddy.alloc(0, &idx))
+    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+  update_pressure(p);
+  return LABYRINTH_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Allocation
+// ---------------------------------------------------------------------------
+
+// Order-0 page from this thread's cache, the shared list or the buddy.
+static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
+  ThreadCache *c = tls.in_call ? nullptr : cache_for(p);
+  if (c) {
+    tls.in_call = 1;
+    signal_fence();
+    std::uint32_t n = c->n();
+    if (n == 0) n = cache_refill(p, c, atomic);
+    bool ok = false;
+    if (n) {
+      n = c->n();
+      *idx = p->index_of(c->slots[n - 1]);
+      c->set_n(n - 1);
+      ok = true;
+    }
+    signal_fence();
+    tls.in_call = 0;
+    return ok;
+  }
+  // No cache (none left, debug mode, or re-entered from a signal handler):
+  // one page from the shared list, lock-free.
+  if (p->use_caches && (atomic || p->free_pages() > p->wm_min)) {
+    std::size_t first = p->shared.pop_chain();
+    if (first != kNil30) {
+      std::size_t rest = chain_next_page(p->meta[first].load(kRelaxed));
+      std::size_t n = 0;
+      for (std::size_t j = rest; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++n;
+      p->shared.taken(n + 1);
+      if (n) p->shared.push_linked(rest, n);
+      *idx = first;
+      return true;
+    }
+  }
+  std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
+  if (atomic ? !lock.try_lock() : (lock.lock(), false)) return false;
+  if (!atomic && p->free_pages() <= p->wm_min) return false;
+  return p->buddy.alloc(0, idx);
+}
+
+static bool take_reserve(Pool *p, std::size_t *idx) {
+  std::size_t first = p->reserve.pop_chain();
+  if (first == kNil30) return false;
+  std::size_t rest = chain_next_page(p->meta[first].load(kRelaxed));
+  std::size_t n = 0;
+  for (std::size_t j = rest; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++n;
+  p->reserve.taken(n + 1);
+  if (n) p->reserve.push_linked(rest, n);
+  p->reserve_uses.fetch_add(1, kRelaxed);
+  *idx = first;
+  return true;
+}
+
+// A block of any order from the buddy allocator (mutex held).
+static bool take_block_locked(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
+  const std::size_t pages = std::size_t{1} << order;
+  auto enough = [&] { return atomic || p->free_pages() >= p->wm_min + pages; };
+  if (!enough()) return false;
+  if (p->buddy.alloc(order, idx)) return true;
+  // The shared list may hold the pages that would merge into this block.
+  if (!p->shared.empty()) {
+    flush_shared_locked(p);
+    if (enough() && p->buddy.alloc(order, idx)) return true;
+  }
+  return false;
+}
+
+static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp) {
+  const bool excl = gfp & LABYRINTH_GFP_EXCLUSIVE;
+  const std::size_t pages = std::size_t{1} << order;
+  for (std::size_t i = 1; i < pages; ++i) p->meta[idx + i].store(TAIL, kRelaxed);
+  void *page = p->page_at(idx);
+  if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_READ | PROT_WRITE);
+  // SCRUB pools zero every page as it is freed, and fresh pages are zero.
+  if ((gfp & LABYRINTH_GFP_ZERO) && !(p->flags & LABYRINTH_POOL_SCRUB))
+    std::memset(page, 0, pages * kPageSize);
+  p->meta[idx].store(alloc_word(order, excl, excl ? owner_self() : 0), std::memory_order_release);
+}
+
+static labyrinth_status nomem(Pool *p, unsigned order, labyrinth_gfp gfp) {
+  return set_error(p->fail(LABYRINTH_ERR_NOMEM),
+                   "no free block of order %u (%s): %zu free pages outside thread caches, "
+                   "reserve %zu/%zu, min watermark %zu, largest free order %d",
+                   order, (gfp & LABYRINTH_GFP_ATOMIC) ? "ATOMIC" : "without waiting",
+                   p->free_pages(), p->reserve.pages(), p->reserve_target, p->wm_min,
+                   p->buddy.largest_free_order());
+}
+
+static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gfp,
+                                       std::uint32_t timeout_ms, std::size_t *idx) {
+  const std::int64_t deadline =
+      timeout_ms == LABYRINTH_TIMEOUT_INFINITE ? INT64_MAX : now_ns() + std::int64_t{timeout_ms} * 1000000;
+  Waiter self{order, nullptr};
+  std::unique_lock<std::mutex> lock(p->mu);
+  if (p->wait_tail) p->wait_tail->next = &self;
+  else p->wait_head = &self;
+  p->wait_tail = &self;
+  p->nwaiters.fetch_add(1, std::memory_order_seq_cst);
+  if (!p->pressure.exchange(true)) p->pressure_events.fetch_add(1, kRelaxed);
+  p->waits.fetch_add(1, kRelaxed);
+  bool got = false, timed_out = false;
+  for (;;) {
+    std::uint32_t seen = p->wait_seq.load(std::memory_order_seq_cst);
+    if (p->wait_head == &self) {
+      // Only the first waiter takes pages: arrival order is service order.
+      if (order == 0 && p->use_caches && p->free_pages() > p->wm_min) {
+        std::size_t first = p->shared.pop_chain();
+        if (first != kNil30) {
+          std::size_t rest = chain_next_page(p->meta[first].load(kRelaxed));
+          std::size_t n = 0;
+          for (std::size_t j = rest; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++n;
+          p->shared.taken(n + 1);
+          if (n) p->shared.push_linked(rest, n);
+          *idx = first;
+          got = true;
+        }
+      }
+      if (!got) got = take_block_locked(p, order, false, idx);
+      if (got) break;
+    }
+    std::int64_t left = deadline - now_ns();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    lock.unlock();
+    // Sleep until pages come back (wait_seq changes), the deadline, or 100 ms:
+    // the periodic re-check is a safety net for pages freed into thread caches.
+    futex_wait(&p->wait_seq, seen, std::min<std::int64_t>(left, 100000000));
+    lock.lock();
+  }
+  // Dequeue ourselves (we may not be first if we timed out).
+  Waiter **link = &p->wait_head;
+  Waiter *prev = nullptr;
+  while (*link != &self) {
+    prev = *link;
+    link = &(*link)->next;
+  }
+  *link = self.next;
+  if (p->wait_tail == &self) p->wait_tail = prev;
+  p->nwaiters.fetch_sub(1, std::memory_order_seq_cst);
+  lock.unlock();
+  wake_waiters(p);  // the next waiter is now first
+  update_pressure(p);
+  if (timed_out) {
+    p->timeouts.fetch_add(1, kRelaxed);
+    return set_error(p->fail(LABYRINTH_ERR_TIMEOUT),
+                     "no block of order %u became free within %u ms (%zu free pages, min "
+                     "watermark %zu)",
+                     order, timeout_ms, p->free_pages(), p->wm_min);
+  }
+  (void)gfp;
+  return LABYRINTH_OK;
+}
+
+labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uint32_t timeout_ms,
+                            void **out) {
+  if (LAB_UNLIKELY(p->forked()))
+    return set_error(LABYRINTH_ERR_INVALID, "the pool belongs to the parent process; it cannot "
+                                            "be used after fork()");
+  const bool atomic = gfp & LABYRINTH_GFP_ATOMIC;
+  std::size_t idx = 0;
+  bool got = false;
+  // WAIT callers queue behind earlier waiters rather than overtake them.
+  const bool queue_first = (gfp & LABYRINTH_GFP_WAIT) && p->nwaiters.load(kRelaxed) > 0;
+  if (!queue_first) {
+    if (order == 0) {
+      got = take_page(p, atomic, &idx);
+    } else {
+      std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
+      if (atomic ? lock.try_lock() : (lock.lock(), true)) got = take_block_locked(p, order, atomic, &idx);
+    }
+    if (!got && atomic && order == 0) got = take_reserve(p, &idx);
+  }
+  if (!got) {
+    if (!(gfp & LABYRINTH_GFP_WAIT)) return nomem(p, order, gfp);
+    labyrinth_status st = wait_for_block(p, order, gfp, timeout_ms, &idx);
+    if (st != LABYRINTH_OK) return st;
+  }
+  hand_out(p, idx, order, gfp);
+  *out = p->page_at(idx);
+  return LABYRINTH_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Returning blocks
+// ---------------------------------------------------------------------------
+
+void release_block(Pool *p, std::size_t idx, unsigned order) {
+  const std::size_t pages = std::size_t{1} << order;
+  void *page = p->page_at(idx);
+  if (p->flags & LABYRINTH_POOL_SCRUB) std::memset(page, 0, pages * kPageSize);
+  if (order == 0 && p->use_caches) {
+    ThreadCache *c = tls.in_call ? nullptr : cache_for(p);
+    if (c && !p->pressure.load(kRelaxed)) {
+      tls.in_call = 1;
+      signal_fence();
+      if (c->n() == c->capacity) cache_drain(p, c, c->batch);
+      std::uint32_t n = c->n();
+      p->meta[idx].store(CACHED, kRelaxed);
+      c->slots[n] = page;
+      c->set_n(n + 1);
+      signal_fence();
+      tls.in_call = 0;
+      return;
+    }
+    // Under pressure, without a cache or re-entered: straight to the shared
+    // list (or the reserve, if it is short), lock-free, and wake waiters.
+    if (p->reserve.pages() < p->reserve_target)
+      p->reserve.push([idx](std::size_t) { return idx; }, 1);
+    else
+      p->shared.push([idx](std::size_t) { return idx; }, 1);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (p->nwaiters.load(kRelaxed)) wake_waiters(p);
+    update_pressure(p);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_NONE);
+    p->buddy.free(idx, order);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (p->nwaiters.load(kRelaxed)) wake_waiters(p);
+  update_pressure(p);
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------
+
+labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
+  Pool *p = const_cast<Pool *>(cp);
+  if (p->forked())
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_stats: the pool belongs to the "
+                                            "parent process; it cannot be used after fork()");
+  labyrinth_stats s;
+  std::memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  s.total_pages = p->npages;
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    for (unsigned o = 0; o <= kMaxOrder; ++o) s.free_blocks[o] = p->buddy.free_blocks(o);
+    s.free_pages = p->free_pages();
+  }
+  s.shared_free_pages = p->shared.pages();
+  s.reserve_pages = p->reserve.pages();
+  s.reserve_target = p->reserve_target;
+  s.cached_pages = cached_pages(p);
+  std::uint64_t not_allocated = s.free_pages + s.reserve_pages + s.cached_pages;
+  s.allocated_pages = s.total_pages > not_allocated ? s.total_pages - not_allocated : 0;
+  s.inflight_pages = p->inflight_pages.load(kRelaxed);
+  {
+    std::lock_guard<std::mutex> reg(registry_mutex());
+    s.orphaned_pages = count_orphaned_pages(p);
+  }
+  s.reserve_uses = p->reserve_uses.load(kRelaxed);
+  for (unsigned i = 0; i < LABYRINTH_STATUS_COUNT; ++i) s.failures[i] = p->failures[i].load(kRelaxed);
+  s.waits = p->waits.load(kRelaxed);
+  s.timeouts = p->timeouts.load(kRelaxed);
+  s.refills = p->refills.load(kRelaxed);
+  s.drains = p->drains.load(kRelaxed);
+  s.pressure_events = p->pressure_events.load(kRelaxed);
+  s.watermark_min = p->wm_min;
+  s.watermark_low = p->wm_low;
+  s.watermark_high = p->wm_high;
+  s.thread_caches_in_use = p->caches_in_use.load(kRelaxed);
+  s.metadata_bytes = p->npages * sizeof(std::uint64_t);
+  s.flags = p->flags;
+  s.huge_pages = p->arena.huge_pages ? 1 : 0;
+  // Write only what the caller's struct covers; struct_size stays theirs.
+  std::size_t n = std::min(out->struct_size, sizeof s);
+  std::memcpy(reinterpret_cast<char *>(out) + sizeof(std::size_t),
+              reinterpret_cast<const char *>(&s) + sizeof(std::size_t), n - sizeof(std::size_t));
+  return LABYRINTH_OK;
+}
+
+}  // namespace lab

@@ -1,0 +1,124 @@
+// pool.hpp - a pool: the arena, the ownership side table, the buddy
+// allocator, the shared lock-free free list and the atomic reserve, the
+// thread caches, watermarks and waiters.
+//
+// Where a free order-0 page can be, from fastest to slowest to reach:
+//   thread cache (owner thread only) -> shared list (lock-free, batched)
+//   -> buddy allocator (pool mutex) ; the atomic reserve (lock-free) is
+//   used only by ATOMIC callers when everything else is empty.
+// Blocks of order > 0 live only in the buddy allocator.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "arena.hpp"
+#include "buddy.hpp"
+#include "common.hpp"
+#include "depot.hpp"
+#include "owner.hpp"
+#include "side_table.hpp"
+#include "thread_cache.hpp"
+
+struct labyrinth_pool {};  // the public handle is a Pool (derived below)
+
+namespace lab {
+
+struct Waiter;
+
+struct Pool : labyrinth_pool {
+  // ---- read-mostly, read on every call (keep together) ----
+  std::uint8_t *base = nullptr;                 // arena start
+  std::size_t size = 0;                         // arena bytes
+  std::atomic<std::uint64_t> *meta = nullptr;   // side table, one word per page
+  std::uint64_t id = 0;                         // never reused in this process
+  bool fast_ok = false;                         // owner fast paths allowed (no debug mode, no scrub)
+  bool use_caches = false;                      // order-0 pages may sit in thread caches
+  std::atomic<bool> pressure{false};            // below the low mark or waiters present
+
+  // ---- configuration ----
+  std::size_t npages = 0;
+  std::uint32_t flags = 0;
+  std::size_t reserve_target = 0;
+  std::size_t wm_min = 0, wm_low = 0, wm_high = 0;
+  std::uint32_t cache_capacity = 0, cache_batch = 0, max_caches = 0;
+  std::uint64_t fork_gen = 0;
+  Arena arena;
+
+  // ---- the buddy allocator and waiters: under mu ----
+  alignas(64) std::mutex mu;
+  Buddy buddy;
+  Waiter *wait_head = nullptr, *wait_tail = nullptr;
+
+  // ---- lock-free shared structures ----
+  Depot shared;   // order-0 pages returned by thread caches
+  Depot reserve;  // the atomic reserve
+  ThreadCache *caches = nullptr;
+  void *cache_mem = nullptr;
+  std::size_t cache_mem_bytes = 0;
+  std::atomic<std::uint32_t> caches_in_use{0};
+  alignas(64) std::atomic<std::uint32_t> wait_seq{0};  // futex word: bumped when pages return
+  std::atomic<std::uint32_t> nwaiters{0};
+  std::atomic<std::uint64_t> holds{0};           // io_uring registrations, managed rings
+  std::atomic<std::uint64_t> inflight_pages{0};
+
+  // ---- counters (slow paths only) ----
+  std::atomic<std::uint64_t> failures[LABYRINTH_STATUS_COUNT] = {};
+  std::atomic<std::uint64_t> reserve_uses{0}, waits{0}, timeouts{0}, refills{0}, drains{0},
+      pressure_events{0};
+
+  // Helpers.
+  std::size_t index_of(const void *page) const {
+    return static_cast<std::size_t>(static_cast<const std::uint8_t *>(page) - base) >> kPageShift;
+  }
+  void *page_at(std::size_t idx) const { return base + (idx << kPageShift); }
+  // Free pages outside thread caches and the reserve.
+  std::size_t free_pages() const { return buddy.free_pages() + shared.pages(); }
+  bool forked() const { return fork_gen != fork_generation(); }
+
+  labyrinth_status fail(labyrinth_status s) {
+    failures[s].fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+};
+
+inline Pool *from_handle(labyrinth_pool *p) { return static_cast<Pool *>(p); }
+inline const Pool *from_handle(const labyrinth_pool *p) { return static_cast<const Pool *>(p); }
+
+// Lifecycle and statistics (pool.cpp).
+labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out);
+labyrinth_status pool_destroy(labyrinth_pool *pool, std::uint32_t flags);
+labyrinth_status pool_trim(Pool *pool);
+labyrinth_status pool_stats(const Pool *pool, labyrinth_stats *out);
+void pool_thread_exit(Pool *pool, std::uint64_t owner);  // registry mutex held
+
+// General allocation (pool.cpp); arguments already validated.
+labyrinth_status pool_alloc(Pool *pool, unsigned order, labyrinth_gfp gfp, std::uint32_t timeout_ms,
+                            void **out);
+
+// Put a block back (ownership already checked): cache, shared list or buddy.
+void release_block(Pool *pool, std::size_t idx, unsigned order);
+
+// Wake WAIT callers after pages came back. Async-signal-safe (a futex wake).
+void wake_waiters(Pool *pool);
+
+// Update `pressure` from the free count (slow paths).
+void update_pressure(Pool *pool);
+
+// Ownership (ownership.cpp).
+labyrinth_status pool_free(Pool *pool, void *page);
+labyrinth_status pool_transfer(Pool *pool, void *page, labyrinth_owner new_owner);
+labyrinth_status pool_page_info(const Pool *pool, const void *page, labyrinth_owner *owner,
+                                unsigned *order);
+labyrinth_status pool_reclaim_orphans(Pool *pool, std::size_t *reclaimed);
+std::uint64_t count_orphaned_pages(const Pool *pool);  // registry mutex held
+
+// Validate a pointer as the first page of an allocated (or in-flight) block:
+// OK with *idx and *word, or the error (FOREIGN / INVALID / DOUBLE_FREE)
+// with a message naming `what` (the call).
+labyrinth_status classify(const Pool *pool, const void *page, const char *what, std::size_t *idx,
+                          std::uint64_t *word);
+
+}  // namespace lab

@@ -1,0 +1,75 @@
+// side_table.hpp - the ownership table: one 64-bit word per page of the
+// arena, outside the pages. It says what each page is (free in the buddy,
+// cached, allocated and by whom, in flight in the kernel, ...), and it holds
+// the free-list links, so the allocator never writes inside a page.
+//
+// Word layout (bit 0 = least significant):
+//   bits 0-3   state (State below)
+//   ALLOC / INFLIGHT (first page of an allocated block):
+//     bits 4-7   order of the block
+//     bit  8     exclusive
+//     bits 16-63 owner id (48 bits; 0 for a non-exclusive block)
+//   BUDDY (first page of a free block in the buddy allocator):
+//     bits 4-7   order
+//     bits 8-35  previous free block of that order (page index, 28 bits)
+//     bits 36-63 next free block of that order
+//   SHARED / RESERVE (order-0 page on a lock-free list):
+//     bits 4-33  next page of the same chain (30 bits)
+//     bits 34-63 first page of the next chain (chain heads only)
+//   CACHED, TAIL, UNUSED: nothing else.
+// An all-ones link field means "none". Page indexes are therefore below
+// 2^28 - 1: arenas up to 1 TiB.
+#pragma once
+
+#include <cstdint>
+
+namespace lab::side {
+
+enum State : std::uint64_t {
+  UNUSED = 0,    // inside a free buddy block, not its first page
+  BUDDY = 1,     // first page of a free buddy block
+  ALLOC = 2,     // first page of an allocated block
+  TAIL = 3,      // inside an allocated block, not its first page
+  CACHED = 4,    // order-0 page in a thread cache
+  SHARED = 5,    // order-0 page on the shared lock-free list (the depot)
+  RESERVE = 6,   // order-0 page in the atomic reserve
+  INFLIGHT = 7,  // allocated block the kernel holds (io_uring)
+};
+
+constexpr std::uint64_t kStateMask = 0xF;
+constexpr std::uint64_t kExclusive = 1u << 8;
+constexpr unsigned kOwnerShift = 16;
+constexpr std::uint64_t kNil28 = (1u << 28) - 1;
+constexpr std::uint64_t kNil30 = (1u << 30) - 1;
+constexpr std::uint64_t kMaxPages = kNil28;  // page indexes must stay below every nil
+
+inline State state(std::uint64_t w) { return static_cast<State>(w & kStateMask); }
+inline unsigned order(std::uint64_t w) { return static_cast<unsigned>((w >> 4) & 0xF); }
+
+// Allocated blocks.
+inline std::uint64_t alloc_word(unsigned ord, bool exclusive, std::uint64_t owner) {
+  return ALLOC | (std::uint64_t{ord} << 4) | (exclusive ? kExclusive : 0) |
+         (exclusive ? owner << kOwnerShift : 0);
+}
+inline bool exclusive(std::uint64_t w) { return (w & kExclusive) != 0; }
+inline std::uint64_t owner(std::uint64_t w) { return w >> kOwnerShift; }
+inline std::uint64_t with_state(std::uint64_t w, State s) { return (w & ~kStateMask) | s; }
+inline std::uint64_t with_owner(std::uint64_t w, std::uint64_t new_owner) {
+  return (w & ((std::uint64_t{1} << kOwnerShift) - 1)) | (new_owner << kOwnerShift);
+}
+
+// Buddy free-list nodes.
+inline std::uint64_t buddy_word(unsigned ord, std::uint64_t prev, std::uint64_t next) {
+  return BUDDY | (std::uint64_t{ord} << 4) | (prev << 8) | (next << 36);
+}
+inline std::uint64_t buddy_prev(std::uint64_t w) { return (w >> 8) & kNil28; }
+inline std::uint64_t buddy_next(std::uint64_t w) { return (w >> 36) & kNil28; }
+
+// Lock-free chain nodes.
+inline std::uint64_t chain_word(State s, std::uint64_t next_page, std::uint64_t next_chain) {
+  return s | (next_page << 4) | (next_chain << 34);
+}
+inline std::uint64_t chain_next_page(std::uint64_t w) { return (w >> 4) & kNil30; }
+inline std::uint64_t chain_next_chain(std::uint64_t w) { return (w >> 34) & kNil30; }
+
+}  // namespace lab::side

@@ -1,0 +1,114 @@
+// thread_cache.cpp - claiming, refilling and draining per-thread caches.
+// See thread_cache.hpp.
+#include "thread_cache.hpp"
+
+#include "pool.hpp"
+
+namespace lab {
+
+using namespace side;
+
+namespace {
+constexpr auto kRelaxed = std::memory_order_relaxed;
+}
+
+ThreadCache *cache_for(Pool *p) {
+  CacheSlot &slot = tls.slots[p->id % kTlsSlots];
+  if (LAB_LIKELY(slot.pool_id == p->id)) return slot.cache;
+  if (!p->use_caches || p->forked()) return nullptr;
+  ensure_exit_hook();
+  const std::uint64_t me = tls.owner;
+  ThreadCache *found = nullptr;
+  for (std::uint32_t i = 0; i < p->max_caches && !found; ++i)
+    if (p->caches[i].user.load(kRelaxed) == me) found = &p->caches[i];
+  for (std::uint32_t i = 0; i < p->max_caches && !found; ++i) {
+    std::uint64_t expected = 0;
+    if (p->caches[i].user.load(kRelaxed) == 0 &&
+        p->caches[i].user.compare_exchange_strong(expected, me, std::memory_order_acquire)) {
+      found = &p->caches[i];
+      p->caches_in_use.fetch_add(1, kRelaxed);
+    }
+  }
+  // Remember the answer, including "no cache left", so we do not rescan.
+  slot.cache = found;
+  signal_fence();
+  slot.pool_id = p->id;
+  return found;
+}
+
+std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
+  std::uint32_t added = 0;
+  std::uint32_t n = c->n();
+  const std::uint32_t room = c->capacity - n;
+  const std::size_t want = c->batch < room ? c->batch : room;
+  // Non-ATOMIC callers stop at the min watermark; ATOMIC ones may go to zero.
+  auto allowed = [&]() -> std::size_t {
+    if (atomic) return want;
+    std::size_t free = p->free_pages();
+    if (free <= p->wm_min) return 0;
+    return free - p->wm_min < want ? free - p->wm_min : want;
+  };
+  std::size_t limit = allowed();
+  if (limit == 0) return 0;
+
+  // 1. The shared list: one CAS for a whole chain.
+  if (limit == want) {
+    std::size_t first = p->shared.pop_chain();
+    if (first != kNil30) {
+      std::size_t i = first;
+      while (i != kNil30 && added < room) {
+        std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+        p->meta[i].store(CACHED, kRelaxed);
+        c->slots[n + added] = p->page_at(i);
+        ++added;
+        i = next;
+      }
+      p->shared.taken(added);
+      if (i != kNil30) {  // the chain was longer than our room: give the rest back
+        std::size_t rest = 0;
+        for (std::size_t j = i; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++rest;
+        p->shared.taken(rest);
+        p->shared.push_linked(i, rest);
+      }
+    }
+  }
+  // 2. The buddy allocator, under the pool mutex (ATOMIC: only if free now).
+  if (added == 0) {
+    std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
+    if (atomic ? lock.try_lock() : (lock.lock(), true)) {
+      limit = allowed();
+      std::size_t idx;
+      while (added < limit && p->buddy.alloc(0, &idx)) {
+        p->meta[idx].store(CACHED, kRelaxed);
+        c->slots[n + added] = p->page_at(idx);
+        ++added;
+      }
+    }
+  }
+  if (added) {
+    c->set_n(n + added);
+    p->refills.fetch_add(1, kRelaxed);
+    update_pressure(p);
+  }
+  return added;
+}
+
+void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
+  std::uint32_t n = c->n();
+  if (count > n) count = n;
+  std::uint32_t from = n - count;
+  // Top up the atomic reserve first: it is what ATOMIC callers fall back on.
+  while (count && p->reserve.pages() < p->reserve_target) {
+    std::size_t idx = p->index_of(c->slots[from + count - 1]);
+    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+    --count;
+  }
+  void **slots = c->slots + from;
+  p->shared.push([p, slots](std::size_t i) { return p->index_of(slots[i]); }, count);
+  c->set_n(from);
+  p->drains.fetch_add(1, kRelaxed);
+  update_pressure(p);
+  if (p->nwaiters.load(std::memory_order_seq_cst)) wake_waiters(p);
+}
+
+}  // namespace lab
