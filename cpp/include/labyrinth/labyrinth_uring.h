@@ -1,0 +1,369 @@
+/*
+ * labyrinth_uring.h - zero-copy I/O with io_uring on Labyrinth pages.
+ *
+ * Two ways to use it:
+ *
+ *  1. Bring your own ring. labyrinth_pool_register_io_uring() registers the
+ *     pool's whole arena as fixed buffers of an io_uring the application
+ *     created (liburing's io_uring_queue_init), and labyrinth_page_buf_index()
+ *     says which fixed buffer a page lies in:
+ *
+ *       uint16_t idx;
+ *       labyrinth_page_buf_index(pool, page, &idx);
+ *       io_uring_prep_read_fixed(sqe, fd, page, 4096, off, idx);
+ *
+ *     The library cannot see the application's submissions, so it cannot
+ *     enforce ownership while they are in flight: that is the application's
+ *     job on such a ring.
+ *
+ *  2. Let Labyrinth drive the ring (labyrinth_ring). Every operation takes
+ *     an owned page; while the kernel holds it the page belongs to the
+ *     kernel: labyrinth_free_pages(), labyrinth_page_transfer() and a second
+ *     submission of it return LABYRINTH_ERR_BUSY. Ownership comes back with
+ *     the completion (for SEND_ZC, with its notification, the second
+ *     completion). A submission that fails gives the page straight back.
+ *     Multishot receive takes its pages from a provided-buffer ring that the
+ *     ring keeps fed with the pool's atomic exclusive pages. Destroying the
+ *     ring cancels what is in flight and waits for the kernel to let go.
+ *
+ * Where io_uring is not available (kernel without it: ENOSYS; a seccomp
+ * policy: EPERM; sysctl kernel.io_uring_disabled) or a feature is too old
+ * (provided-buffer rings: Linux 5.19; SEND_ZC and multishot receive: 6.0),
+ * calls return LABYRINTH_ERR_UNSUPPORTED with a message saying which. The
+ * allocator itself works on.
+ *
+ * Memory locking: registration pins the arena and the kernel charges it to
+ * RLIMIT_MEMLOCK for a user without CAP_IPC_LOCK (a charge separate from
+ * the pool's own mlock). When that limit refuses it, the message gives the
+ * limit, the size asked and how to raise it.
+ *
+ * Conventions (ownership, blocking, signals, errors, struct_size) are those
+ * of labyrinth.h. C99 and C++ compatible.
+ */
+#ifndef LABYRINTH_URING_H
+#define LABYRINTH_URING_H
+
+#include "labyrinth/labyrinth.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Registration with any io_uring                                          */
+/* ---------------------------------------------------------------------- */
+
+/** Largest fixed buffer the kernel accepts: the arena is registered in
+ *  pieces of at most this size. */
+#define LABYRINTH_URING_MAX_BUFFER_BYTES ((uint64_t)1 << 30)
+/** Most fixed buffers one ring can hold (the kernel's limit). */
+#define LABYRINTH_URING_MAX_BUFFERS 16384u
+
+/**
+ * Register the pool's whole arena as the fixed buffers of the io_uring
+ * ring_fd (the application's ring; it keeps owning it). The arena is split
+ * into as few buffers as the kernel allows: pieces of at most 1 GiB whose
+ * boundaries are aligned to the largest block (4 MiB), so every block lies
+ * in exactly one buffer. Buffer indices start at 0; labyrinth_page_buf_index()
+ * maps a page to its index. A ring holds one table of fixed buffers, so the
+ * ring must have none registered yet (BUSY otherwise).
+ *
+ * While registered, labyrinth_pool_destroy() returns BUSY. Call
+ * labyrinth_pool_unregister_io_uring() before destroying the pool (and
+ * preferably before closing the ring).
+ *
+ * Errors: INVALID (NULL pool, bad fd, fd not an io_uring), BUSY (the pool is
+ * already registered with this ring, or the ring has fixed buffers),
+ * UNSUPPORTED (no io_uring in this kernel, pool needs more than 16384
+ * buffers), NOMEM (RLIMIT_MEMLOCK refused the pinning: the message gives
+ * the limit, the size asked and how to raise it), SYSTEM (another errno).
+ * May block (system call, pins memory); not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_register_io_uring(labyrinth_pool *pool,
+                                                                int ring_fd);
+
+/**
+ * Undo labyrinth_pool_register_io_uring() (or the registration a managed
+ * ring made at its creation, see labyrinth_ring_fd()). For a managed ring,
+ * refused with BUSY while pages are in flight through it (submitted
+ * operations and pages in its provided-buffer ring); afterwards its fixed
+ * operations return INVALID until the pool is registered again.
+ * For an application's ring the library cannot see what is in flight; the
+ * kernel keeps the buffers pinned until the requests using them finish.
+ * If the ring was already closed, the kernel has dropped the buffers with
+ * it and this call only releases the pool's hold (returns OK).
+ * Errors: INVALID (NULL pool, pool not registered with ring_fd).
+ * May block (system call); not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_unregister_io_uring(labyrinth_pool *pool,
+                                                                  int ring_fd);
+
+/**
+ * Which fixed buffer the address `page` (any byte of the arena) lies in,
+ * for io_uring_prep_read_fixed()/write_fixed() on a ring the pool is
+ * registered with. The mapping depends only on the arena, so it is the same
+ * for every ring. *buf_index is written on success only.
+ * Errors: INVALID (NULL pool or buf_index), FOREIGN (not in the arena).
+ * Never blocks; async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_page_buf_index(const labyrinth_pool *pool,
+                                                        const void *page,
+                                                        uint16_t *buf_index);
+
+/**
+ * How many fixed buffers the arena is registered as (*count, written on
+ * success). Never blocks; async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_pool_io_uring_buffers(const labyrinth_pool *pool,
+                                                               uint32_t *count);
+
+/* ---------------------------------------------------------------------- */
+/* The managed ring                                                        */
+/* ---------------------------------------------------------------------- */
+
+/** An io_uring driven by Labyrinth, bound to one pool. Opaque.
+ *  Threads: one thread at a time may use a ring (like liburing's struct
+ *  io_uring); labyrinth_ring_get_stats() may be called from any thread. */
+typedef struct labyrinth_ring labyrinth_ring;
+
+/** Ring flags (labyrinth_ring_options.flags). */
+/** Do not refill the provided-buffer ring from the pool by itself: the
+ *  application feeds it with labyrinth_ring_provide(). */
+#define LABYRINTH_RING_MANUAL_REFILL (1u << 0)
+/** Do not register the pool's arena with the ring at creation (fixed
+ *  read/write then return INVALID until labyrinth_pool_register_io_uring()
+ *  is called with labyrinth_ring_fd()). */
+#define LABYRINTH_RING_NO_REGISTER (1u << 1)
+/** All ring flags this version knows; other bits are INVALID. */
+#define LABYRINTH_RING_ALL_FLAGS (LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_NO_REGISTER)
+
+/**
+ * Options for labyrinth_ring_create(). Initialise with
+ * labyrinth_ring_options_init(), then change what you need.
+ */
+typedef struct labyrinth_ring_options {
+  size_t struct_size;     /**< sizeof(labyrinth_ring_options); set by _init */
+  uint32_t sq_entries;    /**< submission queue size, 1..32768 (default 256) */
+  uint32_t max_inflight;  /**< operations in flight at most; more are refused with
+                               BUSY (default 2 * sq_entries; 0 means default) */
+  uint32_t pbuf_entries;  /**< pages in the provided-buffer ring for multishot
+                               receive: 0 (none, the default) or a power of two
+                               up to 32768 */
+  uint16_t pbuf_group;    /**< buffer group id of that ring (default 0) */
+  uint16_t reserved0;     /**< must be 0 */
+  uint32_t flags;         /**< LABYRINTH_RING_* (default 0) */
+  /* more fields may follow in later versions */
+} labyrinth_ring_options;
+
+/** Fill *opts with defaults (struct_size included). NULL is ignored.
+ *  Never blocks; async-signal-safe. */
+LABYRINTH_API void labyrinth_ring_options_init(labyrinth_ring_options *opts);
+
+/**
+ * Create a ring bound to `pool` (borrowed: the pool must outlive the ring;
+ * labyrinth_pool_destroy() returns BUSY until the ring is destroyed). Sets
+ * up an io_uring, registers the arena as fixed buffers (unless
+ * LABYRINTH_RING_NO_REGISTER) and, with pbuf_entries, a provided-buffer ring
+ * filled with atomic exclusive pages from the pool (owned by the kernel
+ * while there). opts may be NULL for defaults; it is borrowed for the call.
+ * On success *out receives a ring the caller owns: destroy it with
+ * labyrinth_ring_destroy().
+ * Errors: INVALID (bad options, wrong struct_size), UNSUPPORTED (no io_uring:
+ * ENOSYS, EPERM from seccomp, kernel.io_uring_disabled; kernel without
+ * provided-buffer rings), NOMEM (the pool cannot fill the provided-buffer
+ * ring; RLIMIT_MEMLOCK refused the registration, see above), SYSTEM.
+ * May block; not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_create(labyrinth_pool *pool,
+                                                     const labyrinth_ring_options *opts,
+                                                     LABYRINTH_OWN labyrinth_ring **out);
+
+/**
+ * Destroy a ring: cancel every operation in flight, wait until the kernel
+ * has let go of every page (this may wait for a SEND_ZC notification, i.e.
+ * for the network stack to release the data), then:
+ *  - pages of operations whose completions were not taken go back to the
+ *    owner they had when submitted (as if completed; the caller still holds
+ *    their pointers and frees them),
+ *  - pages in the provided-buffer ring, and pages the kernel filled from it
+ *    that the application never took, go back to the pool,
+ * unregister the arena and the provided-buffer ring and close the io_uring.
+ * NULL is a no-op returning OK. No other thread may use the ring during or
+ * after this call. May block; not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_destroy(labyrinth_ring *ring);
+
+/** The ring's io_uring file descriptor (borrowed: closed by
+ *  labyrinth_ring_destroy()), e.g. for labyrinth_pool_unregister_io_uring()
+ *  or to poll it; -1 for NULL. Never blocks; async-signal-safe. */
+LABYRINTH_API int labyrinth_ring_fd(const labyrinth_ring *ring);
+
+/** Operations, as reported in labyrinth_completion.op. */
+typedef enum labyrinth_ring_op {
+  LABYRINTH_OP_NONE = 0,
+  LABYRINTH_OP_READ_FIXED = 1,     /**< labyrinth_ring_read_fixed */
+  LABYRINTH_OP_WRITE_FIXED = 2,    /**< labyrinth_ring_write_fixed */
+  LABYRINTH_OP_SEND = 3,           /**< labyrinth_ring_send */
+  LABYRINTH_OP_RECV = 4,           /**< labyrinth_ring_recv */
+  LABYRINTH_OP_SEND_ZC = 5,        /**< labyrinth_ring_send_zc */
+  LABYRINTH_OP_RECV_MULTISHOT = 6  /**< labyrinth_ring_recv_multishot */
+} labyrinth_ring_op;
+
+/**
+ * Submitting. Every call below takes `page`, a block of the ring's pool that
+ * the calling thread may use (allocated; if exclusive, owned by it), and
+ * `len` bytes of it (1 .. the block's size). On OK the page is the kernel's
+ * until the completion that hands it back (see labyrinth_completion);
+ * meanwhile free, transfer and another submission of it return BUSY. On any
+ * error the page stays (or is at once again) the caller's and nothing was
+ * submitted. user_data is returned untouched in the completions.
+ * Each call submits to the kernel at once (one io_uring_enter).
+ * Errors: INVALID (NULL ring/page, len 0 or beyond the block, fixed I/O on a
+ * ring whose arena is not registered), FOREIGN / DOUBLE_FREE / NOT_OWNER
+ * (the page is not the caller's), BUSY (page already in flight, max_inflight
+ * reached, submission queue full or the kernel asks to retry: EAGAIN/EBUSY),
+ * UNSUPPORTED (SEND_ZC on an old kernel), SYSTEM (another errno).
+ * May block (system call); not async-signal-safe.
+ */
+/** Read len bytes at file offset `offset` of fd into page, through the
+ *  arena's fixed buffer (O_DIRECT files included: page, len and offset must
+ *  then meet the device's alignment, else the completion carries -EINVAL). */
+LABYRINTH_API labyrinth_status labyrinth_ring_read_fixed(labyrinth_ring *ring, int fd,
+                                                         void *page, uint32_t len,
+                                                         uint64_t offset, uint64_t user_data);
+/** Write len bytes of page at file offset `offset` of fd (fixed buffer). */
+LABYRINTH_API labyrinth_status labyrinth_ring_write_fixed(labyrinth_ring *ring, int fd,
+                                                          void *page, uint32_t len,
+                                                          uint64_t offset, uint64_t user_data);
+/** send(2) len bytes of page on socket fd with msg_flags. */
+LABYRINTH_API labyrinth_status labyrinth_ring_send(labyrinth_ring *ring, int fd, void *page,
+                                                   uint32_t len, int msg_flags,
+                                                   uint64_t user_data);
+/** recv(2) up to len bytes into page from socket fd with msg_flags. */
+LABYRINTH_API labyrinth_status labyrinth_ring_recv(labyrinth_ring *ring, int fd, void *page,
+                                                   uint32_t len, int msg_flags,
+                                                   uint64_t user_data);
+/** Zero-copy send (IORING_OP_SEND_ZC, through the fixed buffer when the arena
+ *  is registered). Two completions: the first (flag MORE, page NULL) carries
+ *  the bytes sent; the page comes back only with the second (flag NOTIF),
+ *  when the network stack no longer reads it. If the kernel posts no
+ *  notification (no MORE on the first), the first completion hands back the
+ *  page. UNSUPPORTED on kernels without SEND_ZC (before 6.0). */
+LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int fd,
+                                                      void *page, uint32_t len,
+                                                      int msg_flags, uint64_t user_data);
+
+/**
+ * Multishot receive on socket fd (UDP: one datagram per completion; TCP:
+ * whatever arrived) into pages the kernel picks from the ring's
+ * provided-buffer ring. Each completion hands one page (owned by the thread
+ * that takes the completion; the datagram at its start, `result` bytes) to
+ * the application, which frees it or gives it back with
+ * labyrinth_ring_provide(). Unless LABYRINTH_RING_MANUAL_REFILL, every
+ * labyrinth_ring_complete() call tops the provided-buffer ring up with
+ * atomic exclusive pages from the pool. When no page is left the kernel
+ * ends the receive with result -ENOBUFS and no MORE flag: give pages back
+ * and call this again. Errors as above; INVALID if the ring has no
+ * provided-buffer ring (pbuf_entries 0). May block (system call); not
+ * async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_recv_multishot(labyrinth_ring *ring, int fd,
+                                                             int msg_flags,
+                                                             uint64_t user_data);
+
+/**
+ * Ask the kernel to cancel every operation in flight submitted with
+ * user_data. Their completions follow as usual (result -ECANCELED, or their
+ * real result if they finished first) and hand their pages back.
+ * Errors: INVALID (NULL ring, nothing in flight with that user_data), BUSY
+ * (submission queue full), SYSTEM. May block (system call); not
+ * async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_cancel(labyrinth_ring *ring, uint64_t user_data);
+
+/**
+ * Give an order-0 exclusive page the caller owns to the ring's
+ * provided-buffer ring: from now on the kernel owns it, until a multishot
+ * receive hands it back. The quickest way to recycle a received page.
+ * Errors: INVALID (NULL, no provided-buffer ring, not an order-0 exclusive
+ * block), NOT_OWNER / FOREIGN / DOUBLE_FREE, BUSY (the provided-buffer ring
+ * is full, or the page is in flight); the caller keeps the page on error.
+ * Never blocks (no system call); not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *ring, void *page);
+
+/** labyrinth_completion.flags */
+/** More completions will follow for this operation: a multishot receive
+ *  goes on, or a SEND_ZC still holds its page until its notification. */
+#define LABYRINTH_COMPLETION_MORE (1u << 0)
+/** The SEND_ZC notification: the network stack is done with the page. */
+#define LABYRINTH_COMPLETION_NOTIF (1u << 1)
+
+/**
+ * One completion. The array element type of labyrinth_ring_complete(); its
+ * layout is fixed for ABI 1 (reserved fields are 0).
+ */
+typedef struct labyrinth_completion {
+  uint64_t user_data; /**< as given at submission */
+  void *page;         /**< the page handed back: the caller owns it again (the
+                           submitter's page, or a provided page now owned by the
+                           calling thread); NULL if no page comes back with this
+                           completion (SEND_ZC before its notification, a
+                           multishot receive that ended without data) */
+  int32_t result;     /**< bytes transferred, or -errno (as io_uring's res); for
+                           a SEND_ZC notification, the first completion's result */
+  uint32_t op;        /**< labyrinth_ring_op */
+  uint32_t flags;     /**< LABYRINTH_COMPLETION_* */
+  uint32_t reserved;  /**< 0 */
+} labyrinth_completion;
+
+/**
+ * Take up to max completions into out[0..max) and write their number to
+ * *count. Waits until at least wait_nr completions were taken or timeout_ms
+ * passed (LABYRINTH_TIMEOUT_INFINITE: no limit); wait_nr 0 never waits. It
+ * returns early, with what it has, when nothing is left in flight. Returns
+ * OK also when *count < wait_nr (time ran out). Then, unless
+ * LABYRINTH_RING_MANUAL_REFILL, refills the provided-buffer ring from the
+ * pool (atomic allocations; a shortage is counted in the ring's stats, not
+ * reported as an error).
+ * out is borrowed; every page in it is owned by the caller afterwards.
+ * Errors: INVALID (NULL ring/out/count, max 0), SYSTEM.
+ * With wait_nr 0: no blocking lock, at most a non-blocking system call;
+ * otherwise may block. Not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_complete(labyrinth_ring *ring,
+                                                       labyrinth_completion *out, size_t max,
+                                                       size_t wait_nr, uint32_t timeout_ms,
+                                                       size_t *count);
+
+/** Ring statistics; set struct_size before labyrinth_ring_get_stats(). */
+typedef struct labyrinth_ring_stats {
+  size_t struct_size;            /**< set by the caller */
+  uint64_t submitted;            /**< operations accepted by the kernel */
+  uint64_t submit_failures;      /**< submissions that failed (page given back) */
+  uint64_t completions;          /**< completions handed to the application */
+  uint64_t ops_inflight;         /**< operations the kernel still holds */
+  uint64_t pages_inflight;       /**< pages the kernel holds through this ring
+                                      (operations and provided-buffer ring) */
+  uint64_t pbuf_entries;         /**< size of the provided-buffer ring */
+  uint64_t pbuf_pages;           /**< pages now in the provided-buffer ring */
+  uint64_t pbuf_refills;         /**< pages put into it (refill and provide) */
+  uint64_t pbuf_refill_failures; /**< refills the pool could not serve (NOMEM) */
+  uint64_t pbuf_enobufs;         /**< receives that found it empty (-ENOBUFS) */
+  uint32_t sq_entries;           /**< the io_uring's sizes */
+  uint32_t cq_entries;
+  uint32_t registered;           /**< 1 if the arena is registered with this ring */
+  uint32_t fixed_buffers;        /**< how many fixed buffers it takes */
+} labyrinth_ring_stats;
+
+/** Fill *out (borrowed; struct_size set by the caller). Exact for the
+ *  ring's thread; a near snapshot from other threads. Never blocks;
+ *  async-signal-safe. */
+LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *ring,
+                                                    labyrinth_ring_stats *out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* LABYRINTH_URING_H */
