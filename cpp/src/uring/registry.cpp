@@ -133,14 +133,11 @@ labyrinth_status explain_memlock(int err, const char *what, std::uint64_t bytes)
                      "although RLIMIT_MEMLOCK does not apply (unlimited or CAP_IPC_LOCK): the "
                      "system is short of memory to pin; use a smaller pool",
                      what, static_cast<unsigned long long>(bytes), errno_name(err), err);
+  // Messages hold 223 characters: keep it to the facts and the remedy.
   return set_error(LABYRINTH_ERR_NOMEM,
-                   "%s: registering %llu bytes as io_uring fixed buffers failed (%s, errno %d): "
-                   "the kernel pins them and charges them to RLIMIT_MEMLOCK, which is %llu bytes "
-                   "for this process (it lacks CAP_IPC_LOCK; io_uring adds up all of this "
-                   "user's registered buffers). Raise it above the size asked: ulimit -l, "
-                   "prlimit --memlock=BYTES, a memlock line in /etc/security/limits.conf, "
-                   "LimitMEMLOCK= in systemd, or grant CAP_IPC_LOCK; or use a smaller pool",
-                   what, static_cast<unsigned long long>(bytes), errno_name(err), err,
+                   "%s: pinning %llu bytes failed (%s): above RLIMIT_MEMLOCK %llu bytes "
+                   "(no CAP_IPC_LOCK); raise it: ulimit -l, prlimit --memlock, limits.conf",
+                   what, static_cast<unsigned long long>(bytes), errno_name(err),
                    static_cast<unsigned long long>(rl.rlim_cur));
 }
 
