@@ -93,8 +93,9 @@ void Buddy::free(std::size_t idx, unsigned o) {
 }
 
 int Buddy::largest_free_order() const {
+  // From the counters, so it may be called without the pool mutex.
   for (int o = kMaxOrder; o >= 0; --o)
-    if (head_[o] != kNil28) return o;
+    if (count_[o].load(kRelaxed) != 0) return o;
   return -1;
 }
 

@@ -35,7 +35,7 @@ class Buddy {
   std::uint64_t free_blocks(unsigned order) const {
     return count_[order].load(std::memory_order_relaxed);
   }
-  // Largest order with a free block, or -1.
+  // Largest order with a free block, or -1. Safe without the mutex.
   int largest_free_order() const;
 
  private:
