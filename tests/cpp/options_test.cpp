@@ -1,5 +1,7 @@
 // Pool creation: options, defaults, validation, pinning, versions.
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test_util.hpp"
 
@@ -103,22 +105,57 @@ TEST(Options, PinnedPoolIsLockedOrExplainsTheLimit) {
 }
 
 TEST(Options, MemlockFailureNamesLimitAndSize) {
-  // Lower our own soft limit in a child so the failure is certain even as root?
-  // Root has CAP_IPC_LOCK, which ignores the limit: then there is nothing to see.
-  struct rlimit rl;
-  getrlimit(RLIMIT_MEMLOCK, &rl);
-  if (geteuid() == 0) GTEST_SKIP() << "running as root (CAP_IPC_LOCK ignores RLIMIT_MEMLOCK); "
-                                      "the unprivileged case is covered by the io_uring memlock test";
-  struct rlimit small = {64 * 1024, rl.rlim_max};
-  ASSERT_EQ(setrlimit(RLIMIT_MEMLOCK, &small), 0);
-  labyrinth_pool_options o;
-  labyrinth_pool_options_init(&o);
-  o.size_bytes = 8u << 20;
+  // In a child: drop to an unprivileged user (no CAP_IPC_LOCK) with a 64 KiB
+  // memlock limit, create an 8 MiB pinned pool, and report what happened
+  // through a pipe.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(77);
+    struct rlimit small = {64 * 1024, 64 * 1024};
+    if (setrlimit(RLIMIT_MEMLOCK, &small) != 0) _exit(78);
+    labyrinth_pool_options o;
+    labyrinth_pool_options_init(&o);
+    o.size_bytes = 8u << 20;
+    labyrinth_pool *pool = nullptr;
+    labyrinth_status st = labyrinth_pool_create(&o, &pool);
+    std::string report = std::to_string(st) + "|" + labyrinth_last_error_message();
+    if (write(fds[1], report.data(), report.size()) < 0) _exit(79);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string report;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot drop root privileges here";
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(report.substr(0, 2), std::to_string(LABYRINTH_ERR_NOMEM) + "|") << report;
+  EXPECT_NE(report.find("RLIMIT_MEMLOCK is 65536 bytes"), std::string::npos) << report;
+  EXPECT_NE(report.find("8388608"), std::string::npos) << report;  // the size asked
+  EXPECT_NE(report.find("without LABYRINTH_POOL_PIN"), std::string::npos) << report;
+}
+
+TEST(Options, NumaNodeBinding) {
+  labyrinth_pool_options o = options(1u << 20);
+  o.numa_node = 0;  // every Linux machine has node 0
   labyrinth_pool *pool = nullptr;
-  EXPECT_EQ(labyrinth_pool_create(&o, &pool), LABYRINTH_ERR_NOMEM);
-  EXPECT_NE(last_message().find("RLIMIT_MEMLOCK is 65536"), std::string::npos) << last_message();
-  EXPECT_NE(last_message().find("8388608"), std::string::npos) << last_message();
-  setrlimit(RLIMIT_MEMLOCK, &rl);
+  labyrinth_status st = labyrinth_pool_create(&o, &pool);
+  if (st == LABYRINTH_ERR_UNSUPPORTED) GTEST_SKIP() << last_message();
+  ASSERT_EQ(st, LABYRINTH_OK) << last_message();
+  void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
+  ASSERT_NE(pg, nullptr);
+  std::memset(pg, 1, 4096);
+  ASSERT_EQ(labyrinth_free_pages(pool, pg), LABYRINTH_OK);
+  labyrinth_pool_destroy(pool);
+  o.numa_node = 100000;
+  EXPECT_EQ(labyrinth_pool_create(&o, &pool), LABYRINTH_ERR_INVALID);
 }
 
 TEST(Versions, AbiVersionMatchesHeader) {
