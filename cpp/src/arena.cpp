@@ -38,10 +38,9 @@ labyrinth_status explain_mlock_failure(int err, std::size_t size) {
                      size, errno_name(err), err);
   }
   return set_error(LABYRINTH_ERR_NOMEM,
-                   "mlock of %zu bytes failed (%s, errno %d): RLIMIT_MEMLOCK is %lu bytes for "
-                   "this process, which lacks CAP_IPC_LOCK; raise it (ulimit -l, prlimit "
-                   "--memlock, /etc/security/limits.conf, LimitMEMLOCK= in systemd) or create "
-                   "the pool without LABYRINTH_POOL_PIN",
+                   "mlock of %zu bytes failed (%s, errno %d): RLIMIT_MEMLOCK is %lu bytes "
+                   "without CAP_IPC_LOCK; raise it (ulimit -l, prlimit --memlock, "
+                   "limits.conf) or create the pool without LABYRINTH_POOL_PIN",
                    size, errno_name(err), err, static_cast<unsigned long>(rl.rlim_cur));
 }
 

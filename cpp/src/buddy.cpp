@@ -67,7 +67,10 @@ bool Buddy::alloc(unsigned o, std::size_t *idx) {
     --k;
     push(block + (std::size_t{1} << k), k);  // keep the low half, free the high half
   }
-  meta_[block].store(BUDDY | (std::uint64_t{o} << 4), kRelaxed);  // caller overwrites
+  // Not free any more: until the caller writes the block's real state
+  // (possibly after dropping the pool mutex), no merge may see it as a free
+  // buddy, so mark it like the inside of an allocated block.
+  meta_[block].store(TAIL, kRelaxed);
   *idx = block;
   return true;
 }
@@ -90,8 +93,9 @@ void Buddy::free(std::size_t idx, unsigned o) {
 }
 
 int Buddy::largest_free_order() const {
+  // From the counters, so it may be called without the pool mutex.
   for (int o = kMaxOrder; o >= 0; --o)
-    if (head_[o] != kNil28) return o;
+    if (count_[o].load(kRelaxed) != 0) return o;
   return -1;
 }
 

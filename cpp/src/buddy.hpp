@@ -22,9 +22,9 @@ class Buddy {
   void init(std::atomic<std::uint64_t> *meta, std::size_t npages);
 
   // Take a free block of exactly `order`, splitting a larger one if needed.
-  // On success *idx is its first page; that page's word is still BUDDY and
-  // the other pages' words are UNUSED: the caller writes them. False if no
-  // block of that order or larger is free.
+  // On success *idx is its first page; that page's word is TAIL (taken, not
+  // yet labelled) and the other pages' words are UNUSED: the caller writes
+  // them. False if no block of that order or larger is free.
   bool alloc(unsigned order, std::size_t *idx);
 
   // Give back the block [idx, idx + 2^order): its words are rewritten, and it
@@ -35,7 +35,7 @@ class Buddy {
   std::uint64_t free_blocks(unsigned order) const {
     return count_[order].load(std::memory_order_relaxed);
   }
-  // Largest order with a free block, or -1.
+  // Largest order with a free block, or -1. Safe without the mutex.
   int largest_free_order() const;
 
  private:

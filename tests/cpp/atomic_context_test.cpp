@@ -1,0 +1,152 @@
+// The ATOMIC promise, checked against the kernel and against signals:
+//  - after warm-up the atomic path runs under a seccomp filter that kills the
+//    process on any system call, and still succeeds (and fails fast, not
+//    dies, at exhaustion);
+//  - a signal handler allocates and frees while the thread it interrupted is
+//    inside the allocator, many times, with no deadlock and nothing lost.
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+#include <thread>
+
+#include "test_util.hpp"
+
+using namespace labtest;
+
+namespace {
+
+// Allow only exit and exit_group; anything else kills the process (SIGSYS).
+bool forbid_all_syscalls() {
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+  };
+  struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+
+}  // namespace
+
+TEST(AtomicContext, NoSystemCallAfterWarmUp) {
+  // The child builds its pool before fork-free warm-up, then locks itself down.
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    labyrinth_pool_options o = options(1u << 20);  // 256 pages
+    labyrinth_pool *p = nullptr;
+    if (labyrinth_pool_create(&o, &p) != LABYRINTH_OK) _exit(10);
+    void *warm = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);  // claims the cache, owner id
+    if (!warm || labyrinth_free_pages(p, warm) != LABYRINTH_OK) _exit(11);
+    if (!forbid_all_syscalls()) _exit(12);
+    // From here on any system call kills us.
+    static void *pages[300];
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 100000; ++i) {  // the hot pair
+        void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+        if (!pg) syscall(SYS_exit_group, 20);
+        static_cast<volatile char *>(pg)[i % 4096] = 1;
+        if (labyrinth_free_pages(p, pg) != LABYRINTH_OK) syscall(SYS_exit_group, 21);
+      }
+      int n = 0;  // exhaustion: refills, the reserve, then a fast NOMEM
+      while (n < 300 && (pages[n] = labyrinth_void_alloc_page_gfp_atomic_exclusive(p))) ++n;
+      if (n != 256 || labyrinth_last_status() != LABYRINTH_ERR_NOMEM) syscall(SYS_exit_group, 22);
+      for (int i = 0; i < n; ++i)
+        if (labyrinth_free_pages(p, pages[i]) != LABYRINTH_OK) syscall(SYS_exit_group, 23);
+    }
+    syscall(SYS_exit_group, 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 12)
+    GTEST_SKIP() << "seccomp filters are not available here (prctl/seccomp refused)";
+  ASSERT_FALSE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+      << "the atomic path made a system call (killed by SIGSYS)";
+  ASSERT_TRUE(WIFEXITED(status)) << "child died with signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "child step failed (see exit codes in the test)";
+}
+
+namespace {
+labyrinth_pool *g_pool;
+std::atomic<long> g_handler_ok{0}, g_handler_nomem{0}, g_handler_bad{0};
+
+void handler(int) {
+  int saved = errno;
+  void *pg[3];
+  for (auto &x : pg) {
+    x = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+    if (x) static_cast<volatile char *>(x)[64] = 7;
+  }
+  for (auto *x : pg) {
+    if (!x) {
+      g_handler_nomem.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (labyrinth_free_pages(g_pool, x) == LABYRINTH_OK) g_handler_ok.fetch_add(1, std::memory_order_relaxed);
+    else g_handler_bad.fetch_add(1, std::memory_order_relaxed);
+  }
+  errno = saved;
+}
+}  // namespace
+
+TEST(AtomicContext, SignalHandlerAllocatesWhileInterruptedThreadIsInside) {
+  labyrinth_pool_options o = options(1u << 20);
+  o.thread_cache_pages = 32;  // small caches: refills and drains happen often
+  o.thread_cache_batch = 8;
+  PoolGuard p(o);
+  g_pool = p;
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, nullptr), 0);
+  std::atomic<bool> stop{false};
+  pthread_t target = pthread_self();
+  std::atomic<long> sent{0};
+  std::thread sender([&] {
+    while (!stop.load()) {
+      pthread_kill(target, SIGUSR1);
+      ++sent;
+      for (volatile int spin = 0; spin < 2000; ++spin) {
+      }
+    }
+  });
+  std::vector<void *> held;
+  long iterations = 0;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < end || sent.load() < 20000) {
+    for (int i = 0; i < 100; ++i, ++iterations) {
+      if (held.size() < 200 && (iterations % 3 != 0)) {
+        if (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) held.push_back(pg);
+      } else if (!held.empty()) {
+        ASSERT_EQ(labyrinth_free_pages(p, held.back()), LABYRINTH_OK) << last_message();
+        held.pop_back();
+      }
+    }
+    if (std::chrono::steady_clock::now() > end + std::chrono::seconds(20)) break;
+  }
+  stop = true;
+  sender.join();
+  signal(SIGUSR1, SIG_IGN);
+  for (void *pg : held) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  EXPECT_GT(g_handler_ok.load(), 10000) << "signals delivered: " << sent.load();
+  EXPECT_EQ(g_handler_bad.load(), 0);
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.allocated_pages, 0u);
+  expect_accounting(s);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+  std::printf("[info] %ld signals, %ld handler alloc+free pairs, %ld handler NOMEM, %ld loop iterations\n",
+              sent.load(), g_handler_ok.load(), g_handler_nomem.load(), iterations);
+}

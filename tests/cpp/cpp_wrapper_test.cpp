@@ -1,0 +1,71 @@
+// The C++17 layer: RAII pages and pools, errors as exceptions.
+#include "labyrinth/labyrinth.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+TEST(CppWrapper, PagesFreeThemselves) {
+  labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
+  {
+    labyrinth::Page page = pool.alloc_page();
+    ASSERT_TRUE(page);
+    std::memset(page.data(), 1, LABYRINTH_PAGE_SIZE);
+    EXPECT_EQ(pool.stats().allocated_pages, 1u);
+    labyrinth::Page moved = std::move(page);
+    EXPECT_FALSE(page);
+    EXPECT_TRUE(moved);
+  }
+  EXPECT_EQ(pool.stats().allocated_pages, 0u);
+  pool.destroy();
+}
+
+TEST(CppWrapper, ErrorsCarryStatusAndMessage) {
+  labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
+  try {
+    pool.alloc(11, 0);
+    FAIL() << "order 11 should throw";
+  } catch (const labyrinth::Error &e) {
+    EXPECT_EQ(e.status(), LABYRINTH_ERR_INVALID);
+    EXPECT_NE(std::string(e.what()).find("order 11"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(labyrinth::Pool(labyrinth::PoolOptions().size(123)), labyrinth::Error);
+  labyrinth::Page keep = pool.alloc(1, LABYRINTH_GFP_EXCLUSIVE);
+  EXPECT_THROW(pool.destroy(), labyrinth::Error);  // BUSY: a live block
+  keep.free();
+  pool.destroy();
+}
+
+TEST(CppWrapper, TransferHandsThePageToAnotherThread) {
+  labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
+  labyrinth::Page page = pool.alloc_page();
+  void *raw = page.data();
+  labyrinth_owner other = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
+  std::thread t([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    other = labyrinth::owner_self();
+    cv.notify_all();
+    cv.wait(lock, [&] { return ready; });
+    labyrinth::Page mine(pool.get(), raw);  // adopt
+    mine.free();
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return other != 0; });
+  }
+  page.transfer(other);
+  EXPECT_FALSE(page);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ready = true;
+  }
+  cv.notify_all();
+  t.join();
+  EXPECT_EQ(pool.stats().allocated_pages, 0u);
+}

@@ -1,0 +1,124 @@
+// Watermarks and the atomic reserve: only ATOMIC callers dip below min and
+// into the reserve; every reserve use is counted; pressure bypasses caches.
+#include "test_util.hpp"
+
+using namespace labtest;
+
+namespace {
+std::vector<void *> drain(labyrinth_pool *p, labyrinth_gfp gfp) {
+  std::vector<void *> got;
+  for (;;) {
+    void *pg = nullptr;
+    if (labyrinth_alloc_pages(p, 0, gfp, 0, &pg) != LABYRINTH_OK) break;
+    got.push_back(pg);
+  }
+  return got;
+}
+}  // namespace
+
+TEST(Reserve, OnlyAtomicCallersReachMinAndTheReserve) {
+  labyrinth_pool_options o = options(4u << 20);  // 1024 pages
+  o.atomic_reserve_pages = 32;
+  o.watermark_min_pages = 64;
+  o.watermark_low_pages = 100;
+  o.watermark_high_pages = 200;
+  PoolGuard p(o);
+  auto normal = drain(p, LABYRINTH_GFP_EXCLUSIVE);
+  EXPECT_EQ(normal.size(), 1024u - 32 - 64);
+  EXPECT_EQ(labyrinth_last_status(), LABYRINTH_ERR_NOMEM);
+  EXPECT_NE(last_message().find("min watermark 64"), std::string::npos) << last_message();
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.reserve_uses, 0u);
+  EXPECT_GE(s.pressure_events, 1u);
+
+  auto atomic = drain(p, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE);
+  EXPECT_EQ(atomic.size(), 64u + 32);
+  s = stats(p);
+  EXPECT_EQ(s.reserve_uses, 32u);
+  EXPECT_EQ(s.reserve_pages, 0u);
+  EXPECT_EQ(s.allocated_pages, 1024u);
+  EXPECT_GE(s.failures[LABYRINTH_ERR_NOMEM], 2u);
+
+  // The flagship fails at once with NOMEM when everything is gone.
+  EXPECT_EQ(labyrinth_void_alloc_page_gfp_atomic_exclusive(p), nullptr);
+  EXPECT_EQ(labyrinth_last_status(), LABYRINTH_ERR_NOMEM);
+
+  for (void *pg : normal) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  for (void *pg : atomic) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  s = stats(p);
+  EXPECT_EQ(s.reserve_pages, 32u);  // refilled first as pages came back
+  expect_accounting(s);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+TEST(Reserve, HigherOrdersRespectTheMinWatermark) {
+  labyrinth_pool_options o = options(4u << 20);
+  o.atomic_reserve_pages = 0;
+  o.watermark_min_pages = 512;
+  o.watermark_low_pages = 512;
+  o.watermark_high_pages = 512;
+  PoolGuard p(o);
+  void *a = nullptr, *b = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 9, 0, 0, &a), LABYRINTH_OK);       // 512 left
+  EXPECT_EQ(labyrinth_alloc_pages(p, 9, 0, 0, &b), LABYRINTH_ERR_NOMEM);  // would go below min
+  EXPECT_EQ(b, nullptr);
+  ASSERT_EQ(labyrinth_alloc_pages(p, 9, LABYRINTH_GFP_ATOMIC, 0, &b), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(p, a), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+}
+
+TEST(Reserve, PressureSendsFreesPastTheCache) {
+  labyrinth_pool_options o = options(4u << 20);
+  o.atomic_reserve_pages = 0;
+  o.watermark_low_pages = 900;
+  o.watermark_high_pages = 1000;
+  PoolGuard p(o);
+  auto pages = drain(p, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE);
+  ASSERT_EQ(pages.size(), 1024u);
+  EXPECT_GE(stats(p).pressure_events, 1u);
+  // Under pressure freed pages become visible to everyone at once.
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(labyrinth_free_pages(p, pages[i]), LABYRINTH_OK);
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.cached_pages, 0u);
+  EXPECT_EQ(s.free_pages, 10u);
+  for (std::size_t i = 10; i < pages.size(); ++i) ASSERT_EQ(labyrinth_free_pages(p, pages[i]), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+TEST(Zero, ZeroFlagAndScrubPoolsNeverLeakOldData) {
+  {
+    PoolGuard p(options(1u << 20));
+    void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+    std::memset(pg, 0xEE, 4096);
+    ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+    void *z = nullptr;
+    ASSERT_EQ(labyrinth_alloc_pages(p, 0, LABYRINTH_GFP_ZERO | LABYRINTH_GFP_EXCLUSIVE, 0, &z), LABYRINTH_OK);
+    EXPECT_EQ(z, pg);  // the same page, from the cache
+    for (int i = 0; i < 4096; ++i) ASSERT_EQ(static_cast<unsigned char *>(z)[i], 0) << i;
+    ASSERT_EQ(labyrinth_free_pages(p, z), LABYRINTH_OK);
+  }
+  {
+    labyrinth_pool_options o = options(1u << 20);
+    o.flags |= LABYRINTH_POOL_SCRUB;
+    PoolGuard p(o);
+    for (unsigned order : {0u, 3u}) {
+      void *pg = nullptr;
+      ASSERT_EQ(labyrinth_alloc_pages(p, order, LABYRINTH_GFP_EXCLUSIVE, 0, &pg), LABYRINTH_OK);
+      std::memset(pg, 0xEE, 4096u << order);
+      ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+      // Take every block of this order: the dirty one is among them, and all are zero.
+      std::vector<void *> all;
+      bool saw_it = false;
+      for (void *b = nullptr; labyrinth_alloc_pages(p, order, LABYRINTH_GFP_EXCLUSIVE, 0, &b) == LABYRINTH_OK;) {
+        all.push_back(b);
+        saw_it |= b == pg;
+        for (std::size_t i = 0; i < (4096u << order); ++i)
+          ASSERT_EQ(static_cast<unsigned char *>(b)[i], 0) << i;
+      }
+      EXPECT_TRUE(saw_it);
+      for (void *b : all) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+    }
+  }
+}
