@@ -134,8 +134,16 @@ typedef struct labyrinth_ring labyrinth_ring;
  *  read/write then return INVALID until labyrinth_pool_register_io_uring()
  *  is called with labyrinth_ring_fd()). */
 #define LABYRINTH_RING_NO_REGISTER (1u << 1)
+/** Only the thread that creates the ring will ever use it (submit, complete,
+ *  destroy): the kernel then runs completion work in batches when that
+ *  thread asks for completions (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN,
+ *  Linux 6.1; ignored on older kernels) instead of interrupting it for each
+ *  one: the best throughput for a receive loop. Calls from another thread
+ *  then fail (SYSTEM, EEXIST). */
+#define LABYRINTH_RING_SINGLE_THREAD (1u << 2)
 /** All ring flags this version knows; other bits are INVALID. */
-#define LABYRINTH_RING_ALL_FLAGS (LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_NO_REGISTER)
+#define LABYRINTH_RING_ALL_FLAGS                                                \
+  (LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_NO_REGISTER | LABYRINTH_RING_SINGLE_THREAD)
 
 /**
  * Options for labyrinth_ring_create(). Initialise with

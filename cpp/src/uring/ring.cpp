@@ -69,6 +69,7 @@ struct labyrinth_ring {
   std::uint32_t sq_entries = 0, cq_entries = 0;
   std::atomic<std::uint32_t> registered{0};
   bool has_send_zc = false;
+  bool defer_taskrun = false;  // completions appear only when we enter the kernel
   std::vector<Op> ops;
   std::vector<std::uint32_t> free_ops;
   // provided-buffer ring
@@ -465,20 +466,34 @@ labyrinth_status ring_create(labyrinth_pool *pool, const labyrinth_ring_options 
   r->free_ops.reserve(o.max_inflight);
   for (std::uint32_t i = o.max_inflight; i-- > 0;) r->free_ops.push_back(i);
 
-  io_uring_params params{};
   // SUBMIT_ALL (5.18): an SQE failing at submission does not leave the
-  // ones behind it unsubmitted. Retried without it on older kernels.
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+  // ones behind it unsubmitted. COOP_TASKRUN (5.19): no interrupt per
+  // completion, the work runs when the thread next enters the kernel (or
+  // SINGLE_ISSUER|DEFER_TASKRUN, 6.1, with LABYRINTH_RING_SINGLE_THREAD).
+  // Each is dropped in turn if the kernel refuses it (EINVAL).
   std::uint32_t want_cq = round_pow2(o.max_inflight + o.pbuf_entries);
   if (want_cq < 2 * round_pow2(o.sq_entries)) want_cq = 2 * round_pow2(o.sq_entries);
-  params.cq_entries = want_cq;
-  int ret = io_uring_queue_init_params(o.sq_entries, &r->ring, &params);
-  if (ret == -EINVAL) {
+  const std::uint32_t base_flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+  const std::uint32_t tries[] = {
+      (o.flags & LABYRINTH_RING_SINGLE_THREAD)
+          ? base_flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                IORING_SETUP_DEFER_TASKRUN
+          : base_flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+                IORING_SETUP_TASKRUN_FLAG,
+      base_flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      base_flags | IORING_SETUP_SUBMIT_ALL,
+      base_flags,
+  };
+  io_uring_params params{};
+  int ret = -EINVAL;
+  for (std::uint32_t f : tries) {
     params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    params.flags = f;
     params.cq_entries = want_cq;
     ret = io_uring_queue_init_params(o.sq_entries, &r->ring, &params);
+    if (ret != -EINVAL) break;
   }
+  r->defer_taskrun = ret == 0 && (params.flags & IORING_SETUP_DEFER_TASKRUN);
   if (ret < 0) {
     delete r;
     return uring::explain_unavailable(-ret, what, "io_uring_setup");
@@ -569,6 +584,7 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
   }
   std::size_t n = 0;
   labyrinth_status result = LABYRINTH_OK;
+  bool flushed = false;
   while (n < max) {
     io_uring_cqe *cqe = nullptr;
     if (io_uring_peek_cqe(&r->ring, &cqe) == 0 && cqe) {
@@ -576,12 +592,21 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
       io_uring_cqe_seen(&r->ring, cqe);
       continue;
     }
+    // Completion work the kernel deferred to us (COOP/DEFER_TASKRUN): run it
+    // once, without waiting, before deciding there is nothing.
+    if (!flushed && r->ops_inflight.get() &&
+        (r->defer_taskrun || (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN))) {
+      flushed = true;
+      io_uring_get_events(&r->ring);
+      continue;
+    }
     if (n >= wait_nr || r->ops_inflight.get() == 0) break;
     // Pages handed back may let the provided-buffer ring refill before we sleep.
     pbuf_refill(r);
     int ret;
+    const unsigned want = static_cast<unsigned>(wait_nr - n);
     if (infinite) {
-      ret = io_uring_wait_cqe(&r->ring, &cqe);
+      ret = io_uring_wait_cqes(&r->ring, &cqe, want, nullptr, nullptr);
     } else {
       timespec now{};
       clock_gettime(CLOCK_MONOTONIC, &now);
@@ -591,8 +616,9 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
       __kernel_timespec ts{};
       ts.tv_sec = left_ns / 1000000000LL;
       ts.tv_nsec = left_ns % 1000000000LL;
-      ret = io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts);
+      ret = io_uring_wait_cqes(&r->ring, &cqe, want, &ts, nullptr);
     }
+    flushed = false;
     if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN) continue;
     if (ret < 0) {
       result = set_error(LABYRINTH_ERR_SYSTEM, "%s: waiting for completions failed (%s, errno %d)",

@@ -1,0 +1,456 @@
+/*
+ * labyrinth-rx - the NIC receive path, on loopback.
+ *
+ * Sender threads blast UDP datagrams at a socket on 127.0.0.1 for a few
+ * seconds. The receiver takes them with an io_uring multishot receive: the
+ * kernel picks each datagram's page itself from a provided-buffer ring that
+ * the receiver keeps fed with pages from labyrinth_void_alloc_page_gfp_
+ * atomic_exclusive(), one for every page it has finished with and freed.
+ * While a page sits in that ring it belongs to the kernel (free or transfer
+ * would return BUSY); the completion hands it to the receiver, which reads
+ * the datagram in place (no copy) and frees it. The same senders then feed
+ * a classic receiver that recvmsg()s into malloc'd buffers, for comparison.
+ * The report gives packets/s, Gbit/s, the latency of each allocation
+ * (labyrinth's atomic page vs malloc) at p50/p99/p99.9/max, and the pool's
+ * pages in flight and leaked at the end, which must both be 0 (the exit
+ * status is 1 otherwise; 77 if this machine has no usable io_uring).
+ *
+ * usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N]
+ *                     [--entries N] [--pool-mb MB] [--no-baseline]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include <labyrinth/labyrinth.h>
+#include <labyrinth/labyrinth_uring.h>
+
+/* ---- options ---------------------------------------------------------- */
+static double opt_duration = 3.0;
+static unsigned opt_size = 1472;
+static unsigned opt_senders = 1;
+static unsigned opt_entries = 4096;
+static unsigned opt_pool_mb = 64;
+static int opt_baseline = 1;
+
+/* ---- timing: TSC ticks for the allocation latency, calibrated to ns ---- */
+static double ns_per_tick = 1.0;
+
+static inline uint64_t ticks(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return __rdtsc();
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double tick_resolution_ns = 0;
+
+/* The receiver thread's CPU time (user + system), in seconds. */
+static double thread_cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+static void calibrate(void) {
+  uint64_t best = UINT64_MAX;
+  for (int i = 0; i < 1000; ++i) {
+    uint64_t a = ticks(), b = ticks();
+    while (b == a) b = ticks();
+    if (b - a < best) best = b - a;
+  }
+  double t0 = now_s();
+  uint64_t c0 = ticks();
+  while (now_s() - t0 < 0.05) {
+  }
+  double t1 = now_s();
+  uint64_t c1 = ticks();
+  ns_per_tick = (t1 - t0) * 1e9 / (double)(c1 - c0);
+  tick_resolution_ns = (double)best * ns_per_tick;
+}
+
+/* Latency histogram: exact up to 64K ticks, then one overflow bucket. */
+#define HIST_TICKS 65536
+typedef struct hist {
+  uint64_t count[HIST_TICKS];
+  uint64_t overflow, n, max;
+} hist;
+
+static void hist_add(hist *h, uint64_t t) {
+  if (t < HIST_TICKS) h->count[t]++;
+  else h->overflow++;
+  if (t > h->max) h->max = t;
+  h->n++;
+}
+
+static double hist_pct_ns(const hist *h, double q) {
+  uint64_t want = (uint64_t)(q * (double)h->n), seen = 0;
+  for (uint64_t t = 0; t < HIST_TICKS; ++t) {
+    seen += h->count[t];
+    if (seen > want) return (double)t * ns_per_tick;
+  }
+  return (double)h->max * ns_per_tick;
+}
+
+/* ---- the datagrams ---------------------------------------------------- */
+typedef struct header {
+  uint32_t sender, len;
+  uint64_t seq;
+} header;
+
+/* "Process" a datagram in place: check its header, read every word. */
+static uint64_t consume(const void *data, size_t len) {
+  const header *h = (const header *)data;
+  if (len < sizeof(header) || h->len != len) return UINT64_MAX;
+  const uint64_t *w = (const uint64_t *)data;
+  uint64_t x = 0;
+  for (size_t i = 0; i < len / 8; ++i) x ^= w[i];
+  return x;
+}
+
+/* ---- senders ---------------------------------------------------------- */
+static atomic_int stop_senders;
+static atomic_ullong sent_total;
+static struct sockaddr_in target;
+
+static void *sender_main(void *arg) {
+  unsigned id = (unsigned)(uintptr_t)arg;
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&target, sizeof(target)) != 0) {
+    perror("labyrinth-rx: sender socket");
+    return NULL;
+  }
+  enum { BATCH = 32 };
+  static __thread unsigned char bufs[BATCH][4096];
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  memset(msgs, 0, sizeof(msgs));
+  for (int i = 0; i < BATCH; ++i) {
+    memset(bufs[i], 0x5a ^ i, sizeof(bufs[i]));
+    iov[i].iov_base = bufs[i];
+    iov[i].iov_len = opt_size;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  uint64_t seq = 0, sent = 0;
+  while (!atomic_load_explicit(&stop_senders, memory_order_relaxed)) {
+    for (int i = 0; i < BATCH; ++i) {
+      header h = {id, opt_size, seq++};
+      memcpy(bufs[i], &h, sizeof(h));
+    }
+    int n = sendmmsg(fd, msgs, BATCH, 0);
+    if (n > 0) sent += (uint64_t)n;
+    else if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != EINTR) break;
+  }
+  atomic_fetch_add(&sent_total, sent);
+  close(fd);
+  return NULL;
+}
+
+static pthread_t senders[64];
+
+static void start_senders(void) {
+  atomic_store(&stop_senders, 0);
+  atomic_store(&sent_total, 0);
+  for (unsigned i = 0; i < opt_senders; ++i)
+    pthread_create(&senders[i], NULL, sender_main, (void *)(uintptr_t)i);
+}
+
+static uint64_t stop_all_senders(void) {
+  atomic_store(&stop_senders, 1);
+  for (unsigned i = 0; i < opt_senders; ++i) pthread_join(senders[i], NULL);
+  return atomic_load(&sent_total);
+}
+
+static int make_receiver(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int big = 16 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  memset(&target, 0, sizeof(target));
+  target.sin_family = AF_INET;
+  target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(target);
+  if (bind(fd, (struct sockaddr *)&target, sizeof(target)) != 0 ||
+      getsockname(fd, (struct sockaddr *)&target, &len) != 0) {
+    perror("labyrinth-rx: receiver socket");
+    exit(1);
+  }
+  return fd;
+}
+
+typedef struct result {
+  uint64_t packets, bytes, sent, bad;
+  double seconds, cpu;
+  hist *alloc;
+} result;
+
+/* ---- receiver 1: multishot receive into labyrinth pages --------------- */
+static int run_labyrinth(labyrinth_pool *pool, result *r, uint64_t *enobufs_out) {
+  labyrinth_ring_options o;
+  labyrinth_ring_options_init(&o);
+  o.sq_entries = 64;
+  o.pbuf_entries = opt_entries;
+  /* We feed the ring ourselves (timing each allocation); only this thread
+     uses the ring, so the kernel may batch completion work for it. */
+  o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD;
+  labyrinth_ring *ring = NULL;
+  labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
+  if (st != LABYRINTH_OK) {
+    fprintf(stderr, "labyrinth-rx: %s: %s\n", labyrinth_status_name(st),
+            labyrinth_last_error_message());
+    return st == LABYRINTH_ERR_UNSUPPORTED ? 77 : 1;
+  }
+  /* Fill the provided-buffer ring with atomic exclusive pages. */
+  for (unsigned i = 0; i < opt_entries; ++i) {
+    void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
+    if (!page || labyrinth_ring_provide(ring, page) != LABYRINTH_OK) {
+      fprintf(stderr, "labyrinth-rx: filling the ring: %s\n", labyrinth_last_error_message());
+      if (page) labyrinth_free_pages(pool, page);
+      labyrinth_ring_destroy(ring);
+      return 1;
+    }
+  }
+  int fd = make_receiver();
+  st = labyrinth_ring_recv_multishot(ring, fd, 0, 1);
+  if (st != LABYRINTH_OK) {
+    fprintf(stderr, "labyrinth-rx: %s: %s\n", labyrinth_status_name(st),
+            labyrinth_last_error_message());
+    labyrinth_ring_destroy(ring);
+    close(fd);
+    return st == LABYRINTH_ERR_UNSUPPORTED ? 77 : 1;
+  }
+  start_senders();
+  double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
+  labyrinth_completion c[256];
+  uint64_t sink = 0;
+  while (now_s() < end) {
+    size_t n = 0;
+    if (labyrinth_ring_complete(ring, c, 256, 32, 1, &n) != LABYRINTH_OK) {
+      fprintf(stderr, "labyrinth-rx: %s\n", labyrinth_last_error_message());
+      break;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (c[i].page) {
+        if (c[i].result > 0) {
+          uint64_t x = consume(c[i].page, (size_t)c[i].result);
+          if (x == UINT64_MAX) r->bad++;
+          sink += x;
+          r->packets++;
+          r->bytes += (uint64_t)c[i].result;
+        }
+        labyrinth_free_pages(pool, c[i].page); /* done with it: back to the pool */
+        /* ...and a fresh atomic exclusive page for the kernel to fill. */
+        uint64_t a = ticks();
+        void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
+        uint64_t b = ticks();
+        hist_add(r->alloc, b - a);
+        if (page && labyrinth_ring_provide(ring, page) != LABYRINTH_OK)
+          labyrinth_free_pages(pool, page);
+      }
+      if (!(c[i].flags & LABYRINTH_COMPLETION_MORE)) {
+        /* The receive ended (-ENOBUFS if the ring ran dry): re-arm it. */
+        if (labyrinth_ring_recv_multishot(ring, fd, 0, 1) != LABYRINTH_OK) {
+          fprintf(stderr, "labyrinth-rx: re-arm: %s\n", labyrinth_last_error_message());
+          end = 0;
+        }
+      }
+    }
+  }
+  r->seconds = now_s() - t0;
+  r->cpu = thread_cpu_s() - cpu0;
+  r->sent = stop_all_senders();
+  labyrinth_ring_stats rs;
+  memset(&rs, 0, sizeof(rs));
+  rs.struct_size = sizeof(rs);
+  labyrinth_ring_get_stats(ring, &rs);
+  *enobufs_out = rs.pbuf_enobufs;
+  /* Teardown cancels the receive, waits for the kernel, and returns the
+     pages still in the provided-buffer ring (and any it filled that we never
+     took) to the pool. */
+  labyrinth_ring_destroy(ring);
+  close(fd);
+  if (sink == 42) printf(" ");
+  return 0;
+}
+
+/* ---- receiver 2: recvmsg into malloc'd buffers ------------------------ */
+static void run_baseline(result *r) {
+  int fd = make_receiver();
+  struct timeval tv = {0, 50000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  start_senders();
+  double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
+  uint64_t sink = 0;
+  unsigned since_clock = 0;
+  for (;;) {
+    if (++since_clock == 64) {
+      since_clock = 0;
+      if (now_s() >= end) break;
+    }
+    uint64_t a = ticks();
+    void *buf = malloc(4096);
+    uint64_t b = ticks();
+    hist_add(r->alloc, b - a);
+    struct iovec iov = {buf, 4096};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd, &mh, 0);
+    if (n > 0) {
+      uint64_t x = consume(buf, (size_t)n);
+      if (x == UINT64_MAX) r->bad++;
+      sink += x;
+      r->packets++;
+      r->bytes += (uint64_t)n;
+    } else if (now_s() >= end) {
+      free(buf);
+      break;
+    }
+    free(buf);
+  }
+  r->seconds = now_s() - t0;
+  r->cpu = thread_cpu_s() - cpu0;
+  r->sent = stop_all_senders();
+  close(fd);
+  if (sink == 42) printf(" ");
+}
+
+static void print_row(const char *name, const result *r) {
+  double pps = (double)r->packets / r->seconds;
+  double gbit = (double)r->bytes * 8.0 / r->seconds / 1e9;
+  double drop = r->sent ? 100.0 * (1.0 - (double)r->packets / (double)r->sent) : 0.0;
+  double cpu_ns = r->packets ? r->cpu * 1e9 / (double)r->packets : 0.0;
+  printf("%-31s %10.0f %6.2f %8.0f %6.1f %6.1f %6.1f %8.0f %6.1f%%\n", name, pps, gbit, cpu_ns,
+         hist_pct_ns(r->alloc, 0.50), hist_pct_ns(r->alloc, 0.99), hist_pct_ns(r->alloc, 0.999),
+         (double)r->alloc->max * ns_per_tick, drop);
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N] [--entries N]\n"
+          "                    [--pool-mb MB] [--no-baseline]\n"
+          "  --duration SEC  seconds per receiver (default 3)\n"
+          "  --size BYTES    datagram size, 16..4096 (default 1472)\n"
+          "  --senders N     sender threads (default 1)\n"
+          "  --entries N     pages in the provided-buffer ring, power of two (default 4096)\n"
+          "  --pool-mb MB    pool size (default 64)\n"
+          "  --no-baseline   skip the recvmsg + malloc comparison\n");
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; ++i) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--duration") && v) opt_duration = atof(argv[++i]);
+    else if (!strcmp(a, "--size") && v) opt_size = (unsigned)atoi(argv[++i]);
+    else if (!strcmp(a, "--senders") && v) opt_senders = (unsigned)atoi(argv[++i]);
+    else if (!strcmp(a, "--entries") && v) opt_entries = (unsigned)atoi(argv[++i]);
+    else if (!strcmp(a, "--pool-mb") && v) opt_pool_mb = (unsigned)atoi(argv[++i]);
+    else if (!strcmp(a, "--no-baseline")) opt_baseline = 0;
+    else {
+      usage();
+      return 2;
+    }
+  }
+  if (opt_size < sizeof(header) || opt_size > 4096 || opt_senders < 1 || opt_senders > 64 ||
+      opt_duration <= 0 || opt_duration > 600 || opt_entries < 1 ||
+      (opt_entries & (opt_entries - 1)) || opt_entries > 32768 ||
+      (uint64_t)opt_pool_mb * 256 < 2ull * opt_entries) {
+    usage();
+    return 2;
+  }
+  calibrate();
+
+  labyrinth_pool_options po;
+  labyrinth_pool_options_init(&po);
+  po.size_bytes = (size_t)opt_pool_mb << 20;
+  labyrinth_pool *pool = NULL;
+  if (labyrinth_pool_create(&po, &pool) != LABYRINTH_OK) {
+    fprintf(stderr, "labyrinth-rx: pool: %s\n", labyrinth_last_error_message());
+    return 1;
+  }
+  struct utsname u;
+  uname(&u);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  printf("labyrinth-rx: %u-byte UDP datagrams on 127.0.0.1, %u sender thread(s), %.1f s per "
+         "receiver\n", opt_size, opt_senders, opt_duration);
+  printf("machine: %ld CPU(s), %s %s; pool %u MiB, provided-buffer ring %u pages\n\n", cpus,
+         u.sysname, u.release, opt_pool_mb, opt_entries);
+
+  hist *h1 = calloc(1, sizeof(hist)), *h2 = calloc(1, sizeof(hist));
+  result lab = {0, 0, 0, 0, 0, 0, h1}, base = {0, 0, 0, 0, 0, 0, h2};
+  uint64_t enobufs = 0;
+  int rc = run_labyrinth(pool, &lab, &enobufs);
+  if (rc == 77) {
+    printf("io_uring is not usable here (see above); nothing to measure.\n");
+    labyrinth_pool_destroy(pool);
+    return 77;
+  }
+  if (rc != 0) return rc;
+  if (opt_baseline) run_baseline(&base);
+
+  printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
+         "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
+  print_row("labyrinth multishot + pbuf ring", &lab);
+  if (opt_baseline) print_row("recvmsg + malloc(4096)", &base);
+  printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
+         " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
+         "%.1f ns;\n dropped: sent but not received, the socket buffer overflowed)\n",
+         tick_resolution_ns);
+  if (opt_baseline && base.packets)
+    printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
+           ((double)lab.packets / lab.seconds) / ((double)base.packets / base.seconds));
+  if (enobufs) printf("provided-buffer ring ran dry %llu time(s) (receive re-armed)\n",
+                      (unsigned long long)enobufs);
+  if (lab.bad || base.bad)
+    printf("MALFORMED datagrams: %llu labyrinth, %llu recvmsg\n", (unsigned long long)lab.bad,
+           (unsigned long long)base.bad);
+
+  labyrinth_stats s;
+  memset(&s, 0, sizeof(s));
+  s.struct_size = sizeof(s);
+  labyrinth_pool_stats(pool, &s);
+  printf("\npool at the end: %llu pages in flight, %llu leaked (allocated), %llu reserve uses\n",
+         (unsigned long long)s.inflight_pages, (unsigned long long)s.allocated_pages,
+         (unsigned long long)s.reserve_uses);
+  int leak = s.inflight_pages != 0 || s.allocated_pages != 0;
+  labyrinth_status dst = labyrinth_pool_destroy(pool);
+  if (dst != LABYRINTH_OK) {
+    fprintf(stderr, "labyrinth-rx: pool destroy: %s\n", labyrinth_last_error_message());
+    leak = 1;
+  }
+  free(h1);
+  free(h2);
+  if (lab.packets == 0) {
+    fprintf(stderr, "labyrinth-rx: no packet received\n");
+    return 1;
+  }
+  return leak || lab.bad || base.bad ? 1 : 0;
+}
