@@ -12,6 +12,7 @@
 #include <grp.h>
 
 #include <cstddef>
+#include <iostream>
 
 #include "uring_test_util.hpp"
 
@@ -266,6 +267,35 @@ TEST(UringRegister, MemlockMessageForUnprivilegedUser) {
   EXPECT_NE(msg.find(std::to_string(8u << 20)), std::string::npos) << msg;     // the size asked
   EXPECT_NE(msg.find("ulimit -l"), std::string::npos) << msg;                  // how to raise it
   EXPECT_NE(msg.find("CAP_IPC_LOCK"), std::string::npos) << msg;
+}
+
+// The same check for a process started unprivileged with a small limit
+// (scripts/test.d/30-uring.sh runs it via prlimit --memlock + setpriv
+// --reuid=nobody). Skips when the limit does not apply to this process.
+TEST(UringMemlockAsInvoked, MessageGivesLimitSizeAndRemedy) {
+  struct rlimit rl {};
+  getrlimit(RLIMIT_MEMLOCK, &rl);
+  const std::size_t size = 8u << 20;
+  if (geteuid() == 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= size)
+    GTEST_SKIP() << "run unprivileged with RLIMIT_MEMLOCK below 8 MiB (e.g. prlimit "
+                    "--memlock=65536 setpriv --reuid=nobody ...)";
+  labyrinth_pool *pool = make_pool(size, 0);
+  ASSERT_NE(pool, nullptr);
+  io_uring ring;
+  int ret = io_uring_queue_init(8, &ring, 0);
+  if (ret < 0) {
+    labyrinth_pool_destroy(pool);
+    GTEST_SKIP() << "io_uring_queue_init: " << strerror(-ret);
+  }
+  EXPECT_EQ(labyrinth_pool_register_io_uring(pool, ring.ring_fd), LABYRINTH_ERR_NOMEM);
+  std::string msg = labyrinth_last_error_message();
+  std::cout << "message: " << msg << "\n";
+  EXPECT_NE(msg.find("RLIMIT_MEMLOCK"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(rl.rlim_cur)), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(size)), std::string::npos) << msg;
+  EXPECT_NE(msg.find("ulimit -l"), std::string::npos) << msg;
+  io_uring_queue_exit(&ring);
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
 }
 
 // A seccomp filter making io_uring_setup fail with `err`, as container
