@@ -101,26 +101,9 @@ LABYRINTH_API labyrinth_status labyrinth_pool_arena(const labyrinth_pool *pool, 
 }
 
 LABYRINTH_API void *labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
-  if (LAB_LIKELY(pool != nullptr)) {
-    Pool *p = from_handle(pool);
-    ThreadLocal &t = tls;
-    CacheSlot &slot = t.slots[p->id % kTlsSlots];
-    ThreadCache *c = slot.cache;
-    if (LAB_LIKELY(slot.pool_id == p->id && c != nullptr && p->fast_ok && !t.in_call)) {
-      std::uint32_t n = c->n();
-      if (LAB_LIKELY(n != 0)) {
-        t.in_call = 1;
-        signal_fence();
-        void *page = c->slots[n - 1];
-        c->set_n(n - 1);
-        p->meta[p->index_of(page)].store(t.alloc_word, kRelaxed);
-        signal_fence();
-        t.in_call = 0;
-        return page;
-      }
-    }
-    return flagship_slow(p);
-  }
+  // The common case is the header's inline code (one copy of the fast path).
+  if (void *page = labyrinth_fast_alloc_v1_(pool)) return page;
+  if (LAB_LIKELY(pool != nullptr)) return flagship_slow(from_handle(pool));
   null_pool("labyrinth_void_alloc_page_gfp_atomic_exclusive");
   return nullptr;
 }
@@ -147,30 +130,8 @@ LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsig
 }
 
 LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
-  if (LAB_LIKELY(pool != nullptr)) {
-    Pool *p = from_handle(pool);
-    ThreadLocal &t = tls;
-    CacheSlot &slot = t.slots[p->id % kTlsSlots];
-    ThreadCache *c = slot.cache;
-    std::uintptr_t off = reinterpret_cast<std::uintptr_t>(page) - reinterpret_cast<std::uintptr_t>(p->base);
-    if (LAB_LIKELY(slot.pool_id == p->id && c != nullptr && off < p->size &&
-                   (off & (kPageSize - 1)) == 0 && p->fast_ok && !t.in_call)) {
-      std::atomic<std::uint64_t> &word = p->meta[off >> kPageShift];
-      std::uint32_t n = c->n();
-      if (LAB_LIKELY(word.load(kRelaxed) == t.alloc_word && n < c->capacity &&
-                     !p->pressure.load(kRelaxed))) {
-        t.in_call = 1;
-        signal_fence();
-        word.store(side::CACHED, kRelaxed);
-        c->slots[n] = page;
-        c->set_n(n + 1);
-        signal_fence();
-        t.in_call = 0;
-        return LABYRINTH_OK;
-      }
-    }
-    return free_slow(p, page);
-  }
+  if (labyrinth_fast_free_v1_(pool, page)) return LABYRINTH_OK;
+  if (LAB_LIKELY(pool != nullptr)) return free_slow(from_handle(pool), page);
   return null_pool("labyrinth_free_pages");
 }
 

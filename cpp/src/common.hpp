@@ -37,13 +37,38 @@ struct ThreadLocal {
   std::uint64_t alloc_word;        // side-table word of an order-0 exclusive page owned by us
   std::uint64_t owner;             // our owner id, 0 until first needed
   CacheSlot slots[kTlsSlots];      // direct-mapped by pool id
-  volatile std::uint8_t in_call;   // 1 while we modify our cache (signal re-entry guard)
+  const labyrinth_pool *stash;     // the fast-path record's pool while we are inside a call
   std::uint8_t exit_hook_set;      // thread-exit destructor registered
   labyrinth_status status;         // last failure
   char message[kMessageBytes];     // its message
 };
 
 extern __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
+
+// The public per-thread record of the inline fast path (labyrinth.h). Its
+// pool field doubles as the thread's re-entry guard for the whole library:
+// LABYRINTH_FAST_BUSY_V1 while the thread modifies its cache, so a signal
+// handler that interrupts it (inline code or library) takes the shared
+// lock-free path instead of the cache.
+inline labyrinth_thread_fast_v1 &fast() { return labyrinth_thread_fast; }
+inline const labyrinth_pool *fast_pool() {
+  return __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED);
+}
+inline void set_fast_pool(const labyrinth_pool *p) {
+  __atomic_store_n(&labyrinth_thread_fast.pool, p, __ATOMIC_RELAXED);
+}
+inline bool in_call() { return fast_pool() == LABYRINTH_FAST_BUSY_V1; }
+inline void enter_call() {
+  tls.stash = fast_pool();
+  set_fast_pool(LABYRINTH_FAST_BUSY_V1);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+inline void leave_call() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  set_fast_pool(tls.stash);
+}
+// Forget the record (no pool), e.g. at thread exit or fork.
+void fast_forget();
 
 // Compiler-only barrier: orders our TLS guard against the cache update as
 // seen by a signal handler on this thread.

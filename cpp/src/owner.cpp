@@ -36,12 +36,14 @@ void on_thread_exit(void *) {
   auto &dead = dead_owners();
   dead.insert(std::upper_bound(dead.begin(), dead.end(), me), me);
   for (auto &slot : tls.slots) slot = CacheSlot{0, nullptr};
+  fast_forget();
 }
 
 void on_fork_child() {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   for (auto &slot : tls.slots) slot = CacheSlot{0, nullptr};
-  tls.in_call = 0;
+  tls.stash = nullptr;
+  set_fast_pool(nullptr);  // the only thread of the child; its pools are the parent's
   // The mutex may have been held by a thread that does not exist in the
   // child; make a fresh one (the old one is leaked on purpose).
   new (&reg_mu()) std::mutex;

@@ -32,4 +32,5 @@ const std::vector<std::uint64_t> &exited_owners();
 // created under and refuse to work in a forked child.
 std::uint64_t fork_generation();
 
+
 }  // namespace lab

@@ -59,13 +59,29 @@ void wake_waiters(Pool *p) {
   futex_wake_all(&p->wait_seq);
 }
 
+// Under pressure, frees must reach the shared list, so every cache's limit
+// drops to 0 (the inline free path reads it); afterwards it is restored.
+static void set_cache_limits(Pool *p, bool pressure) {
+  for (std::uint32_t i = 0; i < p->max_caches; ++i)
+    p->cache_at(i)->limit.store(pressure ? 0 : p->cache_capacity, kRelaxed);
+}
+
+void set_pressure(Pool *p) {
+  if (!p->pressure.exchange(true, kRelaxed)) {
+    p->pressure_events.fetch_add(1, kRelaxed);
+    set_cache_limits(p, true);
+  }
+}
+
 void update_pressure(Pool *p) {
   std::size_t free = p->free_pages();
   bool on = p->pressure.load(kRelaxed);
   if (!on && free < p->wm_low) {
-    if (!p->pressure.exchange(true, kRelaxed)) p->pressure_events.fetch_add(1, kRelaxed);
+    set_pressure(p);
   } else if (on && free >= p->wm_high && p->nwaiters.load(kRelaxed) == 0) {
-    p->pressure.store(false, kRelaxed);
+    if (p->pressure.exchange(false, kRelaxed)) set_cache_limits(p, false);
+    // A concurrent set_pressure() may have lost to us: it re-checks next time.
+    if (p->free_pages() < p->wm_low) set_pressure(p);
   }
 }
 
@@ -145,8 +161,8 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->max_caches = o.max_thread_caches;
   p->cache_capacity = o.thread_cache_pages;
   p->cache_batch = o.thread_cache_batch;
-  p->cache_mem_bytes = std::size_t{p->max_caches} *
-                       (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *));
+  p->cache_stride = sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *);
+  p->cache_mem_bytes = std::size_t{p->max_caches} * p->cache_stride;
   p->cache_mem = p->cache_mem_bytes ? meta_map(p->cache_mem_bytes) : nullptr;
   if (!p->meta || (p->cache_mem_bytes && !p->cache_mem)) {
     int e = errno;
@@ -157,13 +173,11 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
     return set_error(LABYRINTH_ERR_NOMEM,
                      "labyrinth_pool_create: mmap of the side table failed (errno %d)", e);
   }
-  p->caches = static_cast<ThreadCache *>(p->cache_mem);
-  void **slot_mem = reinterpret_cast<void **>(p->caches + p->max_caches);
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
-    ThreadCache *c = new (&p->caches[i]) ThreadCache;
+    ThreadCache *c = new (p->cache_at(i)) ThreadCache;
     c->capacity = p->cache_capacity;
+    c->limit.store(p->cache_capacity, kRelaxed);
     c->batch = p->cache_batch;
-    c->slots = slot_mem + std::size_t{i} * p->cache_capacity;
   }
   p->use_caches = !(p->flags & LABYRINTH_POOL_GUARD) && p->max_caches > 0;
   p->fast_ok = p->use_caches && !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_GUARD));
@@ -194,7 +208,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
 static std::uint64_t cached_pages(const Pool *p) {
   std::uint64_t n = 0;
   for (std::uint32_t i = 0; i < p->max_caches; ++i)
-    if (p->caches[i].user.load(kRelaxed)) n += p->caches[i].n();
+    if (p->cache_at(i)->user.load(kRelaxed)) n += p->cache_at(i)->n();
   return n;
 }
 
@@ -237,6 +251,15 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
     }
   }
   pools.erase(it);
+  // Threads whose inline fast-path record names this pool forget it, so a
+  // future pool at the same address cannot be mistaken for it.
+  for (std::uint32_t i = 0; i < p->max_caches && !p->forked(); ++i) {
+    if (labyrinth_thread_fast_v1 *rec = p->cache_at(i)->record.load(kRelaxed)) {
+      const labyrinth_pool *expected = p;
+      __atomic_compare_exchange_n(&rec->pool, &expected, nullptr, false, __ATOMIC_RELAXED,
+                                  __ATOMIC_RELAXED);
+    }
+  }
   if (!p->forked()) {
     meta_unmap(p->meta, p->npages * sizeof(std::uint64_t));
     meta_unmap(p->cache_mem, p->cache_mem_bytes);
@@ -244,6 +267,8 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
   }
   for (auto &slot : tls.slots)
     if (slot.pool_id == p->id) slot = CacheSlot{0, nullptr};
+  if (fast_pool() == p) fast_forget();
+  if (tls.stash == p) tls.stash = nullptr;
   delete p;
   return LABYRINTH_OK;
 }
@@ -267,9 +292,10 @@ static void flush_shared_locked(Pool *p) {
 void pool_thread_exit(Pool *p, std::uint64_t owner) {
   if (p->forked()) return;
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
-    ThreadCache *c = &p->caches[i];
+    ThreadCache *c = p->cache_at(i);
     if (c->user.load(kRelaxed) != owner) continue;
     cache_drain(p, c, c->n());
+    c->record.store(nullptr, kRelaxed);
     c->user.store(0, std::memory_order_release);
     p->caches_in_use.fetch_sub(1, kRelaxed);
   }
@@ -279,12 +305,10 @@ labyrinth_status pool_trim(Pool *p) {
   if (p->forked())
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_trim: the pool belongs to the parent "
                                             "process; it cannot be used after fork()");
-  if (ThreadCache *c = tls.in_call ? nullptr : cache_for(p)) {
-    tls.in_call = 1;
-    signal_fence();
+  if (ThreadCache *c = in_call() ? nullptr : cache_for(p)) {
+    enter_call();
     cache_drain(p, c, c->n());
-    signal_fence();
-    tls.in_call = 0;
+    leave_call();
   }
   std::lock_guard<std::mutex> lock(p->mu);
   // The reserve goes back too and is taken again, so that a pool with every
@@ -315,21 +339,19 @@ labyrinth_status pool_trim(Pool *p) {
 
 // Order-0 page from this thread's cache, the shared list or the buddy.
 static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
-  ThreadCache *c = tls.in_call ? nullptr : cache_for(p);
+  ThreadCache *c = in_call() ? nullptr : cache_for(p);
   if (c) {
-    tls.in_call = 1;
-    signal_fence();
+    enter_call();
     std::uint32_t n = c->n();
     if (n == 0) n = cache_refill(p, c, atomic);
     bool ok = false;
     if (n) {
       n = c->n();
-      *idx = p->index_of(c->slots[n - 1]);
+      *idx = p->index_of(c->slots()[n - 1]);
       c->set_n(n - 1);
       ok = true;
     }
-    signal_fence();
-    tls.in_call = 0;
+    leave_call();
     return ok;
   }
   // No cache (none left, debug mode, or re-entered from a signal handler):
@@ -410,7 +432,7 @@ static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gf
   else p->wait_head = &self;
   p->wait_tail = &self;
   p->nwaiters.fetch_add(1, std::memory_order_seq_cst);
-  if (!p->pressure.exchange(true)) p->pressure_events.fetch_add(1, kRelaxed);
+  set_pressure(p);
   p->waits.fetch_add(1, kRelaxed);
   bool got = false, timed_out = false;
   for (;;) {
@@ -505,17 +527,15 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
   void *page = p->page_at(idx);
   if (p->flags & LABYRINTH_POOL_SCRUB) std::memset(page, 0, pages * kPageSize);
   if (order == 0 && p->use_caches) {
-    ThreadCache *c = tls.in_call ? nullptr : cache_for(p);
+    ThreadCache *c = in_call() ? nullptr : cache_for(p);
     if (c && !p->pressure.load(kRelaxed)) {
-      tls.in_call = 1;
-      signal_fence();
+      enter_call();
       if (c->n() == c->capacity) cache_drain(p, c, c->batch);
       std::uint32_t n = c->n();
       p->meta[idx].store(CACHED, kRelaxed);
-      c->slots[n] = page;
+      c->slots()[n] = page;
       c->set_n(n + 1);
-      signal_fence();
-      tls.in_call = 0;
+      leave_call();
       return;
     }
     // Under pressure, without a cache or re-entered: straight to the shared

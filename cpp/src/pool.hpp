@@ -55,7 +55,10 @@ struct Pool : labyrinth_pool {
   // ---- lock-free shared structures ----
   Depot shared;   // order-0 pages returned by thread caches
   Depot reserve;  // the atomic reserve
-  ThreadCache *caches = nullptr;
+  ThreadCache *cache_at(std::uint32_t i) const {
+    return reinterpret_cast<ThreadCache *>(static_cast<char *>(cache_mem) + std::size_t{i} * cache_stride);
+  }
+  std::size_t cache_stride = 0;  // bytes per cache: header + slots
   void *cache_mem = nullptr;
   std::size_t cache_mem_bytes = 0;
   std::atomic<std::uint32_t> caches_in_use{0};
@@ -85,6 +88,15 @@ struct Pool : labyrinth_pool {
 };
 
 inline Pool *from_handle(labyrinth_pool *p) { return static_cast<Pool *>(p); }
+
+// Which of the thread's remembered (pool -> cache) slots a pool uses: from
+// the pool's address, so it is known without loading anything; the slot then
+// names the pool's id, which is never reused, so a slot left over from a
+// destroyed pool at the same address never matches.
+inline CacheSlot &tls_slot(const labyrinth_pool *p) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  return tls.slots[((a >> 6) ^ (a >> 10) ^ (a >> 14)) % kTlsSlots];
+}
 inline const Pool *from_handle(const labyrinth_pool *p) { return static_cast<const Pool *>(p); }
 
 // Lifecycle and statistics (pool.cpp).
@@ -106,6 +118,7 @@ void wake_waiters(Pool *pool);
 
 // Update `pressure` from the free count (slow paths).
 void update_pressure(Pool *pool);
+void set_pressure(Pool *pool);  // pressure on now (waiters present)
 
 // Ownership (ownership.cpp).
 labyrinth_status pool_free(Pool *pool, void *page);

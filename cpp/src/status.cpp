@@ -10,6 +10,11 @@ namespace lab {
 
 __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
 
+void fast_forget() {
+  if (in_call()) tls.stash = nullptr;  // leave_call() will restore "none"
+  else set_fast_pool(nullptr);
+}
+
 namespace {
 
 struct Out {
@@ -105,6 +110,9 @@ labyrinth_status set_error(labyrinth_status status, const char *fmt, ...) {
 using lab::tls;
 
 extern "C" {
+
+LABYRINTH_API __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
+    __attribute__((tls_model("initial-exec")));
 
 LABYRINTH_API labyrinth_status labyrinth_last_status(void) { return tls.status; }
 

@@ -12,20 +12,41 @@ namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 }
 
+// Point the thread's inline fast-path record at (p, c). Written while the
+// record says BUSY, pool last, so a signal handler never sees half of it.
+// Called only outside calls (never while the record is BUSY).
+static void fast_setup(Pool *p, ThreadCache *c) {
+  labyrinth_thread_fast_v1 &f = fast();
+  set_fast_pool(LABYRINTH_FAST_BUSY_V1);
+  signal_fence();
+  f.cache = reinterpret_cast<std::uint32_t *>(&c->count);
+  f.meta = reinterpret_cast<std::uint64_t *>(p->meta);
+  f.base = reinterpret_cast<std::uintptr_t>(p->base);
+  f.npages = p->npages;
+  f.alloc_word = tls.alloc_word;
+  signal_fence();
+  set_fast_pool(p);
+}
+
 ThreadCache *cache_for(Pool *p) {
-  CacheSlot &slot = tls.slots[p->id % kTlsSlots];
-  if (LAB_LIKELY(slot.pool_id == p->id)) return slot.cache;
+  CacheSlot &slot = tls_slot(p);
+  if (LAB_LIKELY(slot.pool_id == p->id)) {
+    if (slot.cache && p->fast_ok && fast_pool() != p) fast_setup(p, slot.cache);
+    return slot.cache;
+  }
   if (!p->use_caches || p->forked()) return nullptr;
   ensure_exit_hook();
   const std::uint64_t me = tls.owner;
   ThreadCache *found = nullptr;
   for (std::uint32_t i = 0; i < p->max_caches && !found; ++i)
-    if (p->caches[i].user.load(kRelaxed) == me) found = &p->caches[i];
+    if (p->cache_at(i)->user.load(kRelaxed) == me) found = p->cache_at(i);
   for (std::uint32_t i = 0; i < p->max_caches && !found; ++i) {
     std::uint64_t expected = 0;
-    if (p->caches[i].user.load(kRelaxed) == 0 &&
-        p->caches[i].user.compare_exchange_strong(expected, me, std::memory_order_acquire)) {
-      found = &p->caches[i];
+    ThreadCache *c = p->cache_at(i);
+    if (c->user.load(kRelaxed) == 0 &&
+        c->user.compare_exchange_strong(expected, me, std::memory_order_acquire)) {
+      found = c;
+      c->record.store(&fast(), kRelaxed);
       p->caches_in_use.fetch_add(1, kRelaxed);
     }
   }
@@ -33,6 +54,7 @@ ThreadCache *cache_for(Pool *p) {
   slot.cache = found;
   signal_fence();
   slot.pool_id = p->id;
+  if (found && p->fast_ok) fast_setup(p, found);
   return found;
 }
 
@@ -59,7 +81,7 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
       while (i != kNil30 && added < room) {
         std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
         p->meta[i].store(CACHED, kRelaxed);
-        c->slots[n + added] = p->page_at(i);
+        c->slots()[n + added] = p->page_at(i);
         ++added;
         i = next;
       }
@@ -80,7 +102,7 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
       std::size_t idx;
       while (added < limit && p->buddy.alloc(0, &idx)) {
         p->meta[idx].store(CACHED, kRelaxed);
-        c->slots[n + added] = p->page_at(idx);
+        c->slots()[n + added] = p->page_at(idx);
         ++added;
       }
     }
@@ -99,11 +121,11 @@ void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
   std::uint32_t from = n - count;
   // Top up the atomic reserve first: it is what ATOMIC callers fall back on.
   while (count && p->reserve.pages() < p->reserve_target) {
-    std::size_t idx = p->index_of(c->slots[from + count - 1]);
+    std::size_t idx = p->index_of(c->slots()[from + count - 1]);
     p->reserve.push([idx](std::size_t) { return idx; }, 1);
     --count;
   }
-  void **slots = c->slots + from;
+  void **slots = c->slots() + from;
   p->shared.push([p, slots](std::size_t i) { return p->index_of(slots[i]); }, count);
   c->set_n(from);
   p->drains.fetch_add(1, kRelaxed);
