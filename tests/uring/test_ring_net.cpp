@@ -165,6 +165,10 @@ TEST(UringOwnership, FailedSubmissionGivesThePageBack) {
   EXPECT_EQ(rs.submit_failures, 1u);
   EXPECT_EQ(rs.ops_inflight, 0u);
   EXPECT_EQ(pool_stat_inflight(pool), 0u);
+  // Nor may another thread destroy it: it could not wait for the kernel.
+  labyrinth_status dst = LABYRINTH_OK;
+  std::thread([&] { dst = labyrinth_ring_destroy(ring); }).join();
+  EXPECT_EQ(dst, LABYRINTH_ERR_INVALID);
   // The owning thread still uses the ring normally.
   void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
   ASSERT_EQ(labyrinth_ring_recv(ring, udp.rx, page, kPage, 0, 6), LABYRINTH_OK) << last_error();

@@ -197,7 +197,9 @@ LABYRINTH_API labyrinth_status labyrinth_ring_create(labyrinth_pool *pool,
  *    that the application never took, go back to the pool,
  * unregister the arena and the provided-buffer ring and close the io_uring.
  * NULL is a no-op returning OK. No other thread may use the ring during or
- * after this call. May block; not async-signal-safe.
+ * after this call. A LABYRINTH_RING_SINGLE_THREAD ring can only be destroyed
+ * by the thread that created it (INVALID otherwise, nothing changes).
+ * May block; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_destroy(labyrinth_ring *ring);
 

@@ -21,6 +21,7 @@
 // only the ring's thread writes.
 #include <liburing.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -70,6 +71,8 @@ struct labyrinth_ring {
   std::atomic<std::uint32_t> registered{0};
   bool has_send_zc = false;
   bool defer_taskrun = false;  // completions appear only when we enter the kernel
+  bool single_issuer = false;  // only `creator` may enter the kernel for this ring
+  labyrinth_owner creator = LABYRINTH_OWNER_NONE;
   std::vector<Op> ops;
   std::vector<std::uint32_t> free_ops;
   // provided-buffer ring
@@ -386,8 +389,10 @@ void teardown(labyrinth_ring *r) {
     int ret = io_uring_wait_cqe(&r->ring, &cqe);
     if (ret == -EINTR) continue;
     if (ret < 0) {
-      // Cannot wait (should not happen): resubmit the cancels and retry.
+      // Cannot wait (should not happen): resubmit the cancels and retry,
+      // without spinning.
       io_uring_submit(&r->ring);
+      usleep(1000);
       continue;
     }
     labyrinth_completion ignored;
@@ -494,6 +499,8 @@ labyrinth_status ring_create(labyrinth_pool *pool, const labyrinth_ring_options 
     if (ret != -EINVAL) break;
   }
   r->defer_taskrun = ret == 0 && (params.flags & IORING_SETUP_DEFER_TASKRUN);
+  r->single_issuer = ret == 0 && (params.flags & IORING_SETUP_SINGLE_ISSUER);
+  r->creator = labyrinth_owner_self();
   if (ret < 0) {
     delete r;
     return uring::explain_unavailable(-ret, what, "io_uring_setup");
@@ -669,6 +676,11 @@ LABYRINTH_API labyrinth_status labyrinth_ring_create(labyrinth_pool *pool,
 
 LABYRINTH_API labyrinth_status labyrinth_ring_destroy(labyrinth_ring *ring) {
   if (!ring) return LABYRINTH_OK;
+  if (ring->single_issuer && labyrinth_owner_self() != ring->creator)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_ring_destroy: the ring was created with "
+                     "LABYRINTH_RING_SINGLE_THREAD by another thread; only that thread can "
+                     "wait for its pages (nothing was changed)");
   RING_BOUNDARY("labyrinth_ring_destroy", free_ring(ring, true); return LABYRINTH_OK;)
 }
 
