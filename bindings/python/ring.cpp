@@ -1,0 +1,2 @@
+#include "binding.hpp"
+namespace labpy { void register_ring(py::module_ &) {} }
