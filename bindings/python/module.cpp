@@ -343,6 +343,9 @@ void pool_close(PoolPy &self, bool force) {
     raise_status(LABYRINTH_ERR_BUSY, "cannot close the pool: " + std::to_string(n) +
                                          " call(s) on it are running in other threads "
                                          "(WAIT allocations, workload runs, ring waits)");
+  if (ps.rings > 0)
+    raise_status(LABYRINTH_ERR_BUSY, "cannot close the pool: " + std::to_string(ps.rings) +
+                                         " ring(s) on it are open; close them first");
   if (ps.exports > 0)
     raise_status(LABYRINTH_ERR_BUSY, "cannot close the pool: " + std::to_string(ps.exports) +
                                          " buffer export(s) of its pages are alive "
@@ -382,6 +385,10 @@ PYBIND11_MODULE(_core, m) {
   m.attr("OWNER_MAX") = py::int_(LABYRINTH_OWNER_MAX);
   m.attr("STATUS_COUNT") = LABYRINTH_STATUS_COUNT;
   m.attr("TIMEOUT_INFINITE") = py::int_(LABYRINTH_TIMEOUT_INFINITE);
+  m.attr("GFP_ATOMIC") = LABYRINTH_GFP_ATOMIC;
+  m.attr("GFP_WAIT") = LABYRINTH_GFP_WAIT;
+  m.attr("GFP_ZERO") = LABYRINTH_GFP_ZERO;
+  m.attr("GFP_EXCLUSIVE") = LABYRINTH_GFP_EXCLUSIVE;
 
   // The exception classes live in Python (labyrinth/errors.py).
   {

@@ -38,6 +38,7 @@ from ._core import (
     owner_self,
 )
 from ._core import Pool as _CorePool
+from .ring import Completion, Ring, RingStats
 from .errors import (
     Busy,
     DoubleFree,
@@ -57,6 +58,9 @@ __all__ = [
     "Pool",
     "Page",
     "Stats",
+    "Ring",
+    "RingStats",
+    "Completion",
     "owner_self",
     "abi_version",
     "PAGE_SIZE",
@@ -202,6 +206,30 @@ class Pool(_CorePool):
     def stats(self) -> Stats:
         """The pool's statistics. May block briefly on the pool mutex."""
         return Stats(**self._stats())
+
+    def ring(
+        self,
+        *,
+        sq_entries: int = 256,
+        max_inflight: int = 0,
+        pbuf_entries: int = 0,
+        pbuf_group: int = 0,
+        manual_refill: bool = False,
+        register: bool = True,
+        single_thread: bool = False,
+    ) -> Ring:
+        """A managed io_uring on this pool (see :mod:`labyrinth.ring`).
+        Raises :class:`Unsupported` where io_uring is not available."""
+        return Ring(
+            self,
+            sq_entries=sq_entries,
+            max_inflight=max_inflight,
+            pbuf_entries=pbuf_entries,
+            pbuf_group=pbuf_group,
+            manual_refill=manual_refill,
+            register=register,
+            single_thread=single_thread,
+        )
 
     def __repr__(self) -> str:
         if self.closed:
