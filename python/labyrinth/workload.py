@@ -34,6 +34,7 @@ save to and load from JSON and convert to numpy / pandas when installed.
 from __future__ import annotations
 
 import csv
+import importlib
 import dataclasses
 import io
 import json
@@ -551,7 +552,7 @@ class Samples:
     def to_pandas(self) -> Any:
         """A DataFrame indexed by time, one column per counter and
         ``free_blocks_0`` .. ``free_blocks_10`` (needs pandas)."""
-        import pandas as pd
+        pd = importlib.import_module("pandas")
 
         data: dict[str, Any] = {
             k: getattr(self, k)
@@ -672,7 +673,7 @@ class Result:
     def to_pandas(self) -> dict[str, Any]:
         """{"samples": DataFrame over time, "summary": DataFrame per op,
         "latency": DataFrame (op, value_ns, count)} (needs pandas)."""
-        import pandas as pd
+        pd = importlib.import_module("pandas")
 
         lat = [
             {"op": op, "value_ns": v, "count": c}
