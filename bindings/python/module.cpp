@@ -83,12 +83,13 @@ PageObj::~PageObj() {
   std::string msg = labyrinth_last_error_message();
   PyObject *et, *ev, *tb;
   PyErr_Fetch(&et, &ev, &tb);
-  if (PyErr_WarnFormat(PyExc_ResourceWarning, 1,
-                       "labyrinth.Page at 0x%zx collected while allocated and could not be "
-                       "freed (%s: %s); it stays allocated (free it with "
-                       "Pool.free_address from its owner)",
-                       static_cast<size_t>(address()), labyrinth_status_name(st),
-                       msg.c_str()) < 0)
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "0x%zx", static_cast<size_t>(address()));
+  std::string text = std::string("labyrinth.Page at ") + addr +
+                     " collected while allocated and could not be freed (" +
+                     labyrinth_status_name(st) + ": " + msg +
+                     "); it stays allocated (its owner can free it with Pool.free_address)";
+  if (PyErr_WarnEx(PyExc_ResourceWarning, text.c_str(), 1) < 0)
     PyErr_WriteUnraisable(nullptr);
   PyErr_Restore(et, ev, tb);
 }
