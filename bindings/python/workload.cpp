@@ -248,6 +248,7 @@ struct Spec {
   uint32_t wait_timeout_ms = 10;
   bool touch = true;
   uint64_t max_held_per_thread = 1u << 20;
+  uint64_t max_inbox = 1024;  // bounded hand-over queue per thread
   double sample_interval_s = 0.01;
   uint64_t latency_every = 1;  // time one call in this many
   // replay
@@ -331,6 +332,8 @@ Spec parse_spec(const py::dict &d) {
   if (d.contains("wait_timeout_ms")) s.wait_timeout_ms = d["wait_timeout_ms"].cast<uint32_t>();
   if (d.contains("max_held_per_thread")) s.max_held_per_thread = d["max_held_per_thread"].cast<uint64_t>();
   if (s.max_held_per_thread < 1) bad("max_held_per_thread must be >= 1");
+  if (d.contains("max_inbox")) s.max_inbox = d["max_inbox"].cast<uint64_t>();
+  if (s.max_inbox < 1) bad("max_inbox must be >= 1");
   return s;
 }
 
@@ -355,6 +358,7 @@ struct alignas(64) Worker {
   uint64_t skipped = 0;      // replay: events on blocks whose alloc failed
   uint64_t drain_frees = 0;  // blocks freed after the run, not timed
   uint64_t drain_failures = 0;
+  uint64_t transfers_skipped = 0;  // the receiver's queue was full
   std::atomic<uint64_t> ops{0};  // read by the sampler
   labyrinth_owner owner = 0;
   // cross-thread transfers into this worker (synthetic)
@@ -504,18 +508,20 @@ class Run {
     r["calls"] = calls;
     r["latency"] = lat;
     r["failures"] = fails;
-    uint64_t skipped = 0, drain = 0, drain_fail = 0;
+    uint64_t skipped = 0, drain = 0, drain_fail = 0, tskip = 0;
     py::list per_thread;
     for (auto &w : workers_) {
       skipped += w->skipped;
       drain += w->drain_frees;
       drain_fail += w->drain_failures;
+      tskip += w->transfers_skipped;
       per_thread.append(w->ops.load());
     }
     r["per_thread_ops"] = per_thread;
     r["skipped_events"] = skipped;
     r["drain_frees"] = drain;
     r["drain_failures"] = drain_fail;
+    r["transfers_skipped"] = tskip;
     r["stats_before"] = stats_dict(before_);
     r["stats_after"] = stats_dict(after_);
     r["reserve_uses"] = after_.reserve_uses - before_.reserve_uses;
@@ -717,12 +723,16 @@ class Run {
           unsigned to = static_cast<unsigned>(rng.below(spec_.threads - 1));
           if (to >= idx) ++to;
           Worker &dst = *workers_[to];
-          st = timed(w, OP_TRANSFER, tick, [&] { return labyrinth_page_transfer(pool, page, dst.owner); });
-          w.ops.fetch_add(1, std::memory_order_relaxed);
-          if (st == LABYRINTH_OK) {
-            std::lock_guard<std::mutex> l(dst.inbox_mu);
-            dst.inbox.push_back(Held{life, page, order});
-            continue;
+          std::lock_guard<std::mutex> l(dst.inbox_mu);
+          if (dst.inbox.size() >= spec_.max_inbox) {
+            ++w.transfers_skipped;  // a full queue: the sender keeps the block
+          } else {
+            st = timed(w, OP_TRANSFER, tick, [&] { return labyrinth_page_transfer(pool, page, dst.owner); });
+            w.ops.fetch_add(1, std::memory_order_relaxed);
+            if (st == LABYRINTH_OK) {
+              dst.inbox.push_back(Held{life, page, order});
+              continue;
+            }
           }
         }
         held.push(Held{step + life, page, order});

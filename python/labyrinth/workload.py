@@ -168,6 +168,11 @@ class Workload:
     """Write one byte of every block allocated (at a varying offset)."""
     max_held_per_thread: int = 1 << 20
     """A thread holding this many blocks frees its oldest before allocating."""
+    max_inbox: int = 1024
+    """Blocks handed to a thread wait in a bounded queue of this size (like a
+    real ring between threads); when it is full the sender keeps the block
+    (counted in ``Result.transfers_skipped``). A thread that is descheduled
+    stops freeing, so without a bound a busy sender would drain the pool."""
     seed: int = 0
     sample_interval_s: float = 0.01
     """Period of the pool-state sampler."""
@@ -191,6 +196,7 @@ class Workload:
             "zero_share": self.zero_share,
             "touch": self.touch,
             "max_held_per_thread": self.max_held_per_thread,
+            "max_inbox": self.max_inbox,
             "seed": self.seed,
             "sample_interval_s": self.sample_interval_s,
             "latency_every": self.latency_every,
@@ -597,6 +603,8 @@ class Result:
     drain_frees: int
     """Blocks still held at the end, freed untimed."""
     drain_failures: int
+    transfers_skipped: int
+    """Transfers not made because the receiver's queue was full (max_inbox)."""
     stats_before: dict[str, Any]
     stats_after: dict[str, Any]
     reserve_uses: int
