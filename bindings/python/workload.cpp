@@ -102,6 +102,16 @@ struct Timer {
   }
 };
 
+// Calibrated once per process (the calibration sleeps 20 ms).
+const Timer &process_timer() {
+  static const Timer t = [] {
+    Timer x;
+    x.calibrate();
+    return x;
+  }();
+  return t;
+}
+
 // -------------------------------------------------------------- histogram
 // HDR-style: values below 2048 ns have their own bucket (exact); above, each
 // power of two is split into 1024 buckets (relative width at most 1/1024).
@@ -248,7 +258,7 @@ struct Spec {
   uint32_t wait_timeout_ms = 10;
   bool touch = true;
   uint64_t max_held_per_thread = 1u << 20;
-  uint64_t max_inbox = 1024;  // bounded hand-over queue per thread
+  uint64_t max_inbox = 256;  // bounded hand-over queue per thread
   double sample_interval_s = 0.01;
   uint64_t latency_every = 1;  // time one call in this many
   // replay
@@ -405,7 +415,7 @@ class Run {
     pool_ = open_pool(ps_);
     active_ = std::make_unique<ActiveCall>(ps_);
     started_ = true;
-    timer_.calibrate();
+    timer_ = process_timer();
     workers_.clear();
     for (unsigned i = 0; i < spec_.threads; ++i) workers_.push_back(std::make_unique<Worker>());
     if (spec_.replay) {
@@ -904,6 +914,15 @@ released); progress() -> (fraction, ops, elapsed_s); cancel(); result().)doc")
       .def("progress", &Run::progress)
       .def("result", &Run::result);
   m.attr("HIST_SUB_BUCKET_BITS") = Hist::kSubBits;
+  m.def(
+      "_hist_bucket",
+      [](uint64_t v) {
+        size_t i = Hist::index(v);
+        uint64_t lo = Hist::lower(i);
+        uint64_t hi = i + 1 < Hist::kBuckets ? Hist::lower(i + 1) : ~0ull;
+        return py::make_tuple(lo, hi - lo);
+      },
+      py::arg("value"), "(lower bound, width) of the histogram bucket of a value (for tests).");
 }
 
 }  // namespace labpy

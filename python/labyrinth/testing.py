@@ -100,15 +100,20 @@ def traces(
     max_events: int = 200,
     max_order: int = 3,
     misuse: bool = False,
+    atomic: bool | None = True,
 ) -> Trace:
     """Traces of alloc/free/transfer events that are valid by construction:
     a block is freed or transferred only by its owner (exclusive blocks) or
     by anyone (shared blocks), transferred only if exclusive, and never used
     after it is freed. With ``misuse=True`` some events break those rules on
     purpose (the replay then counts NOT_OWNER / INVALID failures, and the
-    allocator must change nothing for them). Allocations are atomic (a trace
-    replay would otherwise wait on itself) unless misuse adds WAIT ones with
-    a zero timeout."""
+    allocator must change nothing for them).
+
+    ``atomic``: True, allocations are GFP_ATOMIC (they never block, so under
+    contention on the pool mutex an order > 0 one may fail with NOMEM even
+    in a large pool); False, none is (they may take the mutex and so never
+    fail in a large enough pool); None, each is drawn. No allocation waits
+    (GFP_WAIT): a replay would wait on itself."""
     threads = draw(st.integers(1, max_threads))
     n = draw(st.integers(0, max_events))
     live: dict[int, tuple[int, bool]] = {}  # block -> (owner thread, exclusive)
@@ -120,7 +125,10 @@ def traces(
             t = draw(st.integers(0, threads - 1))
             excl = draw(st.booleans())
             zero = draw(st.booleans())
-            flags = "atomic" + ("|exclusive" if excl else "") + ("|zero" if zero else "")
+            atom = draw(st.booleans()) if atomic is None else atomic
+            flags = "|".join(
+                f for f, on in (("atomic", atom), ("exclusive", excl), ("zero", zero)) if on
+            ) or "none"
             events.append(TraceEvent("alloc", t, next_block, draw(orders(max_order)), flags))
             live[next_block] = (t, excl)
             next_block += 1

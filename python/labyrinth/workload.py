@@ -168,7 +168,7 @@ class Workload:
     """Write one byte of every block allocated (at a varying offset)."""
     max_held_per_thread: int = 1 << 20
     """A thread holding this many blocks frees its oldest before allocating."""
-    max_inbox: int = 1024
+    max_inbox: int = 256
     """Blocks handed to a thread wait in a bounded queue of this size (like a
     real ring between threads); when it is full the sender keeps the block
     (counted in ``Result.transfers_skipped``). A thread that is descheduled
@@ -229,6 +229,8 @@ def _parse_flags(flags: str | int | None) -> int:
         return _core.GFP_ATOMIC | _core.GFP_EXCLUSIVE
     if isinstance(flags, int):
         return flags
+    if flags.strip().lower() in ("none", "0"):
+        return 0
     bits = 0
     for tok in flags.replace("+", "|").replace(",", "|").replace(" ", "|").split("|"):
         tok = tok.strip().lower()
@@ -243,7 +245,7 @@ def _parse_flags(flags: str | int | None) -> int:
 
 
 def _flags_str(bits: int) -> str:
-    return "|".join(name for name, b in _FLAG_BITS.items() if bits & b)
+    return "|".join(name for name, b in _FLAG_BITS.items() if bits & b) or "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +257,8 @@ class TraceEvent:
     * ``block``: the block's name in the trace (any int or string; an alloc
       binds it, later events refer to it, a free unbinds it);
     * ``order``, ``flags`` (``"atomic|exclusive"``, ``"wait"``, ...; ATOMIC
-      and WAIT together are refused by the allocator, as in C) and
+      and WAIT together are refused by the allocator, as in C; ``"none"``: no
+      flag; empty or missing: ``"atomic|exclusive"``) and
       ``timeout_ms`` (for WAIT): alloc only;
     * ``to``: the receiving trace thread of a transfer.
     """
@@ -306,6 +309,14 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self.events)
+
+    def __repr__(self) -> str:
+        return f"Trace({self.events!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trace) and self.events == other.events
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.events)
@@ -474,6 +485,32 @@ class Histogram:
             if seen >= rank:
                 return max(self.min, min(v + self.bucket_width(v) - 1, self.max))
         return self.max
+
+    @classmethod
+    def from_values(cls, values: Iterable[int], sub_bucket_bits: int = 11) -> Histogram:
+        """Bucket values (ns, >= 0) exactly as the C++ runner does: for
+        latencies measured elsewhere, to compare them with a run's."""
+        sub = 1 << sub_bucket_bits
+        acc: dict[int, int] = {}
+        n = total = 0
+        lo, hi = None, 0
+        for v in values:
+            v = int(v)
+            if v < 0:
+                raise InvalidArgument("histogram values must be >= 0")
+            if v < sub:
+                b = v
+            else:
+                shift = v.bit_length() - sub_bucket_bits
+                b = (v >> shift) << shift
+            acc[b] = acc.get(b, 0) + 1
+            n += 1
+            total += v
+            lo = v if lo is None or v < lo else lo
+            hi = max(hi, v)
+        keys = sorted(acc)
+        return cls(values=keys, counts=[acc[k] for k in keys], count=n, sum=total,
+                   min=lo or 0, max=hi, sub_bucket_bits=sub_bucket_bits)
 
     def percentiles(self, ps: Sequence[float] = (50, 90, 99, 99.9, 99.99)) -> dict[float, int]:
         return {p: self.percentile(p) for p in ps}
