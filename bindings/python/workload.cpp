@@ -708,9 +708,16 @@ class Run {
         double u = rng.uniform();
         unsigned order = 0;
         while (order < LABYRINTH_MAX_ORDER && u >= cdf[order]) ++order;
+        // Every random choice is drawn before the call, so the sequence of
+        // requests depends only on the seed, not on which calls failed.
         bool waiting = spec_.wait_share > 0 && rng.uniform() < spec_.wait_share;
         bool excl = spec_.exclusive_share >= 1 || rng.uniform() < spec_.exclusive_share;
         bool zero = spec_.zero_share > 0 && rng.uniform() < spec_.zero_share;
+        uint64_t life = spec_.lifetime.sample(rng);
+        bool hand_over = excl && spec_.threads > 1 && spec_.transfer_share > 0 &&
+                         rng.uniform() < spec_.transfer_share;
+        unsigned to = hand_over ? static_cast<unsigned>(rng.below(spec_.threads - 1)) : 0;
+        if (to >= idx) ++to;
         labyrinth_gfp gfp = (waiting ? LABYRINTH_GFP_WAIT : LABYRINTH_GFP_ATOMIC) |
                             (excl ? LABYRINTH_GFP_EXCLUSIVE : 0) | (zero ? LABYRINTH_GFP_ZERO : 0);
         void *page = nullptr;
@@ -728,10 +735,7 @@ class Run {
         w.ops.fetch_add(1, std::memory_order_relaxed);
         if (st != LABYRINTH_OK) continue;
         touch(page, order, step + b);
-        uint64_t life = spec_.lifetime.sample(rng);
-        if (excl && spec_.threads > 1 && spec_.transfer_share > 0 && rng.uniform() < spec_.transfer_share) {
-          unsigned to = static_cast<unsigned>(rng.below(spec_.threads - 1));
-          if (to >= idx) ++to;
+        if (hand_over) {
           Worker &dst = *workers_[to];
           std::lock_guard<std::mutex> l(dst.inbox_mu);
           if (dst.inbox.size() >= spec_.max_inbox) {
