@@ -161,7 +161,10 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->max_caches = o.max_thread_caches;
   p->cache_capacity = o.thread_cache_pages;
   p->cache_batch = o.thread_cache_batch;
-  p->cache_stride = sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *);
+  // Each cache starts on its own cache line (ThreadCache is alignas(64)),
+  // whatever the capacity: no misaligned objects, no line shared by two threads.
+  p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) + 63) &
+                    ~std::size_t{63};
   p->cache_mem_bytes = std::size_t{p->max_caches} * p->cache_stride;
   p->cache_mem = p->cache_mem_bytes ? meta_map(p->cache_mem_bytes) : nullptr;
   if (!p->meta || (p->cache_mem_bytes && !p->cache_mem)) {
