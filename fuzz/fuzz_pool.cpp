@@ -775,12 +775,13 @@ struct Fuzz {
     std::vector<std::size_t> theirs;
     for (auto &[i, b] : live)
       if (b.excl && b.owner == helper().id()) theirs.push_back(i);
+    for (std::size_t i : theirs) check_content(live.at(i));
     helper().run([&] {
       for (std::size_t i : theirs)
         CHECK(labyrinth_free_pages(pool, base + i * kPage) == LABYRINTH_OK);
       CHECK(labyrinth_pool_trim(pool) == LABYRINTH_OK);
     });
-    for (std::size_t i : theirs) remove_block(i);
+    for (std::size_t i : theirs) remove_block_unchecked(i);
     op_reclaim();
     bool stranded = !live.empty();  // blocks owned by ids no thread ever had
     for (auto &[i, b] : live)

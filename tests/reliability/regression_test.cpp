@@ -91,3 +91,57 @@ TEST(Regression, AThreadThatOnlyReceivedPagesLeavesOrphans) {
   receiver.join();
   expect_orphan_reclaimed(p, 1, 1);
 }
+
+// Bug 3 (fuzz_pool, "order-0 allocation refused with 54 free pages above the
+// min watermark 0, 54 of them in the shared list"): a thread-cache refill for
+// a non-ATOMIC caller skipped the shared free list whenever fewer than a
+// batch of pages were free above the min watermark, so with the buddy empty
+// and pages sitting in the shared list (freed under pressure) every
+// non-ATOMIC order-0 allocation failed with NOMEM although pages were free.
+TEST(Regression, NonAtomicAllocationTakesPagesFromTheSharedList) {
+  labyrinth_pool_options o = options(1u << 20);  // 256 pages
+  o.atomic_reserve_pages = 0;
+  o.thread_cache_batch = 64;
+  PoolGuard p(o);
+  std::vector<void *> pages;
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) pages.push_back(pg);
+  ASSERT_EQ(pages.size(), 256u);
+  for (int i = 0; i < 10; ++i) {  // under pressure: to the shared list
+    ASSERT_EQ(labyrinth_free_pages(p, pages.back()), LABYRINTH_OK);
+    pages.pop_back();
+  }
+  labyrinth_stats s = stats(p);
+  ASSERT_EQ(s.shared_free_pages, 10u);
+  ASSERT_EQ(s.free_pages, 10u);
+  for (int i = 0; i < 10; ++i) {
+    void *pg = nullptr;
+    ASSERT_EQ(labyrinth_alloc_pages(p, 0, LABYRINTH_GFP_EXCLUSIVE, 0, &pg), LABYRINTH_OK)
+        << "page " << i << ": " << last_message();
+    pages.push_back(pg);
+  }
+  void *pg = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(p, 0, 0, 0, &pg), LABYRINTH_ERR_NOMEM);  // now truly empty
+  for (void *q : pages) ASSERT_EQ(labyrinth_free_pages(p, q), LABYRINTH_OK);
+}
+
+// The same with a min watermark: non-ATOMIC callers get exactly the pages
+// above it from the shared list, not one more.
+TEST(Regression, NonAtomicAllocationFromTheSharedListStopsAtTheMinWatermark) {
+  labyrinth_pool_options o = options(1u << 20);
+  o.atomic_reserve_pages = 0;
+  o.watermark_min_pages = 4;
+  o.thread_cache_batch = 64;
+  PoolGuard p(o);
+  std::vector<void *> pages;
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) pages.push_back(pg);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(labyrinth_free_pages(p, pages.back()), LABYRINTH_OK);
+    pages.pop_back();
+  }
+  int got = 0;
+  for (void *pg = nullptr; labyrinth_alloc_pages(p, 0, LABYRINTH_GFP_EXCLUSIVE, 0, &pg) == LABYRINTH_OK; ++got)
+    pages.push_back(pg);
+  EXPECT_EQ(got, 6);
+  EXPECT_EQ(stats(p).free_pages, 4u);
+  for (void *q : pages) ASSERT_EQ(labyrinth_free_pages(p, q), LABYRINTH_OK);
+}
