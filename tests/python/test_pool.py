@@ -197,13 +197,10 @@ def test_collected_page_of_another_owner_warns(pool: labyrinth.Pool) -> None:
     assert pool.stats().allocated_pages == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: labyrinth_owner_self() does not install the thread-exit hook, so a thread "
-    "that only asked for its id is never recorded as exited and blocks transferred to it "
-    "never become orphans (cpp/src/owner.cpp owner_self vs ensure_exit_hook)",
-)
 def test_transfer_to_exited_thread_that_never_allocated_is_an_orphan(pool: labyrinth.Pool) -> None:
+    """A thread that only asked for its owner id and exited (a receiver that
+    never allocated): blocks transferred to it are orphans (a core bug this
+    test found, fixed on main in owner_self())."""
     page = pool.alloc_page()
     gone = _exited_thread_owner(pool, use_pool=False)
     page.transfer(gone)
