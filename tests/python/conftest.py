@@ -38,7 +38,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=20, stateful_step_count=30, deadline=None)
-settings.load_profile(os.environ.get("LABYRINTH_HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("LABYRINTH_HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+#: Examples for the pool state machine (test_machine.py): each is cheap
+#: (about 10 ms), so it gets more than the profile's default.
+MACHINE_EXAMPLES = {"ci": 800, "stress": 20000, "dev": 100}.get(PROFILE, 800)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from hypothesis.stateful import (
 import labyrinth
 from labyrinth import PAGE_SIZE, testing
 
-from conftest import Worker
+from conftest import MACHINE_EXAMPLES, Worker
 
 MAIN, WORKER = "main", "worker"
 
@@ -395,10 +395,9 @@ class PoolMachine(RuleBasedStateMachine):
         assert self.p.exports == 0
 
 
-# More examples than the profile's default: each one is cheap (~10 ms).
 TestPoolMachine = PoolMachine.TestCase
 TestPoolMachine.settings = settings(
     settings.default,
-    max_examples=settings.default.max_examples * 5,
+    max_examples=MACHINE_EXAMPLES,
     stateful_step_count=max(settings.default.stateful_step_count, 60),
 )
