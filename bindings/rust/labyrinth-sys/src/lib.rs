@@ -174,3 +174,104 @@ pub const DECLARED_FUNCTIONS: &[&str] = &[
     "labyrinth_status_name",
     "labyrinth_abi_version",
 ];
+
+/// Declarations of `labyrinth_uring.h`: io_uring zero-copy I/O.
+pub mod uring {
+    use super::{labyrinth_pool, labyrinth_status};
+    use core::ffi::{c_int, c_void};
+
+    /// Opaque managed ring.
+    #[repr(C)]
+    pub struct labyrinth_ring {
+        _private: [u8; 0],
+    }
+
+    pub const LABYRINTH_RING_MANUAL_REFILL: u32 = 1 << 0;
+    pub const LABYRINTH_RING_NO_REGISTER: u32 = 1 << 1;
+    pub const LABYRINTH_RING_SINGLE_THREAD: u32 = 1 << 2;
+    pub const LABYRINTH_COMPLETION_MORE: u32 = 1 << 0;
+    pub const LABYRINTH_COMPLETION_NOTIF: u32 = 1 << 1;
+
+    pub const LABYRINTH_OP_NONE: u32 = 0;
+    pub const LABYRINTH_OP_READ_FIXED: u32 = 1;
+    pub const LABYRINTH_OP_WRITE_FIXED: u32 = 2;
+    pub const LABYRINTH_OP_SEND: u32 = 3;
+    pub const LABYRINTH_OP_RECV: u32 = 4;
+    pub const LABYRINTH_OP_SEND_ZC: u32 = 5;
+    pub const LABYRINTH_OP_RECV_MULTISHOT: u32 = 6;
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy)]
+    pub struct labyrinth_ring_options {
+        pub struct_size: usize,
+        pub sq_entries: u32,
+        pub max_inflight: u32,
+        pub pbuf_entries: u32,
+        pub pbuf_group: u16,
+        pub reserved0: u16,
+        pub flags: u32,
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy)]
+    pub struct labyrinth_completion {
+        pub user_data: u64,
+        pub page: *mut c_void,
+        pub result: i32,
+        pub op: u32,
+        pub flags: u32,
+        pub reserved: u32,
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct labyrinth_ring_stats {
+        pub struct_size: usize,
+        pub submitted: u64,
+        pub submit_failures: u64,
+        pub completions: u64,
+        pub ops_inflight: u64,
+        pub pages_inflight: u64,
+        pub pbuf_entries: u64,
+        pub pbuf_pages: u64,
+        pub pbuf_refills: u64,
+        pub pbuf_refill_failures: u64,
+        pub pbuf_enobufs: u64,
+        pub sq_entries: u32,
+        pub cq_entries: u32,
+        pub registered: u32,
+        pub fixed_buffers: u32,
+    }
+
+    extern "C" {
+        pub fn labyrinth_pool_register_io_uring(pool: *mut labyrinth_pool, ring_fd: c_int) -> labyrinth_status;
+        pub fn labyrinth_pool_unregister_io_uring(pool: *mut labyrinth_pool, ring_fd: c_int) -> labyrinth_status;
+        pub fn labyrinth_page_buf_index(pool: *const labyrinth_pool, page: *const c_void, buf_index: *mut u16) -> labyrinth_status;
+        pub fn labyrinth_pool_io_uring_buffers(pool: *const labyrinth_pool, count: *mut u32) -> labyrinth_status;
+        pub fn labyrinth_ring_options_init(opts: *mut labyrinth_ring_options);
+        pub fn labyrinth_ring_create(pool: *mut labyrinth_pool, opts: *const labyrinth_ring_options, out: *mut *mut labyrinth_ring) -> labyrinth_status;
+        pub fn labyrinth_ring_destroy(ring: *mut labyrinth_ring) -> labyrinth_status;
+        pub fn labyrinth_ring_fd(ring: *const labyrinth_ring) -> c_int;
+        pub fn labyrinth_ring_read_fixed(ring: *mut labyrinth_ring, fd: c_int, page: *mut c_void, len: u32, offset: u64, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_write_fixed(ring: *mut labyrinth_ring, fd: c_int, page: *mut c_void, len: u32, offset: u64, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_send(ring: *mut labyrinth_ring, fd: c_int, page: *mut c_void, len: u32, msg_flags: c_int, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_recv(ring: *mut labyrinth_ring, fd: c_int, page: *mut c_void, len: u32, msg_flags: c_int, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_send_zc(ring: *mut labyrinth_ring, fd: c_int, page: *mut c_void, len: u32, msg_flags: c_int, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_recv_multishot(ring: *mut labyrinth_ring, fd: c_int, msg_flags: c_int, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_cancel(ring: *mut labyrinth_ring, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_provide(ring: *mut labyrinth_ring, page: *mut c_void) -> labyrinth_status;
+        pub fn labyrinth_ring_complete(ring: *mut labyrinth_ring, out: *mut labyrinth_completion, max: usize, wait_nr: usize, timeout_ms: u32, count: *mut usize) -> labyrinth_status;
+        pub fn labyrinth_ring_get_stats(ring: *const labyrinth_ring, out: *mut labyrinth_ring_stats) -> labyrinth_status;
+    }
+
+    /// Every function declared above, for the drift check.
+    pub const DECLARED_FUNCTIONS: &[&str] = &[
+        "labyrinth_pool_register_io_uring", "labyrinth_pool_unregister_io_uring",
+        "labyrinth_page_buf_index", "labyrinth_pool_io_uring_buffers",
+        "labyrinth_ring_options_init", "labyrinth_ring_create", "labyrinth_ring_destroy",
+        "labyrinth_ring_fd", "labyrinth_ring_read_fixed", "labyrinth_ring_write_fixed",
+        "labyrinth_ring_send", "labyrinth_ring_recv", "labyrinth_ring_send_zc",
+        "labyrinth_ring_recv_multishot", "labyrinth_ring_cancel", "labyrinth_ring_provide",
+        "labyrinth_ring_complete", "labyrinth_ring_get_stats",
+    ];
+}

@@ -12,7 +12,7 @@ fn c_facts() -> BTreeMap<String, u64> {
     let out_dir = std::env::temp_dir().join(format!("labyrinth-sys-layout-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let src = out_dir.join("facts.c");
-    let mut c = String::from("#include <labyrinth/labyrinth.h>\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {\n");
+    let mut c = String::from("#include <labyrinth/labyrinth.h>\n#include <labyrinth/labyrinth_uring.h>\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {\n");
     let mut p = |name: &str, expr: &str| {
         c.push_str(&format!("  printf(\"{} %llu\\n\", (unsigned long long)({}));\n", name, expr));
     };
@@ -21,6 +21,10 @@ fn c_facts() -> BTreeMap<String, u64> {
     p("sizeof.opts", "sizeof(labyrinth_pool_options)");
     p("sizeof.stats", "sizeof(labyrinth_stats)");
     p("sizeof.status", "sizeof(labyrinth_status)");
+    for (st, fields) in URING_STRUCTS {
+        for f in *fields { p(&format!("{st}.{f}"), &format!("offsetof({st}, {f})")); }
+        p(&format!("sizeof.{st}"), &format!("sizeof({st})"));
+    }
     for (name, _) in constants() { p(&format!("const.{name}"), name); }
     c.push_str("  return 0;\n}\n");
     std::fs::write(&src, c).unwrap();
@@ -56,8 +60,28 @@ const STATS_FIELDS: &[&str] = &[
     "flags", "huge_pages",
 ];
 
+const URING_STRUCTS: &[(&str, &[&str])] = &[
+    ("labyrinth_ring_options", &["struct_size", "sq_entries", "max_inflight", "pbuf_entries", "pbuf_group", "reserved0", "flags"]),
+    ("labyrinth_completion", &["user_data", "page", "result", "op", "flags", "reserved"]),
+    ("labyrinth_ring_stats", &["struct_size", "submitted", "submit_failures", "completions", "ops_inflight",
+        "pages_inflight", "pbuf_entries", "pbuf_pages", "pbuf_refills", "pbuf_refill_failures", "pbuf_enobufs",
+        "sq_entries", "cq_entries", "registered", "fixed_buffers"]),
+];
+
 fn constants() -> Vec<(&'static str, u64)> {
+    use uring::*;
     vec![
+        ("LABYRINTH_RING_MANUAL_REFILL", LABYRINTH_RING_MANUAL_REFILL as u64),
+        ("LABYRINTH_RING_NO_REGISTER", LABYRINTH_RING_NO_REGISTER as u64),
+        ("LABYRINTH_RING_SINGLE_THREAD", LABYRINTH_RING_SINGLE_THREAD as u64),
+        ("LABYRINTH_COMPLETION_MORE", LABYRINTH_COMPLETION_MORE as u64),
+        ("LABYRINTH_COMPLETION_NOTIF", LABYRINTH_COMPLETION_NOTIF as u64),
+        ("LABYRINTH_OP_READ_FIXED", LABYRINTH_OP_READ_FIXED as u64),
+        ("LABYRINTH_OP_WRITE_FIXED", LABYRINTH_OP_WRITE_FIXED as u64),
+        ("LABYRINTH_OP_SEND", LABYRINTH_OP_SEND as u64),
+        ("LABYRINTH_OP_RECV", LABYRINTH_OP_RECV as u64),
+        ("LABYRINTH_OP_SEND_ZC", LABYRINTH_OP_SEND_ZC as u64),
+        ("LABYRINTH_OP_RECV_MULTISHOT", LABYRINTH_OP_RECV_MULTISHOT as u64),
         ("LABYRINTH_OK", LABYRINTH_OK as u64),
         ("LABYRINTH_ERR_NOMEM", LABYRINTH_ERR_NOMEM as u64),
         ("LABYRINTH_ERR_INVALID", LABYRINTH_ERR_INVALID as u64),
@@ -148,11 +172,61 @@ fn structs_and_constants_match_the_header() {
     for (name, value) in constants() {
         assert_eq!(c[&format!("const.{name}")], value, "{name}");
     }
+    use uring::*;
+    let rust: &[(&str, &[(&str, usize)], usize)] = &[
+        ("labyrinth_ring_options", &[
+            ("struct_size", offset_of!(labyrinth_ring_options, struct_size)),
+            ("sq_entries", offset_of!(labyrinth_ring_options, sq_entries)),
+            ("max_inflight", offset_of!(labyrinth_ring_options, max_inflight)),
+            ("pbuf_entries", offset_of!(labyrinth_ring_options, pbuf_entries)),
+            ("pbuf_group", offset_of!(labyrinth_ring_options, pbuf_group)),
+            ("reserved0", offset_of!(labyrinth_ring_options, reserved0)),
+            ("flags", offset_of!(labyrinth_ring_options, flags)),
+        ], size_of::<labyrinth_ring_options>()),
+        ("labyrinth_completion", &[
+            ("user_data", offset_of!(labyrinth_completion, user_data)),
+            ("page", offset_of!(labyrinth_completion, page)),
+            ("result", offset_of!(labyrinth_completion, result)),
+            ("op", offset_of!(labyrinth_completion, op)),
+            ("flags", offset_of!(labyrinth_completion, flags)),
+            ("reserved", offset_of!(labyrinth_completion, reserved)),
+        ], size_of::<labyrinth_completion>()),
+        ("labyrinth_ring_stats", &[
+            ("struct_size", offset_of!(labyrinth_ring_stats, struct_size)),
+            ("submitted", offset_of!(labyrinth_ring_stats, submitted)),
+            ("submit_failures", offset_of!(labyrinth_ring_stats, submit_failures)),
+            ("completions", offset_of!(labyrinth_ring_stats, completions)),
+            ("ops_inflight", offset_of!(labyrinth_ring_stats, ops_inflight)),
+            ("pages_inflight", offset_of!(labyrinth_ring_stats, pages_inflight)),
+            ("pbuf_entries", offset_of!(labyrinth_ring_stats, pbuf_entries)),
+            ("pbuf_pages", offset_of!(labyrinth_ring_stats, pbuf_pages)),
+            ("pbuf_refills", offset_of!(labyrinth_ring_stats, pbuf_refills)),
+            ("pbuf_refill_failures", offset_of!(labyrinth_ring_stats, pbuf_refill_failures)),
+            ("pbuf_enobufs", offset_of!(labyrinth_ring_stats, pbuf_enobufs)),
+            ("sq_entries", offset_of!(labyrinth_ring_stats, sq_entries)),
+            ("cq_entries", offset_of!(labyrinth_ring_stats, cq_entries)),
+            ("registered", offset_of!(labyrinth_ring_stats, registered)),
+            ("fixed_buffers", offset_of!(labyrinth_ring_stats, fixed_buffers)),
+        ], size_of::<labyrinth_ring_stats>()),
+    ];
+    for (st, fields, size) in rust {
+        let c_fields = URING_STRUCTS.iter().find(|(n, _)| n == st).unwrap().1;
+        assert_eq!(fields.len(), c_fields.len(), "{st}: field count");
+        for (f, off) in *fields {
+            assert_eq!(c[&format!("{st}.{f}")], *off as u64, "{st}.{f}");
+        }
+        assert_eq!(c[&format!("sizeof.{st}")], *size as u64, "sizeof({st})");
+    }
 }
 
 #[test]
 fn every_function_in_the_header_is_declared() {
-    let header = std::fs::read_to_string(format!("{}/labyrinth/labyrinth.h", env!("LABYRINTH_INCLUDE_DIR"))).unwrap();
+    compare_functions("labyrinth.h", DECLARED_FUNCTIONS);
+    compare_functions("labyrinth_uring.h", uring::DECLARED_FUNCTIONS);
+}
+
+fn compare_functions(file: &str, declared_fns: &[&str]) {
+    let header = std::fs::read_to_string(format!("{}/labyrinth/{}", env!("LABYRINTH_INCLUDE_DIR"), file)).unwrap();
     // Declarations start a line with "LABYRINTH_API <type> <name>(", the
     // name possibly on the next line.
     let lines: Vec<&str> = header.lines().collect();
@@ -178,9 +252,9 @@ fn every_function_in_the_header_is_declared() {
         in_header.push(name.to_string());
     }
     in_header.sort();
-    let mut declared: Vec<String> = DECLARED_FUNCTIONS.iter().map(|s| s.to_string()).collect();
+    let mut declared: Vec<String> = declared_fns.iter().map(|s| s.to_string()).collect();
     declared.sort();
-    assert_eq!(in_header, declared, "labyrinth.h functions vs labyrinth-sys");
+    assert_eq!(in_header, declared, "{file} functions vs labyrinth-sys");
 }
 
 #[test]

@@ -67,10 +67,15 @@
 //! std::thread::scope(|s| { s.spawn(move || drop(page)); }); // error: `Page` is not `Send`
 //! ```
 //!
+//! The io_uring ring is in [`ring`]: operations take pages by value and
+//! completions give them back.
+//!
 //! Linking: the build script links `liblabyrinth.so` from `$LABYRINTH_LIB_DIR`,
 //! or by default from the repository's CMake build tree (`build/cpp`, or
 //! `$BUILD_DIR/cpp`), and sets an rpath to it. Build the C library first
 //! (`bash scripts/build.sh`).
+
+pub mod ring;
 
 use labyrinth_sys as sys;
 use std::ffi::CStr;
@@ -107,7 +112,7 @@ pub enum Error {
 
 impl Error {
     /// The error for `status`, with this thread's last message.
-    fn last(status: sys::labyrinth_status) -> Error {
+    pub(crate) fn last(status: sys::labyrinth_status) -> Error {
         let msg = unsafe { CStr::from_ptr(sys::labyrinth_last_error_message()) }
             .to_string_lossy()
             .into_owned();
@@ -160,7 +165,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-fn check(status: sys::labyrinth_status) -> Result<(), Error> {
+pub(crate) fn check(status: sys::labyrinth_status) -> Result<(), Error> {
     if status == sys::LABYRINTH_OK { Ok(()) } else { Err(Error::last(status)) }
 }
 
@@ -289,10 +294,10 @@ impl Owner {
 /// One exclusive block, owned by the current thread. Derefs to its bytes;
 /// freed on drop. Not `Send`: use [`Page::transfer`] to hand it on.
 pub struct Page<'pool> {
-    pool: &'pool Pool,
-    ptr: NonNull<u8>,
-    len: usize,
-    _not_send: PhantomData<*mut u8>,
+    pub(crate) pool: &'pool Pool,
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) len: usize,
+    pub(crate) _not_send: PhantomData<*mut u8>,
 }
 
 impl<'pool> Page<'pool> {
