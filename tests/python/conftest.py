@@ -43,7 +43,9 @@ settings.load_profile(PROFILE)
 
 #: Examples for the pool state machine (test_machine.py): each is cheap
 #: (about 10 ms), so it gets more than the profile's default.
-MACHINE_EXAMPLES = {"ci": 800, "stress": 20000, "dev": 100}.get(PROFILE, 800)
+MACHINE_EXAMPLES = int(
+    os.environ.get("LABYRINTH_MACHINE_EXAMPLES", {"ci": 800, "stress": 20000, "dev": 100}.get(PROFILE, 800))
+)
 
 
 @pytest.fixture
