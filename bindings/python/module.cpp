@@ -466,28 +466,35 @@ InvalidArgument for a non-exclusive block or owner 0. Pass the Page to the
 receiving thread through a queue or a lock. Never blocks.)doc")
       .def(
           "read",
-          [](const PageObj &p, py::object size, size_t offset) {
+          [](const PageObj &p, py::object size, long long offset) {
             page_check_usable(p, "read");
-            size_t n = size.is_none() ? p.size() - std::min(offset, p.size()) : size.cast<size_t>();
-            if (offset > p.size() || n > p.size() - offset)
-              raise_status(LABYRINTH_ERR_INVALID, "read beyond the end of the block");
-            return py::bytes(static_cast<const char *>(p.ptr) + offset, n);
+            long long n = size.is_none() ? static_cast<long long>(p.size()) - offset : size.cast<long long>();
+            if (offset < 0 || n < 0 || static_cast<unsigned long long>(offset) + static_cast<unsigned long long>(n) > p.size())
+              raise_status(LABYRINTH_ERR_INVALID, "read of " + std::to_string(n) + " bytes at offset " +
+                                                      std::to_string(offset) + " does not fit the " +
+                                                      std::to_string(p.size()) + "-byte block");
+            return py::bytes(static_cast<const char *>(p.ptr) + offset, static_cast<size_t>(n));
           },
           py::arg("size") = py::none(), py::arg("offset") = 0,
           "Copy bytes out of the block (no export is kept).")
       .def(
           "write",
-          [](PageObj &p, py::buffer data, size_t offset) {
+          [](PageObj &p, py::object data, long long offset) {
             page_check_usable(p, "write");
-            py::buffer_info info = data.request();
-            size_t n = static_cast<size_t>(info.size * info.itemsize);
-            if (offset > p.size() || n > p.size() - offset)
-              raise_status(LABYRINTH_ERR_INVALID, "write beyond the end of the block");
-            std::memcpy(static_cast<char *>(p.ptr) + offset, info.ptr, n);
+            Py_buffer view;
+            if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) < 0) throw py::error_already_set();
+            size_t n = static_cast<size_t>(view.len);
+            bool fits = offset >= 0 && static_cast<unsigned long long>(offset) + n <= p.size();
+            if (fits) std::memmove(static_cast<char *>(p.ptr) + offset, view.buf, n);  // may overlap
+            PyBuffer_Release(&view);
+            if (!fits)
+              raise_status(LABYRINTH_ERR_INVALID, "write of " + std::to_string(n) + " bytes at offset " +
+                                                      std::to_string(offset) + " does not fit the " +
+                                                      std::to_string(p.size()) + "-byte block");
             return n;
           },
           py::arg("data"), py::arg("offset") = 0,
-          "Copy bytes into the block (no export is kept); returns the count.")
+          "Copy bytes into the block (no export is kept); returns the count. data: any contiguous buffer.")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](PageObj &p, py::object exc_type, py::object, py::object) {

@@ -80,3 +80,21 @@ def test_view_keeps_page_alive(pool: labyrinth.Pool) -> None:
 
     gc.collect()
     assert pool.stats().allocated_pages == 0
+
+
+def test_read_write_bounds(pool: labyrinth.Pool) -> None:
+    page = pool.alloc_page()
+    assert page.write(b"ab", offset=PAGE_SIZE - 2) == 2
+    assert page.read(offset=PAGE_SIZE - 2) == b"ab"
+    for call in (lambda: page.write(b"abc", offset=PAGE_SIZE - 2), lambda: page.write(b"a", offset=-1),
+                 lambda: page.read(-1), lambda: page.read(2, offset=PAGE_SIZE - 1)):
+        with pytest.raises(labyrinth.InvalidArgument, match="does not fit"):
+            call()
+    page.write(np.arange(4, dtype=np.uint32))
+    assert page.read(16) == np.arange(4, dtype=np.uint32).tobytes()
+    with pytest.raises((BufferError, ValueError)):
+        page.write(np.arange(8, dtype=np.uint8)[::2])  # not contiguous
+    view = memoryview(page)
+    page.write(view[0:100], offset=50)  # overlapping: a memmove
+    view.release()
+    page.free()
