@@ -67,9 +67,18 @@ constexpr std::size_t kNone = SIZE_MAX;
 
 // Operations run over the whole session (printed at exit for the CI report).
 std::uint64_t g_total_ops = 0, g_total_inputs = 0;
+std::uint64_t g_refused[LABYRINTH_STATUS_COUNT] = {};  // refusals checked, by status
+void note_refusal(labyrinth_status st) {
+  if (st > 0 && st < LABYRINTH_STATUS_COUNT) ++g_refused[st];
+}
 void print_totals() {
-  std::fprintf(stderr, "fuzz_pool: %llu operations checked in %llu inputs\n",
+  std::fprintf(stderr, "fuzz_pool: %llu operations checked in %llu inputs; refusals checked:",
                (unsigned long long)g_total_ops, (unsigned long long)g_total_inputs);
+  for (int k = 1; k < LABYRINTH_STATUS_COUNT; ++k)
+    if (g_refused[k])
+      std::fprintf(stderr, " %s %llu", labyrinth_status_name(static_cast<labyrinth_status>(k)) + 14,
+                   (unsigned long long)g_refused[k]);
+  std::fprintf(stderr, "\n");
 }
 
 // ---- the input ----------------------------------------------------------
@@ -410,6 +419,7 @@ struct Fuzz {
     CHECK(got == want, "%s returned %s, expected %s", what, labyrinth_status_name(got),
           labyrinth_status_name(want));
     if (want != LABYRINTH_OK) {
+      note_refusal(want);
       CHECK(labyrinth_last_status() == want, "%s: last status %s", what,
             labyrinth_status_name(labyrinth_last_status()));
       CHECK(labyrinth_last_error_message()[0] != '\0', "%s: empty message", what);
@@ -456,6 +466,7 @@ struct Fuzz {
       call();
     }
     if (want == LABYRINTH_ERR_INVALID) {
+      note_refusal(want);
       CHECK(st == LABYRINTH_ERR_INVALID, "bad arguments (order %u gfp 0x%x) gave %s", order, gfp,
             labyrinth_status_name(st));
       CHECK(pg == reinterpret_cast<void *>(0x5a5a), "output written on failure");
@@ -472,6 +483,7 @@ struct Fuzz {
       add_block(pg, order, excl, on_helper ? helper().id() : me);
       return;
     }
+    note_refusal(st);
     const bool atomic = gfp & LABYRINTH_GFP_ATOMIC, wait = gfp & LABYRINTH_GFP_WAIT;
     CHECK(st == (wait ? LABYRINTH_ERR_TIMEOUT : LABYRINTH_ERR_NOMEM), "allocation failed with %s",
           labyrinth_status_name(st));
@@ -518,6 +530,7 @@ struct Fuzz {
     if (on_helper) helper().run(call);
     else call();
     if (on_helper && want != LABYRINTH_OK) {
+      note_refusal(want);
       CHECK(st == want, "helper free of %p: %s, expected %s", ptr, labyrinth_status_name(st),
             labyrinth_status_name(want));
     } else {
@@ -551,6 +564,7 @@ struct Fuzz {
     else call();
     CHECK(st == want, "transfer of %p to %llu: %s, expected %s", ptr, (unsigned long long)to,
           labyrinth_status_name(st), labyrinth_status_name(want));
+    note_refusal(want);
     if (want == LABYRINTH_OK) {
       live.at(head).owner = to;
       labyrinth_owner o = 0;
