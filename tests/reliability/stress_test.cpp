@@ -183,9 +183,10 @@ void worker(Shared &s, unsigned me, std::uint64_t seed) {
     if (mine.size() > limit) what = 55 + what % 30;  // over the limit: give back
     if (what < 55 && mine.size() < limit) {
       // Allocate: the kind decides the flags.
-      unsigned kind = (x >> 10) % 20, order = 0;  // 0-9 ATOMIC, 10-12 WAIT, 13-19 neither
-      if ((x >> 14) % 4 == 0) order = 1 + (x >> 16) % 4;          // orders 1..4 often
-      if ((x >> 18) % 256 == 0) order = 5 + (x >> 20) % 6;         // up to 10, rarely
+      const std::uint64_t y = rnd();  // independent draws for kind and order
+      unsigned kind = y % 20, order = 0;  // 0-9 ATOMIC, 10-12 WAIT, 13-19 neither
+      if ((y >> 8) % 4 == 0) order = 1 + (y >> 12) % 4;          // orders 1..4 often
+      if ((y >> 16) % 256 == 0) order = 5 + (y >> 32) % 6;       // up to 10, rarely
       void *pg = nullptr;
       labyrinth_status st = LABYRINTH_OK;
       bool excl = true;
