@@ -515,11 +515,11 @@ void BM_tail(benchmark::State &st, std::string name) {
       std::ofstream out(dir + "/" + file_safe(name) + ".csv");
       out << "# latency of each allocation in ns, TSC timer overhead (" << ns(double(overhead))
           << " ns) subtracted; " << h.samples() << " samples\n";
-      out << "lo_ns,hi_ns,count\n";
+      out << "bucket,lo_ns,hi_ns,count\n";
       for (int b = 0; b < Histogram::kBuckets; ++b)
         if (h.counts()[std::size_t(b)])
-          out << ns(double(Histogram::lo(b))) << "," << ns(double(Histogram::hi(b))) << ","
-              << h.counts()[std::size_t(b)] << "\n";
+          out << b << "," << ns(double(Histogram::lo(b))) << "," << ns(double(Histogram::hi(b)))
+              << "," << h.counts()[std::size_t(b)] << "\n";
     }
   }
   P::thread_leave();
