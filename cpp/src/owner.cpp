@@ -67,6 +67,15 @@ std::uint64_t owner_self() {
     fresh = expected;
   }
   tls.alloc_word = side::alloc_word(0, true, fresh);
+  // A thread with an id may own pages (allocated, or transferred to it), so
+  // its exit must be recorded even if it never claims a thread cache (pools
+  // without caches, GUARD pools, a thread that only receives pages): else
+  // its pages would never count as orphans. Same cost and signal safety as
+  // ensure_exit_hook().
+  if (!tls.exit_hook_set) {
+    pthread_setspecific(g_exit_key, reinterpret_cast<void *>(1));
+    tls.exit_hook_set = 1;
+  }
   return fresh;
 }
 

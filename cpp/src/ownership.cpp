@@ -159,6 +159,7 @@ labyrinth_status pool_reclaim_orphans(Pool *p, std::size_t *reclaimed) {
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_reclaim_orphans: the pool belongs to "
                                             "the parent process; it cannot be used after fork()");
   std::vector<std::size_t> orphans;
+  std::vector<std::uint64_t> owners;
   {
     std::lock_guard<std::mutex> reg(registry_mutex());
     const auto &dead = exited_owners();
@@ -169,16 +170,18 @@ labyrinth_status pool_reclaim_orphans(Pool *p, std::size_t *reclaimed) {
         continue;
       // Nobody can change an orphan's word (its owner is gone), but claim it
       // with a CAS all the same.
-      if (p->meta[i].compare_exchange_strong(w, with_state(w, CACHED)))
+      if (p->meta[i].compare_exchange_strong(w, with_state(w, CACHED))) {
         orphans.push_back(i | (std::size_t{order(w)} << 56));
+        owners.push_back(owner(w));
+      }
     }
   }
-  for (std::size_t v : orphans) {
-    std::size_t idx = v & ((std::size_t{1} << 56) - 1);
-    unsigned ord = static_cast<unsigned>(v >> 56);
+  for (std::size_t k = 0; k < orphans.size(); ++k) {
+    std::size_t idx = orphans[k] & ((std::size_t{1} << 56) - 1);
+    unsigned ord = static_cast<unsigned>(orphans[k] >> 56);
     // Straight to the buddy (not this thread's cache): they may be large.
-    std::lock_guard<std::mutex> lock(p->mu);
-    p->buddy.free(idx, ord);
+    // Scrubbed, poisoned or protected like every freed block.
+    release_orphan_block(p, idx, ord, owners[k]);
   }
   if (!orphans.empty()) {
     wake_waiters(p);

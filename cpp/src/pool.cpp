@@ -3,13 +3,19 @@
 #include "pool.hpp"
 
 #include <linux/futex.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdarg>
 #include <climits>
 #include <cstring>
 #include <new>
@@ -118,14 +124,12 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   if (o.flags & ~known)
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
                      o.flags & ~known);
-  if (o.flags & LABYRINTH_POOL_PKEYS)
-    return set_error(LABYRINTH_ERR_UNSUPPORTED,
-                     "labyrinth_pool_create: LABYRINTH_POOL_PKEYS is not implemented in this "
-                     "build (hardware-enforced exclusivity is planned)");
-  if (o.flags & LABYRINTH_POOL_POISON)
-    return set_error(LABYRINTH_ERR_UNSUPPORTED,
-                     "labyrinth_pool_create: LABYRINTH_POOL_POISON is not implemented in this "
-                     "build; use LABYRINTH_POOL_GUARD to catch use after free");
+  if (o.flags & LABYRINTH_POOL_PKEYS) {
+    char why[160];
+    pkeys_explain(pkeys_probe(), why, sizeof why);
+    return set_error(LABYRINTH_ERR_UNSUPPORTED, "labyrinth_pool_create: LABYRINTH_POOL_PKEYS: %s",
+                     why);
+  }
   if (o.atomic_reserve_pages == SIZE_MAX) o.atomic_reserve_pages = std::min<std::size_t>(npages / 64, 256);
   if (o.atomic_reserve_pages > npages)
     return set_error(LABYRINTH_ERR_INVALID,
@@ -161,13 +165,20 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->max_caches = o.max_thread_caches;
   p->cache_capacity = o.thread_cache_pages;
   p->cache_batch = o.thread_cache_batch;
-  p->cache_stride = sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *);
+  // Each cache starts on its own cache line (ThreadCache is alignas(64)),
+  // whatever the capacity: no misaligned objects, no line shared by two threads.
+  p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) + 63) &
+                    ~std::size_t{63};
   p->cache_mem_bytes = std::size_t{p->max_caches} * p->cache_stride;
   p->cache_mem = p->cache_mem_bytes ? meta_map(p->cache_mem_bytes) : nullptr;
-  if (!p->meta || (p->cache_mem_bytes && !p->cache_mem)) {
+  if (p->flags & LABYRINTH_POOL_POISON)
+    p->poison_owner = static_cast<std::uint64_t *>(meta_map(npages * sizeof(std::uint64_t)));
+  if (!p->meta || (p->cache_mem_bytes && !p->cache_mem) ||
+      ((p->flags & LABYRINTH_POOL_POISON) && !p->poison_owner)) {
     int e = errno;
     meta_unmap(p->meta, npages * sizeof(std::uint64_t));
     meta_unmap(p->cache_mem, p->cache_mem_bytes);
+    meta_unmap(p->poison_owner, npages * sizeof(std::uint64_t));
     arena_unmap(&p->arena);
     delete p;
     return set_error(LABYRINTH_ERR_NOMEM,
@@ -180,7 +191,8 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
     c->batch = p->cache_batch;
   }
   p->use_caches = !(p->flags & LABYRINTH_POOL_GUARD) && p->max_caches > 0;
-  p->fast_ok = p->use_caches && !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_GUARD));
+  p->fast_ok = p->use_caches &&
+               !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_GUARD | LABYRINTH_POOL_POISON));
   p->wm_min = o.watermark_min_pages;
   p->wm_low = o.watermark_low_pages;
   p->wm_high = o.watermark_high_pages;
@@ -263,6 +275,7 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
   if (!p->forked()) {
     meta_unmap(p->meta, p->npages * sizeof(std::uint64_t));
     meta_unmap(p->cache_mem, p->cache_mem_bytes);
+    meta_unmap(p->poison_owner, p->npages * sizeof(std::uint64_t));
     arena_unmap(&p->arena);
   }
   for (auto &slot : tls.slots)
@@ -401,15 +414,67 @@ static bool take_block_locked(Pool *p, unsigned order, bool atomic, std::size_t 
   return false;
 }
 
+// ---------------------------------------------------------------------------
+// POISON: freed blocks are filled with kPoison and checked when handed out.
+// ---------------------------------------------------------------------------
+
+constexpr unsigned char kPoison = 0x6B;
+constexpr std::uint64_t kPoisonWord = 0x6B6B6B6B6B6B6B6Bull;
+
+// Fill a block that is becoming free and remember who had it last.
+static void poison_block(Pool *p, std::size_t idx, std::size_t pages, std::uint64_t last_owner) {
+  std::memset(p->page_at(idx), kPoison, pages * kPageSize);
+  for (std::size_t i = 0; i < pages; ++i) p->poison_owner[idx + i] = last_owner ? last_owner : 1;
+}
+
+static void write_report(const char *fmt, ...) {
+  char msg[320];
+  va_list ap;
+  va_start(ap, fmt);
+  std::size_t n = format_message(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n >= sizeof msg) n = sizeof msg - 1;
+  ssize_t ignored = write(STDERR_FILENO, msg, n);
+  (void)ignored;
+}
+
+// A page about to be handed out must still hold the pattern: anything else
+// was written after it was freed. Report the page, its last owner and the
+// first bad byte on stderr, then abort (async-signal-safe: write, abort).
+static void check_poison(Pool *p, std::size_t idx, std::size_t pages) {
+  for (std::size_t i = idx; i < idx + pages; ++i) {
+    const std::uint64_t last = p->poison_owner[i];
+    if (!last) continue;  // never freed, or not freed since it was last handed out
+    const auto *w = static_cast<const std::uint64_t *>(p->page_at(i));
+    for (std::size_t k = 0; k < kPageSize / 8; ++k) {
+      if (LAB_LIKELY(w[k] == kPoisonWord)) continue;
+      const auto *b = reinterpret_cast<const unsigned char *>(w + k);
+      std::size_t off = k * 8;
+      while (b[off - k * 8] == kPoison) ++off;
+      write_report("labyrinth: POISON: write after free in pool %p: page %p (page %zu of the "
+                   "arena) was written while it was free: first bad byte at offset %zu is 0x%x "
+                   "(expected 0x%x); its last owner was %llu; aborting\n",
+                   static_cast<void *>(p), p->page_at(i), i, off,
+                   static_cast<unsigned>(b[off - k * 8]), static_cast<unsigned>(kPoison),
+                   static_cast<unsigned long long>(last));
+      abort();
+    }
+    p->poison_owner[i] = 0;
+  }
+}
+
 static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp) {
   const bool excl = gfp & LABYRINTH_GFP_EXCLUSIVE;
   const std::size_t pages = std::size_t{1} << order;
   for (std::size_t i = 1; i < pages; ++i) p->meta[idx + i].store(TAIL, kRelaxed);
   void *page = p->page_at(idx);
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_READ | PROT_WRITE);
-  // SCRUB pools zero every page as it is freed, and fresh pages are zero.
-  if ((gfp & LABYRINTH_GFP_ZERO) && !(p->flags & LABYRINTH_POOL_SCRUB))
-    std::memset(page, 0, pages * kPageSize);
+  if (p->flags & LABYRINTH_POOL_POISON) check_poison(p, idx, pages);
+  // Fresh pages are zero; freed ones hold zeros (SCRUB) or the pattern
+  // (POISON; with SCRUB too, the block is zeroed here instead).
+  const bool zero = (p->flags & LABYRINTH_POOL_SCRUB) ? (p->flags & LABYRINTH_POOL_POISON) != 0
+                                                       : (gfp & LABYRINTH_GFP_ZERO) != 0;
+  if (zero) std::memset(page, 0, pages * kPageSize);
   p->meta[idx].store(alloc_word(order, excl, excl ? owner_self() : 0), std::memory_order_release);
 }
 
@@ -522,10 +587,22 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
 // Returning blocks
 // ---------------------------------------------------------------------------
 
+// What every mode does to a block that is becoming free, before any free
+// list can hand it out again.
+static void treat_freed_block(Pool *p, std::size_t idx, std::size_t pages, std::uint64_t last_owner) {
+  if (p->flags & LABYRINTH_POOL_POISON) poison_block(p, idx, pages, last_owner);
+  else if (p->flags & LABYRINTH_POOL_SCRUB) std::memset(p->page_at(idx), 0, pages * kPageSize);
+}
+
 void release_block(Pool *p, std::size_t idx, unsigned order) {
   const std::size_t pages = std::size_t{1} << order;
   void *page = p->page_at(idx);
-  if (p->flags & LABYRINTH_POOL_SCRUB) std::memset(page, 0, pages * kPageSize);
+  if (p->flags & (LABYRINTH_POOL_POISON | LABYRINTH_POOL_SCRUB)) {
+    // The word still names the owner of an exclusive block; a shared block
+    // was last held by the thread freeing it.
+    std::uint64_t w = p->meta[idx].load(kRelaxed);
+    treat_freed_block(p, idx, pages, exclusive(w) ? side::owner(w) : owner_self());
+  }
   if (order == 0 && p->use_caches) {
     ThreadCache *c = in_call() ? nullptr : cache_for(p);
     if (c && !p->pressure.load(kRelaxed)) {
@@ -557,6 +634,75 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (p->nwaiters.load(kRelaxed)) wake_waiters(p);
   update_pressure(p);
+}
+
+void release_orphan_block(Pool *p, std::size_t idx, unsigned order, std::uint64_t owner) {
+  const std::size_t pages = std::size_t{1} << order;
+  treat_freed_block(p, idx, pages, owner);
+  std::lock_guard<std::mutex> lock(p->mu);
+  if (p->flags & LABYRINTH_POOL_GUARD) mprotect(p->page_at(idx), pages * kPageSize, PROT_NONE);
+  p->buddy.free(idx, order);
+}
+
+// ---------------------------------------------------------------------------
+// Memory protection keys: the run-time probe behind PKEYS' UNSUPPORTED.
+// ---------------------------------------------------------------------------
+
+PkeysProbe pkeys_probe() {
+  PkeysProbe r;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    r.cpu = (c >> 3) & 1;  // CPUID.(EAX=7,ECX=0):ECX.PKU[bit 3]
+    r.os = (c >> 4) & 1;   // ECX.OSPKE[bit 4]: the kernel set CR4.PKE
+  }
+#elif defined(__aarch64__)
+#ifndef HWCAP2_POE
+#define HWCAP2_POE (1UL << 63)
+#endif
+  r.cpu = (getauxval(AT_HWCAP2) & HWCAP2_POE) ? 1 : 0;  // the kernel reports POE only if it uses it
+  r.os = r.cpu;
+#endif
+#ifdef SYS_pkey_alloc
+  long key = syscall(SYS_pkey_alloc, 0ul, 0ul);
+  if (key >= 0) {
+    r.key = static_cast<int>(key);
+    syscall(SYS_pkey_free, key);
+  } else {
+    r.err = errno;
+  }
+#else
+  r.err = ENOSYS;
+#endif
+  return r;
+}
+
+static std::size_t format_into(char *buf, std::size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::size_t n = format_message(buf, cap, fmt, ap);
+  va_end(ap);
+  return n;
+}
+
+void pkeys_explain(const PkeysProbe &r, char *buf, std::size_t cap) {
+  if (r.cpu == 0)
+    format_into(buf, cap, "this CPU has no memory protection keys (no x86 PKU, no arm64 POE), so "
+                          "exclusivity cannot be enforced in hardware here");
+  else if (r.cpu == 1 && r.os == 0)
+    format_into(buf, cap, "the CPU has memory protection keys but the kernel has not enabled them "
+                          "(booted with nopku, or built without protection key support)");
+  else if (r.key < 0 && r.err == ENOSYS)
+    format_into(buf, cap, "the kernel has no pkey_alloc system call (ENOSYS)");
+  else if (r.key < 0 && r.err == ENOSPC)
+    format_into(buf, cap, "the kernel has no protection key left for this process (pkey_alloc: "
+                          "ENOSPC)");
+  else if (r.key < 0)
+    format_into(buf, cap, "pkey_alloc failed (errno %d)", r.err);
+  else
+    format_into(buf, cap, "this CPU and kernel have memory protection keys (pkey_alloc gave key "
+                          "%d), but hardware-enforced exclusivity is not implemented in this build",
+                r.key);
 }
 
 // ---------------------------------------------------------------------------

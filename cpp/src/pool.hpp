@@ -46,6 +46,10 @@ struct Pool : labyrinth_pool {
   std::uint32_t cache_capacity = 0, cache_batch = 0, max_caches = 0;
   std::uint64_t fork_gen = 0;
   Arena arena;
+  // POISON only (else nullptr): per page, the last owner of a free page that
+  // holds the poison pattern; 0 if the page is not poisoned (never freed, or
+  // handed out since). Outside the pages, like the side table.
+  std::uint64_t *poison_owner = nullptr;
 
   // ---- the buddy allocator and waiters: under mu ----
   alignas(64) std::mutex mu;
@@ -112,6 +116,21 @@ labyrinth_status pool_alloc(Pool *pool, unsigned order, labyrinth_gfp gfp, std::
 
 // Put a block back (ownership already checked): cache, shared list or buddy.
 void release_block(Pool *pool, std::size_t idx, unsigned order);
+
+// Put the block of an exited owner back, straight into the buddy allocator,
+// with what the pool's modes do to every freed block (SCRUB, POISON, GUARD).
+void release_orphan_block(Pool *pool, std::size_t idx, unsigned order, std::uint64_t owner);
+
+// Memory protection keys, probed at run time (LABYRINTH_POOL_PKEYS).
+struct PkeysProbe {
+  int cpu = -1;  // 1: the CPU has protection keys, 0: it has none, -1: cannot tell here
+  int os = -1;   // 1: the OS enabled them (x86 OSPKE), 0: it did not, -1: cannot tell
+  int key = -1;  // the key pkey_alloc() gave (freed again), or -1
+  int err = 0;   // errno of pkey_alloc() when it failed
+};
+PkeysProbe pkeys_probe();
+// Why PKEYS cannot be used, in words, for the UNSUPPORTED message.
+void pkeys_explain(const PkeysProbe &probe, char *buf, std::size_t cap);
 
 // Wake WAIT callers after pages came back. Async-signal-safe (a futex wake).
 void wake_waiters(Pool *pool);

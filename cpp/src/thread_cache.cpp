@@ -73,12 +73,15 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   std::size_t limit = allowed();
   if (limit == 0) return 0;
 
-  // 1. The shared list: one CAS for a whole chain.
-  if (limit == want) {
+  // 1. The shared list: one CAS for a whole chain. A full batch may take the
+  // whole chain (up to the room left); a non-ATOMIC caller near the min
+  // watermark takes only what it may, and the rest goes back.
+  {
+    const std::size_t take = limit == want ? room : limit;
     std::size_t first = p->shared.pop_chain();
     if (first != kNil30) {
       std::size_t i = first;
-      while (i != kNil30 && added < room) {
+      while (i != kNil30 && added < take) {
         std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
         p->meta[i].store(CACHED, kRelaxed);
         c->slots()[n + added] = p->page_at(i);
