@@ -11,7 +11,9 @@
 //   slow/<variant>         trim (thread cache and shared list back to the
 //                          buddy), then time 64 allocations: one refill from
 //                          the buddy plus 63 cache hits; ns per page, and
-//                          refills per iteration as a check
+//                          refills per iteration as a check; the counter
+//                          median_ns_per_page is the median iteration (what
+//                          the driver reports: robust to being preempted)
 //   pool16MiB_pair, pool16GiB_pair, pool16MiB_burst256, pool16GiB_burst256
 //                          the same loops on unpinned 16 MiB and 16 GiB pools
 //   metadata/labyrinth_<size>   stats.metadata_bytes / stats.total_pages
@@ -78,6 +80,7 @@ void BM_slow(benchmark::State &st) {
   labyrinth_stats before, after;
   if (!read_stats(pool, &before)) return st.SkipWithError(labyrinth_last_error_message());
   std::uint64_t iters = 0;
+  std::vector<double> per_iter;  // seconds; the median resists preemption by other work
   for (auto _ : st) {
     if (labyrinth_pool_trim(pool) != LABYRINTH_OK) {
       st.SkipWithError(labyrinth_last_error_message());
@@ -92,7 +95,9 @@ void BM_slow(benchmark::State &st) {
       v[got] = p;
     }
     auto t1 = std::chrono::steady_clock::now();
-    st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    const double secs = std::chrono::duration<double>(t1 - t0).count();
+    st.SetIterationTime(secs);
+    per_iter.push_back(secs);
     for (int j = 0; j < got; ++j) P::free(v[j]);
     if (got < kPages) {
       fail<P>(st, "alloc");
@@ -102,6 +107,10 @@ void BM_slow(benchmark::State &st) {
   }
   if (read_stats(pool, &after) && iters)
     st.counters["refills_per_iter"] = double(after.refills - before.refills) / double(iters);
+  if (!per_iter.empty()) {
+    std::nth_element(per_iter.begin(), per_iter.begin() + per_iter.size() / 2, per_iter.end());
+    st.counters["median_ns_per_page"] = per_iter[per_iter.size() / 2] * 1e9 / kPages;
+  }
   st.counters["pages"] = kPages;
 }
 
