@@ -131,14 +131,20 @@ def machine_info(build_dir: Path) -> dict:
     }
 
 
-def wait_for_load(max_load: float | None, max_wait_s: float = 600) -> float:
+_wait_budget = [0.0]
+
+
+def wait_for_load(max_load: float | None) -> float:
+    """Wait until the 1-minute load is below max_load, spending at most what
+    is left of the run's waiting budget (--max-wait); returns the load."""
     load = os.getloadavg()[0]
     if max_load is None:
         return load
-    t0 = time.time()
-    while load > max_load and time.time() - t0 < max_wait_s:
-        print(f"driver: load {load:.2f} > {max_load}: waiting", flush=True)
+    while load > max_load and _wait_budget[0] > 0:
+        print(f"driver: load {load:.2f} > {max_load}: waiting "
+              f"({_wait_budget[0]:.0f} s of waiting left)", flush=True)
         time.sleep(15)
+        _wait_budget[0] -= 15
         load = os.getloadavg()[0]
     return load
 
@@ -479,7 +485,9 @@ def main() -> int:
     ap.add_argument("--filter", default=None, help="Google Benchmark --benchmark_filter regex")
     ap.add_argument("--only", default=None, help="comma-separated executables (manifest names)")
     ap.add_argument("--max-load", type=float, default=None,
-                    help="before each run, wait (up to 10 min) until the 1-minute load is below this")
+                    help="before each run, wait until the 1-minute load is below this")
+    ap.add_argument("--max-wait", type=float, default=1800,
+                    help="seconds of waiting for --max-load in the whole run (then runs go ahead)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per executable run")
     ap.add_argument("--smoke", action="store_true",
                     help="one repetition, --min-time 0.01 unless given: proves everything runs")
@@ -489,6 +497,7 @@ def main() -> int:
         if "--min-time" not in " ".join(sys.argv):
             args.min_time = 0.01
 
+    _wait_budget[0] = args.max_wait
     build = Path(args.build_dir).resolve()
     bench_dir = build / "bench"
     manifest_path = bench_dir / "bench_manifest.json"
