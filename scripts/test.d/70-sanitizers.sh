@@ -43,7 +43,9 @@ ctest_pass() {
   fi
   local summary; summary=$(echo "$out" | grep -oE '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' | head -1)
   if [ "$rc" != 0 ]; then
-    echo "$out" | tail -60
+    # What failed, and why (the failing tests' own output).
+    echo "$out" | grep -E -A30 "^\[ RUN|Failure$" | grep -vE "^\[( +OK|----------)" | head -80
+    echo "$out" | sed -n '/The following tests FAILED/,$p'
     echo "70-sanitizers: $label: ctest failed (rc=$rc)"; fail=1
   fi
   if [ "$reports" != 0 ]; then
@@ -73,9 +75,20 @@ run_one() {
   fi
   echo "--- $name: built in $(( $(date +%s) - t0 ))s"
   echo "--- $name: excluded: $exclude"
-  ctest_pass "$dir" "$name (all but faulting tests)" "" -E "$exclude|$faults"
+  ctest_pass "$dir" "$name (all but faulting and timing-sensitive tests)" "" -E "$exclude|$faults|$TIMING"
   ctest_pass "$dir" "$name (faulting tests, handle_segv=0)" ":handle_segv=0" -R "$faults" -E "$exclude"
+  ctest_pass "$dir" "$name (timing-sensitive tests, alone, up to 3 tries)" "" -R "$TIMING" -E "$exclude" \
+    -j1 --repeat until-pass:3
 }
+
+# Timing-sensitive: AtomicContext.SignalHandlerAllocatesWhileInterruptedThreadIsInside
+# expects more than 10000 handler alloc+free pairs within about 2 s of
+# signals; signals sent while the target waits for a CPU merge into one, so
+# on a loaded shared machine (and slower under a sanitizer) it sometimes
+# gets a few hundred. It runs alone, and up to three times: a lost page or
+# a deadlock would fail every try.
+TIMING='^AtomicContext\.SignalHandler'
+
 
 # Tests that are meaningless under a sanitizer:
 #  - Options.MemlockFailureNamesLimitAndSize: ASan and TSan replace mlock()
