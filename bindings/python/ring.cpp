@@ -1,0 +1,338 @@
+// ring.cpp - labyrinth.Ring: the managed io_uring of labyrinth_uring.h.
+//
+// Ownership is the C library's: a submitted page belongs to the kernel until
+// the completion that hands it back (free/transfer/resubmit raise Busy
+// meanwhile). The binding adds what Python needs on top:
+//  * the Ring keeps a reference to every Page object in flight, so it cannot
+//    be collected (and try to free itself) while the kernel holds it, and
+//    hands the same object back in the completion;
+//  * pages from a multishot receive come back as new Page objects owned by
+//    the thread that takes the completion;
+//  * a page given to provide() belongs to the kernel: its Page object is
+//    retired (like a freed one);
+//  * complete() with wait_nr > 0 releases the GIL; meanwhile other threads'
+//    calls on the ring raise Busy (a ring is used by one thread at a time).
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <vector>
+
+#include "binding.hpp"
+#include "labyrinth/labyrinth_uring.h"
+
+namespace labpy {
+namespace {
+
+struct Completion {
+  uint64_t user_data = 0;
+  py::object page;  // Page or None
+  int32_t result = 0;
+  uint32_t op = 0;
+  uint32_t flags = 0;
+};
+
+class RingPy {
+ public:
+  RingPy(PoolRef ps, labyrinth_ring *ring) : ps_(std::move(ps)), ring_(ring) { ++ps_->rings; }
+  ~RingPy() {
+    if (!ring_) return;
+    labyrinth_status st;
+    {
+      py::gil_scoped_release nogil;
+      st = labyrinth_ring_destroy(ring_);
+    }
+    if (st == LABYRINTH_OK) {
+      retire_inflight();
+      --ps_->rings;
+    }
+    // Otherwise (a SINGLE_THREAD ring collected on another thread) the ring
+    // stays: the pool then cannot be destroyed and is unmapped with FORCE
+    // semantics only when the process ends.
+    ring_ = nullptr;
+  }
+
+  labyrinth_ring *ring(const char *what) {
+    if (!ring_) raise_status(LABYRINTH_ERR_INVALID, std::string("cannot ") + what + ": the ring is closed");
+    if (busy_)
+      raise_status(LABYRINTH_ERR_BUSY, std::string("cannot ") + what +
+                                           ": another thread is waiting in complete() on this ring "
+                                           "(a ring is used by one thread at a time)");
+    open_pool(ps_);
+    return ring_;
+  }
+
+  PageObj &page_arg(py::handle page, const char *what) {
+    auto &p = page.cast<PageObj &>();
+    if (p.ps.get() != ps_.get())
+      raise_status(LABYRINTH_ERR_FOREIGN, std::string("cannot ") + what + ": the page is from another pool");
+    if (!p.live) raise_status(LABYRINTH_ERR_INVALID, std::string("cannot ") + what + ": the page was freed");
+    return p;
+  }
+
+  uint32_t len_arg(const PageObj &p, const py::object &length) {
+    if (length.is_none()) return static_cast<uint32_t>(p.size());
+    long long n = length.cast<long long>();
+    if (n <= 0 || static_cast<size_t>(n) > p.size())
+      raise_status(LABYRINTH_ERR_INVALID, "length must be 1.." + std::to_string(p.size()) + ", got " +
+                                              std::to_string(n));
+    return static_cast<uint32_t>(n);
+  }
+
+  // Submits through f(ring, ptr, len); on OK the ring holds the Page.
+  template <class F>
+  void submit(py::handle page, const py::object &length, const char *what, F &&f) {
+    labyrinth_ring *r = ring(what);
+    PageObj &p = page_arg(page, what);
+    uint32_t len = len_arg(p, length);
+    check(f(r, p.ptr, len));
+    p.inflight = true;
+    inflight_[p.address()] = py::reinterpret_borrow<py::object>(page);
+  }
+
+  std::vector<Completion> complete(size_t max, size_t wait_nr, const py::object &timeout) {
+    labyrinth_ring *r = ring("complete");
+    if (max == 0) raise_status(LABYRINTH_ERR_INVALID, "max must be >= 1");
+    uint32_t tmo = LABYRINTH_TIMEOUT_INFINITE;
+    if (!timeout.is_none()) {
+      double t = timeout.cast<double>();
+      if (!(t >= 0)) raise_status(LABYRINTH_ERR_INVALID, "timeout must be None or >= 0 seconds");
+      double ms = t * 1000.0;
+      tmo = ms >= double(LABYRINTH_TIMEOUT_INFINITE - 1) ? LABYRINTH_TIMEOUT_INFINITE - 1
+                                                          : static_cast<uint32_t>(ms + 0.999);
+    }
+    std::vector<labyrinth_completion> out(max);
+    size_t n = 0;
+    labyrinth_status st;
+    if (wait_nr > 0) {
+      ActiveCall active(ps_);
+      busy_ = true;
+      std::string msg;
+      {
+        py::gil_scoped_release nogil;
+        st = labyrinth_ring_complete(r, out.data(), max, wait_nr, tmo, &n);
+        if (st != LABYRINTH_OK) msg = labyrinth_last_error_message();
+      }
+      busy_ = false;
+      if (st != LABYRINTH_OK) raise_status(st, msg);
+    } else {
+      check(labyrinth_ring_complete(r, out.data(), max, 0, 0, &n));
+    }
+    std::vector<Completion> res;
+    res.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      Completion c;
+      c.user_data = out[i].user_data;
+      c.result = out[i].result;
+      c.op = out[i].op;
+      c.flags = out[i].flags;
+      if (out[i].page) {
+        auto a = reinterpret_cast<uintptr_t>(out[i].page);
+        auto it = inflight_.find(a);
+        if (it != inflight_.end()) {
+          c.page = it->second;
+          c.page.cast<PageObj &>().inflight = false;
+          inflight_.erase(it);
+        } else {
+          // A page the kernel filled from the provided-buffer ring: now the
+          // calling thread's.
+          c.page = make_page(ps_, out[i].page, 0);
+        }
+      } else {
+        c.page = py::none();
+      }
+      res.push_back(std::move(c));
+    }
+    return res;
+  }
+
+  void provide(py::handle page) {
+    labyrinth_ring *r = ring("provide");
+    PageObj &p = page_arg(page, "provide");
+    if (p.exports > 0)
+      raise_status(LABYRINTH_ERR_BUSY, "cannot provide the page: buffer exports of it are alive");
+    check(labyrinth_ring_provide(r, p.ptr));
+    // The kernel owns it now; it comes back as a new Page with a completion.
+    p.live = false;
+    auto it = ps_->live.find(p.address());
+    if (it != ps_->live.end() && it->second == &p) ps_->live.erase(it);
+  }
+
+  void close() {
+    if (!ring_) return;
+    if (busy_) raise_status(LABYRINTH_ERR_BUSY, "cannot close: another thread is waiting in complete()");
+    labyrinth_status st;
+    std::string msg;
+    {
+      // Waits for the kernel to let go of every page.
+      py::gil_scoped_release nogil;
+      st = labyrinth_ring_destroy(ring_);
+      if (st != LABYRINTH_OK) msg = labyrinth_last_error_message();
+    }
+    if (st != LABYRINTH_OK) raise_status(st, msg);
+    ring_ = nullptr;
+    --ps_->rings;
+    retire_inflight();
+  }
+
+  py::dict stats() {
+    if (!ring_) raise_status(LABYRINTH_ERR_INVALID, "the ring is closed");
+    labyrinth_ring_stats s;
+    std::memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    check(labyrinth_ring_get_stats(ring_, &s));
+    py::dict d;
+    d["submitted"] = s.submitted;
+    d["submit_failures"] = s.submit_failures;
+    d["completions"] = s.completions;
+    d["ops_inflight"] = s.ops_inflight;
+    d["pages_inflight"] = s.pages_inflight;
+    d["pbuf_entries"] = s.pbuf_entries;
+    d["pbuf_pages"] = s.pbuf_pages;
+    d["pbuf_refills"] = s.pbuf_refills;
+    d["pbuf_refill_failures"] = s.pbuf_refill_failures;
+    d["pbuf_enobufs"] = s.pbuf_enobufs;
+    d["sq_entries"] = s.sq_entries;
+    d["cq_entries"] = s.cq_entries;
+    d["registered"] = s.registered;
+    d["fixed_buffers"] = s.fixed_buffers;
+    return d;
+  }
+
+  int fd() const { return ring_ ? labyrinth_ring_fd(ring_) : -1; }
+  bool closed() const { return ring_ == nullptr; }
+  size_t inflight_pages() const { return inflight_.size(); }
+
+ private:
+  // After destroy, pages of completions never taken are their submitter's again.
+  void retire_inflight() {
+    for (auto &kv : inflight_) kv.second.cast<PageObj &>().inflight = false;
+    inflight_.clear();
+  }
+
+  PoolRef ps_;
+  labyrinth_ring *ring_ = nullptr;
+  bool busy_ = false;
+  std::unordered_map<uintptr_t, py::object> inflight_;
+};
+
+RingPy *ring_new(py::object pool, uint32_t sq_entries, uint32_t max_inflight, uint32_t pbuf_entries,
+                 uint16_t pbuf_group, bool manual_refill, bool register_arena, bool single_thread) {
+  PoolRef ps = pool_ref(pool);
+  labyrinth_pool *p = open_pool(ps);
+  labyrinth_ring_options o;
+  labyrinth_ring_options_init(&o);
+  o.sq_entries = sq_entries;
+  o.max_inflight = max_inflight;
+  o.pbuf_entries = pbuf_entries;
+  o.pbuf_group = pbuf_group;
+  o.flags = (manual_refill ? LABYRINTH_RING_MANUAL_REFILL : 0) |
+            (register_arena ? 0 : LABYRINTH_RING_NO_REGISTER) |
+            (single_thread ? LABYRINTH_RING_SINGLE_THREAD : 0);
+  labyrinth_ring *r = nullptr;
+  check(labyrinth_ring_create(p, &o, &r));
+  return new RingPy(ps, r);
+}
+
+}  // namespace
+
+void register_ring(py::module_ &m) {
+  py::class_<Completion>(m, "Completion", "One completion from Ring.complete().")
+      .def_readonly("user_data", &Completion::user_data, "As given at submission.")
+      .def_readonly("page", &Completion::page,
+                    "The Page handed back (the caller owns it again), or None.")
+      .def_readonly("result", &Completion::result, "Bytes transferred, or -errno.")
+      .def_readonly("op", &Completion::op, "The operation (RING_OP_*).")
+      .def_readonly("flags", &Completion::flags, "COMPLETION_MORE / COMPLETION_NOTIF bits.")
+      .def_property_readonly("more", [](const Completion &c) { return (c.flags & LABYRINTH_COMPLETION_MORE) != 0; })
+      .def_property_readonly("notif", [](const Completion &c) { return (c.flags & LABYRINTH_COMPLETION_NOTIF) != 0; })
+      .def("__repr__", [](const Completion &c) {
+        return "<labyrinth.Completion user_data=" + std::to_string(c.user_data) +
+               " op=" + std::to_string(c.op) + " result=" + std::to_string(c.result) +
+               " flags=" + std::to_string(c.flags) + (c.page.is_none() ? " no page" : " page") + ">";
+      });
+
+  m.attr("RING_OP_READ_FIXED") = int(LABYRINTH_OP_READ_FIXED);
+  m.attr("RING_OP_WRITE_FIXED") = int(LABYRINTH_OP_WRITE_FIXED);
+  m.attr("RING_OP_SEND") = int(LABYRINTH_OP_SEND);
+  m.attr("RING_OP_RECV") = int(LABYRINTH_OP_RECV);
+  m.attr("RING_OP_SEND_ZC") = int(LABYRINTH_OP_SEND_ZC);
+  m.attr("RING_OP_RECV_MULTISHOT") = int(LABYRINTH_OP_RECV_MULTISHOT);
+  m.attr("COMPLETION_MORE") = int(LABYRINTH_COMPLETION_MORE);
+  m.attr("COMPLETION_NOTIF") = int(LABYRINTH_COMPLETION_NOTIF);
+
+  py::class_<RingPy>(m, "Ring", R"doc(
+An io_uring driven by Labyrinth, bound to one pool (labyrinth_uring.h).
+A submitted Page belongs to the kernel until the completion that hands it
+back: free(), transfer() and another submission of it raise Busy meanwhile.
+Raises Unsupported where io_uring (or a feature) is not available.)doc")
+      .def(py::init(&ring_new), py::arg("pool"), py::kw_only(), py::arg("sq_entries") = 256,
+           py::arg("max_inflight") = 0, py::arg("pbuf_entries") = 0, py::arg("pbuf_group") = 0,
+           py::arg("manual_refill") = false, py::arg("register") = true,
+           py::arg("single_thread") = false)
+      .def_property_readonly("fd", &RingPy::fd)
+      .def_property_readonly("closed", &RingPy::closed)
+      .def_property_readonly("inflight_pages", &RingPy::inflight_pages,
+                             "Page objects the kernel holds through this ring.")
+      .def(
+          "read_fixed",
+          [](RingPy &self, int fd, py::handle page, py::object length, uint64_t offset, uint64_t ud) {
+            self.submit(page, length, "read", [&](labyrinth_ring *r, void *p, uint32_t n) {
+              return labyrinth_ring_read_fixed(r, fd, p, n, offset, ud);
+            });
+          },
+          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("offset") = 0,
+          py::arg("user_data") = 0)
+      .def(
+          "write_fixed",
+          [](RingPy &self, int fd, py::handle page, py::object length, uint64_t offset, uint64_t ud) {
+            self.submit(page, length, "write", [&](labyrinth_ring *r, void *p, uint32_t n) {
+              return labyrinth_ring_write_fixed(r, fd, p, n, offset, ud);
+            });
+          },
+          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("offset") = 0,
+          py::arg("user_data") = 0)
+      .def(
+          "send",
+          [](RingPy &self, int fd, py::handle page, py::object length, int flags, uint64_t ud) {
+            self.submit(page, length, "send", [&](labyrinth_ring *r, void *p, uint32_t n) {
+              return labyrinth_ring_send(r, fd, p, n, flags, ud);
+            });
+          },
+          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("flags") = 0,
+          py::arg("user_data") = 0)
+      .def(
+          "recv",
+          [](RingPy &self, int fd, py::handle page, py::object length, int flags, uint64_t ud) {
+            self.submit(page, length, "recv", [&](labyrinth_ring *r, void *p, uint32_t n) {
+              return labyrinth_ring_recv(r, fd, p, n, flags, ud);
+            });
+          },
+          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("flags") = 0,
+          py::arg("user_data") = 0)
+      .def(
+          "send_zc",
+          [](RingPy &self, int fd, py::handle page, py::object length, int flags, uint64_t ud) {
+            self.submit(page, length, "send_zc", [&](labyrinth_ring *r, void *p, uint32_t n) {
+              return labyrinth_ring_send_zc(r, fd, p, n, flags, ud);
+            });
+          },
+          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("flags") = 0,
+          py::arg("user_data") = 0)
+      .def(
+          "recv_multishot",
+          [](RingPy &self, int fd, int flags, uint64_t ud) {
+            check(labyrinth_ring_recv_multishot(self.ring("recv_multishot"), fd, flags, ud));
+          },
+          py::arg("fd"), py::arg("flags") = 0, py::arg("user_data") = 0)
+      .def(
+          "cancel",
+          [](RingPy &self, uint64_t ud) { check(labyrinth_ring_cancel(self.ring("cancel"), ud)); },
+          py::arg("user_data"))
+      .def("provide", &RingPy::provide, py::arg("page"))
+      .def("complete", &RingPy::complete, py::arg("max") = 64, py::arg("wait_nr") = 0,
+           py::arg("timeout") = py::none())
+      .def("_stats", &RingPy::stats)
+      .def("close", &RingPy::close);
+}
+
+}  // namespace labpy

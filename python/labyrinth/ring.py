@@ -1,0 +1,113 @@
+"""Zero-copy I/O with io_uring on Labyrinth pages (``labyrinth_uring.h``).
+
+::
+
+    with labyrinth.Pool(1 << 20) as pool, pool.ring() as ring:
+        page = pool.alloc_page()
+        ring.read_fixed(fd, page, 4096, offset=0, user_data=1)
+        (c,) = ring.complete(wait_nr=1)       # releases the GIL while waiting
+        assert c.page is page and c.result == 4096
+
+Ownership is enforced: while the kernel holds a page (from submission to
+the completion that hands it back; for ``send_zc``, to its notification),
+``page.free()``, ``page.transfer()`` and a second submission raise
+:class:`~labyrinth.Busy`. The ring keeps the in-flight Page objects alive and
+returns the same objects in the completions; pages received by
+``recv_multishot`` come back as new Page objects owned by the thread that
+takes the completion. Where io_uring or a feature is missing, calls raise
+:class:`~labyrinth.Unsupported` saying which.
+
+One thread at a time may use a ring; ``complete(wait_nr>0)`` releases the
+GIL, and meanwhile other threads' calls on the ring raise Busy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import TracebackType
+
+
+from ._core import (
+    COMPLETION_MORE,
+    COMPLETION_NOTIF,
+    RING_OP_READ_FIXED,
+    RING_OP_RECV,
+    RING_OP_RECV_MULTISHOT,
+    RING_OP_SEND,
+    RING_OP_SEND_ZC,
+    RING_OP_WRITE_FIXED,
+    Completion,
+)
+from . import _core
+from .errors import LabyrinthError
+
+__all__ = [
+    "Ring",
+    "RingStats",
+    "Completion",
+    "COMPLETION_MORE",
+    "COMPLETION_NOTIF",
+    "RING_OP_READ_FIXED",
+    "RING_OP_WRITE_FIXED",
+    "RING_OP_SEND",
+    "RING_OP_RECV",
+    "RING_OP_SEND_ZC",
+    "RING_OP_RECV_MULTISHOT",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class RingStats:
+    """``labyrinth_ring_stats``."""
+
+    submitted: int
+    submit_failures: int
+    completions: int
+    ops_inflight: int
+    pages_inflight: int
+    pbuf_entries: int
+    pbuf_pages: int
+    pbuf_refills: int
+    pbuf_refill_failures: int
+    pbuf_enobufs: int
+    sq_entries: int
+    cq_entries: int
+    registered: int
+    fixed_buffers: int
+
+
+class Ring(_core.Ring):
+    """A managed io_uring bound to a pool; create it with ``Pool.ring()`` or
+    ``Ring(pool, ...)``. Keyword arguments: ``sq_entries`` (default 256),
+    ``max_inflight`` (0: twice sq_entries), ``pbuf_entries`` (provided-buffer
+    ring size for ``recv_multishot``, a power of two, 0: none),
+    ``pbuf_group``, ``manual_refill``, ``register`` (register the arena as
+    fixed buffers, default True), ``single_thread``.
+
+    Closing (``close()`` or leaving a ``with`` block) cancels what is in
+    flight and waits for the kernel to let go of every page; pages of
+    completions never taken are their submitter's again."""
+
+    def __enter__(self) -> Ring:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except LabyrinthError:
+            pass
+
+    def stats(self) -> RingStats:
+        return RingStats(**self._stats())
+
+
+
+
