@@ -66,12 +66,13 @@ run_one() {
   local dir="${B}-${name}"
   local t0; t0=$(date +%s)
   echo "--- $name: configure and build $dir (-fsanitize=$sanitize, -j$JOBS)"
+  mkdir -p "$dir"  # logs stay inside the build dir (ignored by git)
   if ! cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo --no-warn-unused-cli \
-        -DLABYRINTH_SANITIZE="$sanitize" -DLABYRINTH_BUILD_EXAMPLES=OFF >"$dir.configure.log" 2>&1; then
-    cat "$dir.configure.log"; echo "70-sanitizers: $name configure failed"; fail=1; return
+        -DLABYRINTH_SANITIZE="$sanitize" -DLABYRINTH_BUILD_EXAMPLES=OFF >"$dir/configure.log" 2>&1; then
+    cat "$dir/configure.log"; echo "70-sanitizers: $name configure failed"; fail=1; return
   fi
-  if ! cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1; then
-    tail -40 "$dir.build.log"; echo "70-sanitizers: $name build failed"; fail=1; return
+  if ! cmake --build "$dir" -j"$JOBS" >"$dir/build.log" 2>&1; then
+    tail -40 "$dir/build.log"; echo "70-sanitizers: $name build failed"; fail=1; return
   fi
   echo "--- $name: built in $(( $(date +%s) - t0 ))s"
   echo "--- $name: excluded: $exclude"
