@@ -20,10 +20,11 @@ if ! command -v clang++ >/dev/null; then
   echo "75-fuzz: SKIP: clang++ is not installed (scripts/deps.sh installs clang)"; exit 77
 fi
 t0=$(date +%s)
-if ! bash fuzz/build.sh "$OUT" fuzz_pool fuzz_uring >"$OUT.build.log" 2>&1; then
-  tail -30 "$OUT.build.log"; echo "75-fuzz: build failed"; exit 1
+mkdir -p "$OUT"  # logs stay inside the build dir (ignored by git)
+if ! bash fuzz/build.sh "$OUT" fuzz_pool fuzz_uring >"$OUT/build.log" 2>&1; then
+  tail -30 "$OUT/build.log"; echo "75-fuzz: build failed"; exit 1
 fi
-cat "$OUT.build.log"
+cat "$OUT/build.log"
 echo "75-fuzz: built in $(( $(date +%s) - t0 ))s"
 mkdir -p "$OUT/artifacts"
 
