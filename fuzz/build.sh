@@ -10,6 +10,7 @@ CXX=${FUZZ_CXX:-clang++}
 mkdir -p "$out/obj"
 FLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
        -fno-sanitize-recover=all -pthread -DLABYRINTH_BUILDING_LIBRARY=1
+       -fsanitize-coverage-ignorelist="$root/fuzz/coverage_ignore.txt"
        -I"$root/cpp/include" -I"$root/cpp/src")
 core=("$root"/cpp/src/*.cpp)
 uring=()
@@ -17,7 +18,7 @@ uring=()
 # Compile each source once (in parallel, two at a time); objects are reused.
 compile() {  # src -> obj
   local src=$1 obj=$2
-  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$(find "$root/cpp/src" "$root/cpp/include" -newer "$obj" -name '*.h*' | head -1)" ]; then
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$root/fuzz/coverage_ignore.txt" -nt "$obj" ] || [ -n "$(find "$root/cpp/src" "$root/cpp/include" -newer "$obj" -name '*.h*' | head -1)" ]; then
     "$CXX" "${FLAGS[@]}" -c "$src" -o "$obj"
   fi
 }

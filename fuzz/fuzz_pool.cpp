@@ -65,6 +65,22 @@ namespace {
 constexpr std::size_t kPage = LABYRINTH_PAGE_SIZE;
 constexpr std::size_t kNone = SIZE_MAX;
 
+// Operations run over the whole session (printed at exit for the CI report).
+std::uint64_t g_total_ops = 0, g_total_inputs = 0;
+std::uint64_t g_refused[LABYRINTH_STATUS_COUNT] = {};  // refusals checked, by status
+void note_refusal(labyrinth_status st) {
+  if (st > 0 && st < LABYRINTH_STATUS_COUNT) ++g_refused[st];
+}
+void print_totals() {
+  std::fprintf(stderr, "fuzz_pool: %llu operations checked in %llu inputs; refusals checked:",
+               (unsigned long long)g_total_ops, (unsigned long long)g_total_inputs);
+  for (int k = 1; k < LABYRINTH_STATUS_COUNT; ++k)
+    if (g_refused[k])
+      std::fprintf(stderr, " %s %llu", labyrinth_status_name(static_cast<labyrinth_status>(k)) + 14,
+                   (unsigned long long)g_refused[k]);
+  std::fprintf(stderr, "\n");
+}
+
 // ---- the input ----------------------------------------------------------
 struct Input {
   const std::uint8_t *d;
@@ -117,6 +133,14 @@ std::set<labyrinth_owner> &dead_ids() {
   return *s;
 }
 
+// Offset of the first non-zero byte, or bytes if none.
+__attribute__((noinline)) std::size_t expect_zero(const void *p, std::size_t bytes) {
+  const std::uint8_t *c = static_cast<const std::uint8_t *>(p);
+  for (std::size_t k = 0; k < bytes; ++k)
+    if (c[k]) return k;
+  return bytes;
+}
+
 labyrinth_stats get_stats(const labyrinth_pool *p) {
   labyrinth_stats s;
   std::memset(&s, 0, sizeof s);
@@ -158,6 +182,7 @@ struct Fuzz {
   std::uint64_t next_tag = 1;
   labyrinth_owner me = 0;
   std::uint64_t ops = 0;
+  bool trace = false;
 
   explicit Fuzz(const std::uint8_t *d, std::size_t n) : in{d, n} { me = labyrinth_owner_self(); }
 
@@ -196,21 +221,12 @@ struct Fuzz {
   }
 
   void create() {
-    for (;;) {
-      choose_options();
-      labyrinth_pool *p = nullptr;
-      labyrinth_status st = labyrinth_pool_create(&opts, &p);
-      if (st == LABYRINTH_ERR_UNSUPPORTED && (opts.flags & LABYRINTH_POOL_POISON)) {
-        // A build without POISON says so; fall back to the same pool without it.
-        CHECK(p == nullptr);
-        opts.flags &= ~LABYRINTH_POOL_POISON;
-        st = labyrinth_pool_create(&opts, &p);
-      }
-      CHECK(st == LABYRINTH_OK, "create %zu pages flags 0x%x: %s", npages, opts.flags,
-            labyrinth_status_name(st));
-      pool = p;
-      break;
-    }
+    choose_options();
+    labyrinth_pool *p = nullptr;
+    labyrinth_status st = labyrinth_pool_create(&opts, &p);
+    CHECK(st == LABYRINTH_OK, "create %zu pages flags 0x%x: %s", npages, opts.flags,
+          labyrinth_status_name(st));
+    pool = p;
     if (opts.struct_size < sizeof opts) {  // what the library saw: defaults past the struct
       labyrinth_pool_options d;
       labyrinth_pool_options_init(&d);
@@ -282,7 +298,7 @@ struct Fuzz {
     live_pages += pages;
   }
 
-  void check_content(const Block &b) {
+  __attribute__((noinline)) void check_content(const Block &b) {
     for (std::size_t k = 0; k < (std::size_t{1} << b.order); ++k) {
       const std::uint8_t *pg = base + (b.idx + k) * kPage;
       std::uint64_t v1, v2, want = b.tag ^ (b.idx + k);
@@ -403,6 +419,7 @@ struct Fuzz {
     CHECK(got == want, "%s returned %s, expected %s", what, labyrinth_status_name(got),
           labyrinth_status_name(want));
     if (want != LABYRINTH_OK) {
+      note_refusal(want);
       CHECK(labyrinth_last_status() == want, "%s: last status %s", what,
             labyrinth_status_name(labyrinth_last_status()));
       CHECK(labyrinth_last_error_message()[0] != '\0', "%s: empty message", what);
@@ -449,6 +466,7 @@ struct Fuzz {
       call();
     }
     if (want == LABYRINTH_ERR_INVALID) {
+      note_refusal(want);
       CHECK(st == LABYRINTH_ERR_INVALID, "bad arguments (order %u gfp 0x%x) gave %s", order, gfp,
             labyrinth_status_name(st));
       CHECK(pg == reinterpret_cast<void *>(0x5a5a), "output written on failure");
@@ -459,16 +477,13 @@ struct Fuzz {
       const bool excl = gfp & LABYRINTH_GFP_EXCLUSIVE;
       std::size_t bytes = kPage << order;
       if ((gfp & LABYRINTH_GFP_ZERO) || scrub()) {
-        const std::uint8_t *c = static_cast<const std::uint8_t *>(pg);
-        for (std::size_t k = 0; k < bytes; k += 8) {
-          std::uint64_t v;
-          std::memcpy(&v, c + k, 8);
-          CHECK(v == 0, "%s block not zero at byte %zu", scrub() ? "SCRUB" : "ZERO", k);
-        }
+        std::size_t bad = expect_zero(pg, bytes);
+        CHECK(bad == bytes, "%s block not zero at byte %zu", scrub() ? "SCRUB" : "ZERO", bad);
       }
       add_block(pg, order, excl, on_helper ? helper().id() : me);
       return;
     }
+    note_refusal(st);
     const bool atomic = gfp & LABYRINTH_GFP_ATOMIC, wait = gfp & LABYRINTH_GFP_WAIT;
     CHECK(st == (wait ? LABYRINTH_ERR_TIMEOUT : LABYRINTH_ERR_NOMEM), "allocation failed with %s",
           labyrinth_status_name(st));
@@ -515,6 +530,7 @@ struct Fuzz {
     if (on_helper) helper().run(call);
     else call();
     if (on_helper && want != LABYRINTH_OK) {
+      note_refusal(want);
       CHECK(st == want, "helper free of %p: %s, expected %s", ptr, labyrinth_status_name(st),
             labyrinth_status_name(want));
     } else {
@@ -548,6 +564,7 @@ struct Fuzz {
     else call();
     CHECK(st == want, "transfer of %p to %llu: %s, expected %s", ptr, (unsigned long long)to,
           labyrinth_status_name(st), labyrinth_status_name(want));
+    note_refusal(want);
     if (want == LABYRINTH_OK) {
       live.at(head).owner = to;
       labyrinth_owner o = 0;
@@ -620,13 +637,12 @@ struct Fuzz {
     std::vector<std::size_t> orphans;
     for (auto &[i, b] : live)
       if (b.excl && dead_ids().count(b.owner)) orphans.push_back(i);
+    // Their data is intact up to the reclaim (which may scrub, poison or protect them).
+    for (std::size_t i : orphans) check_content(live.at(i));
     std::size_t n = 999999;
     CHECK(labyrinth_pool_reclaim_orphans(pool, &n) == LABYRINTH_OK);
     CHECK(n == orphans.size(), "reclaimed %zu blocks, model says %zu", n, orphans.size());
-    for (std::size_t i : orphans) {
-      // The dead thread's data stays until the page is handed out again.
-      remove_block(i);
-    }
+    for (std::size_t i : orphans) remove_block_unchecked(i);
     CHECK(get_stats(pool).orphaned_pages == 0);
   }
 
@@ -809,10 +825,25 @@ struct Fuzz {
   }
 
   void run() {
+    trace = std::getenv("FUZZ_TRACE") != nullptr;
     create();
+    if (trace)
+      std::fprintf(stderr, "pool: %zu pages, flags 0x%x, reserve %zu, wm %zu/%zu/%zu, caches %u x %u (batch %u)\n",
+                   npages, opts.flags, opts.atomic_reserve_pages, opts.watermark_min_pages,
+                   opts.watermark_low_pages, opts.watermark_high_pages, opts.max_thread_caches,
+                   opts.thread_cache_pages, opts.thread_cache_batch);
     check_invariants();
-    while (in.more() && ops < 400) {
+    while (in.more() && ops < 250) {
       std::uint8_t op = in.u8();
+      if (trace) {
+        static const char *names[20] = {"alloc", "alloc", "alloc", "free", "free", "transfer", "info",
+                                        "helper alloc", "helper free", "helper transfer", "trim",
+                                        "reclaim", "dying thread", "destroy", "stats sizes",
+                                        "null handles", "bad create", "exhaust", "free all mine",
+                                        "alloc"};
+        std::fprintf(stderr, "op %llu: %s (live %zu blocks, %zu pages)\n", (unsigned long long)ops,
+                     names[op % 20], live.size(), live_pages);
+      }
       switch (op % 20) {
         case 0: case 1: case 2: op_alloc(false); break;
         case 3: case 4: op_free(false); break;
@@ -833,6 +864,7 @@ struct Fuzz {
         default: op_alloc(false); break;
       }
       ++ops;
+      ++g_total_ops;
       check_invariants();
     }
     teardown();
@@ -841,8 +873,14 @@ struct Fuzz {
 
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+  std::atexit(print_totals);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
   if (size < 8) return 0;
+  ++g_total_inputs;
   Fuzz f(data, size);
   f.run();
   return 0;

@@ -43,7 +43,9 @@ ctest_pass() {
   fi
   local summary; summary=$(echo "$out" | grep -oE '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' | head -1)
   if [ "$rc" != 0 ]; then
-    echo "$out" | tail -60
+    # What failed, and why (the failing tests' own output).
+    echo "$out" | grep -E -A30 "^\[ RUN|Failure$" | grep -vE "^\[( +OK|----------)" | head -80
+    echo "$out" | sed -n '/The following tests FAILED/,$p'
     echo "70-sanitizers: $label: ctest failed (rc=$rc)"; fail=1
   fi
   if [ "$reports" != 0 ]; then
@@ -64,18 +66,30 @@ run_one() {
   local dir="${B}-${name}"
   local t0; t0=$(date +%s)
   echo "--- $name: configure and build $dir (-fsanitize=$sanitize, -j$JOBS)"
+  mkdir -p "$dir"  # logs stay inside the build dir (ignored by git)
   if ! cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo --no-warn-unused-cli \
-        -DLABYRINTH_SANITIZE="$sanitize" -DLABYRINTH_BUILD_EXAMPLES=OFF >"$dir.configure.log" 2>&1; then
-    cat "$dir.configure.log"; echo "70-sanitizers: $name configure failed"; fail=1; return
+        -DLABYRINTH_SANITIZE="$sanitize" -DLABYRINTH_BUILD_EXAMPLES=OFF >"$dir/configure.log" 2>&1; then
+    cat "$dir/configure.log"; echo "70-sanitizers: $name configure failed"; fail=1; return
   fi
-  if ! cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1; then
-    tail -40 "$dir.build.log"; echo "70-sanitizers: $name build failed"; fail=1; return
+  if ! cmake --build "$dir" -j"$JOBS" >"$dir/build.log" 2>&1; then
+    tail -40 "$dir/build.log"; echo "70-sanitizers: $name build failed"; fail=1; return
   fi
   echo "--- $name: built in $(( $(date +%s) - t0 ))s"
   echo "--- $name: excluded: $exclude"
-  ctest_pass "$dir" "$name (all but faulting tests)" "" -E "$exclude|$faults"
+  ctest_pass "$dir" "$name (all but faulting and timing-sensitive tests)" "" -E "$exclude|$faults|$TIMING"
   ctest_pass "$dir" "$name (faulting tests, handle_segv=0)" ":handle_segv=0" -R "$faults" -E "$exclude"
+  ctest_pass "$dir" "$name (timing-sensitive tests, alone, up to 3 tries)" "" -R "$TIMING" -E "$exclude" \
+    -j1 --repeat until-pass:3
 }
+
+# Timing-sensitive: AtomicContext.SignalHandlerAllocatesWhileInterruptedThreadIsInside
+# expects more than 10000 handler alloc+free pairs within about 2 s of
+# signals; signals sent while the target waits for a CPU merge into one, so
+# on a loaded shared machine (and slower under a sanitizer) it sometimes
+# gets a few hundred. It runs alone, and up to three times: a lost page or
+# a deadlock would fail every try.
+TIMING='^AtomicContext\.SignalHandler'
+
 
 # Tests that are meaningless under a sanitizer:
 #  - Options.MemlockFailureNamesLimitAndSize: ASan and TSan replace mlock()

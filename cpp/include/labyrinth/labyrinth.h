@@ -447,49 +447,59 @@ typedef struct labyrinth_thread_fast_v1 {
 LABYRINTH_API extern __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
     __attribute__((tls_model("initial-exec")));
 
-/** The inline common case of the flagship; NULL when the library must decide. */
+/** The inline common case of the flagship; NULL when the library must decide.
+ *  The record is marked BUSY *before* the cache is read: a signal handler
+ *  that runs in between then takes the general path and cannot change the
+ *  cache under us (reading the count first and marking afterwards would let
+ *  a handler's refill or drain be overwritten with a stale count). */
 static inline void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) {
   labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
   uint32_t *c, n;
   void *page;
   if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return (void *)0;
-  c = f->cache;
-  n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
-  if (n == 0) return (void *)0;
   __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  page = ((void **)(void *)((char *)c + 64))[n - 1];
-  __atomic_store_n(&c[0], n - 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&f->meta[((uintptr_t)page - f->base) >> 12], f->alloc_word, __ATOMIC_RELAXED);
+  c = f->cache;
+  n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
+  page = (void *)0;
+  if (n != 0) {
+    page = ((void **)(void *)((char *)c + 64))[n - 1];
+    __atomic_store_n(&c[0], n - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->meta[((uintptr_t)page - f->base) >> 12], f->alloc_word, __ATOMIC_RELAXED);
+  }
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
   return page;
 }
 
-/** The inline common case of freeing; returns 0 when the library must decide. */
+/** The inline common case of freeing; returns 0 when the library must decide.
+ *  Marked BUSY before anything the decision depends on is read (see above). */
 static inline int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page) {
   labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
   uintptr_t off;
   uint64_t *word;
   uint32_t *c, n;
+  int done = 0;
   if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return 0;
   off = (uintptr_t)page - f->base;
   /* In the arena and page-aligned, in one compare: a misaligned offset
    * rotates its low bits to the top and fails the bound. */
   if (((off >> 12) | (off << 52)) >= f->npages) return 0;
-  word = &f->meta[off >> 12];
-  if (__atomic_load_n(word, __ATOMIC_RELAXED) != f->alloc_word) return 0;
-  c = f->cache;
-  n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
-  if (n >= __atomic_load_n(&c[1], __ATOMIC_RELAXED)) return 0;
   __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
-  ((void **)(void *)((char *)c + 64))[n] = page;
-  __atomic_store_n(&c[0], n + 1, __ATOMIC_RELAXED);
+  word = &f->meta[off >> 12];
+  c = f->cache;
+  n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
+  if (__atomic_load_n(word, __ATOMIC_RELAXED) == f->alloc_word &&
+      n < __atomic_load_n(&c[1], __ATOMIC_RELAXED)) {
+    __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
+    ((void **)(void *)((char *)c + 64))[n] = page;
+    __atomic_store_n(&c[0], n + 1, __ATOMIC_RELAXED);
+    done = 1;
+  }
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
-  return 1;
+  return done;
 }
 
 /** labyrinth_void_alloc_page_gfp_atomic_exclusive(), inline common case.

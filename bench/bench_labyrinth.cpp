@@ -1,0 +1,188 @@
+// bench_labyrinth.cpp - Labyrinth in every pattern of bench_patterns.hpp, two
+// ways: the exported flagship calls (labyrinth_void_alloc_page_gfp_atomic_exclusive
+// + labyrinth_free_pages, through the PLT of the shared library, as an
+// application calls them) and the header's inline fast path
+// (labyrinth_alloc_page_inline + labyrinth_free_page_inline). Ownership checks
+// are included in both: every page is ATOMIC and EXCLUSIVE, and in the
+// cross-thread pattern each page is transferred (labyrinth_page_transfer) to
+// the freeing thread before it is passed on.
+//
+// Labyrinth-only patterns:
+//   slow/<variant>         trim (thread cache and shared list back to the
+//                          buddy), then time 64 allocations: one refill from
+//                          the buddy plus 63 cache hits; ns per page, and
+//                          refills per iteration as a check; the counter
+//                          median_ns_per_page is the median iteration (what
+//                          the driver reports: robust to being preempted)
+//   pool16MiB_pair, pool16GiB_pair, pool16MiB_burst256, pool16GiB_burst256
+//                          the same loops on unpinned 16 MiB and 16 GiB pools
+//   metadata/labyrinth_<size>   stats.metadata_bytes / stats.total_pages
+#include <labyrinth/labyrinth.h>
+
+#include "bench_patterns.hpp"
+
+using namespace labbench;
+
+namespace {
+
+labyrinth_pool *g_pool;      // 128 MiB, default flags (pinned, huge pages asked)
+labyrinth_pool *g_pool_16m;  // 16 MiB, unpinned
+labyrinth_pool *g_pool_16g;  // 16 GiB, unpinned (MAP_NORESERVE: only touched pages cost)
+
+template <labyrinth_pool **PP>
+struct LabBase {
+  static labyrinth_pool *pool() { return *PP; }
+  static const char *thread_enter() { return nullptr; }
+  static void thread_leave() {}
+  static void *alloc_order(unsigned order) {
+    void *p = nullptr;
+    return labyrinth_alloc_pages(*PP, order, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0,
+                                 &p) == LABYRINTH_OK
+               ? p
+               : nullptr;
+  }
+  static bool free_order(void *p, unsigned) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
+  static std::uint64_t receiver_token() { return labyrinth_owner_self(); }
+  static bool hand_over(void *p, std::uint64_t to) {
+    return labyrinth_page_transfer(*PP, p, to) == LABYRINTH_OK;
+  }
+  static const char *last_error() { return labyrinth_last_error_message(); }
+};
+
+// The exported calls.
+template <labyrinth_pool **PP>
+struct LabExported : LabBase<PP> {
+  static void *alloc() { return labyrinth_void_alloc_page_gfp_atomic_exclusive(*PP); }
+  static bool free(void *p) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
+};
+
+// The inline fast path from labyrinth.h.
+template <labyrinth_pool **PP>
+struct LabInline : LabBase<PP> {
+  static void *alloc() { return labyrinth_alloc_page_inline(*PP); }
+  static bool free(void *p) { return labyrinth_free_page_inline(*PP, p) == LABYRINTH_OK; }
+};
+
+bool read_stats(labyrinth_pool *pool, labyrinth_stats *s) {
+  std::memset(s, 0, sizeof *s);
+  s->struct_size = sizeof *s;
+  return labyrinth_pool_stats(pool, s) == LABYRINTH_OK;
+}
+
+// Slow path: every iteration starts with an empty thread cache and an empty
+// shared list, so the first allocation refills a batch from the buddy.
+template <class P>
+void BM_slow(benchmark::State &st) {
+  constexpr int kPages = 64;  // the default thread_cache_batch: one refill
+  labyrinth_pool *pool = P::pool();
+  void *v[kPages];
+  std::uint64_t k = 0;
+  labyrinth_stats before, after;
+  if (!read_stats(pool, &before)) return st.SkipWithError(labyrinth_last_error_message());
+  std::uint64_t iters = 0;
+  std::vector<double> per_iter;  // seconds; the median resists preemption by other work
+  for (auto _ : st) {
+    if (labyrinth_pool_trim(pool) != LABYRINTH_OK) {
+      st.SkipWithError(labyrinth_last_error_message());
+      break;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    int got = 0;
+    for (; got < kPages; ++got) {
+      void *p = P::alloc();
+      if (!p) break;
+      touch(p, k++);
+      v[got] = p;
+    }
+    auto t1 = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(t1 - t0).count();
+    st.SetIterationTime(secs);
+    per_iter.push_back(secs);
+    for (int j = 0; j < got; ++j) P::free(v[j]);
+    if (got < kPages) {
+      fail<P>(st, "alloc");
+      break;
+    }
+    ++iters;
+  }
+  if (read_stats(pool, &after) && iters)
+    st.counters["refills_per_iter"] = double(after.refills - before.refills) / double(iters);
+  if (!per_iter.empty()) {
+    std::nth_element(per_iter.begin(), per_iter.begin() + per_iter.size() / 2, per_iter.end());
+    st.counters["median_ns_per_page"] = per_iter[per_iter.size() / 2] * 1e9 / kPages;
+  }
+  st.counters["pages"] = kPages;
+}
+
+void BM_metadata(benchmark::State &st, labyrinth_pool **pp) {
+  labyrinth_stats s;
+  for (auto _ : st) {
+    if (!read_stats(*pp, &s)) {
+      st.SkipWithError(labyrinth_last_error_message());
+      break;
+    }
+  }
+  st.counters["bytes_per_page"] = s.total_pages ? double(s.metadata_bytes) / double(s.total_pages) : 0;
+  st.counters["metadata_bytes"] = double(s.metadata_bytes);
+  st.counters["total_pages"] = double(s.total_pages);
+}
+
+labyrinth_status make_pool(std::size_t bytes, std::uint32_t flags, labyrinth_pool **out) {
+  labyrinth_pool_options o;
+  labyrinth_pool_options_init(&o);
+  o.size_bytes = bytes;
+  o.flags = flags;
+  return labyrinth_pool_create(&o, out);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::string pinned = "yes";
+  if (make_pool(std::size_t{128} << 20, LABYRINTH_POOL_DEFAULT_FLAGS, &g_pool) != LABYRINTH_OK) {
+    std::fprintf(stderr, "labbench labyrinth: a pinned 128 MiB pool failed (%s); using an unpinned one\n",
+                 labyrinth_last_error_message());
+    pinned = std::string("no (") + labyrinth_last_error_message() + ")";
+    if (make_pool(std::size_t{128} << 20, LABYRINTH_POOL_DEFAULT_FLAGS & ~LABYRINTH_POOL_PIN,
+                  &g_pool) != LABYRINTH_OK) {
+      std::fprintf(stderr, "labbench labyrinth: pool creation failed: %s\n",
+                   labyrinth_last_error_message());
+      return 3;
+    }
+  }
+  const std::uint32_t unpinned = LABYRINTH_POOL_DEFAULT_FLAGS & ~LABYRINTH_POOL_PIN;
+  if (make_pool(std::size_t{16} << 20, unpinned, &g_pool_16m) != LABYRINTH_OK ||
+      make_pool(std::size_t{16} << 30, unpinned, &g_pool_16g) != LABYRINTH_OK) {
+    std::fprintf(stderr, "labbench labyrinth: pool creation failed: %s\n",
+                 labyrinth_last_error_message());
+    return 3;
+  }
+  labyrinth_stats s;
+  read_stats(g_pool, &s);
+  benchmark::AddCustomContext("labbench_labyrinth_pool", "128 MiB, pinned: " + pinned +
+                                                             ", huge pages: " +
+                                                             (s.huge_pages ? "yes" : "no"));
+  benchmark::AddCustomContext("labbench_labyrinth_abi", std::to_string(labyrinth_abi_version()));
+
+  register_patterns<LabInline<&g_pool>>("labyrinth_inline", Patterns{true, true, false, true, true});
+  register_patterns<LabExported<&g_pool>>("labyrinth", Patterns{true, true, true, true, true});
+  benchmark::RegisterBenchmark("slow/labyrinth_inline", BM_slow<LabInline<&g_pool>>)->UseManualTime();
+  benchmark::RegisterBenchmark("slow/labyrinth", BM_slow<LabExported<&g_pool>>)->UseManualTime();
+  const Patterns pair_burst{true, true, false, false, false};
+  register_patterns<LabInline<&g_pool_16m>>("labyrinth_inline", pair_burst, "pool16MiB_");
+  register_patterns<LabExported<&g_pool_16m>>("labyrinth", pair_burst, "pool16MiB_");
+  register_patterns<LabInline<&g_pool_16g>>("labyrinth_inline", pair_burst, "pool16GiB_");
+  register_patterns<LabExported<&g_pool_16g>>("labyrinth", pair_burst, "pool16GiB_");
+  benchmark::RegisterBenchmark("metadata/labyrinth_16MiB", BM_metadata, &g_pool_16m);
+  benchmark::RegisterBenchmark("metadata/labyrinth_128MiB", BM_metadata, &g_pool);
+  benchmark::RegisterBenchmark("metadata/labyrinth_16GiB", BM_metadata, &g_pool_16g);
+
+  int rc = run_main(argc, argv, "labyrinth");
+  for (labyrinth_pool *p : {g_pool, g_pool_16m, g_pool_16g}) {
+    if (labyrinth_pool_destroy(p) != LABYRINTH_OK) {
+      std::fprintf(stderr, "labbench labyrinth: destroy: %s\n", labyrinth_last_error_message());
+      rc = rc ? rc : 4;
+    }
+  }
+  return rc;
+}

@@ -1,0 +1,331 @@
+// anatomy.cpp - what each part of the inline fast path costs. The variants
+// below run on a real pool and the library's real per-thread record
+// (labyrinth_thread_fast, part of ABI 1.x), single-threaded and without
+// signals, each leaving out one element of the header's fast path:
+//
+//   header        labyrinth_alloc_page_inline / labyrinth_free_page_inline as shipped
+//   no_guard      the same without the BUSY stores to the record and the
+//                 signal fences (what makes it safe against a signal handler
+//                 that allocates on the same thread)
+//   no_owner      no_guard, and neither the side-table write at allocation
+//                 nor the owner check at free (no exclusivity at all: the
+//                 pages stay marked "cached", so the pool stays consistent)
+//   pop_push      no_owner with the record's fields read once, before the
+//                 loop: a pop and a push on the thread cache and nothing else
+//
+//   model_header_layout     a private copy of the header's fast path and
+//                           data layout (count behind the record's pointer)
+//   model_count_in_record   the same with the cache's count and limit moved
+//                           into the per-thread record (one dependent load
+//                           fewer per call)
+//
+// These are measurements of the cost structure, not alternative
+// implementations: only "header" keeps Labyrinth's guarantees. Built as
+// labyrinth_bench_anatomy; bench/profile/profile.sh runs it.
+#include <benchmark/benchmark.h>
+#include <labyrinth/labyrinth.h>
+
+#include <cstdint>
+#include <cstdio>
+
+namespace {
+
+labyrinth_pool *g_pool;
+
+inline void touch(void *p, std::uint64_t k) {
+  *reinterpret_cast<volatile std::uint64_t *>(static_cast<char *>(p) +
+                                              ((((k * 13) & 63) << 6) | (((k >> 6) & 7) << 3))) = k;
+}
+
+// Make sure the record describes g_pool and its cache holds pages.
+void prime() {
+  void *v[128];
+  for (auto &p : v) p = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+  for (auto &p : v) labyrinth_free_pages(g_pool, p);
+}
+
+#define RELAXED __ATOMIC_RELAXED
+
+inline void *alloc_no_guard(const labyrinth_pool *pool) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
+  uint32_t *c = f->cache;
+  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  if (n == 0) return nullptr;
+  void *page = ((void **)(void *)((char *)c + 64))[n - 1];
+  __atomic_store_n(&c[0], n - 1, RELAXED);
+  __atomic_store_n(&f->meta[((uintptr_t)page - f->base) >> 12], f->alloc_word, RELAXED);
+  return page;
+}
+
+inline bool free_no_guard(const labyrinth_pool *pool, void *page) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
+  uintptr_t off = (uintptr_t)page - f->base;
+  if (((off >> 12) | (off << 52)) >= f->npages) return false;
+  uint64_t *word = &f->meta[off >> 12];
+  if (__atomic_load_n(word, RELAXED) != f->alloc_word) return false;
+  uint32_t *c = f->cache;
+  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  if (n >= __atomic_load_n(&c[1], RELAXED)) return false;
+  __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, RELAXED);
+  ((void **)(void *)((char *)c + 64))[n] = page;
+  __atomic_store_n(&c[0], n + 1, RELAXED);
+  return true;
+}
+
+inline void *alloc_no_owner(const labyrinth_pool *pool) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
+  uint32_t *c = f->cache;
+  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  if (n == 0) return nullptr;
+  void *page = ((void **)(void *)((char *)c + 64))[n - 1];
+  __atomic_store_n(&c[0], n - 1, RELAXED);
+  return page;
+}
+
+inline bool free_no_owner(const labyrinth_pool *pool, void *page) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
+  uint32_t *c = f->cache;
+  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  if (n >= __atomic_load_n(&c[1], RELAXED)) return false;
+  ((void **)(void *)((char *)c + 64))[n] = page;
+  __atomic_store_n(&c[0], n + 1, RELAXED);
+  return true;
+}
+
+template <int kBurst, class A, class F>
+void run(benchmark::State &st, A alloc, F free_) {
+  prime();
+  void *v[kBurst];
+  std::uint64_t k = 0;
+  for (auto _ : st) {
+    for (int j = 0; j < kBurst; ++j) {
+      v[j] = alloc(g_pool);
+      if (__builtin_expect(!v[j], 0)) {
+        st.SkipWithError("fast path missed (record not set up or cache empty)");
+        return;
+      }
+      touch(v[j], k++);
+    }
+    for (int j = 0; j < kBurst; ++j)
+      if (__builtin_expect(!free_(g_pool, v[j]), 0)) {
+        st.SkipWithError("fast free missed");
+        return;
+      }
+  }
+  st.counters["pages"] = kBurst;
+}
+
+template <int kBurst>
+void BM_header(benchmark::State &st) {
+  run<kBurst>(st, [](labyrinth_pool *p) { return labyrinth_alloc_page_inline(p); },
+              [](labyrinth_pool *p, void *pg) { return labyrinth_free_page_inline(p, pg) == LABYRINTH_OK; });
+}
+template <int kBurst>
+void BM_no_guard(benchmark::State &st) {
+  run<kBurst>(st, alloc_no_guard, free_no_guard);
+}
+template <int kBurst>
+void BM_no_owner(benchmark::State &st) {
+  run<kBurst>(st, alloc_no_owner, free_no_owner);
+}
+// A pop and a push on the thread cache, the record read once.
+template <int kBurst>
+void BM_pop_push(benchmark::State &st) {
+  prime();
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  uint32_t *c = f->cache;
+  void **slots = (void **)(void *)((char *)c + 64);
+  void *v[kBurst];
+  std::uint64_t k = 0;
+  if (c[0] < kBurst) return st.SkipWithError("cache too small");
+  for (auto _ : st) {
+    for (int j = 0; j < kBurst; ++j) {
+      uint32_t n = __atomic_load_n(&c[0], RELAXED);
+      v[j] = slots[n - 1];
+      __atomic_store_n(&c[0], n - 1, RELAXED);
+      touch(v[j], k++);
+    }
+    for (int j = 0; j < kBurst; ++j) {
+      uint32_t n = __atomic_load_n(&c[0], RELAXED);
+      slots[n] = v[j];
+      __atomic_store_n(&c[0], n + 1, RELAXED);
+    }
+  }
+  st.counters["pages"] = kBurst;
+}
+
+// ---- Models: a private copy of the fast path's data, to try layouts the
+// library does not have. Both use this executable's TLS (local-exec: no GOT
+// load for the record's offset), so compare them with each other.
+struct alignas(64) ModelCache {
+  uint32_t count, limit;
+  uint32_t pad[14];
+  void *slots[512];
+};
+struct ModelRecordV1 {  // the header's layout: the count behind a pointer
+  const void *pool;
+  uint32_t *cache;
+  uint64_t *meta;
+  uintptr_t base;
+  uint64_t npages, alloc_word;
+};
+struct ModelRecordV2 {  // the count and limit in the record itself
+  const void *pool;
+  uint32_t count, limit;
+  void **slots;
+  uint64_t *meta;
+  uintptr_t base;
+  uint64_t npages, alloc_word;
+};
+thread_local ModelRecordV1 t_v1;
+thread_local ModelRecordV2 t_v2;
+ModelCache g_model_cache;
+alignas(4096) char g_model_arena[512][4096];
+uint64_t g_model_meta[512];
+constexpr uint64_t kWord = 0x1234500000000001ull;
+
+#define SIGFENCE() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#define BUSY ((const void *)1)
+
+inline void *v1_alloc(const void *pool) {
+  ModelRecordV1 *f = &t_v1;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
+  uint32_t *c = f->cache;
+  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  if (n == 0) return nullptr;
+  __atomic_store_n(&f->pool, BUSY, RELAXED);
+  SIGFENCE();
+  void *page = ((void **)(void *)((char *)c + 64))[n - 1];
+  __atomic_store_n(&c[0], n - 1, RELAXED);
+  __atomic_store_n(&f->meta[((uintptr_t)page - f->base) >> 12], f->alloc_word, RELAXED);
+  SIGFENCE();
+  __atomic_store_n(&f->pool, pool, RELAXED);
+  return page;
+}
+inline bool v1_free(const void *pool, void *page) {
+  ModelRecordV1 *f = &t_v1;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
+  uintptr_t off = (uintptr_t)page - f->base;
+  if (((off >> 12) | (off << 52)) >= f->npages) return false;
+  uint64_t *word = &f->meta[off >> 12];
+  if (__atomic_load_n(word, RELAXED) != f->alloc_word) return false;
+  uint32_t *c = f->cache;
+  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  if (n >= __atomic_load_n(&c[1], RELAXED)) return false;
+  __atomic_store_n(&f->pool, BUSY, RELAXED);
+  SIGFENCE();
+  __atomic_store_n(word, 4, RELAXED);
+  ((void **)(void *)((char *)c + 64))[n] = page;
+  __atomic_store_n(&c[0], n + 1, RELAXED);
+  SIGFENCE();
+  __atomic_store_n(&f->pool, pool, RELAXED);
+  return true;
+}
+inline void *v2_alloc(const void *pool) {
+  ModelRecordV2 *f = &t_v2;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
+  uint32_t n = __atomic_load_n(&f->count, RELAXED);
+  if (n == 0) return nullptr;
+  __atomic_store_n(&f->pool, BUSY, RELAXED);
+  SIGFENCE();
+  void *page = f->slots[n - 1];
+  __atomic_store_n(&f->count, n - 1, RELAXED);
+  __atomic_store_n(&f->meta[((uintptr_t)page - f->base) >> 12], f->alloc_word, RELAXED);
+  SIGFENCE();
+  __atomic_store_n(&f->pool, pool, RELAXED);
+  return page;
+}
+inline bool v2_free(const void *pool, void *page) {
+  ModelRecordV2 *f = &t_v2;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
+  uintptr_t off = (uintptr_t)page - f->base;
+  if (((off >> 12) | (off << 52)) >= f->npages) return false;
+  uint64_t *word = &f->meta[off >> 12];
+  if (__atomic_load_n(word, RELAXED) != f->alloc_word) return false;
+  uint32_t n = __atomic_load_n(&f->count, RELAXED);
+  if (n >= __atomic_load_n(&f->limit, RELAXED)) return false;
+  __atomic_store_n(&f->pool, BUSY, RELAXED);
+  SIGFENCE();
+  __atomic_store_n(word, 4, RELAXED);
+  f->slots[n] = page;
+  __atomic_store_n(&f->count, n + 1, RELAXED);
+  SIGFENCE();
+  __atomic_store_n(&f->pool, pool, RELAXED);
+  return true;
+}
+
+void model_setup() {
+  static int dummy_pool;
+  for (int i = 0; i < 512; ++i) {
+    g_model_cache.slots[i] = g_model_arena[i];
+    g_model_meta[i] = 4;
+  }
+  g_model_cache.count = 512;
+  g_model_cache.limit = 512;
+  t_v1 = ModelRecordV1{&dummy_pool, &g_model_cache.count, g_model_meta,
+                       (uintptr_t)g_model_arena, 512, kWord};
+  t_v2 = ModelRecordV2{&dummy_pool, 512, 512, g_model_cache.slots, g_model_meta,
+                       (uintptr_t)g_model_arena, 512, kWord};
+}
+
+template <int kBurst, class A, class F>
+void run_model(benchmark::State &st, A alloc, F free_) {
+  model_setup();
+  const void *pool = t_v1.pool;
+  void *v[kBurst];
+  std::uint64_t k = 0;
+  for (auto _ : st) {
+    for (int j = 0; j < kBurst; ++j) {
+      v[j] = alloc(pool);
+      if (__builtin_expect(!v[j], 0)) return st.SkipWithError("model alloc missed");
+      touch(v[j], k++);
+    }
+    for (int j = 0; j < kBurst; ++j)
+      if (__builtin_expect(!free_(pool, v[j]), 0)) return st.SkipWithError("model free missed");
+  }
+  st.counters["pages"] = kBurst;
+}
+template <int kBurst>
+void BM_model_v1(benchmark::State &st) {
+  run_model<kBurst>(st, v1_alloc, v1_free);
+}
+template <int kBurst>
+void BM_model_v2(benchmark::State &st) {
+  run_model<kBurst>(st, v2_alloc, v2_free);
+}
+
+}  // namespace
+
+BENCHMARK(BM_model_v1<1>)->Name("anatomy_pair/model_header_layout");
+BENCHMARK(BM_model_v2<1>)->Name("anatomy_pair/model_count_in_record");
+BENCHMARK(BM_model_v1<256>)->Name("anatomy_burst256/model_header_layout");
+BENCHMARK(BM_model_v2<256>)->Name("anatomy_burst256/model_count_in_record");
+BENCHMARK(BM_header<1>)->Name("anatomy_pair/header");
+BENCHMARK(BM_no_guard<1>)->Name("anatomy_pair/no_guard");
+BENCHMARK(BM_no_owner<1>)->Name("anatomy_pair/no_owner");
+BENCHMARK(BM_pop_push<1>)->Name("anatomy_pair/pop_push");
+BENCHMARK(BM_header<256>)->Name("anatomy_burst256/header");
+BENCHMARK(BM_no_guard<256>)->Name("anatomy_burst256/no_guard");
+BENCHMARK(BM_no_owner<256>)->Name("anatomy_burst256/no_owner");
+BENCHMARK(BM_pop_push<256>)->Name("anatomy_burst256/pop_push");
+
+int main(int argc, char **argv) {
+  labyrinth_pool_options o;
+  labyrinth_pool_options_init(&o);
+  o.size_bytes = std::size_t{64} << 20;
+  if (labyrinth_pool_create(&o, &g_pool) != LABYRINTH_OK) {
+    o.flags &= ~LABYRINTH_POOL_PIN;
+    if (labyrinth_pool_create(&o, &g_pool) != LABYRINTH_OK) {
+      std::fprintf(stderr, "pool: %s\n", labyrinth_last_error_message());
+      return 3;
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return labyrinth_pool_destroy(g_pool) == LABYRINTH_OK ? 0 : 4;
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Write the hand-made seeds of the fuzz targets:
+  fuzz/seeds/pool/   one program per pool shape (plain, SCRUB, GUARD, POISON,
+                     no caches, tiny caches, watermarks, short options struct,
+                     power-of-two sizes) and per theme (exhaustion, transfers,
+                     orphans, misuse, destroy and re-create);
+  fuzz/seeds/uring/  one program per ring shape (queue sizes, max_inflight,
+                     provided-buffer ring, MANUAL_REFILL, NO_REGISTER) and theme.
+The byte layouts are the ones the harnesses read (fuzz_pool.cpp:
+Fuzz::choose_options() and Fuzz::run(); fuzz_uring.cpp: setup(), make_ring(),
+run()). Deterministic: the same files every time."""
+import os, random, sys
+
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
+out = os.path.join(root, "pool")
+os.makedirs(out, exist_ok=True)
+
+OPS = {"alloc": 0, "free": 3, "transfer": 5, "info": 6, "halloc": 7, "hfree": 8, "htransfer": 9,
+       "trim": 10, "reclaim": 11, "dying": 12, "destroy": 13, "stats": 14, "null": 15,
+       "badcreate": 16, "exhaust": 17, "freeall": 18}
+
+def header(pages=200, pow2=None, scrub=False, guard=False, poison=False, reserve=None,
+           wm=None, caches=1, cache_pages=16, batch=4, short=False):
+    shape = (1 if pow2 is not None else 0) | (2 if short else 0)
+    b = [shape]
+    b += [(pages - 1) & 0xFF, ((pages - 1) >> 8) & 0xFF]
+    if pow2 is not None:
+        b.append(pow2)
+    b.append((1 if scrub else 0) | (2 if guard else 0) | (4 if poison else 0))
+    b.append(0x80 if reserve is None else reserve)
+    if wm is None:
+        b.append(0)
+    else:
+        b.append(3)
+        for v in wm:
+            b += [v & 0xFF, (v >> 8) & 0xFF]
+    b += [caches, cache_pages - 1, batch - 1]
+    return b
+
+def program(rng, themes, n):
+    ops = []
+    for _ in range(n):
+        name = rng.choice(themes)
+        ops.append(OPS[name] + 20 * rng.randrange(0, 12))
+        ops += [rng.randrange(256) for _ in range(6)]  # arguments (unused ones are the next op)
+    return ops
+
+rng = random.Random(6)
+shapes = {
+    "plain": dict(),
+    "scrub": dict(scrub=True),
+    "guard": dict(guard=True),
+    "poison": dict(poison=True),
+    "poison_scrub_guard": dict(poison=True, scrub=True, guard=True),
+    "nocache": dict(caches=0),
+    "tiny_cache": dict(cache_pages=1, batch=1, caches=3),
+    "watermarks": dict(wm=(8, 20, 40), reserve=4),
+    "short_opts": dict(short=True),
+    "pow2_1024": dict(pow2=10),
+    "one_page": dict(pages=1, reserve=0),
+}
+themes = {
+    "mixed": list(OPS),
+    "exhaust": ["exhaust", "alloc", "free", "freeall", "trim", "halloc"],
+    "transfer": ["alloc", "transfer", "htransfer", "hfree", "halloc", "dying", "reclaim"],
+    "orphans": ["dying", "reclaim", "alloc", "transfer", "trim"],
+    "misuse": ["free", "info", "null", "badcreate", "stats", "destroy", "transfer"],
+    "lifecycle": ["alloc", "freeall", "destroy", "trim", "alloc", "free"],
+}
+count = 0
+for sname, kw in shapes.items():
+    for tname, th in themes.items():
+        data = bytes(header(**kw) + program(rng, th, rng.randrange(20, 60)))
+        with open(os.path.join(out, f"{sname}-{tname}"), "wb") as f:
+            f.write(data[:512])
+        count += 1
+print(f"make_seeds: {count} seeds in {out}")
+
+# ---- fuzz_uring ----
+out = os.path.join(root, "uring")
+os.makedirs(out, exist_ok=True)
+U = {"alloc": 0, "submit": 3, "complete": 6, "free": 8, "cancel": 9, "provide": 10,
+     "notmine": 11, "freed": 12, "null": 13, "rering": 14}
+
+def ring_bytes(sq_log2, max_inflight, pbuf_log2, manual=False, noreg=False):
+    a = sq_log2 | (0x40 if max_inflight == 0 else 0) | (0x80 if manual else 0)
+    b = (pbuf_log2 if pbuf_log2 is not None else 0x80) | (0x70 if noreg else 0)
+    if not noreg and pbuf_log2 is not None:
+        b &= 0x0F
+    if max_inflight:
+        b = (b & 0xF0) | ((max_inflight - 1) % 12) if (b & 0x0F) < 12 else b
+    return [a, b]
+
+rings = {
+    "small": ring_bytes(1, 4, 2),
+    "pbuf16": ring_bytes(4, 8, 4),
+    "manual": ring_bytes(3, 0, 3, manual=True),
+    "noreg": ring_bytes(2, 6, None, noreg=True),
+    "sq1": ring_bytes(0, 1, 0),
+}
+uthemes = {
+    "io": ["alloc", "alloc", "submit", "submit", "complete", "free"],
+    "net": ["alloc", "submit", "submit", "complete", "complete", "provide", "cancel"],
+    "misuse": ["alloc", "submit", "free", "notmine", "freed", "null", "cancel", "provide"],
+    "teardown": ["alloc", "submit", "submit", "rering", "alloc", "submit", "complete"],
+}
+count = 0
+for rname, rb in rings.items():
+    for tname, th in uthemes.items():
+        data = [rng.randrange(8), rng.randrange(256)] + rb
+        for _ in range(rng.randrange(20, 50)):
+            name = rng.choice(th)
+            data.append(U[name] + 16 * rng.randrange(0, 16))
+            data += [rng.randrange(256) for _ in range(4)]
+        with open(os.path.join(out, f"{rname}-{tname}"), "wb") as f:
+            f.write(bytes(data[:512]))
+        count += 1
+print(f"make_seeds: {count} seeds in {out}")

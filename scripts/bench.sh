@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run the benchmark suite: Labyrinth against glibc, mimalloc, jemalloc,
+# tcmalloc, DPDK rte_mempool, mmap and a bare pointer stack, alternating
+# processes, several repetitions; prints one table of medians and ratios and
+# writes bench/results/latest.{json,md} and latency.png.
+#
+# Usage: bash scripts/bench.sh [driver options]   (see python3 bench/driver.py --help)
+#   e.g. bash scripts/bench.sh --reps 7 --min-time 0.5 --max-load 1.0
+# Environment: BENCH_BUILD_DIR (default build-bench), BENCH_JOBS (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B="${BENCH_BUILD_DIR:-build-bench}"
+bash scripts/deps.sh
+cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLABYRINTH_BUILD_BENCH=ON \
+  -DLABYRINTH_BUILD_TESTS=OFF -DLABYRINTH_BUILD_EXAMPLES=OFF --no-warn-unused-cli \
+  -DPython_EXECUTABLE="$(command -v "${PYTHON:-python3}")" >/dev/null
+cmake --build "$B" -j"${BENCH_JOBS:-2}"
+LABYRINTH_BENCH_COMMAND="bash scripts/bench.sh $*" exec "${PYTHON:-python3}" bench/driver.py --build-dir "$B" "$@"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmarks, smoke run only: build every benchmark executable and run each
+# benchmark for a moment through the driver (one repetition, 10 ms each), so
+# the suite, the peers' set-up (DPDK EAL, malloc interposition checks), the
+# report and the plot are proven to work. No time is asserted: performance is
+# measured by `bash scripts/bench.sh`, not tested.
+set -uo pipefail
+cd "$LABYRINTH_ROOT"
+B="${BENCH_BUILD_DIR:-build-bench}"
+if ! pkg-config --exists benchmark 2>/dev/null && [ ! -e /usr/lib/x86_64-linux-gnu/cmake/benchmark ]; then
+  echo "60-bench-smoke: SKIP: Google Benchmark (libbenchmark-dev) is not installed"
+  exit 77
+fi
+cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLABYRINTH_BUILD_BENCH=ON \
+  -DLABYRINTH_BUILD_TESTS=OFF -DLABYRINTH_BUILD_EXAMPLES=OFF --no-warn-unused-cli \
+  -DPython_EXECUTABLE="$(command -v "${PYTHON:-python3}")" >/dev/null || { echo "60-bench-smoke: configure failed"; exit 1; }
+cmake --build "$B" -j2 || { echo "60-bench-smoke: build failed"; exit 1; }
+
+out=$(mktemp -d /tmp/labyrinth-bench-smoke.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+# The driver exits non-zero if any executable fails or any benchmark reports
+# an error (allocation failure, DPDK cache bypassed, wrong malloc in use...).
+LABYRINTH_BENCH_COMMAND="60-bench-smoke" "${PYTHON:-python3}" bench/driver.py --build-dir "$B" \
+  --smoke --out "$out" > "$out/driver.log" 2>&1
+rc=$?
+grep -E "^driver:" "$out/driver.log"
+if [ "$rc" != 0 ]; then
+  echo "60-bench-smoke: the driver failed (rc=$rc); its output:"
+  cat "$out/driver.log"
+  exit 1
+fi
+fail=0
+for f in latest.json latest.md; do
+  [ -s "$out/$f" ] || { echo "60-bench-smoke: $f was not written"; fail=1; }
+done
+if "${PYTHON:-python3}" -c "import matplotlib" 2>/dev/null; then
+  [ -s "$out/latency.png" ] || { echo "60-bench-smoke: latency.png was not written"; fail=1; }
+fi
+# Every built allocator produced rows, and every Labyrinth pattern ran.
+"${PYTHON:-python3}" - "$out/latest.json" "$B/bench/bench_manifest.json" <<'PYEOF' || fail=1
+import json, sys
+res = json.load(open(sys.argv[1]))
+man = json.load(open(sys.argv[2]))
+have = {(r["pattern"].split("/")[0], r["alloc"]) for r in res["rows"]}
+allocs = {a for _, a in have}
+expect = {"labyrinth": ["labyrinth", "labyrinth_inline"], "system": ["glibc", "mmap", "bare_stack"],
+          "mimalloc": ["mimalloc"], "jemalloc": ["jemalloc"], "tcmalloc": ["tcmalloc"],
+          "dpdk": ["dpdk_mempool"]}
+bad = []
+for b in man["built"]:
+    for a in expect.get(b["name"], []):
+        if a not in allocs:
+            bad.append(f"no results for {a} ({b['exe']})")
+for p in ["pair", "burst256", "cross", "slow", "tail", "order", "pool16MiB_pair", "pool16GiB_pair", "metadata"]:
+    if (p, "labyrinth") not in have:
+        bad.append(f"no Labyrinth result for pattern {p}")
+for s in man["skipped"]:
+    print(f"60-bench-smoke: note: {s['name']} not built: {s['why']}")
+for b in bad:
+    print("60-bench-smoke:", b)
+print(f"60-bench-smoke: {len(res['rows'])} result rows from {len(man['built'])} executables")
+sys.exit(1 if bad else 0)
+PYEOF
+exit $fail
