@@ -533,8 +533,27 @@ See labyrinth.Pool for the documentation of every argument.)doc")
       .def("trim", [](PoolPy &self) { check(labyrinth_pool_trim(open_pool(self.ps))); })
       .def("reclaim_orphans",
            [](PoolPy &self) {
+             labyrinth_pool *pool = open_pool(self.ps);
+             // An orphan may still have a Page object here (its thread exited
+             // while Python held it). With views alive, reclaiming could let
+             // them read recycled memory: refuse.
+             if (self.ps->exports > 0)
+               raise_status(LABYRINTH_ERR_BUSY,
+                            "reclaim_orphans: " + std::to_string(self.ps->exports) +
+                                " buffer export(s) of this pool's pages are alive; release them first");
              size_t n = 0;
-             check(labyrinth_pool_reclaim_orphans(open_pool(self.ps), &n));
+             check(labyrinth_pool_reclaim_orphans(pool, &n));
+             // Page objects whose block went back to the pool are freed now.
+             for (auto it = self.ps->live.begin(); it != self.ps->live.end();) {
+               if (labyrinth_page_info(pool, reinterpret_cast<void *>(it->first), nullptr, nullptr) !=
+                   LABYRINTH_OK) {
+                 it->second->live = false;
+                 it = self.ps->live.erase(it);
+               } else {
+                 ++it;
+               }
+             }
+             labyrinth_clear_last_error();
              return n;
            })
       .def("close", &pool_close, py::arg("force") = false)

@@ -283,3 +283,35 @@ def test_scrub_zeroes_freed_blocks() -> None:
             assert p.read() == bytes(PAGE_SIZE)
             if p.address == addr:
                 break
+
+
+def test_reclaim_orphans_retires_stale_page_objects() -> None:
+    # A thread allocates a page and exits while Python still holds its Page:
+    # after reclaim_orphans the block is the pool's again, the stale Page is
+    # freed, and the block can be handed out anew.
+    import threading
+    import time
+
+    import labyrinth
+
+    pool = labyrinth.Pool(4 << 20, pin=False)
+    held: list = []
+    th = threading.Thread(target=lambda: held.append(pool.alloc_page()))
+    th.start()
+    th.join()
+    deadline = time.monotonic() + 10
+    while pool.stats().orphaned_pages == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    view = memoryview(held[0])
+    try:
+        pool.reclaim_orphans()
+        raise AssertionError("reclaim with a live view must be refused")
+    except labyrinth.Busy:
+        pass
+    view.release()
+    assert pool.reclaim_orphans() == 1
+    pages = [pool.alloc_page() for _ in range(1000)]
+    assert len(pages) == 1000
+    for p in pages:
+        p.free()
+    pool.close(force=True)
