@@ -169,7 +169,10 @@ class Pool(_CorePool):
     * ``hugepages``: ask for transparent huge pages.
     * ``guard``: debug mode, freed blocks are ``mprotect``-ed (atomic calls
       then make system calls).
-    * ``poison``, ``pkeys``: reserved modes (raise :class:`Unsupported`).
+    * ``poison``: debug mode, freed blocks are filled with a pattern checked at
+      the next hand-out; a write after free is reported and aborts the process.
+    * ``pkeys``: reserved (raises :class:`Unsupported`; this build has no
+      protection-key enforcement).
     * ``numa_node``: bind the arena to a NUMA node.
     * ``watermark_min_pages``, ``watermark_low_pages``,
       ``watermark_high_pages``, ``max_thread_caches``, ``thread_cache_pages``,

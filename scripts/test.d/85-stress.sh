@@ -7,7 +7,7 @@
 # latency (p99.9 and max, served and refused) and WAIT timeout overshoot.
 # LABYRINTH_STRESS_SECONDS (default 60 here) sets the main run; the POISON +
 # SCRUB run takes a quarter of it. LABYRINTH_STRESS_THREADS overrides the
-# thread count, LABYRINTH_STRESS_WAIT_SLACK_MS the WAIT bound (500 ms).
+# thread count, LABYRINTH_STRESS_WAIT_SLACK_MS the WAIT bound (1000 ms).
 set -uo pipefail
 cd "$LABYRINTH_ROOT"
 B="${BUILD_DIR:-build}"

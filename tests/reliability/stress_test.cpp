@@ -12,7 +12,7 @@
 // Checked: no page is ever handed out twice (a global page map, exchanged
 // atomically), every block's data is intact until its free, every call
 // returns what its flags allow; WAIT timeouts are honoured: a TIMEOUT comes
-// no earlier than the timeout and no later than timeout + slack (500 ms by
+// no earlier than the timeout and no later than timeout + slack (1000 ms by
 // default, LABYRINTH_STRESS_WAIT_SLACK_MS; loose on purpose: a shared
 // 2-core machine, sanitizers, valgrind); afterwards every page is back
 // (orphans reclaimed), and after a trim the pool equals a fresh pool (free
@@ -317,7 +317,7 @@ void run_stress(std::uint32_t extra_flags, double seconds) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned threads = static_cast<unsigned>(env_double("LABYRINTH_STRESS_THREADS", 2.0 * cores));
   const std::int64_t slack_ns =
-      static_cast<std::int64_t>(env_double("LABYRINTH_STRESS_WAIT_SLACK_MS", 500) * 1e6);
+      static_cast<std::int64_t>(env_double("LABYRINTH_STRESS_WAIT_SLACK_MS", 1000) * 1e6);
   labyrinth_pool_options o = options(8u << 20);  // 2048 pages
   o.flags |= extra_flags;
   o.thread_cache_pages = 32;
