@@ -167,7 +167,8 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->cache_batch = o.thread_cache_batch;
   // Each cache starts on its own cache line (ThreadCache is alignas(64)),
   // whatever the capacity: no misaligned objects, no line shared by two threads.
-  p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) + 63) &
+  p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) +
+                     sizeof(OrderCache) + 63) &
                     ~std::size_t{63};
   p->cache_mem_bytes = std::size_t{p->max_caches} * p->cache_stride;
   p->cache_mem = p->cache_mem_bytes ? meta_map(p->cache_mem_bytes) : nullptr;
@@ -189,6 +190,8 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
     c->capacity = p->cache_capacity;
     c->limit.store(p->cache_capacity, kRelaxed);
     c->batch = p->cache_batch;
+    new (c->orders()) OrderCache;
+    c->orders()->budget = npages / 32;
   }
   p->use_caches = !(p->flags & LABYRINTH_POOL_GUARD) && p->max_caches > 0;
   p->fast_ok = p->use_caches &&
@@ -220,7 +223,8 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
 static std::uint64_t cached_pages(const Pool *p) {
   std::uint64_t n = 0;
   for (std::uint32_t i = 0; i < p->max_caches; ++i)
-    if (p->cache_at(i)->user.load(kRelaxed)) n += p->cache_at(i)->n();
+    if (p->cache_at(i)->user.load(kRelaxed))
+      n += p->cache_at(i)->n() + p->cache_at(i)->orders()->pages.load(kRelaxed);
   return n;
 }
 
@@ -308,6 +312,10 @@ void pool_thread_exit(Pool *p, std::uint64_t owner) {
     ThreadCache *c = p->cache_at(i);
     if (c->user.load(kRelaxed) != owner) continue;
     cache_drain(p, c, c->n());
+    {
+      std::lock_guard<std::mutex> lock(p->mu);
+      order_cache_flush_locked(p, c);
+    }
     c->record.store(nullptr, kRelaxed);
     c->user.store(0, std::memory_order_release);
     p->caches_in_use.fetch_sub(1, kRelaxed);
@@ -318,12 +326,18 @@ labyrinth_status pool_trim(Pool *p) {
   if (p->forked())
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_trim: the pool belongs to the parent "
                                             "process; it cannot be used after fork()");
-  if (ThreadCache *c = in_call() ? nullptr : cache_for(p)) {
+  ThreadCache *c = in_call() ? nullptr : cache_for(p);
+  if (c) {
     enter_call();
     cache_drain(p, c, c->n());
     leave_call();
   }
   std::lock_guard<std::mutex> lock(p->mu);
+  if (c) {
+    enter_call();
+    order_cache_flush_locked(p, c);
+    leave_call();
+  }
   // The reserve goes back too and is taken again, so that a pool with every
   // page free is exactly as a fresh pool: maximal blocks, reserve full.
   for (;;) {
@@ -385,6 +399,31 @@ static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
   if (atomic ? !lock.try_lock() : (lock.lock(), false)) return false;
   if (!atomic && p->free_pages() <= p->wm_min) return false;
   return p->buddy.alloc(0, idx);
+}
+
+// A block of order >= 1 from this thread's order cache.
+static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
+  ThreadCache *c = in_call() ? nullptr : cache_for(p);
+  if (!c) return false;
+  enter_call();
+  void *b = order_cache_pop(c, order);
+  leave_call();
+  if (!b) return false;
+  *idx = p->index_of(b);
+  return true;
+}
+
+// This thread's order cache back to the buddy; false if it was empty or (for
+// an ATOMIC caller) the pool mutex was busy.
+static bool flush_own_order_cache(Pool *p, bool atomic) {
+  ThreadCache *c = in_call() ? nullptr : cache_for(p);
+  if (!c || c->orders()->pages.load(kRelaxed) == 0) return false;
+  std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
+  if (atomic ? !lock.try_lock() : (lock.lock(), false)) return false;
+  enter_call();
+  order_cache_flush_locked(p, c);
+  leave_call();
+  return true;
 }
 
 static bool take_reserve(Pool *p, std::size_t *idx) {
@@ -463,10 +502,14 @@ static void check_poison(Pool *p, std::size_t idx, std::size_t pages) {
   }
 }
 
-static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp) {
+// `tails_marked`: the block's other pages are TAIL already (it comes from an
+// order cache), so only its first word changes.
+static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp,
+                     bool tails_marked = false) {
   const bool excl = gfp & LABYRINTH_GFP_EXCLUSIVE;
   const std::size_t pages = std::size_t{1} << order;
-  for (std::size_t i = 1; i < pages; ++i) p->meta[idx + i].store(TAIL, kRelaxed);
+  if (!tails_marked)
+    for (std::size_t i = 1; i < pages; ++i) p->meta[idx + i].store(TAIL, kRelaxed);
   void *page = p->page_at(idx);
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_READ | PROT_WRITE);
   if (p->flags & LABYRINTH_POOL_POISON) check_poison(p, idx, pages);
@@ -564,13 +607,20 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
   bool got = false;
   // WAIT callers queue behind earlier waiters rather than overtake them.
   const bool queue_first = (gfp & LABYRINTH_GFP_WAIT) && p->nwaiters.load(kRelaxed) > 0;
+  bool cached = false;
   if (!queue_first) {
-    if (order == 0) {
-      got = take_page(p, atomic, &idx);
-    } else {
+    auto attempt = [&] {
+      if (order == 0) return take_page(p, atomic, &idx);
       std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-      if (atomic ? lock.try_lock() : (lock.lock(), true)) got = take_block_locked(p, order, atomic, &idx);
-    }
+      return (atomic ? lock.try_lock() : (lock.lock(), true)) &&
+             take_block_locked(p, order, atomic, &idx);
+    };
+    got = order > 0 && (cached = take_cached_block(p, order, &idx));
+    if (!got) got = attempt();
+    // Blocks this thread keeps in its order cache may be what is missing
+    // (free pages, or fragments of the block asked for): give them back to
+    // the buddy allocator and try once more.
+    if (!got && flush_own_order_cache(p, atomic)) got = attempt();
     if (!got && atomic && order == 0) got = take_reserve(p, &idx);
   }
   if (!got) {
@@ -578,7 +628,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
     labyrinth_status st = wait_for_block(p, order, gfp, timeout_ms, &idx);
     if (st != LABYRINTH_OK) return st;
   }
-  hand_out(p, idx, order, gfp);
+  hand_out(p, idx, order, gfp, cached);
   *out = p->page_at(idx);
   return LABYRINTH_OK;
 }
@@ -625,6 +675,15 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
     if (p->nwaiters.load(kRelaxed)) wake_waiters(p);
     update_pressure(p);
     return;
+  }
+  if (order > 0 && p->use_caches) {
+    ThreadCache *c = in_call() ? nullptr : cache_for(p);
+    if (c) {
+      enter_call();
+      bool kept = order_cache_push(p, c, idx, order, true);
+      leave_call();
+      if (kept) return;
+    }
   }
   {
     std::lock_guard<std::mutex> lock(p->mu);

@@ -6,7 +6,8 @@
 //   thread cache (owner thread only) -> shared list (lock-free, batched)
 //   -> buddy allocator (pool mutex) ; the atomic reserve (lock-free) is
 //   used only by ATOMIC callers when everything else is empty.
-// Blocks of order > 0 live only in the buddy allocator.
+// Blocks of order > 0 live in the buddy allocator, except a few per thread
+// that the thread freed, kept in its order cache (thread_cache.hpp).
 #pragma once
 
 #include <atomic>

@@ -17,6 +17,21 @@ namespace lab {
 
 struct Pool;
 
+// Free blocks of order 1..kMaxOrder that the thread freed, kept for its next
+// allocation of the same order, as Linux's per-cpu lists keep small orders.
+// A cached block's first word is CACHED with the block's order; its other
+// pages stay TAIL, so handing it out again is one side-table store, not one
+// per page, and it never meets the pool mutex. Bounded: kSlots blocks per
+// order and `budget` pages in all (1/32 of the pool), and nothing is cached
+// while the pool is under pressure. Owner thread only, like the page slots.
+struct OrderCache {
+  static constexpr std::uint32_t kSlots = 4;
+  std::uint32_t n[kMaxOrder + 1] = {};       // blocks held per order (n[0] unused)
+  std::uint64_t budget = 0;                   // most pages it may hold
+  std::atomic<std::uint64_t> pages{0};        // pages held; statistics read it
+  void *slot[kMaxOrder + 1][kSlots] = {};
+};
+
 class alignas(64) ThreadCache {
  public:
   // Owner-thread fields. count is atomic only so statistics can read it from
@@ -39,6 +54,11 @@ class alignas(64) ThreadCache {
   // The free pages, most recently freed on top: `capacity` pointers stored
   // right after this object, so reaching them costs no extra load.
   void **slots() { return reinterpret_cast<void **>(this + 1); }
+  // The order cache, right after the `capacity` page slots.
+  OrderCache *orders() { return reinterpret_cast<OrderCache *>(slots() + capacity); }
+  const OrderCache *orders() const {
+    return reinterpret_cast<const OrderCache *>(reinterpret_cast<void *const *>(this + 1) + capacity);
+  }
 };
 static_assert(sizeof(ThreadCache) == 64, "one cache line of header before the slots");
 
@@ -54,5 +74,25 @@ std::uint32_t cache_refill(Pool *pool, ThreadCache *cache, bool atomic);
 // Move the top `n` pages of the cache to the shared list (topping up the
 // atomic reserve first). Lock-free; async-signal-safe.
 void cache_drain(Pool *pool, ThreadCache *cache, std::uint32_t n);
+
+// Order cache (order >= 1). The caller holds the re-entry guard (enter_call).
+// pop: a block of `order`, or nullptr. push: false if the block does not fit
+// (full for its order, over budget, or the pool is under pressure); on true
+// the block's first word is CACHED with its order.
+inline void *order_cache_pop(ThreadCache *c, unsigned order) {
+  OrderCache *oc = c->orders();
+  const std::uint32_t n = oc->n[order];
+  if (n == 0) return nullptr;
+  oc->n[order] = n - 1;
+  oc->pages.store(oc->pages.load(std::memory_order_relaxed) - (std::uint64_t{1} << order),
+                  std::memory_order_relaxed);
+  return oc->slot[order][n - 1];
+}
+// With may_evict, a block over the budget pushes out blocks of other orders
+// (to the buddy allocator, taking the pool mutex); without, it is refused.
+bool order_cache_push(Pool *pool, ThreadCache *cache, std::size_t idx, unsigned order,
+                      bool may_evict);
+// Give every cached block back to the buddy allocator (pool mutex held).
+void order_cache_flush_locked(Pool *pool, ThreadCache *cache);
 
 }  // namespace lab

@@ -222,8 +222,9 @@ LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
                                                          uint32_t flags);
 
 /**
- * Return the calling thread's cached pages and the pool's shared free list
- * to the buddy allocator, so free pages coalesce into the largest blocks.
+ * Return the calling thread's cached pages and blocks and the pool's shared
+ * free list to the buddy allocator, so free pages coalesce into the largest
+ * blocks.
  * Other threads' caches are returned when those threads exit or call this.
  * May block; not async-signal-safe.
  */
@@ -345,7 +346,9 @@ typedef struct labyrinth_stats {
                                      the reserve not included */
   uint64_t reserve_pages;       /**< pages now in the atomic reserve */
   uint64_t reserve_target;      /**< the reserve's configured size */
-  uint64_t cached_pages;        /**< free pages sitting in thread caches */
+  uint64_t cached_pages;        /**< free pages sitting in thread caches
+                                     (order-0 pages and cached blocks of
+                                     order 1..10) */
   uint64_t allocated_pages;     /**< pages in allocated blocks (in flight included) */
   uint64_t inflight_pages;      /**< allocated pages the kernel holds now */
   uint64_t orphaned_pages;      /**< exclusive pages whose owner thread exited */

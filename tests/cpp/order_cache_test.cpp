@@ -1,0 +1,202 @@
+// Order caches: blocks of order 1..10 freed by a thread are kept for its next
+// allocation of that order. What they promise: the same block comes back
+// (one side-table store, no mutex), every misuse of a cached block is still
+// refused, the pages are counted as cached, the cache is bounded (4 blocks
+// per order, 1/32 of the pool, nothing while under pressure), and it gives
+// its blocks back on trim, on thread exit, and to its own thread's
+// allocations that would otherwise fail.
+#include <thread>
+
+#include "test_util.hpp"
+
+using namespace labtest;
+
+namespace {
+
+constexpr labyrinth_gfp kAE = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
+
+void *alloc(labyrinth_pool *p, unsigned order, labyrinth_gfp gfp = kAE) {
+  void *b = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(p, order, gfp, 0, &b), LABYRINTH_OK) << last_message();
+  return b;
+}
+
+}  // namespace
+
+// Fast pools (the inline record names them) and a SCRUB pool (general path).
+class OrderCache : public ::testing::TestWithParam<std::uint32_t> {
+ protected:
+  labyrinth_pool_options opts(std::size_t bytes) {
+    labyrinth_pool_options o = options(bytes);
+    o.flags |= GetParam();
+    return o;
+  }
+};
+
+TEST_P(OrderCache, FreedBlockComesBackToItsThread) {
+  // 256 MiB: 2048 pages may be cached, one block of every order (2046 pages).
+  labyrinth_pool_options o = opts(256u << 20);
+  PoolGuard p(o);
+  for (unsigned order = 1; order <= LABYRINTH_MAX_ORDER; ++order) {
+    void *b = alloc(p, order);
+    ASSERT_NE(b, nullptr);
+    std::memset(b, 0x5A, std::size_t{4096} << order);
+    labyrinth_stats before = stats(p);
+    ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+    labyrinth_stats s = stats(p);
+    EXPECT_EQ(s.cached_pages, before.cached_pages + (1u << order)) << "order " << order;
+    EXPECT_EQ(s.allocated_pages, before.allocated_pages - (1u << order));
+    expect_accounting(s);
+    void *again = alloc(p, order);
+    EXPECT_EQ(again, b) << "order " << order;
+    labyrinth_owner who = 0;
+    unsigned got_order = 99;
+    ASSERT_EQ(labyrinth_page_info(p, again, &who, &got_order), LABYRINTH_OK);
+    EXPECT_EQ(who, labyrinth_owner_self());
+    EXPECT_EQ(got_order, order);
+    expect_accounting(stats(p));
+    ASSERT_EQ(labyrinth_free_pages(p, again), LABYRINTH_OK);
+  }
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  EXPECT_EQ(stats(p).cached_pages, 0u);
+  expect_maximal(p, o);
+}
+
+TEST_P(OrderCache, ZeroFlagStillZeroesACachedBlock) {
+  PoolGuard p(opts(16u << 20));
+  void *b = alloc(p, 2);
+  std::memset(b, 0xEE, 4 * 4096);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  void *z = alloc(p, 2, kAE | LABYRINTH_GFP_ZERO);
+  ASSERT_EQ(z, b);
+  for (std::size_t i = 0; i < 4 * 4096; ++i) ASSERT_EQ(static_cast<unsigned char *>(z)[i], 0) << i;
+  ASSERT_EQ(labyrinth_free_pages(p, z), LABYRINTH_OK);
+}
+
+TEST_P(OrderCache, MisuseOfACachedBlockIsRefusedAndChangesNothing) {
+  PoolGuard p(opts(16u << 20));
+  void *b = alloc(p, 3);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(labyrinth_free_pages(p, b), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_NE(last_message().find("already free"), std::string::npos) << last_message();
+  EXPECT_EQ(labyrinth_free_pages(p, static_cast<char *>(b) + 4096), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_page_transfer(p, b, labyrinth_owner_self()), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_EQ(labyrinth_page_info(p, b, nullptr, nullptr), LABYRINTH_ERR_DOUBLE_FREE);
+  labyrinth_stats t = stats(p);
+  EXPECT_EQ(t.cached_pages, s.cached_pages);
+  EXPECT_EQ(t.allocated_pages, s.allocated_pages);
+  // Still handed out exactly once.
+  void *x = alloc(p, 3);
+  EXPECT_EQ(x, b);
+  void *y = alloc(p, 3);
+  EXPECT_NE(y, b);
+  ASSERT_EQ(labyrinth_free_pages(p, x), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(p, y), LABYRINTH_OK);
+}
+
+TEST_P(OrderCache, AnotherThreadCannotFreeOrTakeIt) {
+  PoolGuard p(opts(16u << 20));
+  void *b = alloc(p, 4);
+  labyrinth_status st = LABYRINTH_OK;
+  std::thread([&] { st = labyrinth_free_pages(p, b); }).join();
+  EXPECT_EQ(st, LABYRINTH_ERR_NOT_OWNER);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  // Cached for this thread only: another thread's order-4 block is another one.
+  void *other = nullptr;
+  std::thread([&] {
+    other = alloc(p, 4);
+    EXPECT_EQ(labyrinth_free_pages(p, other), LABYRINTH_OK);
+  }).join();
+  EXPECT_NE(other, b);
+  // The other thread exited: its cache went back to the buddy allocator.
+  EXPECT_EQ(stats(p).cached_pages, 16u);
+  EXPECT_EQ(alloc(p, 4), b);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+}
+
+TEST_P(OrderCache, IsBounded) {
+  // 16 MiB = 4096 pages: at most 128 pages cached, 4 blocks per order.
+  // (expect_maximal below compares with a default pool: flags do not change the blocks.)
+  PoolGuard p(opts(16u << 20));
+  std::vector<void *> v;
+  for (int i = 0; i < 8; ++i) v.push_back(alloc(p, 1));
+  for (void *b : v) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  EXPECT_EQ(stats(p).cached_pages, 4u * 2);
+  v.clear();
+  for (int i = 0; i < 3; ++i) v.push_back(alloc(p, 6));  // 64 pages each
+  for (void *b : v) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  // The second order-6 block pushed the four order-1 blocks out (the newest
+  // free wins); the third found nothing of another order left to push out.
+  EXPECT_EQ(stats(p).cached_pages, 128u);
+  void *big = alloc(p, 8);  // 256 pages: never cached in this pool
+  ASSERT_EQ(labyrinth_free_pages(p, big), LABYRINTH_OK);
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.cached_pages, 128u);
+  expect_accounting(s);
+  void *x = alloc(p, 6), *y = alloc(p, 6);
+  EXPECT_TRUE((x == v[0] || x == v[1]) && (y == v[0] || y == v[1]) && x != y);
+  EXPECT_EQ(stats(p).cached_pages, 0u);
+  ASSERT_EQ(labyrinth_free_pages(p, x), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(p, y), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, options(16u << 20));
+}
+
+TEST_P(OrderCache, GivesWayWhenItsThreadRunsOut) {
+  // 8 MiB: 2048 pages, 64 of them may sit in the order cache.
+  labyrinth_pool_options o = opts(8u << 20);
+  o.watermark_low_pages = 0;
+  o.watermark_high_pages = 0;
+  PoolGuard p(o);
+  void *b = alloc(p, 6);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  ASSERT_EQ(stats(p).cached_pages, 64u);
+  // Every page can still be had, one at a time, ATOMIC.
+  std::vector<void *> v;
+  for (;;) {
+    void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+    if (!pg) break;
+    v.push_back(pg);
+  }
+  EXPECT_EQ(v.size(), 2048u);
+  for (void *pg : v) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  // And the largest block, with small blocks cached first.
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  void *s1 = alloc(p, 1);
+  ASSERT_EQ(labyrinth_free_pages(p, s1), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+TEST_P(OrderCache, NothingIsCachedUnderPressure) {
+  labyrinth_pool_options o = opts(16u << 20);
+  o.watermark_low_pages = 4096;  // always below the low mark: always under pressure
+  o.watermark_high_pages = 4096;
+  PoolGuard p(o);
+  void *b = alloc(p, 2);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  EXPECT_EQ(stats(p).cached_pages, 0u);
+}
+
+TEST_P(OrderCache, SharedBlocksToo) {
+  PoolGuard p(opts(16u << 20));
+  void *b = alloc(p, 2, LABYRINTH_GFP_ATOMIC);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  void *again = alloc(p, 2, LABYRINTH_GFP_ATOMIC);
+  EXPECT_EQ(again, b);
+  labyrinth_owner who = 99;
+  ASSERT_EQ(labyrinth_page_info(p, again, &who, nullptr), LABYRINTH_OK);
+  EXPECT_EQ(who, LABYRINTH_OWNER_NONE);
+  // A shared block may be freed by any thread; it then goes to that thread's cache.
+  labyrinth_status st = LABYRINTH_ERR_SYSTEM;
+  std::thread([&] { st = labyrinth_free_pages(p, again); }).join();
+  EXPECT_EQ(st, LABYRINTH_OK);
+  expect_accounting(stats(p));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, OrderCache,
+                         ::testing::Values(0u, std::uint32_t{LABYRINTH_POOL_SCRUB}),
+                         [](const ::testing::TestParamInfo<std::uint32_t> &i) {
+                           return i.param ? std::string("Scrub") : std::string("Default");
+                         });
