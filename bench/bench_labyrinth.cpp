@@ -1,11 +1,15 @@
 // bench_labyrinth.cpp - Labyrinth in every pattern of bench_patterns.hpp, two
-// ways: the exported flagship calls (labyrinth_void_alloc_page_gfp_atomic_exclusive
-// + labyrinth_free_pages, through the PLT of the shared library, as an
-// application calls them) and the header's inline fast path
-// (labyrinth_alloc_page_inline + labyrinth_free_page_inline). Ownership checks
-// are included in both: every page is ATOMIC and EXCLUSIVE, and in the
-// cross-thread pattern each page is transferred (labyrinth_page_transfer) to
-// the freeing thread before it is passed on.
+// ways:
+//   labyrinth       the flagship calls by name, as a C or C++ application
+//                   writes them (labyrinth_void_alloc_page_gfp_atomic_exclusive
+//                   + labyrinth_free_pages): the header compiles their common
+//                   case inline and calls the shared library for the rest
+//   labyrinth_call  the same exported functions called out of line, through
+//                   the PLT of the shared library, as callers get them through
+//                   dlsym, FFI (Rust, Python) or -DLABYRINTH_NO_INLINE_CALLS
+// Ownership checks are included in both: every page is ATOMIC and EXCLUSIVE,
+// and in the cross-thread pattern each page is transferred
+// (labyrinth_page_transfer) to the freeing thread before it is passed on.
 //
 // Labyrinth-only patterns:
 //   slow/<variant>         trim (thread cache and shared list back to the
@@ -49,18 +53,23 @@ struct LabBase {
   static const char *last_error() { return labyrinth_last_error_message(); }
 };
 
-// The exported calls.
+#ifndef LABYRINTH_INLINE_CALLS
+#error "this benchmark measures the flagship calls as labyrinth.h compiles them by default"
+#endif
+
+// The flagship calls by name.
 template <labyrinth_pool **PP>
-struct LabExported : LabBase<PP> {
+struct LabByName : LabBase<PP> {
   static void *alloc() { return labyrinth_void_alloc_page_gfp_atomic_exclusive(*PP); }
   static bool free(void *p) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
 };
 
-// The inline fast path from labyrinth.h.
+// The exported functions, called out of line (labyrinth.h declares them
+// under these second names, bound to the same symbols).
 template <labyrinth_pool **PP>
-struct LabInline : LabBase<PP> {
-  static void *alloc() { return labyrinth_alloc_page_inline(*PP); }
-  static bool free(void *p) { return labyrinth_free_page_inline(*PP, p) == LABYRINTH_OK; }
+struct LabCall : LabBase<PP> {
+  static void *alloc() { return labyrinth_call_alloc_page_v1_(*PP); }
+  static bool free(void *p) { return labyrinth_call_free_pages_v1_(*PP, p) == LABYRINTH_OK; }
 };
 
 bool read_stats(labyrinth_pool *pool, labyrinth_stats *s) {
@@ -164,15 +173,15 @@ int main(int argc, char **argv) {
                                                              (s.huge_pages ? "yes" : "no"));
   benchmark::AddCustomContext("labbench_labyrinth_abi", std::to_string(labyrinth_abi_version()));
 
-  register_patterns<LabInline<&g_pool>>("labyrinth_inline", Patterns{true, true, false, true, true});
-  register_patterns<LabExported<&g_pool>>("labyrinth", Patterns{true, true, true, true, true});
-  benchmark::RegisterBenchmark("slow/labyrinth_inline", BM_slow<LabInline<&g_pool>>)->UseManualTime();
-  benchmark::RegisterBenchmark("slow/labyrinth", BM_slow<LabExported<&g_pool>>)->UseManualTime();
+  register_patterns<LabCall<&g_pool>>("labyrinth_call", Patterns{true, true, false, true, true});
+  register_patterns<LabByName<&g_pool>>("labyrinth", Patterns{true, true, true, true, true});
+  benchmark::RegisterBenchmark("slow/labyrinth_call", BM_slow<LabCall<&g_pool>>)->UseManualTime();
+  benchmark::RegisterBenchmark("slow/labyrinth", BM_slow<LabByName<&g_pool>>)->UseManualTime();
   const Patterns pair_burst{true, true, false, false, false};
-  register_patterns<LabInline<&g_pool_16m>>("labyrinth_inline", pair_burst, "pool16MiB_");
-  register_patterns<LabExported<&g_pool_16m>>("labyrinth", pair_burst, "pool16MiB_");
-  register_patterns<LabInline<&g_pool_16g>>("labyrinth_inline", pair_burst, "pool16GiB_");
-  register_patterns<LabExported<&g_pool_16g>>("labyrinth", pair_burst, "pool16GiB_");
+  register_patterns<LabCall<&g_pool_16m>>("labyrinth_call", pair_burst, "pool16MiB_");
+  register_patterns<LabByName<&g_pool_16m>>("labyrinth", pair_burst, "pool16MiB_");
+  register_patterns<LabCall<&g_pool_16g>>("labyrinth_call", pair_burst, "pool16GiB_");
+  register_patterns<LabByName<&g_pool_16g>>("labyrinth", pair_burst, "pool16GiB_");
   benchmark::RegisterBenchmark("metadata/labyrinth_16MiB", BM_metadata, &g_pool_16m);
   benchmark::RegisterBenchmark("metadata/labyrinth_128MiB", BM_metadata, &g_pool);
   benchmark::RegisterBenchmark("metadata/labyrinth_16GiB", BM_metadata, &g_pool_16g);

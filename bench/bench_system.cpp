@@ -12,6 +12,8 @@ int main(int argc, char **argv) {
   Patterns bare;
   bare.cross = false;  // a per-thread stack cannot hand pages across threads
   register_patterns<BareStackPolicy>("bare_stack", bare);
+  bare.tail = false;
+  register_patterns<BareStackMemPolicy>("bare_stack_mem", bare);
   register_patterns<QueueOnlyPolicy>("queue_only", Patterns{false, false, false, true, false});
-  return run_main(argc, argv, "glibc,mmap,bare_stack,queue_only");
+  return run_main(argc, argv, "glibc,mmap,bare_stack,bare_stack_mem,queue_only");
 }

@@ -59,7 +59,17 @@ struct MmapPolicy {
 // A per-thread stack of pointers to pages mapped up front: pop to allocate,
 // push to free, nothing else (no ownership, no accounting). It cannot hand a
 // page to another thread, so it has no cross-thread row.
-struct BareStackPolicy {
+//
+// kCountInMemory = false ("bare_stack"): plain fields, so the compiler keeps
+// the count in a register across the benchmark loop; the lower bound of any
+// pop/push, but no real allocator can do that, because its count must be in
+// memory whenever a call, another function or a signal handler may look.
+// kCountInMemory = true ("bare_stack_mem"): the count is read and written in
+// memory on every pop and push (relaxed atomics: no fence, no locked
+// instruction), so each operation waits for the previous one's store to be
+// forwarded: the floor for a signal-safe per-thread cache on this CPU.
+template <bool kCountInMemory>
+struct BareStackT {
   static constexpr std::uint32_t kPages = 4096;  // per thread
   static constexpr unsigned kBlocksPerOrder = 4;
   struct Stack {
@@ -75,6 +85,13 @@ struct BareStackPolicy {
   static Thread &t() {
     static thread_local Thread th;
     return th;
+  }
+  static std::uint32_t get(const std::uint32_t &n) {
+    return kCountInMemory ? __atomic_load_n(&n, __ATOMIC_RELAXED) : n;
+  }
+  static void set(std::uint32_t &n, std::uint32_t v) {
+    if (kCountInMemory) __atomic_store_n(&n, v, __ATOMIC_RELAXED);
+    else n = v;
   }
   static const char *thread_enter() {
     Thread &th = t();
@@ -111,10 +128,17 @@ struct BareStackPolicy {
     for (unsigned o = 2; o <= 10; ++o) delete[] th.orders[o].slots;
     th = Thread{};
   }
-  static void *pop(Stack &s) { return __builtin_expect(s.n != 0, 1) ? s.slots[--s.n] : nullptr; }
+  static void *pop(Stack &s) {
+    const std::uint32_t n = get(s.n);
+    if (__builtin_expect(n == 0, 0)) return nullptr;
+    set(s.n, n - 1);
+    return s.slots[n - 1];
+  }
   static bool push(Stack &s, void *p) {
-    if (__builtin_expect(s.n == s.cap, 0)) return false;
-    s.slots[s.n++] = p;
+    const std::uint32_t n = get(s.n);
+    if (__builtin_expect(n == s.cap, 0)) return false;
+    s.slots[n] = p;
+    set(s.n, n + 1);
     return true;
   }
   static void *alloc() { return pop(t().pages); }
@@ -125,6 +149,8 @@ struct BareStackPolicy {
   static bool hand_over(void *, std::uint64_t) { return false; }
   static const char *last_error() { return "the bare stack is empty or full"; }
 };
+using BareStackPolicy = BareStackT<false>;
+using BareStackMemPolicy = BareStackT<true>;
 
 // Not an allocator: "allocates" one fixed page and "frees" nothing. Run
 // through the cross-thread pattern it measures what the queue and the two

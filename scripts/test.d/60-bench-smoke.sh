@@ -43,7 +43,7 @@ res = json.load(open(sys.argv[1]))
 man = json.load(open(sys.argv[2]))
 have = {(r["pattern"].split("/")[0], r["alloc"]) for r in res["rows"]}
 allocs = {a for _, a in have}
-expect = {"labyrinth": ["labyrinth", "labyrinth_inline"], "system": ["glibc", "mmap", "bare_stack"],
+expect = {"labyrinth": ["labyrinth", "labyrinth_call"], "system": ["glibc", "mmap", "bare_stack", "bare_stack_mem"],
           "mimalloc": ["mimalloc"], "jemalloc": ["jemalloc"], "tcmalloc": ["tcmalloc"],
           "dpdk": ["dpdk_mempool"]}
 bad = []

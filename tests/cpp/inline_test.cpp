@@ -31,6 +31,46 @@ TEST(Inline, InteroperatesWithTheLibraryCalls) {
   expect_maximal(p, o);
 }
 
+// By name, the flagship calls compile to the inline common case (labyrinth.h,
+// LABYRINTH_INLINE_CALLS); their exported symbols stay, reached through
+// function pointers and the header's second names for them. All three mix.
+TEST(Inline, CallsByNameAndOutOfLineAgree) {
+#ifndef LABYRINTH_INLINE_CALLS
+  GTEST_SKIP() << "built with LABYRINTH_NO_INLINE_CALLS";
+#else
+  labyrinth_pool_options o = options(1u << 20);
+  PoolGuard p(o);
+  void *(*volatile alloc_fp)(labyrinth_pool *) = &labyrinth_void_alloc_page_gfp_atomic_exclusive;
+  labyrinth_status (*volatile free_fp)(labyrinth_pool *, void *) = &labyrinth_free_pages;
+  std::vector<void *> pages;
+  for (int i = 0; i < 90; ++i) {
+    void *pg = i % 3 == 0 ? labyrinth_void_alloc_page_gfp_atomic_exclusive(p)
+               : i % 3 == 1 ? alloc_fp(p)
+                            : labyrinth_call_alloc_page_v1_(p);
+    ASSERT_NE(pg, nullptr) << i;
+    labyrinth_owner owner = 0;
+    ASSERT_EQ(labyrinth_page_info(p, pg, &owner, nullptr), LABYRINTH_OK);
+    EXPECT_EQ(owner, labyrinth_owner_self());
+    pages.push_back(pg);
+  }
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    labyrinth_status st = i % 3 == 2 ? labyrinth_free_pages(p, pages[i])
+                          : i % 3 == 0 ? free_fp(p, pages[i])
+                                       : labyrinth_call_free_pages_v1_(p, pages[i]);
+    ASSERT_EQ(st, LABYRINTH_OK) << i;
+  }
+  EXPECT_EQ(labyrinth_free_pages(p, pages[0]), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_EQ(free_fp(p, pages[1]), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_EQ(labyrinth_void_alloc_page_gfp_atomic_exclusive(nullptr), nullptr);
+  EXPECT_EQ(labyrinth_last_status(), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(alloc_fp(nullptr), nullptr);
+  EXPECT_EQ(labyrinth_last_status(), LABYRINTH_ERR_INVALID);
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.allocated_pages, 0u);
+  expect_accounting(s);
+#endif
+}
+
 TEST(Inline, RefusesWhatTheLibraryRefuses) {
   PoolGuard p(1u << 20);
   void *pg = labyrinth_alloc_page_inline(p);

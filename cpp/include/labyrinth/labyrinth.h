@@ -442,6 +442,11 @@ typedef struct labyrinth_thread_fast_v1 {
                                    owned by this thread */
 } labyrinth_thread_fast_v1;
 
+/* The helpers below are GNU "extern inline" and always inlined: no symbol is
+ * emitted for them anywhere, and (unlike static functions) they may be used
+ * by the extern inline definitions at the end of this section. */
+#define LABYRINTH_INLINE_V1_ extern __inline__ __attribute__((__gnu_inline__, __always_inline__))
+
 /** Sentinel in labyrinth_thread_fast_v1.pool: the thread is inside a call. */
 #define LABYRINTH_FAST_BUSY_V1 ((const labyrinth_pool *)1)
 /** Side-table word of a page sitting in a thread cache (ABI 1.x). */
@@ -455,7 +460,7 @@ LABYRINTH_API extern __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
  *  that runs in between then takes the general path and cannot change the
  *  cache under us (reading the count first and marking afterwards would let
  *  a handler's refill or drain be overwritten with a stale count). */
-static inline void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) {
+LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) {
   labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
   uint32_t *c, n;
   void *page;
@@ -477,7 +482,7 @@ static inline void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) {
 
 /** The inline common case of freeing; returns 0 when the library must decide.
  *  Marked BUSY before anything the decision depends on is read (see above). */
-static inline int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page) {
+LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page) {
   labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
   uintptr_t off;
   uint64_t *word;
@@ -505,17 +510,52 @@ static inline int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page
   return done;
 }
 
+#if !defined(LABYRINTH_BUILDING_LIBRARY)
+/* The library's own entry points under other names (the same symbols), so
+ * that the inline functions below can call them even where the names
+ * themselves are inline (LABYRINTH_INLINE_CALLS). Not for direct use. */
+LABYRINTH_API void *labyrinth_call_alloc_page_v1_(labyrinth_pool *pool)
+    __asm__("labyrinth_void_alloc_page_gfp_atomic_exclusive");
+LABYRINTH_API labyrinth_status labyrinth_call_free_pages_v1_(labyrinth_pool *pool, void *page)
+    __asm__("labyrinth_free_pages");
+#else
+#define labyrinth_call_alloc_page_v1_ labyrinth_void_alloc_page_gfp_atomic_exclusive
+#define labyrinth_call_free_pages_v1_ labyrinth_free_pages
+#endif
+
 /** labyrinth_void_alloc_page_gfp_atomic_exclusive(), inline common case.
  *  Same ownership, blocking and signal-safety contract. */
 static inline LABYRINTH_OWN void *labyrinth_alloc_page_inline(labyrinth_pool *pool) {
   void *page = labyrinth_fast_alloc_v1_(pool);
-  return page ? page : labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
+  return page ? page : labyrinth_call_alloc_page_v1_(pool);
 }
 
 /** labyrinth_free_pages(), inline common case. Same contract. */
 static inline labyrinth_status labyrinth_free_page_inline(labyrinth_pool *pool, void *page) {
-  return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_free_pages(pool, page);
+  return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_call_free_pages_v1_(pool, page);
 }
+
+/*
+ * Calls by name. Unless LABYRINTH_NO_INLINE_CALLS (or LABYRINTH_NO_INLINE) is
+ * defined, a C or C++ call to labyrinth_void_alloc_page_gfp_atomic_exclusive()
+ * or labyrinth_free_pages() compiles to the inline common case above, exactly
+ * as labyrinth_alloc_page_inline() / labyrinth_free_page_inline() do, and
+ * calls into the library only when it must decide. These are GNU
+ * "extern inline" definitions: the exported functions are unchanged and are
+ * what function pointers, dlsym() and other languages (Rust, Python's ctypes)
+ * reach. The contract is the same either way.
+ */
+#if !defined(LABYRINTH_BUILDING_LIBRARY) && !defined(LABYRINTH_NO_INLINE_CALLS)
+#define LABYRINTH_INLINE_CALLS 1
+LABYRINTH_INLINE_V1_ LABYRINTH_OWN void *
+labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
+  void *page = labyrinth_fast_alloc_v1_(pool);
+  return page ? page : labyrinth_call_alloc_page_v1_(pool);
+}
+LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
+  return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_call_free_pages_v1_(pool, page);
+}
+#endif
 
 #endif /* inline fast path */
 
