@@ -220,8 +220,29 @@ LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *
   return null_pool("labyrinth_free_pages");
 }
 
+// The owner hands an exclusive block (any order) to a valid new owner, in a
+// pool whose record this thread holds: one guarded load and store. false:
+// the general path decides (and explains any refusal).
+inline bool fast_transfer(const labyrinth_pool *pool, void *page, labyrinth_owner new_owner) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return false;
+  if (new_owner == LABYRINTH_OWNER_NONE || new_owner > LABYRINTH_OWNER_MAX) return false;
+  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(page) - f->base;
+  if (((off >> kPageShift) | (off << 52)) >= f->npages) return false;
+  __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  std::uint64_t *word = &f->meta[off >> kPageShift];
+  const std::uint64_t w = __atomic_load_n(word, __ATOMIC_RELAXED);
+  const bool mine = (w & ~std::uint64_t{0xF0}) == f->alloc_word;
+  if (mine) __atomic_store_n(word, side::with_owner(w, new_owner), __ATOMIC_RELEASE);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
+  return mine;
+}
+
 LABYRINTH_API labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool, void *page,
                                                        labyrinth_owner new_owner) {
+  if (fast_transfer(pool, page, new_owner)) return LABYRINTH_OK;
   if (!pool) return null_pool("labyrinth_page_transfer");
   LAB_BOUNDARY("labyrinth_page_transfer", return pool_transfer(from_handle(pool), page, new_owner);)
 }
