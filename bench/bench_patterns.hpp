@@ -78,6 +78,28 @@ inline void touch_block(void *block, std::size_t bytes, std::uint64_t k) {
 
 inline void cpu_relax() { _mm_pause(); }
 
+// Pin the calling thread to one CPU (when the machine has more than one and
+// LABYRINTH_BENCH_NO_PIN is unset); returns the previous affinity to restore.
+// The cross-thread pattern puts its two threads on two different CPUs, so
+// that every allocator is measured with the same placement rather than
+// wherever the scheduler happened to put them (which swings the result 3x
+// on a 2-CPU VM).
+inline bool pin_to_cpu(int cpu, cpu_set_t *old) {
+  if (std::getenv("LABYRINTH_BENCH_NO_PIN")) return false;
+  if (sched_getaffinity(0, sizeof *old, old) != 0 || CPU_COUNT(old) < 2) return false;
+  int seen = 0;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (!CPU_ISSET(c, old)) continue;
+    if (seen++ == cpu) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(c, &one);
+      return sched_setaffinity(0, sizeof one, &one) == 0;
+    }
+  }
+  return false;
+}
+
 // Waiting for the other thread: spin a little, then give the CPU away. On a
 // 2-core machine shared with other work both threads may land on one CPU,
 // and pure spinning would then wait for the scheduler's time slice.
@@ -386,7 +408,11 @@ void BM_cross(benchmark::State &st) {
   std::atomic<std::uint64_t> token{0};
   std::atomic<std::uint64_t> free_failures{0};
   std::string consumer_error;
+  cpu_set_t old_affinity;
+  const bool pinned = pin_to_cpu(0, &old_affinity);
   std::thread consumer([&] {
+    cpu_set_t ignored;
+    if (pinned) pin_to_cpu(1, &ignored);
     if (const char *why = P::thread_enter()) consumer_error = why;
     token.store(P::receiver_token(), std::memory_order_relaxed);
     ready.store(true, std::memory_order_release);
@@ -431,6 +457,8 @@ void BM_cross(benchmark::State &st) {
   }
   stop.store(true, std::memory_order_release);
   consumer.join();
+  if (pinned) sched_setaffinity(0, sizeof old_affinity, &old_affinity);
+  st.counters["pinned"] = pinned ? 1 : 0;
   if (!consumer_error.empty())
     st.SkipWithError(("receiving thread: " + consumer_error).c_str());
   else if (failed)
