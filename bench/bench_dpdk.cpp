@@ -49,19 +49,19 @@ struct DpdkPolicy {
       t_registered = false;
     }
   }
-  static void *alloc() {
+  LABBENCH_HOT static void *alloc() {
     void *obj;
     return rte_mempool_get(g_pages, &obj) == 0 ? obj : nullptr;
   }
-  static bool free(void *p) {
+  LABBENCH_HOT static bool free(void *p) {
     rte_mempool_put(g_pages, p);
     return true;
   }
-  static void *alloc_order(unsigned order) {
+  LABBENCH_HOT static void *alloc_order(unsigned order) {
     void *obj;
     return rte_mempool_get(g_orders[order], &obj) == 0 ? obj : nullptr;
   }
-  static bool free_order(void *p, unsigned order) {
+  LABBENCH_HOT static bool free_order(void *p, unsigned order) {
     rte_mempool_put(g_orders[order], p);
     return true;
   }

@@ -21,6 +21,8 @@
 //   pool16MiB_pair, pool16GiB_pair, pool16MiB_burst256, pool16GiB_burst256
 //                          the same loops on unpinned 16 MiB and 16 GiB pools
 //   metadata/labyrinth_<size>   stats.metadata_bytes / stats.total_pages
+//   tail/labyrinth_cache2048/1024   the tail pattern on a pool whose thread
+//                          caches hold 2048 pages (the default is 512)
 #include <labyrinth/labyrinth.h>
 
 #include "bench_patterns.hpp"
@@ -32,20 +34,21 @@ namespace {
 labyrinth_pool *g_pool;      // 128 MiB, default flags (pinned, huge pages asked)
 labyrinth_pool *g_pool_16m;  // 16 MiB, unpinned
 labyrinth_pool *g_pool_16g;  // 16 GiB, unpinned (MAP_NORESERVE: only touched pages cost)
+labyrinth_pool *g_pool_big_cache;  // 128 MiB like g_pool, thread caches of 2048 pages
 
 template <labyrinth_pool **PP>
 struct LabBase {
   static labyrinth_pool *pool() { return *PP; }
   static const char *thread_enter() { return nullptr; }
   static void thread_leave() {}
-  static void *alloc_order(unsigned order) {
+  LABBENCH_HOT static void *alloc_order(unsigned order) {
     void *p = nullptr;
     return labyrinth_alloc_pages(*PP, order, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0,
                                  &p) == LABYRINTH_OK
                ? p
                : nullptr;
   }
-  static bool free_order(void *p, unsigned) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
+  LABBENCH_HOT static bool free_order(void *p, unsigned) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
   static std::uint64_t receiver_token() { return labyrinth_owner_self(); }
   static bool hand_over(void *p, std::uint64_t to) {
     return labyrinth_page_transfer(*PP, p, to) == LABYRINTH_OK;
@@ -60,16 +63,16 @@ struct LabBase {
 // The flagship calls by name.
 template <labyrinth_pool **PP>
 struct LabByName : LabBase<PP> {
-  static void *alloc() { return labyrinth_void_alloc_page_gfp_atomic_exclusive(*PP); }
-  static bool free(void *p) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
+  LABBENCH_HOT static void *alloc() { return labyrinth_void_alloc_page_gfp_atomic_exclusive(*PP); }
+  LABBENCH_HOT static bool free(void *p) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
 };
 
 // The exported functions, called out of line (labyrinth.h declares them
 // under these second names, bound to the same symbols).
 template <labyrinth_pool **PP>
 struct LabCall : LabBase<PP> {
-  static void *alloc() { return labyrinth_call_alloc_page_v1_(*PP); }
-  static bool free(void *p) { return labyrinth_call_free_pages_v1_(*PP, p) == LABYRINTH_OK; }
+  LABBENCH_HOT static void *alloc() { return labyrinth_call_alloc_page_v1_(*PP); }
+  LABBENCH_HOT static bool free(void *p) { return labyrinth_call_free_pages_v1_(*PP, p) == LABYRINTH_OK; }
 };
 
 bool read_stats(labyrinth_pool *pool, labyrinth_stats *s) {
@@ -136,11 +139,13 @@ void BM_metadata(benchmark::State &st, labyrinth_pool **pp) {
   st.counters["total_pages"] = double(s.total_pages);
 }
 
-labyrinth_status make_pool(std::size_t bytes, std::uint32_t flags, labyrinth_pool **out) {
+labyrinth_status make_pool(std::size_t bytes, std::uint32_t flags, labyrinth_pool **out,
+                           std::uint32_t cache_pages = 0) {
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
   o.size_bytes = bytes;
   o.flags = flags;
+  if (cache_pages) o.thread_cache_pages = cache_pages;
   return labyrinth_pool_create(&o, out);
 }
 
@@ -161,7 +166,8 @@ int main(int argc, char **argv) {
   }
   const std::uint32_t unpinned = LABYRINTH_POOL_DEFAULT_FLAGS & ~LABYRINTH_POOL_PIN;
   if (make_pool(std::size_t{16} << 20, unpinned, &g_pool_16m) != LABYRINTH_OK ||
-      make_pool(std::size_t{16} << 30, unpinned, &g_pool_16g) != LABYRINTH_OK) {
+      make_pool(std::size_t{16} << 30, unpinned, &g_pool_16g) != LABYRINTH_OK ||
+      make_pool(std::size_t{128} << 20, unpinned, &g_pool_big_cache, 2048) != LABYRINTH_OK) {
     std::fprintf(stderr, "labbench labyrinth: pool creation failed: %s\n",
                  labyrinth_last_error_message());
     return 3;
@@ -182,12 +188,17 @@ int main(int argc, char **argv) {
   register_patterns<LabByName<&g_pool_16m>>("labyrinth", pair_burst, "pool16MiB_");
   register_patterns<LabCall<&g_pool_16g>>("labyrinth_call", pair_burst, "pool16GiB_");
   register_patterns<LabByName<&g_pool_16g>>("labyrinth", pair_burst, "pool16GiB_");
+  // Bursts of 1024 are twice the default thread cache (512 pages): every 64th
+  // allocation refills. With caches of 2048 pages the burst fits.
+  benchmark::RegisterBenchmark("tail/labyrinth_cache2048", BM_tail<LabByName<&g_pool_big_cache>>,
+                               std::string("tail/labyrinth_cache2048/1024"))
+      ->Arg(1024);
   benchmark::RegisterBenchmark("metadata/labyrinth_16MiB", BM_metadata, &g_pool_16m);
   benchmark::RegisterBenchmark("metadata/labyrinth_128MiB", BM_metadata, &g_pool);
   benchmark::RegisterBenchmark("metadata/labyrinth_16GiB", BM_metadata, &g_pool_16g);
 
   int rc = run_main(argc, argv, "labyrinth");
-  for (labyrinth_pool *p : {g_pool, g_pool_16m, g_pool_16g}) {
+  for (labyrinth_pool *p : {g_pool, g_pool_16m, g_pool_16g, g_pool_big_cache}) {
     if (labyrinth_pool_destroy(p) != LABYRINTH_OK) {
       std::fprintf(stderr, "labbench labyrinth: destroy: %s\n", labyrinth_last_error_message());
       rc = rc ? rc : 4;

@@ -11,16 +11,16 @@ namespace {
 struct MimallocPolicy {
   static const char *thread_enter() { return nullptr; }
   static void thread_leave() {}
-  static void *alloc() { return mi_malloc_aligned(4096, 4096); }
-  static bool free(void *p) {
+  LABBENCH_HOT static void *alloc() { return mi_malloc_aligned(4096, 4096); }
+  LABBENCH_HOT static bool free(void *p) {
     mi_free(p);
     return true;
   }
   // Page-aligned blocks (Labyrinth's are size-aligned: a weaker demand here).
-  static void *alloc_order(unsigned order) {
+  LABBENCH_HOT static void *alloc_order(unsigned order) {
     return mi_malloc_aligned(std::size_t{4096} << order, 4096);
   }
-  static bool free_order(void *p, unsigned) {
+  LABBENCH_HOT static bool free_order(void *p, unsigned) {
     mi_free(p);
     return true;
   }

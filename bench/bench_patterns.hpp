@@ -51,6 +51,12 @@
 #include <thread>
 #include <vector>
 
+// Every policy's alloc/free is forced inline into the pattern loops, so
+// each allocator is measured as a direct call in a hot loop compiles (GCC
+// otherwise inlines some call sites and not others, depending on how often
+// a template is instantiated: a 2x swing for the same code).
+#define LABBENCH_HOT __attribute__((always_inline)) inline
+
 namespace labbench {
 
 constexpr int kBurst = 256;

@@ -19,15 +19,15 @@ namespace labbench {
 struct MallocPolicy {
   static const char *thread_enter() { return nullptr; }
   static void thread_leave() {}
-  static void *alloc() { return aligned_alloc(4096, 4096); }
-  static bool free(void *p) {
+  LABBENCH_HOT static void *alloc() { return aligned_alloc(4096, 4096); }
+  LABBENCH_HOT static bool free(void *p) {
     std::free(p);
     return true;
   }
-  static void *alloc_order(unsigned order) {
+  LABBENCH_HOT static void *alloc_order(unsigned order) {
     return aligned_alloc(4096, std::size_t{4096} << order);
   }
-  static bool free_order(void *p, unsigned) {
+  LABBENCH_HOT static bool free_order(void *p, unsigned) {
     std::free(p);
     return true;
   }
@@ -45,10 +45,10 @@ struct MmapPolicy {
     void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? nullptr : p;
   }
-  static void *alloc() { return map(4096); }
-  static bool free(void *p) { return munmap(p, 4096) == 0; }
-  static void *alloc_order(unsigned order) { return map(std::size_t{4096} << order); }
-  static bool free_order(void *p, unsigned order) {
+  LABBENCH_HOT static void *alloc() { return map(4096); }
+  LABBENCH_HOT static bool free(void *p) { return munmap(p, 4096) == 0; }
+  LABBENCH_HOT static void *alloc_order(unsigned order) { return map(std::size_t{4096} << order); }
+  LABBENCH_HOT static bool free_order(void *p, unsigned order) {
     return munmap(p, std::size_t{4096} << order) == 0;
   }
   static std::uint64_t receiver_token() { return 0; }
@@ -141,10 +141,10 @@ struct BareStackT {
     set(s.n, n + 1);
     return true;
   }
-  static void *alloc() { return pop(t().pages); }
-  static bool free(void *p) { return push(t().pages, p); }
-  static void *alloc_order(unsigned order) { return pop(t().orders[order]); }
-  static bool free_order(void *p, unsigned order) { return push(t().orders[order], p); }
+  LABBENCH_HOT static void *alloc() { return pop(t().pages); }
+  LABBENCH_HOT static bool free(void *p) { return push(t().pages, p); }
+  LABBENCH_HOT static void *alloc_order(unsigned order) { return pop(t().orders[order]); }
+  LABBENCH_HOT static bool free_order(void *p, unsigned order) { return push(t().orders[order], p); }
   static std::uint64_t receiver_token() { return 0; }
   static bool hand_over(void *, std::uint64_t) { return false; }
   static const char *last_error() { return "the bare stack is empty or full"; }
@@ -159,7 +159,7 @@ struct QueueOnlyPolicy {
   alignas(4096) static inline char page[4096];
   static const char *thread_enter() { return nullptr; }
   static void thread_leave() {}
-  static void *alloc() { return page; }
+  LABBENCH_HOT static void *alloc() { return page; }
   static bool free(void *) { return true; }
   static void *alloc_order(unsigned) { return nullptr; }
   static bool free_order(void *, unsigned) { return false; }

@@ -312,7 +312,7 @@ void pool_thread_exit(Pool *p, std::uint64_t owner) {
     ThreadCache *c = p->cache_at(i);
     if (c->user.load(kRelaxed) != owner) continue;
     cache_drain(p, c, c->n());
-    {
+    if (c->orders()->pages.load(kRelaxed)) {  // the mutex only if there is something to give back
       std::lock_guard<std::mutex> lock(p->mu);
       order_cache_flush_locked(p, c);
     }
@@ -396,7 +396,7 @@ static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
     }
   }
   std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-  if (atomic ? !lock.try_lock() : (lock.lock(), false)) return false;
+  if (atomic ? !try_lock_noted(lock) : (lock.lock(), false)) return false;
   if (!atomic && p->free_pages() <= p->wm_min) return false;
   return p->buddy.alloc(0, idx);
 }
@@ -419,7 +419,7 @@ static bool flush_own_order_cache(Pool *p, bool atomic) {
   ThreadCache *c = in_call() ? nullptr : cache_for(p);
   if (!c || c->orders()->pages.load(kRelaxed) == 0) return false;
   std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-  if (atomic ? !lock.try_lock() : (lock.lock(), false)) return false;
+  if (atomic ? !try_lock_noted(lock) : (lock.lock(), false)) return false;
   enter_call();
   order_cache_flush_locked(p, c);
   leave_call();
@@ -524,10 +524,11 @@ static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp
 static labyrinth_status nomem(Pool *p, unsigned order, labyrinth_gfp gfp) {
   return set_error(p->fail(LABYRINTH_ERR_NOMEM),
                    "no free block of order %u (%s): %zu free pages outside thread caches, "
-                   "reserve %zu/%zu, min watermark %zu, largest free order %d",
+                   "reserve %zu/%zu, min watermark %zu, largest free order %d%s",
                    order, (gfp & LABYRINTH_GFP_ATOMIC) ? "ATOMIC" : "without waiting",
                    p->free_pages(), p->reserve.pages(), p->reserve_target, p->wm_min,
-                   p->buddy.largest_free_order());
+                   p->buddy.largest_free_order(),
+                   tls.mutex_busy ? "; the pool mutex was busy (ATOMIC never waits for it)" : "");
 }
 
 static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gfp,
@@ -605,6 +606,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
   const bool atomic = gfp & LABYRINTH_GFP_ATOMIC;
   std::size_t idx = 0;
   bool got = false;
+  tls.mutex_busy = 0;
   // WAIT callers queue behind earlier waiters rather than overtake them.
   const bool queue_first = (gfp & LABYRINTH_GFP_WAIT) && p->nwaiters.load(kRelaxed) > 0;
   bool cached = false;
@@ -612,7 +614,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
     auto attempt = [&] {
       if (order == 0) return take_page(p, atomic, &idx);
       std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-      return (atomic ? lock.try_lock() : (lock.lock(), true)) &&
+      return (atomic ? try_lock_noted(lock) : (lock.lock(), true)) &&
              take_block_locked(p, order, atomic, &idx);
     };
     got = order > 0 && (cached = take_cached_block(p, order, &idx));

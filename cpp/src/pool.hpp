@@ -104,6 +104,14 @@ inline CacheSlot &tls_slot(const labyrinth_pool *p) {
 }
 inline const Pool *from_handle(const labyrinth_pool *p) { return static_cast<const Pool *>(p); }
 
+// An ATOMIC caller's try of the pool mutex; a failure is remembered for the
+// NOMEM message of this allocation (tls.mutex_busy, cleared by pool_alloc).
+inline bool try_lock_noted(std::unique_lock<std::mutex> &lock) {
+  if (lock.try_lock()) return true;
+  tls.mutex_busy = 1;
+  return false;
+}
+
 // Lifecycle and statistics (pool.cpp).
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out);
 labyrinth_status pool_destroy(labyrinth_pool *pool, std::uint32_t flags);

@@ -100,7 +100,7 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   // 2. The buddy allocator, under the pool mutex (ATOMIC: only if free now).
   if (added == 0) {
     std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-    if (atomic ? lock.try_lock() : (lock.lock(), true)) {
+    if (atomic ? try_lock_noted(lock) : (lock.lock(), true)) {
       limit = allowed();
       std::size_t idx;
       while (added < limit && p->buddy.alloc(0, &idx)) {

@@ -145,3 +145,34 @@ TEST(Regression, NonAtomicAllocationFromTheSharedListStopsAtTheMinWatermark) {
   EXPECT_EQ(stats(p).free_pages, 4u);
   for (void *q : pages) ASSERT_EQ(labyrinth_free_pages(p, q), LABYRINTH_OK);
 }
+
+// An ATOMIC allocation of order > 0 that finds the pool mutex held fails at
+// once (it never waits), and its NOMEM message says that was why, not only
+// how many pages are free (a researcher saw such failures with pages free).
+TEST(Regression, AtomicNomemSaysWhenThePoolMutexWasBusy) {
+  PoolGuard p(16u << 20);
+  lab::Pool *pool = lab::from_handle(p.pool);
+  void *b = nullptr;
+  {
+    std::lock_guard<std::mutex> hold(pool->mu);
+    std::thread([&] {
+      EXPECT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b),
+                LABYRINTH_ERR_NOMEM);
+      EXPECT_NE(last_message().find("the pool mutex was busy"), std::string::npos) << last_message();
+    }).join();
+  }
+  EXPECT_EQ(b, nullptr);
+  ASSERT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b),
+            LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  // With the mutex free, a real shortage does not mention it.
+  labyrinth_pool_options o = options(1u << 20);
+  o.atomic_reserve_pages = 0;
+  PoolGuard small(o);
+  void *big = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(small, 8, LABYRINTH_GFP_ATOMIC, 0, &big), LABYRINTH_OK);
+  void *more = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(small, 8, LABYRINTH_GFP_ATOMIC, 0, &more), LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(last_message().find("mutex"), std::string::npos) << last_message();
+  ASSERT_EQ(labyrinth_free_pages(small, big), LABYRINTH_OK);
+}
