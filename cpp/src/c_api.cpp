@@ -49,72 +49,6 @@ __attribute__((noinline)) labyrinth_status free_slow(Pool *p, void *page) {
   LAB_BOUNDARY("labyrinth_free_pages", return pool_free(p, page);)
 }
 
-// Blocks of order 1..10 from, and back to, the thread's order cache, for a
-// pool whose fast path is on (the record names it): the same guard as the
-// header's inline code, no lookup, no lock, one side-table store. nullptr /
-// false when the general path must decide.
-inline void *fast_alloc_block(const labyrinth_pool *pool, unsigned order, labyrinth_gfp gfp) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
-  if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return nullptr;
-  __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  auto *c = reinterpret_cast<ThreadCache *>(f->cache);
-  void *b = order_cache_pop(c, order);
-  if (b) {
-    const std::uint64_t w = (gfp & LABYRINTH_GFP_EXCLUSIVE)
-                                ? f->alloc_word | (std::uint64_t{order} << 4)
-                                : side::alloc_word(order, false, 0);
-    __atomic_store_n(&f->meta[(reinterpret_cast<std::uintptr_t>(b) - f->base) >> kPageShift], w,
-                     __ATOMIC_RELEASE);
-  }
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
-  return b;
-}
-
-// The owner's free of an exclusive block: an order-0 page into the thread's
-// cache (what the header's inline free does) or a block of order 1..10 into
-// its order cache. One guarded section, one side-table load and store.
-inline bool fast_free(const labyrinth_pool *pool, void *page) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
-  if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return false;
-  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(page) - f->base;
-  if (((off >> kPageShift) | (off << 52)) >= f->npages) return false;
-  __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  bool done = false;
-  std::uint64_t *word = &f->meta[off >> kPageShift];
-  const std::uint64_t w = __atomic_load_n(word, __ATOMIC_RELAXED);
-  auto *c = reinterpret_cast<ThreadCache *>(f->cache);
-  if (w == f->alloc_word) {
-    const std::uint32_t n = c->count.load(kRelaxed);
-    if (n < c->limit.load(kRelaxed)) {
-      __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
-      c->slots()[n] = page;
-      c->count.store(n + 1, kRelaxed);
-      done = true;
-    }
-  } else if ((w & ~std::uint64_t{0xF0}) == f->alloc_word) {
-    // An exclusive block of order >= 1 owned by this thread: the thread's
-    // order-0 word with the order filled in. limit is 0 under pressure.
-    const unsigned order = side::order(w);
-    const std::uint64_t pages = std::uint64_t{1} << order;
-    OrderCache *oc = c->orders();
-    const std::uint32_t n = oc->n[order];
-    if (n < OrderCache::kSlots && oc->pages.load(kRelaxed) + pages <= oc->budget &&
-        c->limit.load(kRelaxed) != 0) {
-      __atomic_store_n(word, side::CACHED | (std::uint64_t{order} << 4), __ATOMIC_RELEASE);
-      oc->slot[order][n] = page;
-      oc->n[order] = n + 1;
-      oc->pages.store(oc->pages.load(kRelaxed) + pages, kRelaxed);
-      done = true;
-    }
-  }
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
-  return done;
-}
-
 labyrinth_status null_pool(const char *what) {
   return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
 }
@@ -203,7 +137,8 @@ LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsig
                                                      void **out_page) {
   // The common cases first: a block from the thread's caches.
   if (LAB_LIKELY(out_page && (gfp & ~(LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE)) == 0)) {
-    void *b = order - 1u < LABYRINTH_MAX_ORDER ? fast_alloc_block(pool, order, gfp)
+    void *b = order - 1u < LABYRINTH_MAX_ORDER
+                  ? labyrinth_fast_alloc_block_v1_(pool, order, (gfp & LABYRINTH_GFP_EXCLUSIVE) != 0)
               : (order == 0 && (gfp & LABYRINTH_GFP_EXCLUSIVE)) ? labyrinth_fast_alloc_v1_(pool)
                                                                : nullptr;
     if (b) {
@@ -215,7 +150,7 @@ LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsig
 }
 
 LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
-  if (fast_free(pool, page)) return LABYRINTH_OK;
+  if (labyrinth_fast_free_v1_(pool, page)) return LABYRINTH_OK;
   if (LAB_LIKELY(pool != nullptr)) return free_slow(from_handle(pool), page);
   return null_pool("labyrinth_free_pages");
 }

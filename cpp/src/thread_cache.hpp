@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "common.hpp"
@@ -31,6 +32,12 @@ struct OrderCache {
   std::atomic<std::uint64_t> pages{0};        // pages held; statistics read it
   void *slot[kMaxOrder + 1][kSlots] = {};
 };
+// The header's inline code reads it as labyrinth_order_cache_v1 (ABI 1.x).
+static_assert(sizeof(OrderCache) == sizeof(labyrinth_order_cache_v1), "order cache layout");
+static_assert(offsetof(OrderCache, budget) == offsetof(labyrinth_order_cache_v1, budget), "layout");
+static_assert(offsetof(OrderCache, pages) == offsetof(labyrinth_order_cache_v1, pages), "layout");
+static_assert(offsetof(OrderCache, slot) == offsetof(labyrinth_order_cache_v1, slot), "layout");
+static_assert(OrderCache::kSlots == 4, "labyrinth_fast_free_v1_ assumes 4 blocks per order");
 
 class alignas(64) ThreadCache {
  public:
@@ -61,6 +68,10 @@ class alignas(64) ThreadCache {
   }
 };
 static_assert(sizeof(ThreadCache) == 64, "one cache line of header before the slots");
+// cache[0], cache[1], cache[2] of labyrinth_thread_fast_v1 (ABI 1.x).
+static_assert(offsetof(ThreadCache, count) == 0 && offsetof(ThreadCache, limit) == 4 &&
+                  offsetof(ThreadCache, capacity) == 8,
+              "the inline fast path reads count, limit and capacity at these offsets");
 
 // The calling thread's cache for `pool`, claimed on first use; nullptr if
 // every cache is taken (the thread then uses the shared lock-free path).

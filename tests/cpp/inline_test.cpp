@@ -71,6 +71,50 @@ TEST(Inline, CallsByNameAndOutOfLineAgree) {
 #endif
 }
 
+// Blocks of order >= 1: the inline labyrinth_alloc_pages (ATOMIC|EXCLUSIVE)
+// and the inline free use the thread's order cache; the library's entry
+// points use the same cache. Mixed, a block comes back to the same thread
+// whichever way it was freed, and misuse is refused either way.
+TEST(Inline, OrderBlocksByNameAndOutOfLineAgree) {
+#ifndef LABYRINTH_INLINE_CALLS
+  GTEST_SKIP() << "built with LABYRINTH_NO_INLINE_CALLS";
+#else
+  labyrinth_pool_options o = options(64u << 20);
+  PoolGuard p(o);
+  const labyrinth_gfp ae = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
+  for (unsigned order = 1; order <= 8; ++order) {
+    void *b = nullptr, *again = nullptr, *third = nullptr;
+    ASSERT_EQ(labyrinth_call_alloc_pages_v1_(p, order, ae, 0, &b), LABYRINTH_OK);
+    ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);  // inline: into the order cache
+    ASSERT_EQ(labyrinth_alloc_pages(p, order, ae, 0, &again), LABYRINTH_OK);  // inline pop
+    EXPECT_EQ(again, b) << order;
+    labyrinth_owner who = 0;
+    unsigned got = 0;
+    ASSERT_EQ(labyrinth_page_info(p, again, &who, &got), LABYRINTH_OK);
+    EXPECT_EQ(who, labyrinth_owner_self());
+    EXPECT_EQ(got, order);
+    ASSERT_EQ(labyrinth_call_free_pages_v1_(p, again), LABYRINTH_OK);  // library: same cache
+    EXPECT_EQ(labyrinth_free_pages(p, again), LABYRINTH_ERR_DOUBLE_FREE);
+    EXPECT_EQ(labyrinth_call_free_pages_v1_(p, again), LABYRINTH_ERR_DOUBLE_FREE);
+    EXPECT_EQ(labyrinth_free_pages(p, static_cast<char *>(again) + 4096), LABYRINTH_ERR_INVALID);
+    ASSERT_EQ(labyrinth_alloc_pages(p, order, ae, 0, &third), LABYRINTH_OK);
+    EXPECT_EQ(third, b) << order;
+    std::thread([&] { EXPECT_EQ(labyrinth_free_pages(p, third), LABYRINTH_ERR_NOT_OWNER); }).join();
+    ASSERT_EQ(labyrinth_free_pages(p, third), LABYRINTH_OK);
+    expect_accounting(stats(p));
+  }
+  // Flags the inline code does not handle go to the library.
+  void *z = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 2, ae | LABYRINTH_GFP_ZERO, 0, &z), LABYRINTH_OK);
+  EXPECT_EQ(static_cast<unsigned char *>(z)[3 * 4096 + 17], 0);
+  ASSERT_EQ(labyrinth_free_pages(p, z), LABYRINTH_OK);
+  EXPECT_EQ(labyrinth_alloc_pages(p, LABYRINTH_MAX_ORDER + 1, ae, 0, &z), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_alloc_pages(p, 1, ae, 0, nullptr), LABYRINTH_ERR_INVALID);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+#endif
+}
+
 TEST(Inline, RefusesWhatTheLibraryRefuses) {
   PoolGuard p(1u << 20);
   void *pg = labyrinth_alloc_page_inline(p);

@@ -433,14 +433,28 @@ typedef struct labyrinth_thread_fast_v1 {
                                    that interrupts it takes the general path) */
   uint32_t *cache;            /**< the thread's cache for `pool`: cache[0] pages
                                    in it, cache[1] how many it may hold now (0
-                                   under memory pressure); the page pointers
-                                   start 64 bytes in, the top at cache[0] - 1 */
+                                   under memory pressure), cache[2] how many it
+                                   can hold at most; the page pointers start 64
+                                   bytes in, the top at cache[0] - 1; after the
+                                   cache[2] pointers, the thread's order cache
+                                   (labyrinth_order_cache_v1) */
   uint64_t *meta;             /**< the pool's side table, one word per page */
   uintptr_t base;             /**< the pool's arena */
   uint64_t npages;            /**< its size in pages */
   uint64_t alloc_word;        /**< side-table word of an exclusive order-0 page
                                    owned by this thread */
 } labyrinth_thread_fast_v1;
+
+/** Blocks of order 1..LABYRINTH_MAX_ORDER a thread freed, kept for its next
+ *  allocation of the same order (ABI 1.x; written by the owning thread only).
+ *  A cached block's first side-table word is LABYRINTH_SIDE_CACHED_V1 with
+ *  the order in bits 4-7. */
+typedef struct labyrinth_order_cache_v1 {
+  uint32_t n[LABYRINTH_MAX_ORDER + 1]; /**< blocks held per order (n[0] unused) */
+  uint64_t budget;                     /**< most pages it may hold */
+  uint64_t pages;                      /**< pages it holds (read atomically by statistics) */
+  void *slot[LABYRINTH_MAX_ORDER + 1][4]; /**< the blocks, top at n[order] - 1 */
+} labyrinth_order_cache_v1;
 
 /* The helpers below are GNU "extern inline" and always inlined: no symbol is
  * emitted for them anywhere, and (unlike static functions) they may be used
@@ -480,12 +494,49 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) 
   return page;
 }
 
+/** The thread's order cache behind a record's cache pointer. */
+LABYRINTH_INLINE_V1_ labyrinth_order_cache_v1 *labyrinth_order_cache_of_v1_(uint32_t *c) {
+  return (labyrinth_order_cache_v1 *)(void *)((char *)c + 64 + (size_t)c[2] * sizeof(void *));
+}
+
+/** A block of order 1..LABYRINTH_MAX_ORDER from the thread's order cache, as
+ *  an exclusive block of the thread or (exclusive = 0) a shared one; NULL when
+ *  the library must decide. The same guard as labyrinth_fast_alloc_v1_. */
+LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *pool, unsigned order,
+                                                           int exclusive) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  labyrinth_order_cache_v1 *oc;
+  uint32_t n;
+  void *block;
+  if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return (void *)0;
+  __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  oc = labyrinth_order_cache_of_v1_(f->cache);
+  n = oc->n[order];
+  block = (void *)0;
+  if (n != 0) {
+    block = oc->slot[order][n - 1];
+    oc->n[order] = n - 1;
+    __atomic_store_n(&oc->pages, __atomic_load_n(&oc->pages, __ATOMIC_RELAXED) - ((uint64_t)1 << order),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&f->meta[((uintptr_t)block - f->base) >> 12],
+                     (exclusive ? f->alloc_word : (uint64_t)2) | ((uint64_t)order << 4),
+                     __ATOMIC_RELEASE);
+  }
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
+  return block;
+}
+
 /** The inline common case of freeing; returns 0 when the library must decide.
- *  Marked BUSY before anything the decision depends on is read (see above). */
+ *  Marked BUSY before anything the decision depends on is read (see above).
+ *  An exclusive order-0 page of the thread goes to its cache; an exclusive
+ *  block of order >= 1 (its word is the thread's order-0 word with the order
+ *  in bits 4-7) to its order cache, if there is room and no memory pressure. */
 LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page) {
   labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
   uintptr_t off;
-  uint64_t *word;
+  uint64_t *word, w;
   uint32_t *c, n;
   int done = 0;
   if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return 0;
@@ -498,12 +549,26 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, voi
   word = &f->meta[off >> 12];
   c = f->cache;
   n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
-  if (__atomic_load_n(word, __ATOMIC_RELAXED) == f->alloc_word &&
-      n < __atomic_load_n(&c[1], __ATOMIC_RELAXED)) {
-    __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
-    ((void **)(void *)((char *)c + 64))[n] = page;
-    __atomic_store_n(&c[0], n + 1, __ATOMIC_RELAXED);
-    done = 1;
+  w = __atomic_load_n(word, __ATOMIC_RELAXED);
+  if (w == f->alloc_word) {
+    if (n < __atomic_load_n(&c[1], __ATOMIC_RELAXED)) {
+      __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
+      ((void **)(void *)((char *)c + 64))[n] = page;
+      __atomic_store_n(&c[0], n + 1, __ATOMIC_RELAXED);
+      done = 1;
+    }
+  } else if ((w & ~(uint64_t)0xF0) == f->alloc_word && __atomic_load_n(&c[1], __ATOMIC_RELAXED) != 0) {
+    const unsigned order = (unsigned)(w >> 4) & 0xF;
+    labyrinth_order_cache_v1 *oc = labyrinth_order_cache_of_v1_(c);
+    const uint64_t held = __atomic_load_n(&oc->pages, __ATOMIC_RELAXED);
+    n = order <= LABYRINTH_MAX_ORDER ? oc->n[order] : 4;
+    if (n < 4 && held + ((uint64_t)1 << order) <= oc->budget) {
+      __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1 | ((uint64_t)order << 4), __ATOMIC_RELEASE);
+      oc->slot[order][n] = page;
+      oc->n[order] = n + 1;
+      __atomic_store_n(&oc->pages, held + ((uint64_t)1 << order), __ATOMIC_RELAXED);
+      done = 1;
+    }
   }
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
@@ -518,9 +583,14 @@ LABYRINTH_API void *labyrinth_call_alloc_page_v1_(labyrinth_pool *pool)
     __asm__("labyrinth_void_alloc_page_gfp_atomic_exclusive");
 LABYRINTH_API labyrinth_status labyrinth_call_free_pages_v1_(labyrinth_pool *pool, void *page)
     __asm__("labyrinth_free_pages");
+LABYRINTH_API labyrinth_status labyrinth_call_alloc_pages_v1_(labyrinth_pool *pool, unsigned order,
+                                                              labyrinth_gfp gfp, uint32_t timeout_ms,
+                                                              void **out_page)
+    __asm__("labyrinth_alloc_pages");
 #else
 #define labyrinth_call_alloc_page_v1_ labyrinth_void_alloc_page_gfp_atomic_exclusive
 #define labyrinth_call_free_pages_v1_ labyrinth_free_pages
+#define labyrinth_call_alloc_pages_v1_ labyrinth_alloc_pages
 #endif
 
 /** labyrinth_void_alloc_page_gfp_atomic_exclusive(), inline common case.
@@ -537,8 +607,9 @@ static inline labyrinth_status labyrinth_free_page_inline(labyrinth_pool *pool, 
 
 /*
  * Calls by name. Unless LABYRINTH_NO_INLINE_CALLS (or LABYRINTH_NO_INLINE) is
- * defined, a C or C++ call to labyrinth_void_alloc_page_gfp_atomic_exclusive()
- * or labyrinth_free_pages() compiles to the inline common case above, exactly
+ * defined, a C or C++ call to labyrinth_void_alloc_page_gfp_atomic_exclusive(),
+ * labyrinth_free_pages() or labyrinth_alloc_pages() (for ATOMIC|EXCLUSIVE)
+ * compiles to the inline common case above, exactly
  * as labyrinth_alloc_page_inline() / labyrinth_free_page_inline() do, and
  * calls into the library only when it must decide. These are GNU
  * "extern inline" definitions: the exported functions are unchanged and are
@@ -554,6 +625,21 @@ labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
 }
 LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
   return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_call_free_pages_v1_(pool, page);
+}
+/* Inline only for ATOMIC|EXCLUSIVE (the check folds away when gfp is a
+ * constant); every other request is the library's. */
+LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsigned order,
+                                                            labyrinth_gfp gfp, uint32_t timeout_ms,
+                                                            LABYRINTH_OWN void **out_page) {
+  if (gfp == (LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE) && out_page &&
+      order <= LABYRINTH_MAX_ORDER) {
+    void *b = order == 0 ? labyrinth_fast_alloc_v1_(pool) : labyrinth_fast_alloc_block_v1_(pool, order, 1);
+    if (b) {
+      *out_page = b;
+      return LABYRINTH_OK;
+    }
+  }
+  return labyrinth_call_alloc_pages_v1_(pool, order, gfp, timeout_ms, out_page);
 }
 #endif
 
