@@ -59,6 +59,12 @@ labyrinth_status classify(const Pool *p, const void *page, const char *what, std
                          "%s: %p is not the start of a block: it is page %zu of the order-%u "
                          "block at %p",
                          what, page, i - head, order(hw), p->page_at(head));
+      // A block kept in a thread's order cache keeps its inner pages TAIL.
+      if (state(hw) == CACHED && order(hw) >= o)
+        return set_error(LABYRINTH_ERR_DOUBLE_FREE,
+                         "%s: %p is already free (page %zu of the free order-%u block at %p, "
+                         "in a thread cache)",
+                         what, page, i - head, order(hw), p->page_at(head));
     }
     return set_error(LABYRINTH_ERR_INVALID, "%s: %p is not the start of a block", what, page);
   }

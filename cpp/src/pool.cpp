@@ -413,17 +413,26 @@ static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
   return true;
 }
 
-// This thread's order cache back to the buddy; false if it was empty or (for
-// an ATOMIC caller) the pool mutex was busy.
-static bool flush_own_order_cache(Pool *p, bool atomic) {
+// When everything else failed: a block of `order` carved out of the
+// smallest larger block in this thread's order cache (that block goes to the
+// buddy allocator, which splits it). Done only when it succeeds for certain,
+// so a failed allocation still changes nothing; blocks of smaller orders that
+// might merge into the one asked for stay cached (labyrinth_pool_trim gives
+// them back). These are the thread's own free pages: no watermark applies.
+static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
   ThreadCache *c = in_call() ? nullptr : cache_for(p);
   if (!c || c->orders()->pages.load(kRelaxed) == 0) return false;
+  unsigned from = order + 1;
+  while (from <= kMaxOrder && c->orders()->n[from] == 0) ++from;
+  if (from > kMaxOrder) return false;
   std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
   if (atomic ? !try_lock_noted(lock) : (lock.lock(), false)) return false;
   enter_call();
-  order_cache_flush_locked(p, c);
+  void *b = order_cache_pop(c, from);
   leave_call();
-  return true;
+  if (!b) return false;  // cannot happen: only this thread changes its cache
+  p->buddy.free(p->index_of(b), from);
+  return p->buddy.alloc(order, idx);
 }
 
 static bool take_reserve(Pool *p, std::size_t *idx) {
@@ -619,10 +628,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
     };
     got = order > 0 && (cached = take_cached_block(p, order, &idx));
     if (!got) got = attempt();
-    // Blocks this thread keeps in its order cache may be what is missing
-    // (free pages, or fragments of the block asked for): give them back to
-    // the buddy allocator and try once more.
-    if (!got && flush_own_order_cache(p, atomic)) got = attempt();
+    if (!got) got = carve_cached_block(p, order, atomic, &idx);
     if (!got && atomic && order == 0) got = take_reserve(p, &idx);
   }
   if (!got) {

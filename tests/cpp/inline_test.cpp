@@ -96,7 +96,7 @@ TEST(Inline, OrderBlocksByNameAndOutOfLineAgree) {
     ASSERT_EQ(labyrinth_call_free_pages_v1_(p, again), LABYRINTH_OK);  // library: same cache
     EXPECT_EQ(labyrinth_free_pages(p, again), LABYRINTH_ERR_DOUBLE_FREE);
     EXPECT_EQ(labyrinth_call_free_pages_v1_(p, again), LABYRINTH_ERR_DOUBLE_FREE);
-    EXPECT_EQ(labyrinth_free_pages(p, static_cast<char *>(again) + 4096), LABYRINTH_ERR_INVALID);
+    EXPECT_EQ(labyrinth_free_pages(p, static_cast<char *>(again) + 4096), LABYRINTH_ERR_DOUBLE_FREE);
     ASSERT_EQ(labyrinth_alloc_pages(p, order, ae, 0, &third), LABYRINTH_OK);
     EXPECT_EQ(third, b) << order;
     std::thread([&] { EXPECT_EQ(labyrinth_free_pages(p, third), LABYRINTH_ERR_NOT_OWNER); }).join();

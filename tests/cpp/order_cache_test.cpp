@@ -3,8 +3,9 @@
 // (one side-table store, no mutex), every misuse of a cached block is still
 // refused, the pages are counted as cached, the cache is bounded (4 blocks
 // per order, 1/32 of the pool, nothing while under pressure), and it gives
-// its blocks back on trim, on thread exit, and to its own thread's
-// allocations that would otherwise fail.
+// its blocks back on trim and on thread exit, and carves its own thread's
+// allocations out of them when nothing else is left (never changing the pool
+// for an allocation that fails anyway).
 #include <thread>
 
 #include "test_util.hpp"
@@ -80,7 +81,8 @@ TEST_P(OrderCache, MisuseOfACachedBlockIsRefusedAndChangesNothing) {
   labyrinth_stats s = stats(p);
   EXPECT_EQ(labyrinth_free_pages(p, b), LABYRINTH_ERR_DOUBLE_FREE);
   EXPECT_NE(last_message().find("already free"), std::string::npos) << last_message();
-  EXPECT_EQ(labyrinth_free_pages(p, static_cast<char *>(b) + 4096), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_free_pages(p, static_cast<char *>(b) + 4096), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_NE(last_message().find("of the free order-3 block"), std::string::npos) << last_message();
   EXPECT_EQ(labyrinth_page_transfer(p, b, labyrinth_owner_self()), LABYRINTH_ERR_DOUBLE_FREE);
   EXPECT_EQ(labyrinth_page_info(p, b, nullptr, nullptr), LABYRINTH_ERR_DOUBLE_FREE);
   labyrinth_stats t = stats(p);
@@ -165,6 +167,53 @@ TEST_P(OrderCache, GivesWayWhenItsThreadRunsOut) {
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   void *s1 = alloc(p, 1);
   ASSERT_EQ(labyrinth_free_pages(p, s1), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+TEST_P(OrderCache, CarvesFromALargerBlockAndAFailureChangesNothing) {
+  labyrinth_pool_options o = opts(16u << 20);  // 4096 pages, 128 may be in the order cache
+  o.watermark_low_pages = 0;
+  o.watermark_high_pages = 0;
+  o.atomic_reserve_pages = 0;
+  o.thread_cache_pages = 1;  // keep order-0 caching out of the counts
+  o.thread_cache_batch = 1;
+  PoolGuard p(o);
+  const labyrinth_gfp ae = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
+  void *big = alloc(p, 6), *small = alloc(p, 1);
+  ASSERT_EQ(labyrinth_free_pages(p, big), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(p, small), LABYRINTH_OK);
+  ASSERT_EQ(stats(p).cached_pages, 66u);
+  // Empty the buddy allocator.
+  std::vector<void *> v;
+  while (stats(p).free_pages > 0) {
+    void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+    ASSERT_NE(pg, nullptr) << last_message();
+    v.push_back(pg);
+  }
+  // Order 3: nothing free but the cache, whose smallest block larger than
+  // order 3 is the order-6 one.
+  void *b3 = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 3, ae, 0, &b3), LABYRINTH_OK) << last_message();
+  const auto lo = reinterpret_cast<std::uintptr_t>(big), at = reinterpret_cast<std::uintptr_t>(b3);
+  EXPECT_TRUE(at >= lo && at < lo + 64 * 4096) << "order 3 was not carved from the cached order-6 block";
+  labyrinth_stats s = stats(p);
+  EXPECT_LE(s.cached_pages, 2u + 1u);  // the order-1 block (and at most one order-0 page)
+  EXPECT_EQ(s.free_pages, 64u - 8u);   // the rest of the order-6 block, in the buddy
+  expect_accounting(s);
+  // Order 6: neither the buddy (largest order 5 now) nor the cache (only a
+  // smaller block) can give it. The failure changes nothing.
+  labyrinth_stats before = stats(p);
+  void *none = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(p, 6, ae, 0, &none), LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(labyrinth_alloc_pages(p, 6, LABYRINTH_GFP_EXCLUSIVE, 0, &none), LABYRINTH_ERR_NOMEM);
+  labyrinth_stats after = stats(p);
+  EXPECT_EQ(after.free_pages, before.free_pages);
+  EXPECT_EQ(after.cached_pages, before.cached_pages);
+  EXPECT_EQ(after.allocated_pages, before.allocated_pages);
+  for (int k = 0; k <= LABYRINTH_MAX_ORDER; ++k) EXPECT_EQ(after.free_blocks[k], before.free_blocks[k]);
+  ASSERT_EQ(labyrinth_free_pages(p, b3), LABYRINTH_OK);
+  for (void *pg : v) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
 }
