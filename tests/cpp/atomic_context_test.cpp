@@ -4,6 +4,7 @@
 //    dies, at exhaustion);
 //  - a signal handler allocates and frees while the thread it interrupted is
 //    inside the allocator, many times, with no deadlock and nothing lost.
+// Both cover order-0 pages and blocks of order 1-3 (the order caches).
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -60,6 +61,15 @@ TEST(AtomicContext, NoSystemCallAfterWarmUp) {
         static_cast<volatile char *>(pg)[i % 4096] = 1;
         if (labyrinth_free_pages(p, pg) != LABYRINTH_OK) syscall(SYS_exit_group, 21);
       }
+      for (int i = 0; i < 100000; ++i) {  // blocks of order 1-3 through the order cache
+        void *b = nullptr;
+        const unsigned order = unsigned(i % 3) + 1;
+        if (labyrinth_alloc_pages(p, order, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b) !=
+            LABYRINTH_OK)
+          syscall(SYS_exit_group, 24);
+        static_cast<volatile char *>(b)[i % (4096 << order)] = 1;
+        if (labyrinth_free_pages(p, b) != LABYRINTH_OK) syscall(SYS_exit_group, 25);
+      }
       int n = 0;  // exhaustion: refills, the reserve, then a fast NOMEM
       while (n < 300 && (pages[n] = labyrinth_void_alloc_page_gfp_atomic_exclusive(p))) ++n;
       if (n != 256 || labyrinth_last_status() != LABYRINTH_ERR_NOMEM) syscall(SYS_exit_group, 22);
@@ -111,6 +121,14 @@ void handler(int) {
     if (labyrinth_free_pages(g_pool, x) == LABYRINTH_OK) g_handler_ok.fetch_add(1, std::memory_order_relaxed);
     else g_handler_bad.fetch_add(1, std::memory_order_relaxed);
   }
+  // A block of order 1 through the order cache (inline by name, ATOMIC).
+  void *blk = nullptr;
+  if (labyrinth_alloc_pages(g_pool, 1, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &blk) ==
+      LABYRINTH_OK) {
+    static_cast<volatile char *>(blk)[4096 + 64] = 7;
+    if (labyrinth_free_pages(g_pool, blk) == LABYRINTH_OK) g_handler_ok.fetch_add(1, std::memory_order_relaxed);
+    else g_handler_bad.fetch_add(1, std::memory_order_relaxed);
+  }
   errno = saved;
 }
 }  // namespace
@@ -136,11 +154,23 @@ TEST(AtomicContext, SignalHandlerAllocatesWhileInterruptedThreadIsInside) {
       }
     }
   });
-  std::vector<void *> held;
+  std::vector<void *> held, blocks;
   long iterations = 0;
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (std::chrono::steady_clock::now() < end || sent.load() < 20000) {
     for (int i = 0; i < 100; ++i, ++iterations) {
+      if (iterations % 5 == 0) {  // blocks of orders 1-3 through the order caches too
+        void *b = nullptr;
+        if (blocks.size() < 4 && labyrinth_alloc_pages(p, unsigned(iterations % 3) + 1,
+                                                       LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0,
+                                                       &b) == LABYRINTH_OK)
+          blocks.push_back(b);
+        else if (!blocks.empty()) {
+          ASSERT_EQ(labyrinth_free_pages(p, blocks.back()), LABYRINTH_OK) << last_message();
+          blocks.pop_back();
+        }
+        continue;
+      }
       if (held.size() < 200 && (iterations % 3 != 0)) {
         if (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) held.push_back(pg);
       } else if (!held.empty()) {
@@ -154,6 +184,7 @@ TEST(AtomicContext, SignalHandlerAllocatesWhileInterruptedThreadIsInside) {
   sender.join();
   signal(SIGUSR1, SIG_IGN);
   for (void *pg : held) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK) << last_message();
+  for (void *b : blocks) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK) << last_message();
   for (int i = 0; i < g_nkept.load(); ++i)
     ASSERT_EQ(labyrinth_free_pages(p, g_kept[i]), LABYRINTH_OK) << "kept page " << i << ": " << last_message();
   // How many pairs the handler manages depends on the machine's load; what
