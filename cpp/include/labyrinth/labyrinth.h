@@ -414,10 +414,14 @@ LABYRINTH_API uint32_t labyrinth_abi_version(void);
  * machines where a call costs a few nanoseconds this roughly halves the cost
  * of an alloc+free pair. The common case is: the calling thread's cache for
  * the pool it used last has a page (alloc) or room (free), and the page is an
- * exclusive order-0 page it owns. Everything else calls the library.
+ * exclusive order-0 page it owns; for the free, also an exclusive block of
+ * order 1..LABYRINTH_MAX_ORDER it owns, kept in its order cache. Everything
+ * else calls the library. By default the flagship calls by name compile to
+ * the same inline code (LABYRINTH_INLINE_CALLS, at the end of this section).
  *
  * They read the per-thread record below, which the library maintains. Its
- * layout, and the side-table words it names, are part of ABI 1.x. Define
+ * layout, the order cache it leads to and the side-table words it names are
+ * part of ABI 1.x. Define
  * LABYRINTH_NO_INLINE before including this header to leave them out (for
  * code loaded with dlopen, where initial-exec TLS may not be available).
  */
