@@ -96,6 +96,8 @@ std::atomic<long> g_handler_ok{0}, g_handler_nomem{0}, g_handler_bad{0}, g_insid
 // again, and one of the final frees would say DOUBLE_FREE.
 void *g_kept[4096];
 std::atomic<int> g_nkept{0};
+void *g_blocks[16];  // order-1 blocks the handler allocated
+std::atomic<int> g_nblocks{0};
 
 void handler(int) {
   int saved = errno;
@@ -121,13 +123,17 @@ void handler(int) {
     if (labyrinth_free_pages(g_pool, x) == LABYRINTH_OK) g_handler_ok.fetch_add(1, std::memory_order_relaxed);
     else g_handler_bad.fetch_add(1, std::memory_order_relaxed);
   }
-  // A block of order 1 through the order cache (inline by name, ATOMIC).
-  void *blk = nullptr;
-  if (labyrinth_alloc_pages(g_pool, 1, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &blk) ==
-      LABYRINTH_OK) {
-    static_cast<volatile char *>(blk)[4096 + 64] = 7;
-    if (labyrinth_free_pages(g_pool, blk) == LABYRINTH_OK) g_handler_ok.fetch_add(1, std::memory_order_relaxed);
-    else g_handler_bad.fetch_add(1, std::memory_order_relaxed);
+  // A block of order 1 (ATOMIC: async-signal-safe), kept for the main thread
+  // to free at the end. Freeing a block of order >= 1 may take the pool
+  // mutex, so it is not async-signal-safe and a handler must not do it.
+  if (g_nblocks.load(std::memory_order_relaxed) < 16) {
+    void *blk = nullptr;
+    if (labyrinth_alloc_pages(g_pool, 1, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &blk) ==
+        LABYRINTH_OK) {
+      static_cast<volatile char *>(blk)[4096 + 64] = 7;
+      g_blocks[g_nblocks.load(std::memory_order_relaxed)] = blk;
+      g_nblocks.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   errno = saved;
 }
@@ -185,6 +191,8 @@ TEST(AtomicContext, SignalHandlerAllocatesWhileInterruptedThreadIsInside) {
   signal(SIGUSR1, SIG_IGN);
   for (void *pg : held) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK) << last_message();
   for (void *b : blocks) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK) << last_message();
+  for (int i = 0; i < g_nblocks.load(); ++i)
+    ASSERT_EQ(labyrinth_free_pages(p, g_blocks[i]), LABYRINTH_OK) << "handler block " << i << ": " << last_message();
   for (int i = 0; i < g_nkept.load(); ++i)
     ASSERT_EQ(labyrinth_free_pages(p, g_kept[i]), LABYRINTH_OK) << "kept page " << i << ": " << last_message();
   // How many pairs the handler manages depends on the machine's load; what
