@@ -688,7 +688,7 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
     ThreadCache *c = in_call() ? nullptr : cache_for(p);
     if (c) {
       enter_call();
-      bool kept = order_cache_push(p, c, idx, order, true);
+      bool kept = order_cache_push(p, c, idx, order);
       leave_call();
       if (kept) return;
     }

@@ -136,11 +136,7 @@ void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
   if (p->nwaiters.load(std::memory_order_seq_cst)) wake_waiters(p);
 }
 
-}  // namespace lab
-
-namespace lab {
-
-bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order, bool may_evict) {
+bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) {
   OrderCache *oc = c->orders();
   const std::uint64_t pages = std::uint64_t{1} << order;
   const std::uint32_t n = oc->n[order];
@@ -148,14 +144,12 @@ bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order, 
   if (oc->pages.load(kRelaxed) + pages > oc->budget) {
     // Over budget: the newest free wins. Blocks of the other orders go back
     // to the buddy allocator, largest first, until this one fits.
-    if (!may_evict) return false;
     std::lock_guard<std::mutex> lock(p->mu);
     for (unsigned o = kMaxOrder; o >= 1 && oc->pages.load(kRelaxed) + pages > oc->budget; --o) {
-      while (o != order && oc->n[o] && oc->pages.load(kRelaxed) + pages > oc->budget) {
-        void *b = oc->slot[o][--oc->n[o]];
-        oc->pages.store(oc->pages.load(kRelaxed) - (std::uint64_t{1} << o), kRelaxed);
+      void *b;
+      while (o != order && oc->pages.load(kRelaxed) + pages > oc->budget &&
+             (b = order_cache_pop(c, o)) != nullptr)
         p->buddy.free(p->index_of(b), o);
-      }
     }
     if (oc->pages.load(kRelaxed) + pages > oc->budget) return false;
   }
@@ -169,13 +163,8 @@ bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order, 
 void order_cache_flush_locked(Pool *p, ThreadCache *c) {
   OrderCache *oc = c->orders();
   if (oc->pages.load(kRelaxed) == 0) return;
-  for (unsigned o = 1; o <= kMaxOrder; ++o) {
-    while (oc->n[o]) {
-      void *b = oc->slot[o][--oc->n[o]];
-      oc->pages.store(oc->pages.load(kRelaxed) - (std::uint64_t{1} << o), kRelaxed);
-      p->buddy.free(p->index_of(b), o);
-    }
-  }
+  for (unsigned o = 1; o <= kMaxOrder; ++o)
+    while (void *b = order_cache_pop(c, o)) p->buddy.free(p->index_of(b), o);
 }
 
 }  // namespace lab

@@ -99,10 +99,9 @@ inline void *order_cache_pop(ThreadCache *c, unsigned order) {
                   std::memory_order_relaxed);
   return oc->slot[order][n - 1];
 }
-// With may_evict, a block over the budget pushes out blocks of other orders
-// (to the buddy allocator, taking the pool mutex); without, it is refused.
-bool order_cache_push(Pool *pool, ThreadCache *cache, std::size_t idx, unsigned order,
-                      bool may_evict);
+// A block over the budget pushes out blocks of other orders (to the buddy
+// allocator, taking the pool mutex).
+bool order_cache_push(Pool *pool, ThreadCache *cache, std::size_t idx, unsigned order);
 // Give every cached block back to the buddy allocator (pool mutex held).
 void order_cache_flush_locked(Pool *pool, ThreadCache *cache);
 
