@@ -460,19 +460,20 @@ typedef struct labyrinth_order_cache_v1 {
   void *slot[LABYRINTH_MAX_ORDER + 1][4]; /**< the blocks, top at n[order] - 1 */
 } labyrinth_order_cache_v1;
 
-/* The helpers below name the record directly (labyrinth_thread_fast.field),
- * not through a pointer to it: GCC 12's -fsanitize=null reported the pointer
- * as null in one death test after inlining (a false report; the direct form
- * has no pointer to check). */
 /* The helpers below are GNU "extern inline" and always inlined: no symbol is
  * emitted for them anywhere, and (unlike static functions) they may be used
- * by the extern inline definitions at the end of this section. */
+ * by the extern inline definitions at the end of this section. They name the
+ * record directly (labyrinth_thread_fast.field), not through a pointer to it:
+ * GCC 12's -fsanitize=null reported such a pointer as null in one death test
+ * after inlining (a false report; the direct form has no pointer to check). */
 #define LABYRINTH_INLINE_V1_ extern __inline__ __attribute__((__gnu_inline__, __always_inline__))
 
 /** Sentinel in labyrinth_thread_fast_v1.pool: the thread is inside a call. */
 #define LABYRINTH_FAST_BUSY_V1 ((const labyrinth_pool *)1)
 /** Side-table word of a page sitting in a thread cache (ABI 1.x). */
 #define LABYRINTH_SIDE_CACHED_V1 ((uint64_t)4)
+/** State bits of a side-table word of an allocated block (ABI 1.x). */
+#define LABYRINTH_SIDE_ALLOC_V1 ((uint64_t)2)
 
 LABYRINTH_API extern __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
     __attribute__((tls_model("initial-exec")));
@@ -526,7 +527,7 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *
     __atomic_store_n(&oc->pages, __atomic_load_n(&oc->pages, __ATOMIC_RELAXED) - ((uint64_t)1 << order),
                      __ATOMIC_RELAXED);
     __atomic_store_n(&labyrinth_thread_fast.meta[((uintptr_t)block - labyrinth_thread_fast.base) >> 12],
-                     (exclusive ? labyrinth_thread_fast.alloc_word : (uint64_t)2) | ((uint64_t)order << 4),
+                     (exclusive ? labyrinth_thread_fast.alloc_word : LABYRINTH_SIDE_ALLOC_V1) | ((uint64_t)order << 4),
                      __ATOMIC_RELEASE);
   }
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
