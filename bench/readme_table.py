@@ -14,8 +14,9 @@ import json
 import re
 from pathlib import Path
 
+from driver import PEERS, fmt  # the driver's peers and number format, not copies
+
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ("dpdk_mempool", "tcmalloc", "jemalloc", "mimalloc", "glibc", "mmap")
 NAMES = {"dpdk_mempool": "DPDK mempool", "tcmalloc": "tcmalloc", "jemalloc": "jemalloc",
          "mimalloc": "mimalloc", "glibc": "glibc", "mmap": "mmap"}
 ROWS = [("pair", "pair: alloc + touch + free (ns)"),
@@ -27,12 +28,6 @@ ROWS = [("pair", "pair: alloc + touch + free (ns)"),
         ("slow", "slow path: refill from the buddy (ns/page)"),
         ("tail/256", "tail p99.9, bursts of 256, other thread churning (ns)"),
         ("tail/1024", "tail p99.9, bursts of 1024 (ns)")]
-
-
-def fmt(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
 def table(d: dict) -> str:
