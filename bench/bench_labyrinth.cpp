@@ -23,6 +23,9 @@
 //   metadata/labyrinth_<size>   stats.metadata_bytes / stats.total_pages
 //   tail/labyrinth_cache2048/1024   the tail pattern on a pool whose thread
 //                          caches hold 2048 pages (the default is 512)
+//   order/labyrinth_unsized/<n>   order blocks freed with labyrinth_free_pages
+//                          (the labyrinth rows free them with
+//                          labyrinth_free_pages_order, saying the order)
 #include <labyrinth/labyrinth.h>
 
 #include "bench_patterns.hpp"
@@ -48,7 +51,12 @@ struct LabBase {
                ? p
                : nullptr;
   }
-  LABBENCH_HOT static bool free_order(void *p, unsigned) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
+  // A block's caller knows its order, as with every peer here (DPDK needs the
+  // pool of that size): the sized free. The labyrinth_unsized variant
+  // measures labyrinth_free_pages, which reads the order from the side table.
+  LABBENCH_HOT static bool free_order(void *p, unsigned order) {
+    return labyrinth_free_pages_order(*PP, p, order) == LABYRINTH_OK;
+  }
   static std::uint64_t receiver_token() { return labyrinth_owner_self(); }
   static bool hand_over(void *p, std::uint64_t to) {
     return labyrinth_page_transfer(*PP, p, to) == LABYRINTH_OK;
@@ -73,6 +81,12 @@ template <labyrinth_pool **PP>
 struct LabCall : LabBase<PP> {
   LABBENCH_HOT static void *alloc() { return labyrinth_call_alloc_page_v1_(*PP); }
   LABBENCH_HOT static bool free(void *p) { return labyrinth_call_free_pages_v1_(*PP, p) == LABYRINTH_OK; }
+};
+
+// Order blocks freed without their order (labyrinth_free_pages).
+template <labyrinth_pool **PP>
+struct LabUnsized : LabByName<PP> {
+  LABBENCH_HOT static bool free_order(void *p, unsigned) { return labyrinth_free_pages(*PP, p) == LABYRINTH_OK; }
 };
 
 bool read_stats(labyrinth_pool *pool, labyrinth_stats *s) {
@@ -181,6 +195,7 @@ int main(int argc, char **argv) {
 
   register_patterns<LabCall<&g_pool>>("labyrinth_call", Patterns{true, true, false, true, true});
   register_patterns<LabByName<&g_pool>>("labyrinth", Patterns{true, true, true, true, true});
+  register_patterns<LabUnsized<&g_pool>>("labyrinth_unsized", Patterns{false, false, true, false, false});
   benchmark::RegisterBenchmark("slow/labyrinth_call", BM_slow<LabCall<&g_pool>>)->UseManualTime();
   benchmark::RegisterBenchmark("slow/labyrinth", BM_slow<LabByName<&g_pool>>)->UseManualTime();
   const Patterns pair_burst{true, true, false, false, false};

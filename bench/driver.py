@@ -42,6 +42,7 @@ ALLOCATORS = [
                   "common case inline)"),
     ("labyrinth_call", "Labyrinth flagship, out-of-line call through the PLT (dlsym, FFI)"),
     ("labyrinth_cache2048", "Labyrinth flagship by name, thread caches of 2048 pages (default 512)"),
+    ("labyrinth_unsized", "Labyrinth by name, block freed with `labyrinth_free_pages` (order read from the side table)"),
     ("dpdk_mempool", "DPDK `rte_mempool` get/put, per-lcore cache"),
     ("tcmalloc", "tcmalloc (gperftools, minimal) `aligned_alloc`"),
     ("jemalloc", "jemalloc `aligned_alloc`"),
@@ -66,7 +67,8 @@ PATTERNS = [
     ("slow", "slow path: empty caches, 64 allocs (1 refill from the buddy), median iteration", "ns/page"),
     ("tail/256", "tail: p99.9 of one allocation, bursts of 256, other thread churning", "ns"),
     ("tail/1024", "tail: p99.9 of one allocation, bursts of 1024, other thread churning", "ns"),
-] + [(f"order/{n}", f"order {n}: alloc + touch + free a block of {1 << n} pages ({4 << n} KiB)", "ns")
+] + [(f"order/{n}", f"order {n}: alloc + touch + free a block of {1 << n} pages ({4 << n} KiB); "
+                   "Labyrinth by name: `labyrinth_alloc_pages` + `labyrinth_free_pages_order`", "ns")
      for n in range(2, 11)] + [
     ("pool16MiB_pair", "pair, unpinned 16 MiB pool", "ns"),
     ("pool16GiB_pair", "pair, unpinned 16 GiB pool", "ns"),

@@ -49,6 +49,10 @@ __attribute__((noinline)) labyrinth_status free_slow(Pool *p, void *page) {
   LAB_BOUNDARY("labyrinth_free_pages", return pool_free(p, page);)
 }
 
+__attribute__((noinline)) labyrinth_status free_order_slow(Pool *p, void *page, unsigned order) {
+  LAB_BOUNDARY("labyrinth_free_pages_order", return pool_free(p, page, static_cast<int>(order));)
+}
+
 labyrinth_status null_pool(const char *what) {
   return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
 }
@@ -153,6 +157,17 @@ LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *
   if (labyrinth_fast_free_v1_(pool, page)) return LABYRINTH_OK;
   if (LAB_LIKELY(pool != nullptr)) return free_slow(from_handle(pool), page);
   return null_pool("labyrinth_free_pages");
+}
+
+LABYRINTH_API labyrinth_status labyrinth_free_pages_order(labyrinth_pool *pool, void *page,
+                                                          unsigned order) {
+  if (labyrinth_fast_free_order_v1_(pool, page, order)) return LABYRINTH_OK;
+  if (!pool) return null_pool("labyrinth_free_pages_order");
+  if (order > LABYRINTH_MAX_ORDER)
+    return set_error(from_handle(pool)->fail(LABYRINTH_ERR_INVALID),
+                     "labyrinth_free_pages_order: order %u is above the maximum %u", order,
+                     LABYRINTH_MAX_ORDER);
+  return free_order_slow(from_handle(pool), page, order);
 }
 
 // The owner hands an exclusive block (any order) to a valid new owner, in a

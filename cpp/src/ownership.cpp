@@ -71,34 +71,38 @@ labyrinth_status classify(const Pool *p, const void *page, const char *what, std
   return set_error(LABYRINTH_ERR_DOUBLE_FREE, "%s: %p is already %s", what, page, state_name(s));
 }
 
-labyrinth_status pool_free(Pool *p, void *page) {
+labyrinth_status pool_free(Pool *p, void *page, int expected_order) {
+  const char *what = expected_order < 0 ? "labyrinth_free_pages" : "labyrinth_free_pages_order";
   if (LAB_UNLIKELY(p->forked()))
-    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_free_pages: the pool belongs to the "
-                                            "parent process; it cannot be used after fork()");
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: the pool belongs to the parent process; it cannot be used after fork()",
+                     what);
   std::size_t idx;
   std::uint64_t w;
-  labyrinth_status st = classify(p, page, "labyrinth_free_pages", &idx, &w);
+  labyrinth_status st = classify(p, page, what, &idx, &w);
   if (st != LABYRINTH_OK) return p->fail(st);
+  if (expected_order >= 0 && order(w) != static_cast<unsigned>(expected_order))
+    return set_error(p->fail(LABYRINTH_ERR_INVALID),
+                     "%s: %p is an order-%u block, not order %d; nothing was freed", what, page,
+                     order(w), expected_order);
   if (state(w) == INFLIGHT)
     return set_error(p->fail(LABYRINTH_ERR_BUSY),
-                     "labyrinth_free_pages: %p is in flight in the kernel (io_uring); it can be "
-                     "freed once its completion has been reaped",
-                     page);
+                     "%s: %p is in flight in the kernel (io_uring); it can be freed once its "
+                     "completion has been reaped",
+                     what, page);
   if (exclusive(w)) {
     std::uint64_t me = owner_self();
     if (owner(w) != me)
       return set_error(p->fail(LABYRINTH_ERR_NOT_OWNER),
-                       "labyrinth_free_pages: %p is exclusive to owner %llu, not to the calling "
-                       "thread (owner %llu)",
-                       page, static_cast<unsigned long long>(owner(w)),
+                       "%s: %p is exclusive to owner %llu, not to the calling thread (owner %llu)",
+                       what, page, static_cast<unsigned long long>(owner(w)),
                        static_cast<unsigned long long>(me));
     // Only the owner changes an exclusive block's word: a plain store is enough.
   } else {
     // Anyone may free a shared block: the compare-and-swap decides who does.
     if (!p->meta[idx].compare_exchange_strong(w, with_state(w, CACHED), std::memory_order_acq_rel))
       return set_error(p->fail(LABYRINTH_ERR_DOUBLE_FREE),
-                       "labyrinth_free_pages: %p was freed by another thread at the same time",
-                       page);
+                       "%s: %p was freed by another thread at the same time", what, page);
   }
   release_block(p, idx, order(w));
   return LABYRINTH_OK;

@@ -149,7 +149,9 @@ void update_pressure(Pool *pool);
 void set_pressure(Pool *pool);  // pressure on now (waiters present)
 
 // Ownership (ownership.cpp).
-labyrinth_status pool_free(Pool *pool, void *page);
+// Free a block; with order >= 0 (labyrinth_free_pages_order) only if it is
+// an allocated block of exactly that order.
+labyrinth_status pool_free(Pool *pool, void *page, int order = -1);
 labyrinth_status pool_transfer(Pool *pool, void *page, labyrinth_owner new_owner);
 labyrinth_status pool_page_info(const Pool *pool, const void *page, labyrinth_owner *owner,
                                 unsigned *order);

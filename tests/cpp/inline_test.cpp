@@ -115,6 +115,44 @@ TEST(Inline, OrderBlocksByNameAndOutOfLineAgree) {
 #endif
 }
 
+// labyrinth_free_pages_order by name (inline), through a function pointer and
+// through its second name (the exported symbol) all agree, for pages and
+// blocks, and all refuse a wrong order.
+TEST(Inline, SizedFreeByNameAndOutOfLineAgree) {
+#ifndef LABYRINTH_INLINE_CALLS
+  GTEST_SKIP() << "built with LABYRINTH_NO_INLINE_CALLS";
+#else
+  labyrinth_pool_options o = options(64u << 20);
+  PoolGuard p(o);
+  const labyrinth_gfp ae = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
+  labyrinth_status (*volatile free_fp)(labyrinth_pool *, void *, unsigned) = &labyrinth_free_pages_order;
+  for (unsigned order = 0; order <= 8; ++order) {
+    for (int way = 0; way < 3; ++way) {
+      void *b = nullptr;
+      ASSERT_EQ(labyrinth_alloc_pages(p, order, ae, 0, &b), LABYRINTH_OK);
+      auto sized_free = [&](void *x, unsigned ord) {
+        return way == 0 ? labyrinth_free_pages_order(p, x, ord)
+               : way == 1 ? free_fp(p, x, ord)
+                          : labyrinth_call_free_pages_order_v1_(p, x, ord);
+      };
+      EXPECT_EQ(sized_free(b, order + 1), LABYRINTH_ERR_INVALID) << order << " " << way;
+      if (order > 0) {
+        EXPECT_EQ(sized_free(b, order - 1), LABYRINTH_ERR_INVALID) << order << " " << way;
+      }
+      ASSERT_EQ(sized_free(b, order), LABYRINTH_OK) << order << " " << way << ": " << last_message();
+      EXPECT_EQ(sized_free(b, order), LABYRINTH_ERR_DOUBLE_FREE) << order << " " << way;
+      void *again = nullptr;
+      ASSERT_EQ(labyrinth_alloc_pages(p, order, ae, 0, &again), LABYRINTH_OK);
+      EXPECT_EQ(again, b) << order << " " << way;  // it went to this thread's cache
+      ASSERT_EQ(labyrinth_free_pages(p, again), LABYRINTH_OK);
+    }
+    expect_accounting(stats(p));
+  }
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+#endif
+}
+
 TEST(Inline, RefusesWhatTheLibraryRefuses) {
   PoolGuard p(1u << 20);
   void *pg = labyrinth_alloc_page_inline(p);

@@ -244,6 +244,69 @@ TEST_P(OrderCache, SharedBlocksToo) {
   expect_accounting(stats(p));
 }
 
+// labyrinth_free_pages_order: the caller states the order. The right order
+// takes the same route as labyrinth_free_pages (order cache, page cache);
+// a wrong one is refused and changes nothing, whichever way it is wrong.
+TEST_P(OrderCache, SizedFreeTakesTheSameRoute) {
+  labyrinth_pool_options o = opts(256u << 20);
+  PoolGuard p(o);
+  for (unsigned order = 0; order <= LABYRINTH_MAX_ORDER; ++order) {
+    void *b = alloc(p, order);
+    ASSERT_NE(b, nullptr);
+    labyrinth_stats before = stats(p);
+    ASSERT_EQ(labyrinth_free_pages_order(p, b, order), LABYRINTH_OK) << last_message();
+    labyrinth_stats s = stats(p);
+    EXPECT_EQ(s.cached_pages, before.cached_pages + (1u << order)) << "order " << order;
+    EXPECT_EQ(s.allocated_pages, before.allocated_pages - (1u << order));
+    expect_accounting(s);
+    EXPECT_EQ(alloc(p, order), b) << "order " << order;
+    ASSERT_EQ(labyrinth_free_pages_order(p, b, order), LABYRINTH_OK);
+    EXPECT_EQ(labyrinth_free_pages_order(p, b, order), LABYRINTH_ERR_DOUBLE_FREE);
+  }
+  // A shared block, freed with its order by another thread.
+  void *sh = alloc(p, 2, LABYRINTH_GFP_ATOMIC);
+  labyrinth_status st = LABYRINTH_ERR_SYSTEM;
+  std::thread([&] { st = labyrinth_free_pages_order(p, sh, 2); }).join();
+  EXPECT_EQ(st, LABYRINTH_OK) << last_message();
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+TEST_P(OrderCache, SizedFreeWithTheWrongOrderIsRefusedAndChangesNothing) {
+  PoolGuard p(opts(16u << 20));
+  void *page = alloc(p, 0);
+  void *b = alloc(p, 3);
+  labyrinth_stats s = stats(p);
+  for (unsigned wrong : {0u, 2u, 4u}) {
+    EXPECT_EQ(labyrinth_free_pages_order(p, b, wrong), LABYRINTH_ERR_INVALID) << wrong;
+    EXPECT_NE(last_message().find("is an order-3 block, not order " + std::to_string(wrong)),
+              std::string::npos)
+        << last_message();
+  }
+  EXPECT_EQ(labyrinth_free_pages_order(p, page, 1), LABYRINTH_ERR_INVALID);
+  EXPECT_NE(last_message().find("is an order-0 block, not order 1"), std::string::npos)
+      << last_message();
+  EXPECT_EQ(labyrinth_free_pages_order(p, b, LABYRINTH_MAX_ORDER + 1), LABYRINTH_ERR_INVALID);
+  EXPECT_NE(last_message().find("above the maximum"), std::string::npos) << last_message();
+  EXPECT_EQ(labyrinth_free_pages_order(p, static_cast<char *>(b) + 4096, 0), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_free_pages_order(p, static_cast<char *>(b) + 8, 3), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_free_pages_order(nullptr, b, 3), LABYRINTH_ERR_INVALID);
+  labyrinth_status st = LABYRINTH_OK;
+  std::thread([&] { st = labyrinth_free_pages_order(p, b, 3); }).join();
+  EXPECT_EQ(st, LABYRINTH_ERR_NOT_OWNER);
+  labyrinth_stats t = stats(p);
+  EXPECT_EQ(t.allocated_pages, s.allocated_pages);
+  EXPECT_EQ(t.cached_pages, s.cached_pages);
+  labyrinth_owner who = 0;
+  unsigned got = 99;
+  ASSERT_EQ(labyrinth_page_info(p, b, &who, &got), LABYRINTH_OK);
+  EXPECT_EQ(who, labyrinth_owner_self());
+  EXPECT_EQ(got, 3u);
+  ASSERT_EQ(labyrinth_free_pages_order(p, b, 3), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages_order(p, page, 0), LABYRINTH_OK);
+  expect_accounting(stats(p));
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, OrderCache,
                          ::testing::Values(0u, std::uint32_t{LABYRINTH_POOL_SCRUB}),
                          [](const ::testing::TestParamInfo<std::uint32_t> &i) {
