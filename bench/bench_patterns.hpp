@@ -75,9 +75,11 @@ inline void touch(void *page, std::uint64_t k) {
   *reinterpret_cast<volatile std::uint64_t *>(static_cast<char *>(page) + touch_offset(k)) = k;
 }
 
-// In a block of `bytes` bytes: one store, on a page and line that vary.
+// In a block of `bytes` bytes (a power-of-two number of pages): one store,
+// on a page and line that vary. A mask, not `%`: a 64-bit division costs
+// more than some of the allocators measured, and would set a floor for all.
 inline void touch_block(void *block, std::size_t bytes, std::uint64_t k) {
-  std::size_t page = (k * 7) % (bytes >> 12);
+  std::size_t page = (k * 7) & ((bytes >> 12) - 1);
   *reinterpret_cast<volatile std::uint64_t *>(static_cast<char *>(block) + (page << 12) +
                                               touch_offset(k)) = k;
 }

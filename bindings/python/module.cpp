@@ -145,7 +145,9 @@ void page_free(PageObj &p) {
                  "cannot free the page: " + std::to_string(p.exports) +
                      " buffer export(s) of it are alive (memoryview, numpy array, ...); "
                      "release them first (memoryview.release(), del the array)");
-  check(labyrinth_free_pages(p.ps->pool, p.ptr));
+  // The Page knows its order: the library checks it too (and takes its
+  // faster path for blocks).
+  check(labyrinth_free_pages_order(p.ps->pool, p.ptr, p.order));
   p.live = false;
   auto it = p.ps->live.find(p.address());
   if (it != p.ps->live.end() && it->second == &p) p.ps->live.erase(it);
@@ -363,10 +365,23 @@ uintptr_t addr_arg(const py::object &a) {
   return a.cast<uintptr_t>();
 }
 
-void pool_free_address(PoolPy &self, const py::object &address) {
+void pool_free_address(PoolPy &self, const py::object &address, const py::object &order) {
   labyrinth_pool *pool = open_pool(self.ps);
   uintptr_t a = addr_arg(address);
   auto it = self.ps->live.find(a);
+  if (!order.is_none()) {
+    // A stated order is checked by the library, Page object or not.
+    const long o = order.cast<long>();
+    if (o < 0 || o > LABYRINTH_MAX_ORDER)
+      raise_status(LABYRINTH_ERR_INVALID, "order " + std::to_string(o) + " is not in 0.." +
+                                              std::to_string(LABYRINTH_MAX_ORDER));
+    // A Page of that order frees through the Page (buffer exports are
+    // checked); anything else is the library's to free or refuse (a Page of
+    // another order: refused, its block stays allocated).
+    if (it == self.ps->live.end() || it->second->order != static_cast<unsigned>(o))
+      return check(labyrinth_free_pages_order(pool, reinterpret_cast<void *>(a), static_cast<unsigned>(o)));
+    return page_free(*it->second);
+  }
   if (it != self.ps->live.end()) return page_free(*it->second);
   check(labyrinth_free_pages(pool, reinterpret_cast<void *>(a)));
 }
@@ -569,7 +584,11 @@ See labyrinth.Pool for the documentation of every argument.)doc")
              return py::cast(it->second, py::return_value_policy::reference);
            },
            py::arg("address"))
-      .def("free_address", &pool_free_address, py::arg("address"))
+      .def("free_address", &pool_free_address, py::arg("address"), py::arg("order") = py::none(),
+           R"doc(
+Free the block at an address (an int or a Page). With `order`, the block
+must be exactly of that order (InvalidArgument otherwise, and nothing
+changes), as labyrinth_free_pages_order() checks.)doc")
       .def(
           "transfer_address",
           [](PoolPy &self, const py::object &address, labyrinth_owner owner) {

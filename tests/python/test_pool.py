@@ -71,6 +71,26 @@ def test_misuse_raises_its_exception_and_changes_nothing(pool, call, exc, text) 
         before.free_pages, before.allocated_pages, before.free_blocks)
 
 
+def test_free_with_the_order_checks_it(pool: labyrinth.Pool) -> None:
+    block = pool.alloc(2)
+    before = pool.stats()
+    for wrong in (0, 1, 3):
+        with pytest.raises(labyrinth.InvalidArgument) as info:
+            pool.free_address(block.address, order=wrong)
+        assert f"is an order-2 block, not order {wrong}" in info.value.message
+    with pytest.raises(labyrinth.InvalidArgument):
+        pool.free_address(block, order=11)
+    assert not block.freed and pool.stats().allocated_pages == before.allocated_pages
+    pool.free_address(block, order=2)
+    assert block.freed and pool.stats().allocated_pages == before.allocated_pages - 4
+    with pytest.raises(labyrinth.DoubleFree):
+        pool.free_address(block.address, order=2)
+    # Page.free states the Page's own order.
+    page = pool.alloc(3)
+    page.free()
+    assert pool.stats().allocated_pages == before.allocated_pages - 4
+
+
 def test_exception_hierarchy() -> None:
     assert issubclass(labyrinth.InvalidArgument, ValueError)
     assert issubclass(labyrinth.Timeout, TimeoutError)

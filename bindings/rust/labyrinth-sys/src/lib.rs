@@ -125,6 +125,7 @@ extern "C" {
         out_page: *mut *mut c_void,
     ) -> labyrinth_status;
     pub fn labyrinth_free_pages(pool: *mut labyrinth_pool, page: *mut c_void) -> labyrinth_status;
+    pub fn labyrinth_free_pages_order(pool: *mut labyrinth_pool, page: *mut c_void, order: c_uint) -> labyrinth_status;
     pub fn labyrinth_page_transfer(
         pool: *mut labyrinth_pool,
         page: *mut c_void,
@@ -163,6 +164,7 @@ pub const DECLARED_FUNCTIONS: &[&str] = &[
     "labyrinth_void_alloc_page_gfp_atomic_exclusive",
     "labyrinth_alloc_pages",
     "labyrinth_free_pages",
+    "labyrinth_free_pages_order",
     "labyrinth_page_transfer",
     "labyrinth_page_info",
     "labyrinth_owner_self",

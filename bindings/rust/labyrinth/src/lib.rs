@@ -323,7 +323,7 @@ impl<'pool> Page<'pool> {
 
     /// Free now, and see the library's answer (drop frees too, silently).
     pub fn free(self) -> Result<(), Error> {
-        let st = unsafe { sys::labyrinth_free_pages(self.pool.raw.as_ptr(), self.ptr.as_ptr().cast()) };
+        let st = unsafe { sys::labyrinth_free_pages_order(self.pool.raw.as_ptr(), self.ptr.as_ptr().cast(), self.order()) };
         std::mem::forget(self);
         check(st)
     }
@@ -341,7 +341,7 @@ impl DerefMut for Page<'_> {
 impl Drop for Page<'_> {
     fn drop(&mut self) {
         // Cannot fail for a Page (we own it, on its thread); never panic here.
-        unsafe { sys::labyrinth_free_pages(self.pool.raw.as_ptr(), self.ptr.as_ptr().cast()) };
+        unsafe { sys::labyrinth_free_pages_order(self.pool.raw.as_ptr(), self.ptr.as_ptr().cast(), self.order()) };
     }
 }
 

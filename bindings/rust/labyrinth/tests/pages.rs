@@ -112,4 +112,12 @@ fn free_reports_what_the_library_says() {
     let st = unsafe { labyrinth_sys::labyrinth_page_transfer(p.as_raw(), page.as_ptr().cast(), 0) };
     assert_eq!(st, labyrinth_sys::LABYRINTH_ERR_INVALID);
     assert_eq!(page.free(), Ok(()));
+    // Page::free says the block's order (labyrinth_free_pages_order); the raw
+    // call refuses a wrong one and leaves the block allocated.
+    let block = p.alloc(2, Gfp::default(), 0).unwrap();
+    let st = unsafe { labyrinth_sys::labyrinth_free_pages_order(p.as_raw(), block.as_ptr() as *mut _, 1) };
+    assert_eq!(st, labyrinth_sys::LABYRINTH_ERR_INVALID);
+    assert_eq!(p.stats().unwrap().allocated_pages, 4);
+    assert_eq!(block.free(), Ok(()));
+    assert_eq!(p.stats().unwrap().allocated_pages, 0);
 }
