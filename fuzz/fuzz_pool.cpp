@@ -373,6 +373,16 @@ struct Fuzz {
     if (b.excl && b.owner != who) return LABYRINTH_ERR_NOT_OWNER;
     return LABYRINTH_OK;
   }
+  // labyrinth_free_pages_order: a bad order first, then what classify finds,
+  // then a wrong order, then as labyrinth_free_pages.
+  labyrinth_status predict_free_order(const void *ptr, labyrinth_owner who, unsigned order,
+                                      std::size_t *head) const {
+    if (order > LABYRINTH_MAX_ORDER) return LABYRINTH_ERR_INVALID;
+    labyrinth_status st = classify(ptr, head);
+    if (st != LABYRINTH_OK) return st;
+    if (live.at(*head).order != order) return LABYRINTH_ERR_INVALID;
+    return predict_free(ptr, who, head);
+  }
   labyrinth_status predict_transfer(const void *ptr, labyrinth_owner who, labyrinth_owner to,
                                     std::size_t *head) const {
     if (to == LABYRINTH_OWNER_NONE || to > LABYRINTH_OWNER_MAX) return LABYRINTH_ERR_INVALID;
@@ -520,11 +530,19 @@ struct Fuzz {
     void *ptr = pick_pointer();
     labyrinth_owner who = on_helper ? helper().id() : me;
     std::size_t head = kNone;
-    labyrinth_status want = predict_free(ptr, who, &head);
+    // a & 6 == 6: labyrinth_free_pages_order with the block's own order, or
+    // (a & 8) the order in the top bits, right or wrong (up to 15).
+    const bool sized = (a & 6) == 6;
+    unsigned order = a >> 4;
+    if (sized && !(a & 8) && classify(ptr, &head) == LABYRINTH_OK) order = live.at(head).order;
+    labyrinth_status want =
+        sized ? predict_free_order(ptr, who, order, &head) : predict_free(ptr, who, &head);
     labyrinth_stats before = get_stats(pool);
     labyrinth_status st;
     auto call = [&] {
-      st = (a & 1) ? labyrinth_free_page_inline(pool, ptr) : labyrinth_free_pages(pool, ptr);
+      st = sized     ? labyrinth_free_pages_order(pool, ptr, order)
+           : (a & 1) ? labyrinth_free_page_inline(pool, ptr)
+                     : labyrinth_free_pages(pool, ptr);
     };
     if (want == LABYRINTH_OK) check_content(live.at(head));
     if (on_helper) helper().run(call);

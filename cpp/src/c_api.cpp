@@ -223,5 +223,19 @@ LABYRINTH_API labyrinth_status labyrinth_pool_stats(const labyrinth_pool *pool,
   LAB_BOUNDARY(what, return pool_stats(from_handle(pool), out);)
 }
 
+// The second names labyrinth.h's inline code calls (see there): aliases, so
+// each is the very same function as its first name.
+LABYRINTH_API void *labyrinth_call_alloc_page_v1_(labyrinth_pool *pool)
+    __attribute__((alias("labyrinth_void_alloc_page_gfp_atomic_exclusive")));
+LABYRINTH_API labyrinth_status labyrinth_call_free_pages_v1_(labyrinth_pool *pool, void *page)
+    __attribute__((alias("labyrinth_free_pages")));
+LABYRINTH_API labyrinth_status labyrinth_call_free_pages_order_v1_(labyrinth_pool *pool, void *page,
+                                                                   unsigned order)
+    __attribute__((alias("labyrinth_free_pages_order")));
+LABYRINTH_API labyrinth_status labyrinth_call_alloc_pages_v1_(labyrinth_pool *pool, unsigned order,
+                                                              labyrinth_gfp gfp, uint32_t timeout_ms,
+                                                              void **out_page)
+    __attribute__((alias("labyrinth_alloc_pages")));
+
 }  // extern "C"
 

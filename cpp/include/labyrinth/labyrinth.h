@@ -638,27 +638,19 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_order_v1_(const labyrinth_pool *poo
   return done;
 }
 
-#if !defined(LABYRINTH_BUILDING_LIBRARY)
-/* The library's own entry points under other names (the same symbols), so
- * that the inline functions below can call them even where the names
- * themselves are inline (LABYRINTH_INLINE_CALLS). Not for direct use. */
-LABYRINTH_API void *labyrinth_call_alloc_page_v1_(labyrinth_pool *pool)
-    __asm__("labyrinth_void_alloc_page_gfp_atomic_exclusive");
-LABYRINTH_API labyrinth_status labyrinth_call_free_pages_v1_(labyrinth_pool *pool, void *page)
-    __asm__("labyrinth_free_pages");
+/* The library's entry points under second names: the same functions,
+ * exported under both names. The inline functions below call these rather
+ * than the names themselves: where a name has an inline definition
+ * (LABYRINTH_INLINE_CALLS), its body calling the same symbol would be a call
+ * to itself, and clang then does not inline the name at all. Not for direct
+ * use. */
+LABYRINTH_API void *labyrinth_call_alloc_page_v1_(labyrinth_pool *pool);
+LABYRINTH_API labyrinth_status labyrinth_call_free_pages_v1_(labyrinth_pool *pool, void *page);
 LABYRINTH_API labyrinth_status labyrinth_call_free_pages_order_v1_(labyrinth_pool *pool, void *page,
-                                                                   unsigned order)
-    __asm__("labyrinth_free_pages_order");
+                                                                   unsigned order);
 LABYRINTH_API labyrinth_status labyrinth_call_alloc_pages_v1_(labyrinth_pool *pool, unsigned order,
                                                               labyrinth_gfp gfp, uint32_t timeout_ms,
-                                                              void **out_page)
-    __asm__("labyrinth_alloc_pages");
-#else
-#define labyrinth_call_alloc_page_v1_ labyrinth_void_alloc_page_gfp_atomic_exclusive
-#define labyrinth_call_free_pages_v1_ labyrinth_free_pages
-#define labyrinth_call_free_pages_order_v1_ labyrinth_free_pages_order
-#define labyrinth_call_alloc_pages_v1_ labyrinth_alloc_pages
-#endif
+                                                              void **out_page);
 
 /** labyrinth_void_alloc_page_gfp_atomic_exclusive(), inline common case.
  *  Same ownership, blocking and signal-safety contract. */
