@@ -76,7 +76,7 @@ struct LabByName : LabBase<PP> {
 };
 
 // The exported functions, called out of line (labyrinth.h declares them
-// under these second names, bound to the same symbols).
+// under these second names, exported aliases of the same functions).
 template <labyrinth_pool **PP>
 struct LabCall : LabBase<PP> {
   LABBENCH_HOT static void *alloc() { return labyrinth_call_alloc_page_v1_(*PP); }

@@ -407,6 +407,7 @@ static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
   if (!c) return false;
   enter_call();
   void *b = order_cache_pop(c, order);
+  if (b) c->orders()->n[0] = order;  // the hint the inline free tries first
   leave_call();
   if (!b) return false;
   *idx = p->index_of(b);

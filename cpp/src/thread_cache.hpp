@@ -28,7 +28,8 @@ struct Pool;
 // while the pool is under pressure. Owner thread only, like the page slots.
 struct OrderCache {
   static constexpr std::uint32_t kSlots = 4;
-  std::uint32_t n[kMaxOrder + 1] = {};       // blocks held per order (n[0] unused)
+  std::uint32_t n[kMaxOrder + 1] = {};       // blocks held per order; n[0]: order of the
+                                              // block last taken (the inline free's hint)
   std::uint64_t budget = 0;                   // most pages it may hold
   std::atomic<std::uint64_t> pages{0};        // pages held; statistics read it
   void *slot[kMaxOrder + 1][kSlots] = {};

@@ -116,7 +116,7 @@ TEST(Inline, OrderBlocksByNameAndOutOfLineAgree) {
 }
 
 // labyrinth_free_pages_order by name (inline), through a function pointer and
-// through its second name (the exported symbol) all agree, for pages and
+// through its second name (an exported alias) all agree, for pages and
 // blocks, and all refuse a wrong order.
 TEST(Inline, SizedFreeByNameAndOutOfLineAgree) {
 #ifndef LABYRINTH_INLINE_CALLS

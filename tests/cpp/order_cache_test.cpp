@@ -244,6 +244,33 @@ TEST_P(OrderCache, SharedBlocksToo) {
   expect_accounting(stats(p));
 }
 
+// labyrinth_free_pages tries the order of the block last taken from the
+// order cache first (a hint in the cache, n[0]). Blocks of other orders, and
+// a hint that is stale (after a trim, or for an order whose slots are full),
+// must take the general route to the same result.
+TEST_P(OrderCache, UnsizedFreeOfBlocksOfOtherOrdersThanTheLastTaken) {
+  PoolGuard p(opts(256u << 20));
+  std::vector<void *> v;
+  for (unsigned order = 1; order <= 5; ++order) v.push_back(alloc(p, order));
+  for (unsigned order = 1; order <= 5; ++order) {  // the hint is 5: wrong for all but the last
+    labyrinth_stats before = stats(p);
+    ASSERT_EQ(labyrinth_free_pages(p, v[order - 1]), LABYRINTH_OK) << last_message();
+    EXPECT_EQ(stats(p).cached_pages, before.cached_pages + (1u << order)) << order;
+  }
+  for (unsigned order = 5; order >= 1; --order) EXPECT_EQ(alloc(p, order), v[order - 1]) << order;
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);  // the hint (1) now names an empty order
+  for (unsigned order = 1; order <= 5; ++order)
+    ASSERT_EQ(labyrinth_free_pages(p, v[order - 1]), LABYRINTH_OK) << order;
+  expect_accounting(stats(p));
+  // Full slots for the hinted order: the fifth order-2 block goes to the buddy allocator.
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  v.clear();
+  for (int i = 0; i < 5; ++i) v.push_back(alloc(p, 2));
+  for (void *b : v) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  EXPECT_EQ(stats(p).cached_pages, 4u * 4);
+  expect_accounting(stats(p));
+}
+
 // labyrinth_free_pages_order: the caller states the order. The right order
 // takes the same route as labyrinth_free_pages (order cache, page cache);
 // a wrong one is refused and changes nothing, whichever way it is wrong.
