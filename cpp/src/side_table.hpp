@@ -1,7 +1,9 @@
 // side_table.hpp - the ownership table: one 64-bit word per page of the
 // arena, outside the pages. It says what each page is (free in the buddy,
 // cached, allocated and by whom, in flight in the kernel, ...), and it holds
-// the free-list links, so the allocator never writes inside a page.
+// the free-list links, so nothing the allocator needs lives inside a page:
+// the only thing it writes there is a free chain's magazine (depot.hpp), a
+// copy of the links that is checked against this table before it is used.
 //
 // Word layout (bit 0 = least significant):
 //   bits 0-3   state (State below)

@@ -78,9 +78,16 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   // watermark takes only what it may, and the rest goes back.
   {
     const std::size_t take = limit == want ? room : limit;
-    std::size_t first = p->shared.pop_chain();
-    if (first != kNil30) {
-      std::size_t i = first;
+    const std::size_t first = p->shared.pop_chain();
+    std::size_t i = kNil30, length = 0, rest = 0;  // i: the first page left over, rest: how many
+    if (first != kNil30 && (length = p->shared.take_magazine(first, c->slots() + n, take, &i)) != 0) {
+      // The chain's pages, read from its magazine and checked link by link.
+      added = static_cast<std::uint32_t>(length < take ? length : take);
+      for (std::uint32_t k = 0; k < added; ++k)
+        p->meta[p->index_of(c->slots()[n + k])].store(CACHED, kRelaxed);
+      rest = length - added;
+    } else if (first != kNil30) {
+      i = first;
       while (i != kNil30 && added < take) {
         std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
         p->meta[i].store(CACHED, kRelaxed);
@@ -88,13 +95,11 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
         ++added;
         i = next;
       }
-      p->shared.taken(added);
-      if (i != kNil30) {  // the chain was longer than our room: give the rest back
-        std::size_t rest = 0;
-        for (std::size_t j = i; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++rest;
-        p->shared.taken(rest);
-        p->shared.push_linked(i, rest);
-      }
+      for (std::size_t j = i; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++rest;
+    }
+    if (first != kNil30) {
+      p->shared.taken(added + rest);
+      if (rest) p->shared.push_linked(i, rest);  // longer than our room: give the rest back
     }
   }
   // 2. The buddy allocator, under the pool mutex (ATOMIC: only if free now).

@@ -1,6 +1,10 @@
 // Per-thread caches: refill and drain in batches, the high mark, the
 // remote-free path, thread exit, and threads beyond the cache limit.
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
+#include <random>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -123,6 +127,96 @@ TEST(ThreadCache, RemoteFreeGoesBackWithoutLoss) {
   expect_accounting(s);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
+}
+
+namespace {
+// One thread allocates `n` pages, touches them, and frees them in a shuffled
+// order, then exits: its caches drain scattered chains to the shared list
+// (with magazines, in pools that allow them).
+std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::size_t n) {
+  std::vector<void *> pages;
+  std::thread([&] {
+    for (std::size_t i = 0; i < n; ++i) {
+      void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+      ASSERT_NE(pg, nullptr) << last_message();
+      std::memset(pg, 0x5C, 4096);
+      pages.push_back(pg);
+    }
+    std::mt19937 rng(42);
+    std::shuffle(pages.begin(), pages.end(), rng);
+    for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK) << last_message();
+  }).join();
+  return pages;
+}
+}  // namespace
+
+// Pages freed in a scattered order reach another thread through the shared
+// list, each exactly once, even when every free page was written over (a
+// write after free) with a list of pages that are still allocated, laid out
+// as the magazine the shared list keeps in a chain's first page.
+TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
+  labyrinth_pool_options o = options(16u << 20);
+  o.thread_cache_pages = 128;
+  o.thread_cache_batch = 32;
+  PoolGuard p(o);
+  void *base = nullptr;
+  ASSERT_EQ(labyrinth_pool_arena(p, &base, nullptr), LABYRINTH_OK);
+  auto index = [&](void *pg) {
+    return static_cast<std::uint32_t>((static_cast<char *>(pg) - static_cast<char *>(base)) / 4096);
+  };
+  std::vector<void *> held;
+  for (int i = 0; i < 64; ++i) held.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
+  const std::set<void *> held_set(held.begin(), held.end());
+  const std::vector<void *> freed = free_scattered_on_another_thread(p, 2048);
+  EXPECT_GT(stats(p).shared_free_pages, 1000u);
+  for (void *pg : freed) {
+    auto *m = static_cast<std::uint32_t *>(pg);
+    m[0] = index(pg);  // names its page
+    m[1] = 32;         // a batch
+    m[2] = index(pg);
+    for (int k = 1; k < 32; ++k) m[2 + k] = index(held[static_cast<std::size_t>(k)]);
+  }
+  std::thread([&] {
+    std::set<void *> got;
+    for (int i = 0; i < 2048; ++i) {
+      void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+      ASSERT_NE(pg, nullptr) << last_message();
+      ASSERT_TRUE(got.insert(pg).second) << pg << " handed out twice";
+      ASSERT_EQ(held_set.count(pg), 0u) << pg << " is allocated to the main thread";
+      labyrinth_owner who = 0;
+      ASSERT_EQ(labyrinth_page_info(p, pg, &who, nullptr), LABYRINTH_OK);
+      ASSERT_EQ(who, labyrinth_owner_self());
+    }
+    EXPECT_EQ(stats(p).allocated_pages, 2048u + 64u);
+    for (void *pg : got) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  }).join();
+  for (void *pg : held) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  expect_accounting(stats(p));
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// Free pages must stay zero in a SCRUB pool: nothing (no magazine) is
+// written into them on the way through the shared list.
+TEST(ThreadCache, ScrubPoolsKeepFreePagesZeroThroughTheSharedList) {
+  labyrinth_pool_options o = options(16u << 20);
+  o.flags |= LABYRINTH_POOL_SCRUB;
+  o.thread_cache_pages = 128;
+  o.thread_cache_batch = 32;
+  PoolGuard p(o);
+  free_scattered_on_another_thread(p, 2048);
+  EXPECT_GT(stats(p).shared_free_pages, 1000u);
+  std::thread([&] {
+    std::vector<void *> got;
+    for (int i = 0; i < 2048; ++i) {
+      void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+      ASSERT_NE(pg, nullptr) << last_message();
+      const auto *b = static_cast<const unsigned char *>(pg);
+      ASSERT_TRUE(std::all_of(b, b + 4096, [](unsigned char c) { return c == 0; })) << pg;
+      got.push_back(pg);
+    }
+    for (void *pg : got) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  }).join();
 }
 
 TEST(ThreadCache, ThreadsBeyondTheLimitUseTheSharedPath) {
