@@ -170,29 +170,9 @@ LABYRINTH_API labyrinth_status labyrinth_free_pages_order(labyrinth_pool *pool, 
   return free_order_slow(from_handle(pool), page, order);
 }
 
-// The owner hands an exclusive block (any order) to a valid new owner, in a
-// pool whose record this thread holds: one guarded load and store. false:
-// the general path decides (and explains any refusal).
-inline bool fast_transfer(const labyrinth_pool *pool, void *page, labyrinth_owner new_owner) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
-  if (!pool || __atomic_load_n(&f->pool, __ATOMIC_RELAXED) != pool) return false;
-  if (new_owner == LABYRINTH_OWNER_NONE || new_owner > LABYRINTH_OWNER_MAX) return false;
-  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(page) - f->base;
-  if (((off >> kPageShift) | (off << 52)) >= f->npages) return false;
-  __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  std::uint64_t *word = &f->meta[off >> kPageShift];
-  const std::uint64_t w = __atomic_load_n(word, __ATOMIC_RELAXED);
-  const bool mine = (w & ~std::uint64_t{0xF0}) == f->alloc_word;
-  if (mine) __atomic_store_n(word, side::with_owner(w, new_owner), __ATOMIC_RELEASE);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&f->pool, pool, __ATOMIC_RELAXED);
-  return mine;
-}
-
 LABYRINTH_API labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool, void *page,
                                                        labyrinth_owner new_owner) {
-  if (fast_transfer(pool, page, new_owner)) return LABYRINTH_OK;
+  if (labyrinth_fast_transfer_v1_(pool, page, new_owner)) return LABYRINTH_OK;
   if (!pool) return null_pool("labyrinth_page_transfer");
   LAB_BOUNDARY("labyrinth_page_transfer", return pool_transfer(from_handle(pool), page, new_owner);)
 }
@@ -236,6 +216,9 @@ LABYRINTH_API labyrinth_status labyrinth_call_alloc_pages_v1_(labyrinth_pool *po
                                                               labyrinth_gfp gfp, uint32_t timeout_ms,
                                                               void **out_page)
     __attribute__((alias("labyrinth_alloc_pages")));
+LABYRINTH_API labyrinth_status labyrinth_call_page_transfer_v1_(labyrinth_pool *pool, void *page,
+                                                                labyrinth_owner new_owner)
+    __attribute__((alias("labyrinth_page_transfer")));
 
 }  // extern "C"
 

@@ -40,6 +40,7 @@ static_assert(offsetof(OrderCache, budget) == offsetof(labyrinth_order_cache_v1,
 static_assert(offsetof(OrderCache, pages) == offsetof(labyrinth_order_cache_v1, pages), "layout");
 static_assert(offsetof(OrderCache, slot) == offsetof(labyrinth_order_cache_v1, slot), "layout");
 static_assert(OrderCache::kSlots == 4, "labyrinth_fast_free_v1_ assumes 4 blocks per order");
+static_assert(side::kOwnerShift == LABYRINTH_SIDE_OWNER_SHIFT_V1, "labyrinth.h: owner field");
 static_assert(side::ALLOC == LABYRINTH_SIDE_ALLOC_V1 && side::CACHED == LABYRINTH_SIDE_CACHED_V1,
               "side-table states named in labyrinth.h (ABI 1.x)");
 

@@ -27,6 +27,8 @@ int main(void) {
   bad |= labyrinth_free_pages_order(pool, block, 3) != LABYRINTH_OK;
   bad |= labyrinth_alloc_pages(pool, 3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &again) != LABYRINTH_OK;
   bad |= again != block; /* from this thread's order cache */
+  bad |= labyrinth_page_transfer(pool, again, LABYRINTH_OWNER_NONE) != LABYRINTH_ERR_INVALID;
+  bad |= labyrinth_page_transfer(pool, again, labyrinth_owner_self()) != LABYRINTH_OK;
   bad |= labyrinth_free_pages(pool, again) != LABYRINTH_OK;
   bad |= labyrinth_pool_destroy(pool) != LABYRINTH_OK;
   if (bad) fprintf(stderr, "inline_calls: a call gave the wrong answer\n");

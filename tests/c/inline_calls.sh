@@ -13,7 +13,7 @@ out="$build/inline_calls"
 mkdir -p "$out"
 inc="$src/cpp/include"
 lib="$build/cpp"
-first='labyrinth_void_alloc_page_gfp_atomic_exclusive|labyrinth_free_pages|labyrinth_free_pages_order|labyrinth_alloc_pages'
+first='labyrinth_void_alloc_page_gfp_atomic_exclusive|labyrinth_free_pages|labyrinth_free_pages_order|labyrinth_alloc_pages|labyrinth_page_transfer'
 fail=0 ran=0
 for cc in gcc g++ clang clang++; do
   if ! command -v "$cc" >/dev/null; then echo "inline_calls: $cc not installed, not checked"; continue; fi

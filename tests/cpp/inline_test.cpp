@@ -153,6 +153,50 @@ TEST(Inline, SizedFreeByNameAndOutOfLineAgree) {
 #endif
 }
 
+// labyrinth_page_transfer by name (inline) and out of line agree: the new
+// owner may free, the old one may not, and every refusal is the library's.
+TEST(Inline, TransferByNameAndOutOfLineAgree) {
+#ifndef LABYRINTH_INLINE_CALLS
+  GTEST_SKIP() << "built with LABYRINTH_NO_INLINE_CALLS";
+#else
+  labyrinth_pool_options o = options(16u << 20);
+  PoolGuard p(o);
+  const labyrinth_gfp ae = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
+  labyrinth_owner other = 0;
+  std::thread([&] { other = labyrinth_owner_self(); }).join();  // an id no live thread has
+  for (unsigned order : {0u, 3u}) {
+    for (int way = 0; way < 2; ++way) {
+      auto transfer = [&](void *x, labyrinth_owner to) {
+        return way == 0 ? labyrinth_page_transfer(p, x, to) : labyrinth_call_page_transfer_v1_(p, x, to);
+      };
+      void *b = nullptr, *shared = nullptr;
+      ASSERT_EQ(labyrinth_alloc_pages(p, order, ae, 0, &b), LABYRINTH_OK);
+      ASSERT_EQ(labyrinth_alloc_pages(p, order, LABYRINTH_GFP_ATOMIC, 0, &shared), LABYRINTH_OK);
+      EXPECT_EQ(transfer(b, LABYRINTH_OWNER_NONE), LABYRINTH_ERR_INVALID);
+      EXPECT_EQ(transfer(b, LABYRINTH_OWNER_MAX + 1), LABYRINTH_ERR_INVALID);
+      EXPECT_EQ(transfer(shared, other), LABYRINTH_ERR_INVALID);
+      EXPECT_EQ(transfer(static_cast<char *>(b) + 64, other), LABYRINTH_ERR_INVALID);
+      ASSERT_EQ(transfer(b, other), LABYRINTH_OK) << order << " " << way;
+      labyrinth_owner who = 0;
+      unsigned got = 99;
+      ASSERT_EQ(labyrinth_page_info(p, b, &who, &got), LABYRINTH_OK);
+      EXPECT_EQ(who, other);
+      EXPECT_EQ(got, order);
+      EXPECT_EQ(transfer(b, labyrinth_owner_self()), LABYRINTH_ERR_NOT_OWNER);
+      EXPECT_EQ(labyrinth_free_pages(p, b), LABYRINTH_ERR_NOT_OWNER);
+      ASSERT_EQ(labyrinth_free_pages(p, shared), LABYRINTH_OK);
+      // `other` has exited: its block is an orphan, which reclaim frees.
+      std::size_t reclaimed = 0;
+      ASSERT_EQ(labyrinth_pool_reclaim_orphans(p, &reclaimed), LABYRINTH_OK);
+      EXPECT_EQ(reclaimed, 1u);
+    }
+  }
+  expect_accounting(stats(p));
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+#endif
+}
+
 TEST(Inline, RefusesWhatTheLibraryRefuses) {
   PoolGuard p(1u << 20);
   void *pg = labyrinth_alloc_page_inline(p);

@@ -491,6 +491,8 @@ typedef struct labyrinth_order_cache_v1 {
 #define LABYRINTH_SIDE_CACHED_V1 ((uint64_t)4)
 /** State bits of a side-table word of an allocated block (ABI 1.x). */
 #define LABYRINTH_SIDE_ALLOC_V1 ((uint64_t)2)
+/** Where an exclusive block's owner id starts in its side-table word (ABI 1.x). */
+#define LABYRINTH_SIDE_OWNER_SHIFT_V1 16
 
 LABYRINTH_API extern __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
     __attribute__((tls_model("initial-exec")));
@@ -594,10 +596,10 @@ LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(uint32_t *c, uint64_t *w
  *  An exclusive order-0 page of the thread goes to its cache; an exclusive
  *  block of order >= 1 (its word is the thread's order-0 word with the order
  *  in bits 4-7) to its order cache. */
-/** Start a free on the inline path: if the record describes `pool` and
+/** Start a free or transfer on the inline path: if the record describes `pool` and
  *  `page` is a page of its arena, mark the record BUSY and return the page's
  *  side-table word; else NULL (nothing marked: the library decides). */
-LABYRINTH_INLINE_V1_ uint64_t *labyrinth_fast_free_enter_v1_(const labyrinth_pool *pool, void *page) {
+LABYRINTH_INLINE_V1_ uint64_t *labyrinth_fast_enter_page_v1_(const labyrinth_pool *pool, void *page) {
   uintptr_t off;
   if (!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool) return (uint64_t *)0;
   off = (uintptr_t)page - labyrinth_thread_fast.base;
@@ -610,7 +612,7 @@ LABYRINTH_INLINE_V1_ uint64_t *labyrinth_fast_free_enter_v1_(const labyrinth_poo
 }
 
 LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page) {
-  uint64_t *word = labyrinth_fast_free_enter_v1_(pool, page), w;
+  uint64_t *word = labyrinth_fast_enter_page_v1_(pool, page), w;
   int done = 0;
   if (!word) return 0;
   w = __atomic_load_n(word, __ATOMIC_RELAXED);
@@ -646,10 +648,33 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_order_v1_(const labyrinth_pool *poo
                                                         unsigned order) {
   uint64_t *word;
   int done = 0;
-  if (order > LABYRINTH_MAX_ORDER || !(word = labyrinth_fast_free_enter_v1_(pool, page))) return 0;
+  if (order > LABYRINTH_MAX_ORDER || !(word = labyrinth_fast_enter_page_v1_(pool, page))) return 0;
   if (__atomic_load_n(word, __ATOMIC_RELAXED) == (labyrinth_thread_fast.alloc_word | ((uint64_t)order << 4)))
     done = order == 0 ? labyrinth_page_cache_push_v1_(labyrinth_thread_fast.cache, word, page)
                       : labyrinth_order_cache_push_v1_(labyrinth_thread_fast.cache, word, page, order);
+  labyrinth_fast_leave_v1_(pool);
+  return done;
+}
+
+/** The inline common case of labyrinth_page_transfer(): the calling thread
+ *  hands an exclusive block of any order it owns to a valid new owner. One
+ *  load and one store of the block's side-table word, guarded like a free;
+ *  0 when the library must decide (and explain a refusal). */
+LABYRINTH_INLINE_V1_ int labyrinth_fast_transfer_v1_(const labyrinth_pool *pool, void *page,
+                                                      labyrinth_owner new_owner) {
+  uint64_t *word, w;
+  int done = 0;
+  if (new_owner == LABYRINTH_OWNER_NONE || new_owner > LABYRINTH_OWNER_MAX ||
+      !(word = labyrinth_fast_enter_page_v1_(pool, page)))
+    return 0;
+  w = __atomic_load_n(word, __ATOMIC_RELAXED);
+  if ((w & ~(uint64_t)0xF0) == labyrinth_thread_fast.alloc_word) {
+    __atomic_store_n(word,
+                     (w & (((uint64_t)1 << LABYRINTH_SIDE_OWNER_SHIFT_V1) - 1)) |
+                         ((uint64_t)new_owner << LABYRINTH_SIDE_OWNER_SHIFT_V1),
+                     __ATOMIC_RELEASE);
+    done = 1;
+  }
   labyrinth_fast_leave_v1_(pool);
   return done;
 }
@@ -667,6 +692,8 @@ LABYRINTH_API labyrinth_status labyrinth_call_free_pages_order_v1_(labyrinth_poo
 LABYRINTH_API labyrinth_status labyrinth_call_alloc_pages_v1_(labyrinth_pool *pool, unsigned order,
                                                               labyrinth_gfp gfp, uint32_t timeout_ms,
                                                               void **out_page);
+LABYRINTH_API labyrinth_status labyrinth_call_page_transfer_v1_(labyrinth_pool *pool, void *page,
+                                                                labyrinth_owner new_owner);
 
 /** labyrinth_void_alloc_page_gfp_atomic_exclusive(), inline common case.
  *  Same ownership, blocking and signal-safety contract. */
@@ -683,8 +710,8 @@ static inline labyrinth_status labyrinth_free_page_inline(labyrinth_pool *pool, 
 /*
  * Calls by name. Unless LABYRINTH_NO_INLINE_CALLS (or LABYRINTH_NO_INLINE) is
  * defined, a C or C++ call to labyrinth_void_alloc_page_gfp_atomic_exclusive(),
- * labyrinth_free_pages(), labyrinth_free_pages_order() or
- * labyrinth_alloc_pages() (for ATOMIC|EXCLUSIVE)
+ * labyrinth_free_pages(), labyrinth_free_pages_order(),
+ * labyrinth_page_transfer() or labyrinth_alloc_pages() (for ATOMIC|EXCLUSIVE)
  * compiles to the inline common case above, exactly
  * as labyrinth_alloc_page_inline() / labyrinth_free_page_inline() do, and
  * calls into the library only when it must decide. These are GNU
@@ -701,6 +728,12 @@ labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
 }
 LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
   return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_call_free_pages_v1_(pool, page);
+}
+LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool, void *page,
+                                                              labyrinth_owner new_owner) {
+  return labyrinth_fast_transfer_v1_(pool, page, new_owner)
+             ? LABYRINTH_OK
+             : labyrinth_call_page_transfer_v1_(pool, page, new_owner);
 }
 LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_free_pages_order(labyrinth_pool *pool, void *page,
                                                                  unsigned order) {
