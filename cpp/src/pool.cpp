@@ -810,8 +810,10 @@ labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
   for (unsigned i = 0; i < LABYRINTH_STATUS_COUNT; ++i) s.failures[i] = p->failures[i].load(kRelaxed);
   s.waits = p->waits.load(kRelaxed);
   s.timeouts = p->timeouts.load(kRelaxed);
-  s.refills = p->refills.load(kRelaxed);
-  s.drains = p->drains.load(kRelaxed);
+  for (std::uint32_t i = 0; i < p->max_caches; ++i) {  // every cache, in use or not
+    s.refills += p->cache_at(i)->refills.load(kRelaxed);
+    s.drains += p->cache_at(i)->drains.load(kRelaxed);
+  }
   s.pressure_events = p->pressure_events.load(kRelaxed);
   s.watermark_min = p->wm_min;
   s.watermark_low = p->wm_low;

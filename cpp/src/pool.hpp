@@ -74,7 +74,7 @@ struct Pool : labyrinth_pool {
 
   // ---- counters (slow paths only) ----
   std::atomic<std::uint64_t> failures[LABYRINTH_STATUS_COUNT] = {};
-  std::atomic<std::uint64_t> reserve_uses{0}, waits{0}, timeouts{0}, refills{0}, drains{0},
+  std::atomic<std::uint64_t> reserve_uses{0}, waits{0}, timeouts{0},
       pressure_events{0};
 
   // Helpers.

@@ -117,7 +117,7 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   }
   if (added) {
     c->set_n(n + added);
-    p->refills.fetch_add(1, kRelaxed);
+    c->refills.store(c->refills.load(kRelaxed) + 1, kRelaxed);
     update_pressure(p);
   }
   return added;
@@ -136,7 +136,7 @@ void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
   void **slots = c->slots() + from;
   p->shared.push([p, slots](std::size_t i) { return p->index_of(slots[i]); }, count);
   c->set_n(from);
-  p->drains.fetch_add(1, kRelaxed);
+  c->drains.store(c->drains.load(kRelaxed) + 1, kRelaxed);
   update_pressure(p);
   if (p->nwaiters.load(std::memory_order_seq_cst)) wake_waiters(p);
 }

@@ -60,6 +60,10 @@ class alignas(64) ThreadCache {
   std::atomic<std::uint64_t> user{0};
   // That thread's inline fast-path record, so destroying the pool can clear it.
   std::atomic<labyrinth_thread_fast_v1 *> record{nullptr};
+  // Statistics, written by the owner thread only (atomic so that statistics
+  // may read them): here rather than in the pool, so two threads refilling
+  // and draining do not pass a counter's cache line back and forth.
+  std::atomic<std::uint64_t> refills{0}, drains{0};
 
   std::uint32_t n() const { return count.load(std::memory_order_relaxed); }
   void set_n(std::uint32_t v) { count.store(v, std::memory_order_relaxed); }
