@@ -591,11 +591,6 @@ LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(uint32_t *c, uint64_t *w
   return 1;
 }
 
-/** The inline common case of freeing; returns 0 when the library must decide.
- *  Marked BUSY before anything the decision depends on is read (see above).
- *  An exclusive order-0 page of the thread goes to its cache; an exclusive
- *  block of order >= 1 (its word is the thread's order-0 word with the order
- *  in bits 4-7) to its order cache. */
 /** Start a free or transfer on the inline path: if the record describes `pool` and
  *  `page` is a page of its arena, mark the record BUSY and return the page's
  *  side-table word; else NULL (nothing marked: the library decides). */
@@ -611,6 +606,11 @@ LABYRINTH_INLINE_V1_ uint64_t *labyrinth_fast_enter_page_v1_(const labyrinth_poo
   return &labyrinth_thread_fast.meta[off >> 12];
 }
 
+/** The inline common case of freeing; returns 0 when the library must decide.
+ *  Marked BUSY before anything the decision depends on is read (see above).
+ *  An exclusive order-0 page of the thread goes to its cache; an exclusive
+ *  block of order >= 1 (its word is the thread's order-0 word with the order
+ *  in bits 4-7) to its order cache. */
 LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page) {
   uint64_t *word = labyrinth_fast_enter_page_v1_(pool, page), w;
   int done = 0;
