@@ -39,6 +39,37 @@ TEST(CppWrapper, ErrorsCarryStatusAndMessage) {
   pool.destroy();
 }
 
+// A Page knows the order it was allocated with and frees with it; a block
+// adopted with a wrong order is refused (the block stays allocated).
+TEST(CppWrapper, PagesRememberTheirOrder) {
+  labyrinth::Pool pool(labyrinth::PoolOptions().size(4u << 20).pin(false));
+  {
+    labyrinth::Page block = pool.alloc(3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE);
+    EXPECT_EQ(block.order(), 3u);
+    EXPECT_EQ(pool.alloc_page().order(), 0u);
+    labyrinth::Page moved = std::move(block);
+    EXPECT_EQ(moved.order(), 3u);
+    EXPECT_EQ(pool.stats().allocated_pages, 8u);
+  }
+  EXPECT_EQ(pool.stats().allocated_pages, 0u);
+  void *raw = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(pool.get(), 2, LABYRINTH_GFP_EXCLUSIVE, 0, &raw), LABYRINTH_OK);
+  labyrinth::Page wrong(pool.get(), raw, 1);
+  try {
+    wrong.free();
+    FAIL() << "a wrong order should throw";
+  } catch (const labyrinth::Error &e) {
+    EXPECT_EQ(e.status(), LABYRINTH_ERR_INVALID);
+    EXPECT_NE(std::string(e.what()).find("not order 1"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(pool.stats().allocated_pages, 4u);
+  labyrinth::Page unknown(pool.get(), wrong.release());
+  EXPECT_EQ(unknown.order(), labyrinth::Page::kUnknownOrder);
+  unknown.free();
+  EXPECT_EQ(pool.stats().allocated_pages, 0u);
+  pool.destroy();
+}
+
 TEST(CppWrapper, TransferHandsThePageToAnotherThread) {
   labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
   labyrinth::Page page = pool.alloc_page();

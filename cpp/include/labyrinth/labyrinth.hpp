@@ -64,15 +64,21 @@ class PoolOptions {
 /// Move-only. An empty Page (allocation failed) converts to false.
 class Page {
  public:
+  /// Order of a block adopted without saying it.
+  static constexpr unsigned kUnknownOrder = ~0u;
+
   Page() noexcept = default;
-  /// Adopt a block the caller owns.
-  Page(labyrinth_pool *pool, void *ptr) noexcept : pool_(pool), ptr_(ptr) {}
-  Page(Page &&o) noexcept : pool_(o.pool_), ptr_(std::exchange(o.ptr_, nullptr)) {}
+  /// Adopt a block the caller owns. With its order, freeing checks it and
+  /// takes the faster labyrinth_free_pages_order().
+  Page(labyrinth_pool *pool, void *ptr, unsigned order = kUnknownOrder) noexcept
+      : pool_(pool), ptr_(ptr), order_(order) {}
+  Page(Page &&o) noexcept : pool_(o.pool_), ptr_(std::exchange(o.ptr_, nullptr)), order_(o.order_) {}
   Page &operator=(Page &&o) noexcept {
     if (this != &o) {
       reset();
       pool_ = o.pool_;
       ptr_ = std::exchange(o.ptr_, nullptr);
+      order_ = o.order_;
     }
     return *this;
   }
@@ -86,11 +92,13 @@ class Page {
   void *data() const noexcept { return ptr_; }
   std::byte *bytes() const noexcept { return static_cast<std::byte *>(ptr_); }
   labyrinth_pool *pool() const noexcept { return pool_; }
+  /// The block's order, or kUnknownOrder if it was adopted without one.
+  unsigned order() const noexcept { return order_; }
 
   /// Free now; throws Error (and keeps the block) if the pool refuses.
   void free() {
     if (!ptr_) return;
-    check(labyrinth_free_pages(pool_, ptr_));
+    check(free_now());
     ptr_ = nullptr;
   }
   /// Give up ownership without freeing; returns the raw pointer.
@@ -102,12 +110,17 @@ class Page {
   }
 
  private:
+  labyrinth_status free_now() noexcept {
+    return order_ == kUnknownOrder ? labyrinth_free_pages(pool_, ptr_)
+                                   : labyrinth_free_pages_order(pool_, ptr_, order_);
+  }
   void reset() noexcept {
-    if (ptr_) labyrinth_free_pages(pool_, ptr_);
+    if (ptr_) free_now();
     ptr_ = nullptr;
   }
   labyrinth_pool *pool_ = nullptr;
   void *ptr_ = nullptr;
+  unsigned order_ = kUnknownOrder;
 };
 
 /// A pool, destroyed with the object. Move-only.
@@ -135,13 +148,13 @@ class Pool {
 
   /// The flagship: atomic, exclusive, one page. Empty Page on failure.
   Page alloc_page() noexcept {
-    return Page(pool_, labyrinth_void_alloc_page_gfp_atomic_exclusive(pool_));
+    return Page(pool_, labyrinth_void_alloc_page_gfp_atomic_exclusive(pool_), 0);
   }
   /// General allocation; throws Error on failure.
   Page alloc(unsigned order, labyrinth_gfp gfp, std::uint32_t timeout_ms = 0) {
     void *p = nullptr;
     check(labyrinth_alloc_pages(pool_, order, gfp, timeout_ms, &p));
-    return Page(pool_, p);
+    return Page(pool_, p, order);
   }
   labyrinth_stats stats() const {
     labyrinth_stats s{};
