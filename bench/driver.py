@@ -63,7 +63,7 @@ PEERS = ("dpdk_mempool", "tcmalloc", "jemalloc", "mimalloc", "glibc", "mmap")
 PATTERNS = [
     ("pair", "pair: alloc + touch + free one page", "ns"),
     ("burst256", "burst: 256 allocs (each touched), then 256 frees", "ns/page"),
-    ("cross", "cross-thread: alloc + hand over on one thread, free on another", "ns/page"),
+    ("cross", "cross-thread: alloc + hand over on one thread, free on another (ring of 4096, published every 64)", "ns/page"),
     ("slow", "slow path: empty caches, 64 allocs (1 refill from the buddy), median iteration", "ns/page"),
     ("tail/256", "tail: p99.9 of one allocation, bursts of 256, other thread churning", "ns"),
     ("tail/1024", "tail: p99.9 of one allocation, bursts of 1024, other thread churning", "ns"),
