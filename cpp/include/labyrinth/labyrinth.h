@@ -517,7 +517,7 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) 
   c = labyrinth_thread_fast.cache;
   n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
   page = (void *)0;
-  if (n != 0) {
+  if (__builtin_expect(n != 0, 1)) {
     page = ((void **)(void *)((char *)c + 64))[n - 1];
     __atomic_store_n(&c[0], n - 1, __ATOMIC_RELAXED);
     __atomic_store_n(&labyrinth_thread_fast.meta[((uintptr_t)page - labyrinth_thread_fast.base) >> 12], labyrinth_thread_fast.alloc_word, __ATOMIC_RELAXED);
@@ -592,18 +592,21 @@ LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(uint32_t *c, uint64_t *w
 }
 
 /** Start a free or transfer on the inline path: if the record describes `pool` and
- *  `page` is a page of its arena, mark the record BUSY and return the page's
- *  side-table word; else NULL (nothing marked: the library decides). */
-LABYRINTH_INLINE_V1_ uint64_t *labyrinth_fast_enter_page_v1_(const labyrinth_pool *pool, void *page) {
+ *  `page` is a page of its arena, mark the record BUSY, point *word at the
+ *  page's side-table word and return 1; else 0 (nothing marked: the library
+ *  decides). */
+LABYRINTH_INLINE_V1_ int labyrinth_fast_enter_page_v1_(const labyrinth_pool *pool, void *page,
+                                                        uint64_t **word) {
   uintptr_t off;
-  if (!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool) return (uint64_t *)0;
+  if (!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool) return 0;
   off = (uintptr_t)page - labyrinth_thread_fast.base;
   /* In the arena and page-aligned, in one compare: a misaligned offset
    * rotates its low bits to the top and fails the bound. */
-  if (((off >> 12) | (off << 52)) >= labyrinth_thread_fast.npages) return (uint64_t *)0;
+  if (((off >> 12) | (off << 52)) >= labyrinth_thread_fast.npages) return 0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  return &labyrinth_thread_fast.meta[off >> 12];
+  *word = &labyrinth_thread_fast.meta[off >> 12];
+  return 1;
 }
 
 /** The inline common case of freeing; returns 0 when the library must decide.
@@ -612,11 +615,11 @@ LABYRINTH_INLINE_V1_ uint64_t *labyrinth_fast_enter_page_v1_(const labyrinth_poo
  *  block of order >= 1 (its word is the thread's order-0 word with the order
  *  in bits 4-7) to its order cache. */
 LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, void *page) {
-  uint64_t *word = labyrinth_fast_enter_page_v1_(pool, page), w;
+  uint64_t *word, w;
   int done = 0;
-  if (!word) return 0;
+  if (!labyrinth_fast_enter_page_v1_(pool, page, &word)) return 0;
   w = __atomic_load_n(word, __ATOMIC_RELAXED);
-  if (w == labyrinth_thread_fast.alloc_word) {
+  if (__builtin_expect(w == labyrinth_thread_fast.alloc_word, 1)) { /* an order-0 page: the flagship's */
     done = labyrinth_page_cache_push_v1_(labyrinth_thread_fast.cache, word, page);
   } else {
     /* A block: most often of the order last taken from the order cache. Try
@@ -648,7 +651,7 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_order_v1_(const labyrinth_pool *poo
                                                         unsigned order) {
   uint64_t *word;
   int done = 0;
-  if (order > LABYRINTH_MAX_ORDER || !(word = labyrinth_fast_enter_page_v1_(pool, page))) return 0;
+  if (order > LABYRINTH_MAX_ORDER || !labyrinth_fast_enter_page_v1_(pool, page, &word)) return 0;
   if (__atomic_load_n(word, __ATOMIC_RELAXED) == (labyrinth_thread_fast.alloc_word | ((uint64_t)order << 4)))
     done = order == 0 ? labyrinth_page_cache_push_v1_(labyrinth_thread_fast.cache, word, page)
                       : labyrinth_order_cache_push_v1_(labyrinth_thread_fast.cache, word, page, order);
@@ -665,7 +668,7 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_transfer_v1_(const labyrinth_pool *pool,
   uint64_t *word, w;
   int done = 0;
   if (new_owner == LABYRINTH_OWNER_NONE || new_owner > LABYRINTH_OWNER_MAX ||
-      !(word = labyrinth_fast_enter_page_v1_(pool, page)))
+      !labyrinth_fast_enter_page_v1_(pool, page, &word))
     return 0;
   w = __atomic_load_n(word, __ATOMIC_RELAXED);
   if ((w & ~(uint64_t)0xF0) == labyrinth_thread_fast.alloc_word) {
@@ -724,7 +727,7 @@ static inline labyrinth_status labyrinth_free_page_inline(labyrinth_pool *pool, 
 LABYRINTH_INLINE_V1_ LABYRINTH_OWN void *
 labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
   void *page = labyrinth_fast_alloc_v1_(pool);
-  return page ? page : labyrinth_call_alloc_page_v1_(pool);
+  return __builtin_expect(page != (void *)0, 1) ? page : labyrinth_call_alloc_page_v1_(pool);
 }
 LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
   return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_call_free_pages_v1_(pool, page);
