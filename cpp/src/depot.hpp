@@ -11,7 +11,7 @@
 // stale compare-and-swap fails (ABA) unless exactly 2^32 operations happened
 // between one thread's load and its CAS.
 //
-// Magazines (pools without SCRUB, POISON, GUARD or PKEYS): a pushed chain
+// Magazines (pinned pools without SCRUB, POISON, GUARD or PKEYS): a pushed chain
 // also lists its pages in its first page, which is free and the pool's to
 // write. A thread that pops the chain reads the list and checks every link
 // against the side table with independent loads, instead of following the

@@ -200,9 +200,12 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->wm_low = o.watermark_low_pages;
   p->wm_high = o.watermark_high_pages;
   p->buddy.init(p->meta, npages);
-  // Magazines are written inside free pages: not where free pages must stay
-  // zero (SCRUB), hold a pattern (POISON) or are protected (GUARD, PKEYS).
-  const bool magazines = !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
+  // Magazines are written inside free pages, on the free path: only where
+  // every page is resident (PIN: a write must not fault a page in, which may
+  // sleep), and not where free pages must stay zero (SCRUB), hold a pattern
+  // (POISON) or are protected (GUARD, PKEYS).
+  const bool magazines = p->arena.pinned &&
+                         !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
                                        LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS));
   p->shared.init(p->meta, SHARED, magazines ? p->base : nullptr, npages);
   p->reserve.init(p->meta, RESERVE);

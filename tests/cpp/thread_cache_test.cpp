@@ -154,10 +154,18 @@ std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::siz
 // list, each exactly once, even when every free page was written over (a
 // write after free) with a list of pages that are still allocated, laid out
 // as the magazine the shared list keeps in a chain's first page.
-TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
-  labyrinth_pool_options o = options(16u << 20);
+// Pinned pools only get magazines: small enough for any RLIMIT_MEMLOCK of
+// at least 4 MiB (the machine's non-root default is 8 MiB).
+labyrinth_pool_options pinned_options() {
+  labyrinth_pool_options o = options(4u << 20);
+  o.flags |= LABYRINTH_POOL_PIN;
   o.thread_cache_pages = 128;
   o.thread_cache_batch = 32;
+  return o;
+}
+
+TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
+  labyrinth_pool_options o = pinned_options();
   PoolGuard p(o);
   void *base = nullptr;
   ASSERT_EQ(labyrinth_pool_arena(p, &base, nullptr), LABYRINTH_OK);
@@ -167,8 +175,8 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
   std::vector<void *> held;
   for (int i = 0; i < 64; ++i) held.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
   const std::set<void *> held_set(held.begin(), held.end());
-  const std::vector<void *> freed = free_scattered_on_another_thread(p, 2048);
-  EXPECT_GT(stats(p).shared_free_pages, 1000u);
+  const std::vector<void *> freed = free_scattered_on_another_thread(p, 768);
+  EXPECT_GT(stats(p).shared_free_pages, 400u);
   for (void *pg : freed) {
     auto *m = static_cast<std::uint32_t *>(pg);
     m[0] = index(pg);  // names its page
@@ -178,7 +186,7 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
   }
   std::thread([&] {
     std::set<void *> got;
-    for (int i = 0; i < 2048; ++i) {
+    for (int i = 0; i < 768; ++i) {
       void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
       ASSERT_NE(pg, nullptr) << last_message();
       ASSERT_TRUE(got.insert(pg).second) << pg << " handed out twice";
@@ -187,7 +195,7 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
       ASSERT_EQ(labyrinth_page_info(p, pg, &who, nullptr), LABYRINTH_OK);
       ASSERT_EQ(who, labyrinth_owner_self());
     }
-    EXPECT_EQ(stats(p).allocated_pages, 2048u + 64u);
+    EXPECT_EQ(stats(p).allocated_pages, 768u + 64u);
     for (void *pg : got) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
   }).join();
   for (void *pg : held) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
@@ -199,22 +207,47 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
 // Free pages must stay zero in a SCRUB pool: nothing (no magazine) is
 // written into them on the way through the shared list.
 TEST(ThreadCache, ScrubPoolsKeepFreePagesZeroThroughTheSharedList) {
-  labyrinth_pool_options o = options(16u << 20);
+  labyrinth_pool_options o = pinned_options();
   o.flags |= LABYRINTH_POOL_SCRUB;
-  o.thread_cache_pages = 128;
-  o.thread_cache_batch = 32;
   PoolGuard p(o);
-  free_scattered_on_another_thread(p, 2048);
-  EXPECT_GT(stats(p).shared_free_pages, 1000u);
+  free_scattered_on_another_thread(p, 768);
+  EXPECT_GT(stats(p).shared_free_pages, 400u);
   std::thread([&] {
     std::vector<void *> got;
-    for (int i = 0; i < 2048; ++i) {
+    for (int i = 0; i < 768; ++i) {
       void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
       ASSERT_NE(pg, nullptr) << last_message();
       const auto *b = static_cast<const unsigned char *>(pg);
       ASSERT_TRUE(std::all_of(b, b + 4096, [](unsigned char c) { return c == 0; })) << pg;
       got.push_back(pg);
     }
+    for (void *pg : got) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  }).join();
+}
+
+// Unpinned pools get no magazines either (writing a page the user never
+// touched would fault it in on the free path): free pages come back with
+// exactly the bytes their last owner left.
+TEST(ThreadCache, UnpinnedPoolsWriteNothingIntoFreePages) {
+  labyrinth_pool_options o = pinned_options();
+  o.flags &= ~LABYRINTH_POOL_PIN;
+  PoolGuard p(o);
+  const std::vector<void *> v = free_scattered_on_another_thread(p, 768);  // filled with 0x5C
+  const std::set<void *> freed(v.begin(), v.end());
+  EXPECT_GT(stats(p).shared_free_pages, 400u);
+  std::thread([&] {
+    std::vector<void *> got;
+    std::size_t checked = 0;
+    for (int i = 0; i < 768; ++i) {
+      void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+      ASSERT_NE(pg, nullptr) << last_message();
+      got.push_back(pg);
+      if (!freed.count(pg)) continue;  // a fresh page from the buddy allocator
+      const auto *b = static_cast<const unsigned char *>(pg);
+      ASSERT_TRUE(std::all_of(b, b + 4096, [](unsigned char c) { return c == 0x5C; })) << pg;
+      ++checked;
+    }
+    EXPECT_GT(checked, 400u);
     for (void *pg : got) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
   }).join();
 }
