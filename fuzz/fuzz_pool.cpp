@@ -201,6 +201,7 @@ struct Fuzz {
     if (f & 2) opts.flags |= LABYRINTH_POOL_GUARD;
     if (f & 4) opts.flags |= LABYRINTH_POOL_POISON;
     if (f & 8) opts.flags |= LABYRINTH_POOL_HUGEPAGES;
+    if ((f & 48) == 48) opts.flags |= LABYRINTH_POOL_PIN;  // a quarter pinned: magazines (mlock is slow)
     std::uint8_t r = in.u8();
     opts.atomic_reserve_pages = (r & 0x80) ? LABYRINTH_AUTO : r % (npages + 1);
     std::uint8_t w = in.u8();
