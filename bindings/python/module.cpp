@@ -464,10 +464,11 @@ allocated and a ResourceWarning says so.
           },
           "The owner id of the block (OWNER_NONE, 0, if not exclusive). Never blocks.")
       .def("free", &page_free, R"doc(
-Give the block back to its pool. Only the owner thread may free an
-exclusive block (NotOwner otherwise). Raises DoubleFree if this Page was
-already freed, Busy while buffer exports are alive or the kernel holds the
-page. Never blocks for an exclusive order-0 page.)doc")
+Give the block back to its pool, stating its order
+(labyrinth_free_pages_order). Only the owner thread may free an exclusive
+block (NotOwner otherwise). Raises DoubleFree if this Page was already freed,
+Busy while buffer exports are alive or the kernel holds the page. Never
+blocks for an exclusive order-0 page.)doc")
       .def(
           "transfer",
           [](PageObj &p, labyrinth_owner owner) {

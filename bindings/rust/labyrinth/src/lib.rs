@@ -383,7 +383,8 @@ impl<'pool> InTransit<'pool> {
 impl Drop for InTransit<'_> {
     fn drop(&mut self) {
         if Owner::current() == self.owner {
-            unsafe { sys::labyrinth_free_pages(self.pool.raw.as_ptr(), self.ptr.as_ptr().cast()) };
+            let order = (self.len / sys::LABYRINTH_PAGE_SIZE).trailing_zeros();
+            unsafe { sys::labyrinth_free_pages_order(self.pool.raw.as_ptr(), self.ptr.as_ptr().cast(), order) };
         }
     }
 }
