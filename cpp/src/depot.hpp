@@ -94,9 +94,9 @@ class Depot {
   // change nothing (follow the links instead). Only loads: the chain's words
   // are unchanged either way.
   std::size_t take_magazine(std::size_t first, void **out, std::size_t max, std::size_t *rest) const {
-    if (!arena_ ||
-        neighbours(first, side::chain_next_page(meta_[first].load(std::memory_order_relaxed))))
-      return 0;
+    if (!arena_) return 0;
+    const std::size_t second = side::chain_next_page(meta_[first].load(std::memory_order_relaxed));
+    if (second == side::kNil30 || neighbours(first, second)) return 0;  // none was written
     const Magazine *m = magazine_of(first);
     if (__atomic_load_n(&m->first, __ATOMIC_RELAXED) != first) return 0;
     const std::size_t n = __atomic_load_n(&m->count, __ATOMIC_RELAXED);
