@@ -225,6 +225,11 @@ struct Fuzz {
     choose_options();
     labyrinth_pool *p = nullptr;
     labyrinth_status st = labyrinth_pool_create(&opts, &p);
+    if (st != LABYRINTH_OK && (opts.flags & LABYRINTH_POOL_PIN)) {
+      // RLIMIT_MEMLOCK refused the pin (a user without CAP_IPC_LOCK): unpinned then.
+      opts.flags &= ~LABYRINTH_POOL_PIN;
+      st = labyrinth_pool_create(&opts, &p);
+    }
     CHECK(st == LABYRINTH_OK, "create %zu pages flags 0x%x: %s", npages, opts.flags,
           labyrinth_status_name(st));
     pool = p;
