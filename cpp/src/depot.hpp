@@ -164,6 +164,26 @@ class Depot {
     }
   }
 
+  // How many pages the chain from `page` has left, following its links.
+  std::size_t length_from(std::size_t page) const {
+    std::size_t n = 0;
+    for (; page != side::kNil30; page = side::chain_next_page(meta_[page].load(std::memory_order_relaxed))) ++n;
+    return n;
+  }
+
+  // One page off the list (the first of a popped chain; the rest of the
+  // chain goes back), or kNil30 if the list is empty. Its word is left as
+  // it was: the caller relabels it.
+  std::size_t pop_page() {
+    const std::size_t first = pop_chain();
+    if (first == side::kNil30) return first;
+    const std::size_t rest = side::chain_next_page(meta_[first].load(std::memory_order_relaxed));
+    const std::size_t n = length_from(rest);
+    taken(n + 1);
+    if (n) push_linked(rest, n);
+    return first;
+  }
+
   // The caller took `count` pages out of popped chains.
   void taken(std::size_t count) { pages_.fetch_sub(count, std::memory_order_relaxed); }
 

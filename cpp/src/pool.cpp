@@ -391,13 +391,8 @@ static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
   // No cache (none left, debug mode, or re-entered from a signal handler):
   // one page from the shared list, lock-free.
   if (p->use_caches && (atomic || p->free_pages() > p->wm_min)) {
-    std::size_t first = p->shared.pop_chain();
+    const std::size_t first = p->shared.pop_page();
     if (first != kNil30) {
-      std::size_t rest = chain_next_page(p->meta[first].load(kRelaxed));
-      std::size_t n = 0;
-      for (std::size_t j = rest; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++n;
-      p->shared.taken(n + 1);
-      if (n) p->shared.push_linked(rest, n);
       *idx = first;
       return true;
     }
@@ -444,13 +439,8 @@ static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t
 }
 
 static bool take_reserve(Pool *p, std::size_t *idx) {
-  std::size_t first = p->reserve.pop_chain();
+  const std::size_t first = p->reserve.pop_page();
   if (first == kNil30) return false;
-  std::size_t rest = chain_next_page(p->meta[first].load(kRelaxed));
-  std::size_t n = 0;
-  for (std::size_t j = rest; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++n;
-  p->reserve.taken(n + 1);
-  if (n) p->reserve.push_linked(rest, n);
   p->reserve_uses.fetch_add(1, kRelaxed);
   *idx = first;
   return true;
@@ -566,13 +556,8 @@ static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gf
     if (p->wait_head == &self) {
       // Only the first waiter takes pages: arrival order is service order.
       if (order == 0 && p->use_caches && p->free_pages() > p->wm_min) {
-        std::size_t first = p->shared.pop_chain();
+        const std::size_t first = p->shared.pop_page();
         if (first != kNil30) {
-          std::size_t rest = chain_next_page(p->meta[first].load(kRelaxed));
-          std::size_t n = 0;
-          for (std::size_t j = rest; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++n;
-          p->shared.taken(n + 1);
-          if (n) p->shared.push_linked(rest, n);
           *idx = first;
           got = true;
         }

@@ -79,25 +79,23 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   {
     const std::size_t take = limit == want ? room : limit;
     const std::size_t first = p->shared.pop_chain();
-    std::size_t i = kNil30, length = 0, rest = 0;  // i: the first page left over, rest: how many
-    if (first != kNil30 && (length = p->shared.take_magazine(first, c->slots() + n, take, &i)) != 0) {
-      // The chain's pages, read from its magazine and checked link by link.
-      added = static_cast<std::uint32_t>(length < take ? length : take);
-      for (std::uint32_t k = 0; k < added; ++k)
-        p->meta[p->index_of(c->slots()[n + k])].store(CACHED, kRelaxed);
-      rest = length - added;
-    } else if (first != kNil30) {
-      i = first;
-      while (i != kNil30 && added < take) {
-        std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
-        p->meta[i].store(CACHED, kRelaxed);
-        c->slots()[n + added] = p->page_at(i);
-        ++added;
-        i = next;
-      }
-      for (std::size_t j = i; j != kNil30; j = chain_next_page(p->meta[j].load(kRelaxed))) ++rest;
-    }
     if (first != kNil30) {
+      std::size_t i = kNil30, rest;  // i: the first page left over, rest: how many
+      if (const std::size_t length = p->shared.take_magazine(first, c->slots() + n, take, &i)) {
+        // The chain's pages, read from its magazine and checked link by link.
+        added = static_cast<std::uint32_t>(length < take ? length : take);
+        for (std::uint32_t k = 0; k < added; ++k)
+          p->meta[p->index_of(c->slots()[n + k])].store(CACHED, kRelaxed);
+        rest = length - added;
+      } else {
+        for (i = first; i != kNil30 && added < take; ++added) {
+          const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+          p->meta[i].store(CACHED, kRelaxed);
+          c->slots()[n + added] = p->page_at(i);
+          i = next;
+        }
+        rest = p->shared.length_from(i);
+      }
       p->shared.taken(added + rest);
       if (rest) p->shared.push_linked(i, rest);  // longer than our room: give the rest back
     }
