@@ -45,6 +45,24 @@
 #include <thread>
 #include <vector>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// Whether pkey_alloc works here (x86 PKU or arm64 POE, enabled by the
+// kernel): PKEYS pools are then created, else refused with UNSUPPORTED.
+static bool machine_has_pkeys() {
+#ifdef SYS_pkey_alloc
+  static const bool has = [] {
+    long k = syscall(SYS_pkey_alloc, 0ul, 0ul);
+    if (k >= 0) syscall(SYS_pkey_free, k);
+    return k >= 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 namespace {
 
 [[noreturn]] void die(const char *file, int line, const char *cond, const char *fmt, ...) {
@@ -768,7 +786,18 @@ struct Fuzz {
       case 8: o.atomic_reserve_pages = 65; break;
       case 9: o.watermark_min_pages = 10; o.watermark_low_pages = 5; break;
       case 10: o.thread_cache_batch = o.thread_cache_pages + 1; break;
-      default: o.flags = LABYRINTH_POOL_PKEYS; want = LABYRINTH_ERR_UNSUPPORTED; break;
+      default:
+        o.flags = LABYRINTH_POOL_PKEYS;
+        if (machine_has_pkeys()) {
+          // Created where the CPU and kernel have keys: a real pool, destroyed at once.
+          labyrinth_pool *pk = nullptr;
+          CHECK(labyrinth_pool_create(&o, &pk) == LABYRINTH_OK, "PKEYS pool refused: %s",
+                labyrinth_last_error_message());
+          CHECK(labyrinth_pool_destroy(pk) == LABYRINTH_OK);
+          return;
+        }
+        want = LABYRINTH_ERR_UNSUPPORTED;
+        break;
     }
     labyrinth_status st = labyrinth_pool_create(arg, outp);
     expect_failure(st, want, "bad pool options");

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "pkeys.hpp"
 #include "pool.hpp"
 
 namespace lab {
@@ -33,6 +34,7 @@ void on_thread_exit(void *) {
   std::uint64_t me = tls.owner;
   std::lock_guard<std::mutex> lock(reg_mu());
   for (Pool *p : reg_pools()) pool_thread_exit(p, me);
+  if (me) pkeys::owner_exited(me);
   auto &dead = dead_owners();
   dead.insert(std::upper_bound(dead.begin(), dead.end(), me), me);
   for (auto &slot : tls.slots) slot = CacheSlot{0, nullptr};
@@ -47,6 +49,7 @@ void on_fork_child() {
   // The mutex may have been held by a thread that does not exist in the
   // child; make a fresh one (the old one is leaked on purpose).
   new (&reg_mu()) std::mutex;
+  pkeys::after_fork_child();
 }
 
 __attribute__((constructor)) void labyrinth_process_init() {
@@ -95,4 +98,14 @@ std::uint64_t fork_generation() { return g_fork_generation.load(std::memory_orde
 
 }  // namespace lab
 
-extern "C" LABYRINTH_API labyrinth_owner labyrinth_owner_self(void) { return lab::owner_self(); }
+extern "C" LABYRINTH_API labyrinth_owner labyrinth_owner_self(void) {
+  // While a PKEYS pool exists, the thread gets its protection key now, so
+  // that blocks can be transferred to it (a thread learns its id here to
+  // tell the sender). No key left: the id is returned all the same, and a
+  // transfer to it is refused with a message.
+  if (lab::pkeys::any_pool()) {
+    int key;
+    (void)lab::pkeys::self_key("labyrinth_owner_self", &key);
+  }
+  return lab::owner_self();
+}

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "internal_api.hpp"
+#include "pkeys.hpp"
 #include "pool.hpp"
 
 namespace lab {
@@ -90,6 +91,7 @@ labyrinth_status pool_free(Pool *p, void *page, int expected_order) {
                      "%s: %p is in flight in the kernel (io_uring); it can be freed once its "
                      "completion has been reaped",
                      what, page);
+  if (p->flags & LABYRINTH_POOL_PKEYS) pkeys::refresh_rights();
   if (exclusive(w)) {
     std::uint64_t me = owner_self();
     if (owner(w) != me)
@@ -136,6 +138,20 @@ labyrinth_status pool_transfer(Pool *p, void *page, labyrinth_owner new_owner) {
                      "thread (owner %llu)",
                      page, static_cast<unsigned long long>(owner(w)),
                      static_cast<unsigned long long>(me));
+  if (p->flags & LABYRINTH_POOL_PKEYS) {
+    // The block takes the new owner's key (refused, nothing changed, if it
+    // has none); the caller loses access.
+    pkeys::refresh_rights();
+    const int key = pkeys::key_of(new_owner, "labyrinth_page_transfer");
+    if (key < 0) return p->fail(LABYRINTH_ERR_UNSUPPORTED);
+    if (!pkeys::protect(page, (std::size_t{1} << order(w)) * kPageSize, key))
+      return set_error(p->fail(LABYRINTH_ERR_SYSTEM),
+                       "labyrinth_page_transfer: pkey_mprotect of %p failed (errno %d); nothing "
+                       "changed",
+                       page, errno);
+    pkeys::hold(new_owner);
+    pkeys::drop(me);
+  }
   p->meta[idx].store(with_owner(w, new_owner), std::memory_order_release);
   return LABYRINTH_OK;
 }
@@ -240,6 +256,16 @@ labyrinth_status page_end_io(labyrinth_pool *pool, void *page, labyrinth_owner n
     return set_error(LABYRINTH_ERR_INVALID, "io completion: %p is not in flight", page);
   std::uint64_t back = with_state(w, ALLOC);
   if (new_owner != LABYRINTH_OWNER_NONE && exclusive(w)) back = with_owner(back, new_owner);
+  if ((p->flags & LABYRINTH_POOL_PKEYS) && back != with_state(w, ALLOC)) {
+    // Handed to another owner: the block takes its key, if it has one (else
+    // it keeps the old owner's key: the new owner faults on it until it is
+    // transferred again; see labyrinth.h, LABYRINTH_POOL_PKEYS).
+    const int key = pkeys::key_of(new_owner, "io completion");
+    if (key >= 0 && pkeys::protect(page, (std::size_t{1} << order(w)) * kPageSize, key)) {
+      pkeys::hold(new_owner);
+      pkeys::drop(owner(w));
+    }
+  }
   if (!p->meta[idx].compare_exchange_strong(w, back, std::memory_order_acq_rel))
     return set_error(LABYRINTH_ERR_BUSY, "io completion: %p changed state concurrently", page);
   p->inflight_pages.fetch_sub(std::uint64_t{1} << order(w), kRelaxed);

@@ -20,6 +20,8 @@
 #include <cstring>
 #include <new>
 
+#include "pkeys.hpp"
+
 namespace lab {
 
 using namespace side;
@@ -125,10 +127,13 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
                      o.flags & ~known);
   if (o.flags & LABYRINTH_POOL_PKEYS) {
-    char why[160];
-    pkeys_explain(pkeys_probe(), why, sizeof why);
-    return set_error(LABYRINTH_ERR_UNSUPPORTED, "labyrinth_pool_create: LABYRINTH_POOL_PKEYS: %s",
-                     why);
+    const PkeysProbe probe = pkeys_probe();
+    if (probe.cpu == 0 || probe.os == 0 || probe.key < 0) {
+      char why[160];
+      pkeys_explain(probe, why, sizeof why);
+      return set_error(LABYRINTH_ERR_UNSUPPORTED, "labyrinth_pool_create: LABYRINTH_POOL_PKEYS: %s",
+                       why);
+    }
   }
   if (o.atomic_reserve_pages == SIZE_MAX) o.atomic_reserve_pages = std::min<std::size_t>(npages / 64, 256);
   if (o.atomic_reserve_pages > npages)
@@ -150,10 +155,28 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
                      "thread_cache_pages %u (1..4096), thread_cache_batch %u (1..pages)",
                      o.max_thread_caches, o.thread_cache_pages, o.thread_cache_batch);
 
+  // PKEYS: the free key first (every later failure gives it back).
+  const bool pkeys = o.flags & LABYRINTH_POOL_PKEYS;
+  if (pkeys) {
+    labyrinth_status st = pkeys::attach("labyrinth_pool_create");
+    if (st != LABYRINTH_OK) return st;
+  }
   Pool *p = new (std::nothrow) Pool;
-  if (!p) return set_error(LABYRINTH_ERR_NOMEM, "labyrinth_pool_create: out of memory");
+  if (!p) {
+    if (pkeys) pkeys::detach();
+    return set_error(LABYRINTH_ERR_NOMEM, "labyrinth_pool_create: out of memory");
+  }
   labyrinth_status st = arena_map(o.size_bytes, o.flags, o.numa_node, &p->arena);
+  if (st == LABYRINTH_OK && pkeys && !pkeys::protect(p->arena.base, o.size_bytes, pkeys::free_key())) {
+    const int e = errno;
+    arena_unmap(&p->arena);
+    st = set_error(LABYRINTH_ERR_SYSTEM,
+                   "labyrinth_pool_create: LABYRINTH_POOL_PKEYS: pkey_mprotect of the arena "
+                   "failed (errno %d)",
+                   e);
+  }
   if (st != LABYRINTH_OK) {
+    if (pkeys) pkeys::detach();
     delete p;
     return st;
   }
@@ -181,6 +204,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
     meta_unmap(p->cache_mem, p->cache_mem_bytes);
     meta_unmap(p->poison_owner, npages * sizeof(std::uint64_t));
     arena_unmap(&p->arena);
+    if (pkeys) pkeys::detach();
     delete p;
     return set_error(LABYRINTH_ERR_NOMEM,
                      "labyrinth_pool_create: mmap of the side table failed (errno %d)", e);
@@ -193,7 +217,9 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
     new (c->orders()) OrderCache;
     c->orders()->budget = npages / 32;
   }
-  p->use_caches = !(p->flags & LABYRINTH_POOL_GUARD) && p->max_caches > 0;
+  // GUARD and PKEYS change a block's protection at every hand-out and
+  // return: every block goes through the buddy allocator, no cache.
+  p->use_caches = !(p->flags & (LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS)) && p->max_caches > 0;
   p->fast_ok = p->use_caches &&
                !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_GUARD | LABYRINTH_POOL_POISON));
   p->wm_min = o.watermark_min_pages;
@@ -282,6 +308,14 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
       __atomic_compare_exchange_n(&rec->pool, &expected, nullptr, false, __ATOMIC_RELAXED,
                                   __ATOMIC_RELAXED);
     }
+  }
+  if (p->flags & LABYRINTH_POOL_PKEYS) {
+    // Blocks still owned (a forced destroy) stop carrying their owners' keys.
+    for (std::size_t i = 0; i < p->npages && !p->forked(); ++i) {
+      const std::uint64_t w = p->meta[i].load(kRelaxed);
+      if ((state(w) == ALLOC || state(w) == INFLIGHT) && exclusive(w)) pkeys::drop(owner(w));
+    }
+    pkeys::detach();
   }
   if (!p->forked()) {
     meta_unmap(p->meta, p->npages * sizeof(std::uint64_t));
@@ -511,14 +545,20 @@ static void check_poison(Pool *p, std::size_t idx, std::size_t pages) {
 
 // `tails_marked`: the block's other pages are TAIL already (it comes from an
 // order cache), so only its first word changes.
+// `pkey` (PKEYS pools, else -1): the key the block gets, the caller's for an
+// exclusive block, 0 (open to all) for a shared one.
 static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp,
-                     bool tails_marked = false) {
+                     bool tails_marked, int pkey) {
   const bool excl = gfp & LABYRINTH_GFP_EXCLUSIVE;
   const std::size_t pages = std::size_t{1} << order;
   if (!tails_marked)
     for (std::size_t i = 1; i < pages; ++i) p->meta[idx + i].store(TAIL, kRelaxed);
   void *page = p->page_at(idx);
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_READ | PROT_WRITE);
+  if (pkey >= 0) {
+    pkeys::protect(page, pages * kPageSize, pkey);
+    if (excl) pkeys::hold(owner_self());
+  }
   if (p->flags & LABYRINTH_POOL_POISON) check_poison(p, idx, pages);
   // Fresh pages are zero; freed ones hold zeros (SCRUB) or the pattern
   // (POISON; with SCRUB too, the block is zeroed here instead).
@@ -609,6 +649,18 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
   std::size_t idx = 0;
   bool got = false;
   tls.mutex_busy = 0;
+  // PKEYS: the key the block will carry, known before any block is taken
+  // (no key left: UNSUPPORTED, nothing changed).
+  int pkey = -1;
+  if (p->flags & LABYRINTH_POOL_PKEYS) {
+    if (gfp & LABYRINTH_GFP_EXCLUSIVE) {
+      labyrinth_status st = pkeys::self_key("labyrinth_alloc_pages", &pkey);
+      if (st != LABYRINTH_OK) return p->fail(st);
+    } else {
+      pkey = 0;
+      pkeys::refresh_rights();
+    }
+  }
   // WAIT callers queue behind earlier waiters rather than overtake them.
   const bool queue_first = (gfp & LABYRINTH_GFP_WAIT) && p->nwaiters.load(kRelaxed) > 0;
   bool cached = false;
@@ -629,7 +681,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
     labyrinth_status st = wait_for_block(p, order, gfp, timeout_ms, &idx);
     if (st != LABYRINTH_OK) return st;
   }
-  hand_out(p, idx, order, gfp, cached);
+  hand_out(p, idx, order, gfp, cached, pkey);
   *out = p->page_at(idx);
   return LABYRINTH_OK;
 }
@@ -686,6 +738,11 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
       if (kept) return;
     }
   }
+  if (p->flags & LABYRINTH_POOL_PKEYS) {
+    const std::uint64_t w = p->meta[idx].load(kRelaxed);
+    pkeys::protect(page, pages * kPageSize, pkeys::free_key());
+    if (exclusive(w)) pkeys::drop(side::owner(w));
+  }
   {
     std::lock_guard<std::mutex> lock(p->mu);
     if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_NONE);
@@ -698,7 +755,16 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
 
 void release_orphan_block(Pool *p, std::size_t idx, unsigned order, std::uint64_t owner) {
   const std::size_t pages = std::size_t{1} << order;
-  treat_freed_block(p, idx, pages, owner);
+  if (p->flags & LABYRINTH_POOL_PKEYS) {
+    // The dead owner's key: this thread has no access. Free key first, then
+    // scrub or poison with access to free pages for the moment.
+    pkeys::protect(p->page_at(idx), pages * kPageSize, pkeys::free_key());
+    pkeys::drop(owner);
+    pkeys::FreePageAccess access;
+    treat_freed_block(p, idx, pages, owner);
+  } else {
+    treat_freed_block(p, idx, pages, owner);
+  }
   std::lock_guard<std::mutex> lock(p->mu);
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(p->page_at(idx), pages * kPageSize, PROT_NONE);
   p->buddy.free(idx, order);
@@ -761,7 +827,7 @@ void pkeys_explain(const PkeysProbe &r, char *buf, std::size_t cap) {
     format_into(buf, cap, "pkey_alloc failed (errno %d)", r.err);
   else
     format_into(buf, cap, "this CPU and kernel have memory protection keys (pkey_alloc gave key "
-                          "%d), but hardware-enforced exclusivity is not implemented in this build",
+                          "%d)",
                 r.key);
 }
 

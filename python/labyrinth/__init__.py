@@ -171,8 +171,9 @@ class Pool(_CorePool):
       then make system calls).
     * ``poison``: debug mode, freed blocks are filled with a pattern checked at
       the next hand-out; a write after free is reported and aborts the process.
-    * ``pkeys``: reserved (raises :class:`Unsupported`; this build has no
-      protection-key enforcement).
+    * ``pkeys``: hardware-enforced exclusivity with memory protection keys:
+      another thread touching an exclusive page faults (raises
+      :class:`Unsupported` where the CPU or kernel has no keys).
     * ``numa_node``: bind the arena to a NUMA node.
     * ``watermark_min_pages``, ``watermark_low_pages``,
       ``watermark_high_pages``, ``max_thread_caches``, ``thread_cache_pages``,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import platform
 import re
 import threading
 import time
@@ -288,8 +290,26 @@ def test_pool_creation_errors() -> None:
         labyrinth.Pool(PAGE_SIZE + 1)
     with pytest.raises(labyrinth.InvalidArgument):
         labyrinth.Pool(-PAGE_SIZE)
-    with pytest.raises(labyrinth.Unsupported):
-        labyrinth.Pool(64 * PAGE_SIZE, pkeys=True)
+
+def _pkey_alloc_works() -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = libc.syscall(330, 0, 0)  # SYS_pkey_alloc (x86_64)
+    if key >= 0:
+        libc.syscall(331, key)  # SYS_pkey_free
+    return bool(key >= 0)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="pkey syscall numbers are x86_64's")
+def test_pkeys_pool_exists_where_the_machine_has_keys_else_unsupported() -> None:
+    if _pkey_alloc_works():
+        with labyrinth.Pool(64 * PAGE_SIZE, pkeys=True, pin=False) as pool:
+            page = pool.alloc_page()
+            page.write(b"\x01" * 16)  # the owner (this thread) may touch it
+            assert page.read(16) == b"\x01" * 16
+            page.free()
+    else:
+        with pytest.raises(labyrinth.Unsupported):
+            labyrinth.Pool(64 * PAGE_SIZE, pkeys=True)
 
 
 def test_scrub_zeroes_freed_blocks() -> None:

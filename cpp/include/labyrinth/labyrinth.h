@@ -151,8 +151,22 @@ typedef uint64_t labyrinth_owner;
  *  Thread caches are off and every allocation and free makes an mprotect
  *  system call: ATOMIC calls are then neither syscall-free nor signal-safe. */
 #define LABYRINTH_POOL_GUARD (1u << 4)
-/** Hardware-enforced exclusivity with memory protection keys. Reserved: this
- *  version returns UNSUPPORTED for it. */
+/** Hardware-enforced exclusivity with memory protection keys (x86 PKU). An
+ *  exclusive block carries its owner thread's key and free pages a key no
+ *  thread may use: another thread touching an owner's block, or anyone
+ *  touching a free page, faults; a transfer moves the access to the new
+ *  owner; shared blocks are open to all. Each owner thread takes a key at
+ *  its first exclusive allocation (or labyrinth_owner_self() while a PKEYS
+ *  pool exists) and gives it back when it has exited and no block carries
+ *  it. Keys are few (about 13 owners at once): when none is left, the
+ *  allocation (or a transfer to an owner without a key) is UNSUPPORTED with
+ *  a message and changes nothing. Limits: a thread inherits its creator's
+ *  rights until its first Labyrinth call; signal handlers run with the
+ *  kernel's default rights; io_uring on PKEYS pools is untested. Costs a
+ *  pkey_mprotect system call per allocation, free and transfer, thread caches
+ *  are off, and the calls take a mutex: not async-signal-safe. Pool creation
+ *  is UNSUPPORTED, saying whether the CPU or the kernel lacks keys, where
+ *  they are missing. */
 #define LABYRINTH_POOL_PKEYS (1u << 5)
 /** Default flags set by labyrinth_pool_options_init(). */
 #define LABYRINTH_POOL_DEFAULT_FLAGS (LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES)
@@ -330,7 +344,9 @@ LABYRINTH_API labyrinth_status labyrinth_page_info(const labyrinth_pool *pool,
 /**
  * The calling thread's owner id: a 64-bit number never reused for another
  * thread in this process (not pthread_self()). Never blocks;
- * async-signal-safe.
+ * async-signal-safe, except while a LABYRINTH_POOL_PKEYS pool exists: the
+ * thread then also takes its protection key (a mutex and a system call), so
+ * that blocks can be transferred to it.
  */
 LABYRINTH_API labyrinth_owner labyrinth_owner_self(void);
 
