@@ -256,7 +256,9 @@ labyrinth_status page_end_io(labyrinth_pool *pool, void *page, labyrinth_owner n
     return set_error(LABYRINTH_ERR_INVALID, "io completion: %p is not in flight", page);
   std::uint64_t back = with_state(w, ALLOC);
   if (new_owner != LABYRINTH_OWNER_NONE && exclusive(w)) back = with_owner(back, new_owner);
-  if ((p->flags & LABYRINTH_POOL_PKEYS) && back != with_state(w, ALLOC)) {
+  if (!p->meta[idx].compare_exchange_strong(w, back, std::memory_order_acq_rel))
+    return set_error(LABYRINTH_ERR_BUSY, "io completion: %p changed state concurrently", page);
+  if ((p->flags & LABYRINTH_POOL_PKEYS) && owner(back) != owner(w)) {
     // Handed to another owner: the block takes its key, if it has one (else
     // it keeps the old owner's key: the new owner faults on it until it is
     // transferred again; see labyrinth.h, LABYRINTH_POOL_PKEYS).
@@ -266,8 +268,6 @@ labyrinth_status page_end_io(labyrinth_pool *pool, void *page, labyrinth_owner n
       pkeys::drop(owner(w));
     }
   }
-  if (!p->meta[idx].compare_exchange_strong(w, back, std::memory_order_acq_rel))
-    return set_error(LABYRINTH_ERR_BUSY, "io completion: %p changed state concurrently", page);
   p->inflight_pages.fetch_sub(std::uint64_t{1} << order(w), kRelaxed);
   return LABYRINTH_OK;
 }
