@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "internal_api.hpp"
 #include "pkeys.hpp"
 #include "pool.hpp"
 #include "test_util.hpp"
@@ -336,6 +337,30 @@ TEST(Pkeys, OwnedBlocksOfEveryOrderWorkAndNothingIsLost) {
     for (char *c : held) ASSERT_EQ(labyrinth_free_pages(p, c), LABYRINTH_OK);
   }
   EXPECT_EQ(stats(p).cached_pages, 0u);  // no caches in PKEYS mode
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// An io completion that hands a block to another owner (the managed ring's
+// receive path) moves the key too: the new owner writes and frees it
+// (without the re-key it would fault here and crash the test).
+TEST(Pkeys, AnIoCompletionToAnotherOwnerMovesTheKey) {
+  SKIP_WITHOUT_KEYS();
+  labyrinth_pool_options o = pkeys_options();
+  PoolGuard p(o);
+  Worker b;
+  labyrinth_owner b_id = 0;
+  b.run([&] { b_id = labyrinth_owner_self(); });
+  void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+  ASSERT_NE(pg, nullptr);
+  ASSERT_EQ(lab::page_begin_io(p, pg, labyrinth_owner_self()), LABYRINTH_OK) << last_message();
+  ASSERT_EQ(lab::page_end_io(p, pg, b_id), LABYRINTH_OK) << last_message();
+  labyrinth_status freed = LABYRINTH_ERR_INVALID;
+  b.run([&] {
+    static_cast<volatile char *>(pg)[4095] = 9;
+    freed = labyrinth_free_pages(p, pg);
+  });
+  EXPECT_EQ(freed, LABYRINTH_OK);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
 }
