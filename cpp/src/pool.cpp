@@ -128,7 +128,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
                      o.flags & ~known);
   if (o.flags & LABYRINTH_POOL_PKEYS) {
     const PkeysProbe probe = pkeys_probe();
-    if (probe.cpu == 0 || probe.os == 0 || probe.key < 0) {
+    if (!probe.usable()) {
       char why[160];
       pkeys_explain(probe, why, sizeof why);
       return set_error(LABYRINTH_ERR_UNSUPPORTED, "labyrinth_pool_create: LABYRINTH_POOL_PKEYS: %s",

@@ -136,6 +136,8 @@ struct PkeysProbe {
   int os = -1;   // 1: the OS enabled them (x86 OSPKE), 0: it did not, -1: cannot tell
   int key = -1;  // the key pkey_alloc() gave (freed again), or -1
   int err = 0;   // errno of pkey_alloc() when it failed
+  // PKEYS pools can be created: the CPU and kernel have keys and one was given.
+  bool usable() const { return cpu != 0 && os != 0 && key >= 0; }
 };
 PkeysProbe pkeys_probe();
 // Why PKEYS cannot be used, in words, for the UNSUPPORTED message.

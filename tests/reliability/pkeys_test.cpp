@@ -28,7 +28,7 @@ namespace {
 
 std::string no_keys_reason() {
   const lab::PkeysProbe r = lab::pkeys_probe();
-  if (r.cpu == 1 && r.os == 1 && r.key >= 0) return "";
+  if (r.usable()) return "";
   char why[200];
   lab::pkeys_explain(r, why, sizeof why);
   return why;
