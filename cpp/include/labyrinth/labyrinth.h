@@ -499,6 +499,8 @@ typedef struct labyrinth_order_cache_v1 {
  * record directly (labyrinth_thread_fast.field), not through a pointer to it:
  * GCC 12's -fsanitize=null reported such a pointer as null in one death test
  * after inlining (a false report; the direct form has no pointer to check). */
+/* Branch hint: the inline common case is laid out as straight-line code. */
+#define LABYRINTH_UNLIKELY_V1_(x) __builtin_expect(!!(x), 0)
 #define LABYRINTH_INLINE_V1_ extern __inline__ __attribute__((__gnu_inline__, __always_inline__))
 
 /** Sentinel in labyrinth_thread_fast_v1.pool: the thread is inside a call. */
@@ -527,7 +529,8 @@ LABYRINTH_INLINE_V1_ void labyrinth_fast_leave_v1_(const labyrinth_pool *pool) {
 LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) {
   uint32_t *c, n;
   void *page;
-  if (!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool) return (void *)0;
+  if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool))
+    return (void *)0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   c = labyrinth_thread_fast.cache;
@@ -555,13 +558,14 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *
   labyrinth_order_cache_v1 *oc;
   uint32_t n;
   void *block;
-  if (!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool) return (void *)0;
+  if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool))
+    return (void *)0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   oc = labyrinth_order_cache_of_v1_(labyrinth_thread_fast.cache);
   n = oc->n[order];
   block = (void *)0;
-  if (n != 0) {
+  if (__builtin_expect(n != 0, 1)) {
     block = oc->slot[order][n - 1];
     oc->n[order] = n - 1;
     oc->n[0] = order;
@@ -580,7 +584,7 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *
  *  while the record is marked BUSY. */
 LABYRINTH_INLINE_V1_ int labyrinth_page_cache_push_v1_(uint32_t *c, uint64_t *word, void *page) {
   const uint32_t n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
-  if (n >= __atomic_load_n(&c[1], __ATOMIC_RELAXED)) return 0;
+  if (LABYRINTH_UNLIKELY_V1_(n >= __atomic_load_n(&c[1], __ATOMIC_RELAXED))) return 0;
   __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
   ((void **)(void *)((char *)c + 64))[n] = page;
   __atomic_store_n(&c[0], n + 1, __ATOMIC_RELAXED);
@@ -595,11 +599,11 @@ LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(uint32_t *c, uint64_t *w
   labyrinth_order_cache_v1 *oc;
   uint64_t held;
   uint32_t n;
-  if (__atomic_load_n(&c[1], __ATOMIC_RELAXED) == 0) return 0; /* memory pressure */
+  if (LABYRINTH_UNLIKELY_V1_(__atomic_load_n(&c[1], __ATOMIC_RELAXED) == 0)) return 0; /* memory pressure */
   oc = labyrinth_order_cache_of_v1_(c);
   held = __atomic_load_n(&oc->pages, __ATOMIC_RELAXED);
   n = oc->n[order];
-  if (n >= 4 || held + ((uint64_t)1 << order) > oc->budget) return 0;
+  if (LABYRINTH_UNLIKELY_V1_(n >= 4 || held + ((uint64_t)1 << order) > oc->budget)) return 0;
   __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1 | ((uint64_t)order << 4), __ATOMIC_RELEASE);
   oc->slot[order][n] = page;
   oc->n[order] = n + 1;
@@ -614,11 +618,11 @@ LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(uint32_t *c, uint64_t *w
 LABYRINTH_INLINE_V1_ int labyrinth_fast_enter_page_v1_(const labyrinth_pool *pool, void *page,
                                                         uint64_t **word) {
   uintptr_t off;
-  if (!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool) return 0;
+  if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool)) return 0;
   off = (uintptr_t)page - labyrinth_thread_fast.base;
   /* In the arena and page-aligned, in one compare: a misaligned offset
    * rotates its low bits to the top and fails the bound. */
-  if (((off >> 12) | (off << 52)) >= labyrinth_thread_fast.npages) return 0;
+  if (LABYRINTH_UNLIKELY_V1_(((off >> 12) | (off << 52)) >= labyrinth_thread_fast.npages)) return 0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   *word = &labyrinth_thread_fast.meta[off >> 12];
@@ -667,8 +671,8 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_order_v1_(const labyrinth_pool *poo
                                                         unsigned order) {
   uint64_t *word;
   int done = 0;
-  if (order > LABYRINTH_MAX_ORDER || !labyrinth_fast_enter_page_v1_(pool, page, &word)) return 0;
-  if (__atomic_load_n(word, __ATOMIC_RELAXED) == (labyrinth_thread_fast.alloc_word | ((uint64_t)order << 4)))
+  if (LABYRINTH_UNLIKELY_V1_(order > LABYRINTH_MAX_ORDER) || !labyrinth_fast_enter_page_v1_(pool, page, &word)) return 0;
+  if (__builtin_expect(__atomic_load_n(word, __ATOMIC_RELAXED) == (labyrinth_thread_fast.alloc_word | ((uint64_t)order << 4)), 1))
     done = order == 0 ? labyrinth_page_cache_push_v1_(labyrinth_thread_fast.cache, word, page)
                       : labyrinth_order_cache_push_v1_(labyrinth_thread_fast.cache, word, page, order);
   labyrinth_fast_leave_v1_(pool);
@@ -723,7 +727,8 @@ static inline LABYRINTH_OWN void *labyrinth_alloc_page_inline(labyrinth_pool *po
 
 /** labyrinth_free_pages(), inline common case. Same contract. */
 static inline labyrinth_status labyrinth_free_page_inline(labyrinth_pool *pool, void *page) {
-  return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_call_free_pages_v1_(pool, page);
+  return __builtin_expect(labyrinth_fast_free_v1_(pool, page), 1) ? LABYRINTH_OK
+                                                                 : labyrinth_call_free_pages_v1_(pool, page);
 }
 
 /*
@@ -746,17 +751,18 @@ labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
   return __builtin_expect(page != (void *)0, 1) ? page : labyrinth_call_alloc_page_v1_(pool);
 }
 LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
-  return labyrinth_fast_free_v1_(pool, page) ? LABYRINTH_OK : labyrinth_call_free_pages_v1_(pool, page);
+  return __builtin_expect(labyrinth_fast_free_v1_(pool, page), 1) ? LABYRINTH_OK
+                                                                 : labyrinth_call_free_pages_v1_(pool, page);
 }
 LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool, void *page,
                                                               labyrinth_owner new_owner) {
-  return labyrinth_fast_transfer_v1_(pool, page, new_owner)
+  return __builtin_expect(labyrinth_fast_transfer_v1_(pool, page, new_owner), 1)
              ? LABYRINTH_OK
              : labyrinth_call_page_transfer_v1_(pool, page, new_owner);
 }
 LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_free_pages_order(labyrinth_pool *pool, void *page,
                                                                  unsigned order) {
-  return labyrinth_fast_free_order_v1_(pool, page, order)
+  return __builtin_expect(labyrinth_fast_free_order_v1_(pool, page, order), 1)
              ? LABYRINTH_OK
              : labyrinth_call_free_pages_order_v1_(pool, page, order);
 }
@@ -768,7 +774,7 @@ LABYRINTH_INLINE_V1_ labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool
   if (gfp == (LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE) && out_page &&
       order <= LABYRINTH_MAX_ORDER) {
     void *b = order == 0 ? labyrinth_fast_alloc_v1_(pool) : labyrinth_fast_alloc_block_v1_(pool, order, 1);
-    if (b) {
+    if (__builtin_expect(b != (void *)0, 1)) {
       *out_page = b;
       return LABYRINTH_OK;
     }
