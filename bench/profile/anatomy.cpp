@@ -18,6 +18,13 @@
 //   model_count_in_record   the same with the cache's count and limit moved
 //                           into the per-thread record (one dependent load
 //                           fewer per call)
+//   model_cmpxchg_commit    no BUSY guard: the count shares a 64-bit word
+//                           with a generation, and each pop and push commits
+//                           with one unlocked cmpxchg (x86-64), which a
+//                           signal handler cannot split; a handler that
+//                           changed the cache in between makes it fail and
+//                           retry (kept as the record of an idea that lost:
+//                           it costs far more than the guard's stores)
 //
 // These are measurements of the cost structure, not alternative
 // implementations: only "header" keeps Labyrinth's guarantees. Built as
@@ -258,6 +265,70 @@ inline bool v2_free(const void *pool, void *page) {
   return true;
 }
 
+#if defined(__x86_64__)
+// model_cmpxchg_commit: word = generation << 32 | count.
+struct alignas(64) ModelCache3 {
+  uint64_t word;
+  uint32_t limit;
+  uint32_t pad[13];
+  void *slots[512];
+};
+ModelCache3 g_model_cache3;
+thread_local ModelRecordV1 t_v3;  // cache points at g_model_cache3
+alignas(4096) char g_model_arena3[512][4096];
+uint64_t g_model_meta3[512];
+
+inline bool commit_word(uint64_t *w, uint64_t expect, uint64_t desired) {
+  bool ok;
+  __asm__ __volatile__("cmpxchgq %3, %1" : "=@ccz"(ok), "+m"(*w), "+a"(expect) : "r"(desired) : "memory");
+  return ok;
+}
+inline void *v3_alloc(const void *pool) {
+  ModelRecordV1 *f = &t_v3;
+  for (;;) {
+    if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
+    ModelCache3 *c = reinterpret_cast<ModelCache3 *>(f->cache);
+    uint64_t *meta = f->meta;
+    const uintptr_t base = f->base;
+    const uint64_t aw = f->alloc_word;
+    const uint64_t w = __atomic_load_n(&c->word, RELAXED);
+    const uint32_t n = static_cast<uint32_t>(w);
+    if (n == 0) return nullptr;
+    void *page = c->slots[n - 1];
+    SIGFENCE();
+    // The record may have been switched to another pool by a handler: check again.
+    if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
+    if (commit_word(&c->word, w, w + (uint64_t{1} << 32) - 1)) {
+      __atomic_store_n(&meta[((uintptr_t)page - base) >> 12], aw, RELAXED);
+      return page;
+    }
+  }
+}
+inline bool v3_free(const void *pool, void *page) {
+  ModelRecordV1 *f = &t_v3;
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
+  ModelCache3 *c = reinterpret_cast<ModelCache3 *>(f->cache);
+  const uint64_t aw = f->alloc_word;
+  uintptr_t off = (uintptr_t)page - f->base;
+  if (((off >> 12) | (off << 52)) >= f->npages) return false;
+  uint64_t *word = &f->meta[off >> 12];
+  SIGFENCE();
+  if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
+  if (__atomic_load_n(word, RELAXED) != aw) return false;
+  __atomic_store_n(word, 4, RELAXED);
+  for (;;) {
+    const uint64_t w = __atomic_load_n(&c->word, RELAXED);
+    const uint32_t n = static_cast<uint32_t>(w);
+    if (n >= __atomic_load_n(&c->limit, RELAXED)) {
+      __atomic_store_n(word, aw, RELAXED);
+      return false;
+    }
+    c->slots[n] = page;
+    if (commit_word(&c->word, w, w + (uint64_t{1} << 32) + 1)) return true;
+  }
+}
+#endif
+
 void model_setup() {
   static int dummy_pool;
   for (int i = 0; i < 512; ++i) {
@@ -270,6 +341,16 @@ void model_setup() {
                        (uintptr_t)g_model_arena, 512, kWord};
   t_v2 = ModelRecordV2{&dummy_pool, 512, 512, g_model_cache.slots, g_model_meta,
                        (uintptr_t)g_model_arena, 512, kWord};
+#if defined(__x86_64__)
+  for (int i = 0; i < 512; ++i) {
+    g_model_cache3.slots[i] = g_model_arena3[i];
+    g_model_meta3[i] = 4;
+  }
+  g_model_cache3.word = 512;
+  g_model_cache3.limit = 512;
+  t_v3 = ModelRecordV1{&dummy_pool, reinterpret_cast<uint32_t *>(&g_model_cache3), g_model_meta3,
+                       (uintptr_t)g_model_arena3, 512, kWord};
+#endif
 }
 
 template <int kBurst, class A, class F>
@@ -298,12 +379,23 @@ void BM_model_v2(benchmark::State &st) {
   run_model<kBurst>(st, v2_alloc, v2_free);
 }
 
+#if defined(__x86_64__)
+template <int kBurst>
+void BM_model_v3(benchmark::State &st) {
+  run_model<kBurst>(st, v3_alloc, v3_free);
+}
+#endif
+
 }  // namespace
 
 BENCHMARK(BM_model_v1<1>)->Name("anatomy_pair/model_header_layout");
 BENCHMARK(BM_model_v2<1>)->Name("anatomy_pair/model_count_in_record");
 BENCHMARK(BM_model_v1<256>)->Name("anatomy_burst256/model_header_layout");
 BENCHMARK(BM_model_v2<256>)->Name("anatomy_burst256/model_count_in_record");
+#if defined(__x86_64__)
+BENCHMARK(BM_model_v3<1>)->Name("anatomy_pair/model_cmpxchg_commit");
+BENCHMARK(BM_model_v3<256>)->Name("anatomy_burst256/model_cmpxchg_commit");
+#endif
 BENCHMARK(BM_header<1>)->Name("anatomy_pair/header");
 BENCHMARK(BM_no_guard<1>)->Name("anatomy_pair/no_guard");
 BENCHMARK(BM_no_owner<1>)->Name("anatomy_pair/no_owner");

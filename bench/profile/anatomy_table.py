@@ -10,7 +10,8 @@ for b in d["benchmarks"]:
         continue
     pat, var = b["run_name"].split("/")
     med.setdefault(var, {})[pat] = b["cpu_time"] / b.get("pages", 1)
-for v in ["header", "no_guard", "no_owner", "pop_push", "model_header_layout", "model_count_in_record"]:
+for v in ["header", "no_guard", "no_owner", "pop_push", "model_header_layout", "model_count_in_record",
+          "model_cmpxchg_commit"]:
     if v in med:
         pair, burst = med[v].get("anatomy_pair", 0), med[v].get("anatomy_burst256", 0)
         print(f"| {v} | {pair:.2f} | {burst:.2f} |")

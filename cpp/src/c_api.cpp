@@ -106,7 +106,8 @@ LABYRINTH_API labyrinth_status labyrinth_pool_arena(const labyrinth_pool *pool, 
 
 LABYRINTH_API void *labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
   // The common case is the header's inline code (one copy of the fast path).
-  if (void *page = labyrinth_fast_alloc_v1_(pool)) return page;
+  void *page = labyrinth_fast_alloc_v1_(pool);
+  if (LAB_LIKELY(page != nullptr)) return page;
   if (LAB_LIKELY(pool != nullptr)) return flagship_slow(from_handle(pool));
   null_pool("labyrinth_void_alloc_page_gfp_atomic_exclusive");
   return nullptr;
@@ -145,7 +146,7 @@ LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsig
                   ? labyrinth_fast_alloc_block_v1_(pool, order, (gfp & LABYRINTH_GFP_EXCLUSIVE) != 0)
               : (order == 0 && (gfp & LABYRINTH_GFP_EXCLUSIVE)) ? labyrinth_fast_alloc_v1_(pool)
                                                                : nullptr;
-    if (b) {
+    if (LAB_LIKELY(b != nullptr)) {
       *out_page = b;
       return LABYRINTH_OK;
     }
@@ -154,14 +155,14 @@ LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsig
 }
 
 LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
-  if (labyrinth_fast_free_v1_(pool, page)) return LABYRINTH_OK;
+  if (LAB_LIKELY(labyrinth_fast_free_v1_(pool, page))) return LABYRINTH_OK;
   if (LAB_LIKELY(pool != nullptr)) return free_slow(from_handle(pool), page);
   return null_pool("labyrinth_free_pages");
 }
 
 LABYRINTH_API labyrinth_status labyrinth_free_pages_order(labyrinth_pool *pool, void *page,
                                                           unsigned order) {
-  if (labyrinth_fast_free_order_v1_(pool, page, order)) return LABYRINTH_OK;
+  if (LAB_LIKELY(labyrinth_fast_free_order_v1_(pool, page, order))) return LABYRINTH_OK;
   if (!pool) return null_pool("labyrinth_free_pages_order");
   if (order > LABYRINTH_MAX_ORDER)
     return set_error(from_handle(pool)->fail(LABYRINTH_ERR_INVALID),
@@ -172,7 +173,7 @@ LABYRINTH_API labyrinth_status labyrinth_free_pages_order(labyrinth_pool *pool, 
 
 LABYRINTH_API labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool, void *page,
                                                        labyrinth_owner new_owner) {
-  if (labyrinth_fast_transfer_v1_(pool, page, new_owner)) return LABYRINTH_OK;
+  if (LAB_LIKELY(labyrinth_fast_transfer_v1_(pool, page, new_owner))) return LABYRINTH_OK;
   if (!pool) return null_pool("labyrinth_page_transfer");
   LAB_BOUNDARY("labyrinth_page_transfer", return pool_transfer(from_handle(pool), page, new_owner);)
 }
