@@ -618,7 +618,8 @@ LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(uint32_t *c, uint64_t *w
 LABYRINTH_INLINE_V1_ int labyrinth_fast_enter_page_v1_(const labyrinth_pool *pool, void *page,
                                                         uint64_t **word) {
   uintptr_t off;
-  if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool)) return 0;
+  if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool))
+    return 0;
   off = (uintptr_t)page - labyrinth_thread_fast.base;
   /* In the arena and page-aligned, in one compare: a misaligned offset
    * rotates its low bits to the top and fails the bound. */
@@ -671,8 +672,11 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_order_v1_(const labyrinth_pool *poo
                                                         unsigned order) {
   uint64_t *word;
   int done = 0;
-  if (LABYRINTH_UNLIKELY_V1_(order > LABYRINTH_MAX_ORDER) || !labyrinth_fast_enter_page_v1_(pool, page, &word)) return 0;
-  if (__builtin_expect(__atomic_load_n(word, __ATOMIC_RELAXED) == (labyrinth_thread_fast.alloc_word | ((uint64_t)order << 4)), 1))
+  if (LABYRINTH_UNLIKELY_V1_(order > LABYRINTH_MAX_ORDER) || !labyrinth_fast_enter_page_v1_(pool, page, &word))
+    return 0;
+  if (__builtin_expect(__atomic_load_n(word, __ATOMIC_RELAXED) ==
+                           (labyrinth_thread_fast.alloc_word | ((uint64_t)order << 4)),
+                       1))
     done = order == 0 ? labyrinth_page_cache_push_v1_(labyrinth_thread_fast.cache, word, page)
                       : labyrinth_order_cache_push_v1_(labyrinth_thread_fast.cache, word, page, order);
   labyrinth_fast_leave_v1_(pool);
