@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fault_scenarios.hpp"
 #include "pool.hpp"
 #include "test_util.hpp"
 
@@ -74,14 +75,7 @@ TEST(GuardDeathTest, WriteAfterFreeFaultsAtTheAccess) {
 TEST(GuardDeathTest, ReadAfterFreeOfALargeBlockFaults) {
   EXPECT_EXIT(
       {
-        labyrinth_pool *p = make(LABYRINTH_POOL_GUARD);
-        void *b = nullptr;
-        if (labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_EXCLUSIVE, 0, &b) != LABYRINTH_OK) std::exit(2);
-        volatile char *last = static_cast<char *>(b) + 8 * 4096 - 1;
-        *last = 7;
-        if (labyrinth_free_pages(p, b) != LABYRINTH_OK) std::exit(2);
-        char c = *last;  // its last byte: faults
-        std::exit(c);
+        read_last_byte_after_free(make(LABYRINTH_POOL_GUARD), 3);
       },
       ::testing::KilledBySignal(SIGSEGV), "");
 }
@@ -89,11 +83,7 @@ TEST(GuardDeathTest, ReadAfterFreeOfALargeBlockFaults) {
 TEST(GuardDeathTest, NeverAllocatedPagesAreProtectedToo) {
   EXPECT_EXIT(
       {
-        labyrinth_pool *p = make(LABYRINTH_POOL_GUARD);
-        void *base = nullptr;
-        labyrinth_pool_arena(p, &base, nullptr);
-        static_cast<volatile char *>(base)[4096 * 100] = 1;
-        std::exit(0);
+        write_never_allocated_page(make(LABYRINTH_POOL_GUARD));
       },
       ::testing::KilledBySignal(SIGSEGV), "");
 }

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "fault_scenarios.hpp"
 #include "internal_api.hpp"
 #include "pkeys.hpp"
 #include "pool.hpp"
@@ -63,6 +64,13 @@ class Worker {
   ~Worker() {
     run([this] { quit_ = true; });
     t_.join();
+  }
+  // The worker thread's owner id (asking for it gives the thread a key
+  // while a PKEYS pool exists).
+  labyrinth_owner owner() {
+    labyrinth_owner id = 0;
+    run([&] { id = labyrinth_owner_self(); });
+    return id;
   }
   template <class F>
   void run(F f) {
@@ -128,14 +136,7 @@ TEST(PkeysDeathTest, UseAfterFreeFaults) {
   SKIP_WITHOUT_KEYS();
   EXPECT_EXIT(
       {
-        labyrinth_pool *p = make_pkeys();
-        void *b = nullptr;
-        if (labyrinth_alloc_pages(p, 2, LABYRINTH_GFP_EXCLUSIVE, 0, &b) != LABYRINTH_OK) std::exit(2);
-        volatile char *last = static_cast<char *>(b) + 4 * 4096 - 1;
-        *last = 1;
-        if (labyrinth_free_pages(p, b) != LABYRINTH_OK) std::exit(2);
-        char c = *last;  // faults here
-        std::exit(c);
+        read_last_byte_after_free(make_pkeys(), 2);
       },
       ::testing::KilledBySignal(SIGSEGV), "");
 }
@@ -144,11 +145,7 @@ TEST(PkeysDeathTest, NeverAllocatedPagesFault) {
   SKIP_WITHOUT_KEYS();
   EXPECT_EXIT(
       {
-        labyrinth_pool *p = make_pkeys();
-        void *base = nullptr;
-        labyrinth_pool_arena(p, &base, nullptr);
-        static_cast<volatile char *>(base)[4096 * 100] = 1;
-        std::exit(0);
+        write_never_allocated_page(make_pkeys());
       },
       ::testing::KilledBySignal(SIGSEGV), "");
 }
@@ -159,8 +156,7 @@ TEST(PkeysDeathTest, TheOldOwnerFaultsAfterATransfer) {
       {
         labyrinth_pool *p = make_pkeys();
         Worker b;
-        labyrinth_owner b_id = 0;
-        b.run([&] { b_id = labyrinth_owner_self(); });
+        const labyrinth_owner b_id = b.owner();
         char *pg = static_cast<char *>(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
         if (!pg) std::exit(2);
         pg[0] = 1;
@@ -177,8 +173,7 @@ TEST(Pkeys, TransferMovesAccessAndFreeByTheNewOwnerReturnsEverything) {
   labyrinth_pool_options o = pkeys_options();
   PoolGuard p(o);
   Worker b;
-  labyrinth_owner b_id = 0;
-  b.run([&] { b_id = labyrinth_owner_self(); });
+  const labyrinth_owner b_id = b.owner();
   void *blk = nullptr;
   ASSERT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_EXCLUSIVE | LABYRINTH_GFP_ZERO, 0, &blk),
             LABYRINTH_OK);
@@ -202,8 +197,7 @@ TEST(Pkeys, TransferMovesAccessAndFreeByTheNewOwnerReturnsEverything) {
 TEST(Pkeys, TransferToAnOwnerWithoutAKeyIsRefusedAndChangesNothing) {
   SKIP_WITHOUT_KEYS();
   Worker b;
-  labyrinth_owner b_id = 0;
-  b.run([&] { b_id = labyrinth_owner_self(); });  // before the pool: no key
+  const labyrinth_owner b_id = b.owner();  // before the pool: no key
   labyrinth_pool_options o = pkeys_options();
   PoolGuard p(o);
   char *pg = static_cast<char *>(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
@@ -349,8 +343,7 @@ TEST(Pkeys, AnIoCompletionToAnotherOwnerMovesTheKey) {
   labyrinth_pool_options o = pkeys_options();
   PoolGuard p(o);
   Worker b;
-  labyrinth_owner b_id = 0;
-  b.run([&] { b_id = labyrinth_owner_self(); });
+  const labyrinth_owner b_id = b.owner();
   void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
   ASSERT_NE(pg, nullptr);
   ASSERT_EQ(lab::page_begin_io(p, pg, labyrinth_owner_self()), LABYRINTH_OK) << last_message();
