@@ -140,3 +140,46 @@ def test_ring_misuse(ring_pool: labyrinth.Pool) -> None:
         page.free()
         with pytest.raises(labyrinth.InvalidArgument, match="freed"):
             ring.send(0, page, 10)
+
+
+def test_send_zc_page_comes_back_with_the_notification(ring_pool: labyrinth.Pool) -> None:
+    # SEND_ZC posts two completions: the first carries the bytes sent and no
+    # page (the network stack may still read it); the page comes back only
+    # with the notification. TCP over loopback, as the C test does.
+    server = socket.create_server(("127.0.0.1", 0))
+    a = socket.create_connection(server.getsockname())
+    b, _ = server.accept()
+    server.close()
+    try:
+        with ring_pool.ring(sq_entries=8) as ring:
+            for round_ in range(4):
+                data = bytes((i * 7 + round_) & 0xFF for i in range(PAGE_SIZE))
+                page = ring_pool.alloc_page()
+                page.write(data)
+                try:
+                    ring.send_zc(a.fileno(), page, PAGE_SIZE, user_data=30 + round_)
+                except labyrinth.Unsupported as exc:
+                    page.free()
+                    pytest.skip(f"SEND_ZC is not available here: {exc.message}")
+                (first,) = ring.complete(max=1, wait_nr=1, timeout=10)
+                assert first.user_data == 30 + round_ and first.op == labyrinth.ring.RING_OP_SEND_ZC
+                assert first.result == PAGE_SIZE
+                assert first.more and not first.notif and first.page is None
+                # Between the two completions the page is still the kernel's.
+                assert page.in_flight and ring.inflight_pages == 1
+                with pytest.raises(labyrinth.Busy, match="in flight"):
+                    page.free()
+                got = b""
+                while len(got) < PAGE_SIZE:
+                    chunk = b.recv(PAGE_SIZE - len(got))
+                    assert chunk, "the peer closed early"
+                    got += chunk
+                assert got == data
+                (notif,) = ring.complete(max=1, wait_nr=1, timeout=10)
+                assert notif.user_data == 30 + round_ and notif.notif and not notif.more
+                assert notif.page is page and not page.in_flight and ring.inflight_pages == 0
+                page.free()
+        assert ring_pool.stats().allocated_pages == 0
+    finally:
+        a.close()
+        b.close()
