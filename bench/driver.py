@@ -101,11 +101,22 @@ def run_text(cmd: list[str]) -> str:
 
 
 def machine_info(build_dir: Path) -> dict:
-    cpu = ""
+    # "AMD EPYC" alone names several generations (Zen 3 and Zen 5 VMs both
+    # say just that): family, model and clock tell them apart.
+    info: dict = {}
     for line in read("/proc/cpuinfo").splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+        if not line.strip():
+            break  # the first CPU is enough
+        k, _, v = line.partition(":")
+        info.setdefault(k.strip(), v.strip())
+    cpu = info.get("model name", "")
+    details = []
+    if info.get("cpu family"):
+        details.append(f"family {info['cpu family']} model {info.get('model', '?')}")
+    if info.get("cpu MHz"):
+        details.append(f"{float(info['cpu MHz']):.0f} MHz")
+    if details:
+        cpu += f" ({', '.join(details)})"
     vulns = {}
     for f in sorted(glob.glob("/sys/devices/system/cpu/vulnerabilities/*")):
         vulns[os.path.basename(f)] = read(f)
