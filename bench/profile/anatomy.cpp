@@ -29,12 +29,26 @@
 // These are measurements of the cost structure, not alternative
 // implementations: only "header" keeps Labyrinth's guarantees. Built as
 // labyrinth_bench_anatomy; bench/profile/profile.sh runs it.
+//
+// labyrinth_bench_anatomy --interleaved [ROUNDS]: instead of Google
+// Benchmark's one variant after another, every round times each variant for
+// about a millisecond, in turn, in one process; prints each variant's median
+// and, robust to the machine's drift (on our VMs the same loop swings
+// 20-40 % from one second to the next), the median over rounds of its time
+// divided by the header's in the same round.
 #include <benchmark/benchmark.h>
 #include <labyrinth/labyrinth.h>
 
 #include <cstdint>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -417,6 +431,97 @@ BENCHMARK(BM_no_guard<256>)->Name("anatomy_burst256/no_guard");
 BENCHMARK(BM_no_owner<256>)->Name("anatomy_burst256/no_owner");
 BENCHMARK(BM_pop_push<256>)->Name("anatomy_burst256/pop_push");
 
+// ---- Interleaved mode (see the top of the file).
+// ns per page of `pages_total` pages through alloc/free in bursts of kBurst.
+template <int kBurst, class A, class F>
+double slice_ns(A alloc, F free_, long pages_total) {
+  void *v[kBurst];
+  static std::uint64_t k = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long done = 0; done < pages_total; done += kBurst) {
+    for (int j = 0; j < kBurst; ++j) {
+      v[j] = alloc(g_pool);
+      if (__builtin_expect(!v[j], 0)) return -1;
+      touch(v[j], k++);
+    }
+    for (int j = 0; j < kBurst; ++j)
+      if (__builtin_expect(!free_(g_pool, v[j]), 0)) return -1;
+  }
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+         double(pages_total);
+}
+// Call after the record describes g_pool: pop_push reads it here, once.
+template <int kBurst>
+std::vector<std::pair<const char *, std::function<double(long)>>> interleaved_variants() {
+  auto hdr_a = [](labyrinth_pool *p) { return labyrinth_alloc_page_inline(p); };
+  auto hdr_f = [](labyrinth_pool *p, void *pg) { return labyrinth_free_page_inline(p, pg) == LABYRINTH_OK; };
+  auto ng_a = [](labyrinth_pool *p) { return alloc_no_guard(p); };
+  auto ng_f = [](labyrinth_pool *p, void *pg) { return free_no_guard(p, pg); };
+  auto no_a = [](labyrinth_pool *p) { return alloc_no_owner(p); };
+  auto no_f = [](labyrinth_pool *p, void *pg) { return free_no_owner(p, pg); };
+  uint32_t *c = labyrinth_thread_fast.cache;
+  void **slots = reinterpret_cast<void **>(reinterpret_cast<char *>(c) + 64);
+  auto pp_a = [c, slots](labyrinth_pool *) {
+    uint32_t n = __atomic_load_n(&c[0], RELAXED);
+    void *pg = slots[n - 1];
+    __atomic_store_n(&c[0], n - 1, RELAXED);
+    return pg;
+  };
+  auto pp_f = [c, slots](labyrinth_pool *, void *pg) {
+    uint32_t n = __atomic_load_n(&c[0], RELAXED);
+    slots[n] = pg;
+    __atomic_store_n(&c[0], n + 1, RELAXED);
+    return true;
+  };
+  return {
+      {"header", [=](long n) { return slice_ns<kBurst>(hdr_a, hdr_f, n); }},
+      {"no_guard", [=](long n) { return slice_ns<kBurst>(ng_a, ng_f, n); }},
+      {"no_owner", [=](long n) { return slice_ns<kBurst>(no_a, no_f, n); }},
+      {"pop_push", [=](long n) { return slice_ns<kBurst>(pp_a, pp_f, n); }},
+  };
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+template <int kBurst>
+int run_interleaved(const char *label, int rounds) {
+  std::vector<void *> held(300);  // fill the cache beyond a burst
+  for (auto &p : held) p = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+  for (auto *p : held) labyrinth_free_pages(g_pool, p);
+  if (labyrinth_thread_fast.pool != g_pool || labyrinth_thread_fast.cache[0] < kBurst) {
+    std::fprintf(stderr, "anatomy: the thread cache is not set up with %d pages\n", kBurst);
+    return 1;
+  }
+  auto variants = interleaved_variants<kBurst>();
+  const std::size_t nv = variants.size();
+  std::vector<std::vector<double>> ns(nv), rel(nv);
+  const long pages = 200000;  // about a millisecond a slice
+  for (auto &v : variants) v.second(pages);  // warm up
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<double> t(nv);
+    for (std::size_t i = 0; i < nv; ++i) {
+      const std::size_t j = (i + std::size_t(r)) % nv;  // rotate the order each round
+      t[j] = variants[j].second(pages);
+      if (t[j] < 0) {
+        std::fprintf(stderr, "anatomy: %s: the fast path missed\n", variants[j].first);
+        return 1;
+      }
+    }
+    for (std::size_t i = 0; i < nv; ++i) {
+      ns[i].push_back(t[i]);
+      rel[i].push_back(t[i] / t[0]);
+    }
+  }
+  std::printf("%s, %d rounds of ~1 ms per variant, interleaved:\n", label, rounds);
+  std::printf("  %-10s %12s %22s\n", "variant", "median ns", "median of / header");
+  for (std::size_t i = 0; i < nv; ++i)
+    std::printf("  %-10s %12.2f %22.3f\n", variants[i].first, median(ns[i]), median(rel[i]));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
@@ -427,6 +532,12 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "pool: %s\n", labyrinth_last_error_message());
       return 3;
     }
+  }
+  if (argc >= 2 && std::string(argv[1]) == "--interleaved") {
+    const int rounds = argc >= 3 ? std::atoi(argv[2]) : 200;
+    int rc = run_interleaved<1>("pair (ns a pair)", rounds);
+    if (rc == 0) rc = run_interleaved<256>("burst of 256 (ns a page)", rounds);
+    return labyrinth_pool_destroy(g_pool) == LABYRINTH_OK ? rc : 4;
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -61,4 +61,17 @@ for b in bad:
 print(f"60-bench-smoke: {len(res['rows'])} result rows from {len(man['built'])} executables")
 sys.exit(1 if bad else 0)
 PYEOF
+# The anatomy program (bench/profile/anatomy.cpp), both ways, for a moment:
+# every variant's fast path must hit (it stops with an error if one misses).
+ANAT="$B/bench/labyrinth_bench_anatomy"
+if [ -x "$ANAT" ]; then
+  if ! "$ANAT" --benchmark_min_time=0.01 > "$out/anatomy.log" 2>&1 || grep -q "ERROR OCCURRED" "$out/anatomy.log"; then
+    cat "$out/anatomy.log"; echo "60-bench-smoke: labyrinth_bench_anatomy failed"; fail=1
+  fi
+  if ! "$ANAT" --interleaved 3 > "$out/anatomy-interleaved.log" 2>&1; then
+    cat "$out/anatomy-interleaved.log"; echo "60-bench-smoke: labyrinth_bench_anatomy --interleaved failed"; fail=1
+  else
+    echo "60-bench-smoke: anatomy ran ($(grep -c anatomy_ "$out/anatomy.log") benchmark lines, interleaved mode too)"
+  fi
+fi
 exit $fail
