@@ -486,6 +486,36 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// Time each variant for `work` units a slice, in turn (the order rotating
+// each round), `rounds` times; print medians and median fractions of the
+// first variant's time in the same round.
+int interleave(const char *label, std::vector<std::pair<const char *, std::function<double(long)>>> &variants,
+               int rounds, long work) {
+  const std::size_t nv = variants.size();
+  std::vector<std::vector<double>> ns(nv), rel(nv);
+  for (auto &v : variants) v.second(work);  // warm up
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<double> t(nv);
+    for (std::size_t i = 0; i < nv; ++i) {
+      const std::size_t j = (i + std::size_t(r)) % nv;
+      t[j] = variants[j].second(work);
+      if (t[j] < 0) {
+        std::fprintf(stderr, "anatomy: %s: %s: the fast path missed\n", label, variants[j].first);
+        return 1;
+      }
+    }
+    for (std::size_t i = 0; i < nv; ++i) {
+      ns[i].push_back(t[i]);
+      rel[i].push_back(t[i] / t[0]);
+    }
+  }
+  std::printf("%s, %d rounds, interleaved:\n", label, rounds);
+  std::printf("  %-16s %10s %20s\n", "variant", "median ns", "median of / first");
+  for (std::size_t i = 0; i < nv; ++i)
+    std::printf("  %-16s %10.2f %20.3f\n", variants[i].first, median(ns[i]), median(rel[i]));
+  return 0;
+}
+
 template <int kBurst>
 int run_interleaved(const char *label, int rounds) {
   std::vector<void *> held(300);  // fill the cache beyond a burst
@@ -496,30 +526,141 @@ int run_interleaved(const char *label, int rounds) {
     return 1;
   }
   auto variants = interleaved_variants<kBurst>();
-  const std::size_t nv = variants.size();
-  std::vector<std::vector<double>> ns(nv), rel(nv);
-  const long pages = 200000;  // about a millisecond a slice
-  for (auto &v : variants) v.second(pages);  // warm up
-  for (int r = 0; r < rounds; ++r) {
-    std::vector<double> t(nv);
-    for (std::size_t i = 0; i < nv; ++i) {
-      const std::size_t j = (i + std::size_t(r)) % nv;  // rotate the order each round
-      t[j] = variants[j].second(pages);
-      if (t[j] < 0) {
-        std::fprintf(stderr, "anatomy: %s: the fast path missed\n", variants[j].first);
-        return 1;
+  return interleave(label, variants, rounds, 200000);
+}
+
+// ---- Interleaved, blocks of order `kOrder` through the order cache: the
+// header's labyrinth_alloc_pages + labyrinth_free_pages_order against copies
+// of its block fast path with one element left out each. Only "header" keeps
+// the guarantees; the others measure what an element costs:
+//   header_ptr      the header's pointer-returning block helper instead of
+//                   labyrinth_alloc_pages' out parameter
+//   block_copy      the header's block path, copied (the baseline for the rest)
+//   block_no_pages  without the order cache's `pages` count (read by
+//                   statistics and the budget check): a load and a store at
+//                   each end
+//   block_no_hint   without the n[0] hint store at allocation
+//   block_oc_once   the order cache found once, not through the record's cache
+//                   pointer and the capacity (c[2]) on every call
+// Mode bits: 1 no pages, 2 no hint, 4 oc given.
+template <int kMode>
+inline void *block_alloc(const labyrinth_pool *pool, unsigned order, labyrinth_order_cache_v1 *given) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  if (__builtin_expect(__atomic_load_n(&f->pool, RELAXED) != pool, 0)) return nullptr;
+  __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  labyrinth_order_cache_v1 *oc = (kMode & 4) ? given : labyrinth_order_cache_of_v1_(f->cache);
+  const uint32_t n = oc->n[order];
+  void *block = nullptr;
+  if (__builtin_expect(n != 0, 1)) {
+    block = oc->slot[order][n - 1];
+    oc->n[order] = n - 1;
+    if (!(kMode & 2)) oc->n[0] = order;
+    if (!(kMode & 1))
+      __atomic_store_n(&oc->pages, __atomic_load_n(&oc->pages, RELAXED) - (uint64_t{1} << order), RELAXED);
+    __atomic_store_n(&f->meta[((uintptr_t)block - f->base) >> 12], f->alloc_word | (uint64_t{order} << 4),
+                     __ATOMIC_RELEASE);
+  }
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&f->pool, pool, RELAXED);
+  return block;
+}
+template <int kMode>
+inline bool block_free(const labyrinth_pool *pool, void *page, unsigned order, labyrinth_order_cache_v1 *given) {
+  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  if (__builtin_expect(__atomic_load_n(&f->pool, RELAXED) != pool, 0)) return false;
+  const uintptr_t off = (uintptr_t)page - f->base;
+  if (__builtin_expect(((off >> 12) | (off << 52)) >= f->npages, 0)) return false;
+  __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  uint64_t *word = &f->meta[off >> 12];
+  bool done = false;
+  if (__builtin_expect(__atomic_load_n(word, RELAXED) == (f->alloc_word | (uint64_t{order} << 4)), 1)) {
+    uint32_t *c = f->cache;
+    if (__builtin_expect(__atomic_load_n(&c[1], RELAXED) != 0, 1)) {
+      labyrinth_order_cache_v1 *oc = (kMode & 4) ? given : labyrinth_order_cache_of_v1_(c);
+      const uint64_t held = (kMode & 1) ? 0 : __atomic_load_n(&oc->pages, RELAXED);
+      const uint32_t n = oc->n[order];
+      if (__builtin_expect(n < 4 && held + (uint64_t{1} << order) <= oc->budget, 1)) {
+        __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1 | (uint64_t{order} << 4), __ATOMIC_RELEASE);
+        oc->slot[order][n] = page;
+        oc->n[order] = n + 1;
+        if (!(kMode & 1)) __atomic_store_n(&oc->pages, held + (uint64_t{1} << order), RELAXED);
+        done = true;
       }
     }
-    for (std::size_t i = 0; i < nv; ++i) {
-      ns[i].push_back(t[i]);
-      rel[i].push_back(t[i] / t[0]);
+  }
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&f->pool, pool, RELAXED);
+  return done;
+}
+
+template <unsigned kOrder>
+int run_interleaved_blocks(int rounds) {
+  for (int i = 0; i < 8; ++i) {  // put blocks of kOrder in the order cache
+    void *b = nullptr;
+    if (labyrinth_alloc_pages(g_pool, kOrder, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b) !=
+            LABYRINTH_OK ||
+        labyrinth_free_pages_order(g_pool, b, kOrder) != LABYRINTH_OK) {
+      std::fprintf(stderr, "anatomy: order %u: %s\n", kOrder, labyrinth_last_error_message());
+      return 1;
     }
   }
-  std::printf("%s, %d rounds of ~1 ms per variant, interleaved:\n", label, rounds);
-  std::printf("  %-10s %12s %22s\n", "variant", "median ns", "median of / header");
-  for (std::size_t i = 0; i < nv; ++i)
-    std::printf("  %-10s %12.2f %22.3f\n", variants[i].first, median(ns[i]), median(rel[i]));
-  return 0;
+  labyrinth_order_cache_v1 *oc = labyrinth_order_cache_of_v1_(labyrinth_thread_fast.cache);
+  auto slice = [](auto alloc, auto free_) {
+    return [=](long n) {
+      static std::uint64_t k = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (long i = 0; i < n; ++i) {
+        void *b = alloc();
+        if (__builtin_expect(!b, 0)) return -1.0;
+        touch(static_cast<char *>(b) + (((k * 7) & ((1u << kOrder) - 1)) << 12), k);
+        ++k;
+        if (__builtin_expect(!free_(b), 0)) return -1.0;
+      }
+      return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+             double(n);
+    };
+  };
+  auto variant = [&](auto mode) {
+    constexpr int m = decltype(mode)::value;
+    return slice([oc] { return block_alloc<m>(g_pool, kOrder, oc); },
+                 [oc](void *b) { return block_free<m>(g_pool, b, kOrder, oc); });
+  };
+  std::vector<std::pair<const char *, std::function<double(long)>>> variants = {
+      {"header", slice(
+                     [] {
+                       void *b = nullptr;
+                       return labyrinth_alloc_pages(g_pool, kOrder,
+                                                    LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0,
+                                                    &b) == LABYRINTH_OK
+                                  ? b
+                                  : nullptr;
+                     },
+                     [](void *b) { return labyrinth_free_pages_order(g_pool, b, kOrder) == LABYRINTH_OK; })},
+      // The header's block fast path through its pointer-returning helper,
+      // without labyrinth_alloc_pages' out parameter (which makes the
+      // caller's variable live in memory: its address goes to the library
+      // call of the slow path).
+      {"header_ptr", slice(
+                         [] {
+                           void *b = labyrinth_fast_alloc_block_v1_(g_pool, kOrder, 1);
+                           if (__builtin_expect(!b, 0) &&
+                               labyrinth_alloc_pages(g_pool, kOrder,
+                                                     LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0,
+                                                     &b) != LABYRINTH_OK)
+                             return static_cast<void *>(nullptr);
+                           return b;
+                         },
+                         [](void *b) { return labyrinth_free_pages_order(g_pool, b, kOrder) == LABYRINTH_OK; })},
+      {"block_copy", variant(std::integral_constant<int, 0>())},
+      {"block_no_pages", variant(std::integral_constant<int, 1>())},
+      {"block_no_hint", variant(std::integral_constant<int, 2>())},
+      {"block_oc_once", variant(std::integral_constant<int, 4>())},
+  };
+  char label[64];
+  std::snprintf(label, sizeof label, "blocks of order %u (ns a pair)", kOrder);
+  return interleave(label, variants, rounds, 200000);
 }
 
 int main(int argc, char **argv) {
@@ -537,6 +678,8 @@ int main(int argc, char **argv) {
     const int rounds = argc >= 3 ? std::atoi(argv[2]) : 200;
     int rc = run_interleaved<1>("pair (ns a pair)", rounds);
     if (rc == 0) rc = run_interleaved<256>("burst of 256 (ns a page)", rounds);
+    if (rc == 0) rc = run_interleaved_blocks<2>(rounds);
+    if (rc == 0) rc = run_interleaved_blocks<6>(rounds);
     return labyrinth_pool_destroy(g_pool) == LABYRINTH_OK ? rc : 4;
   }
   benchmark::Initialize(&argc, argv);
