@@ -161,28 +161,36 @@ void BM_no_owner(benchmark::State &st) {
   run<kBurst>(st, [](labyrinth_pool *p) { return alloc_no_owner(p); },
               [](labyrinth_pool *p, void *pg) { return free_no_owner(p, pg); });
 }
-// A pop and a push on the thread cache, the record read once.
+// A pop and a push on the thread cache, the record read once (when made):
+// the pop_push variant, here and in the interleaved mode.
+struct PopPush {
+  uint32_t *c = labyrinth_thread_fast.cache;
+  void **slots = (void **)(void *)((char *)c + 64);
+  void *pop() const {
+    uint32_t n = __atomic_load_n(&c[0], RELAXED);
+    void *page = slots[n - 1];
+    __atomic_store_n(&c[0], n - 1, RELAXED);
+    return page;
+  }
+  void push(void *page) const {
+    uint32_t n = __atomic_load_n(&c[0], RELAXED);
+    slots[n] = page;
+    __atomic_store_n(&c[0], n + 1, RELAXED);
+  }
+};
 template <int kBurst>
 void BM_pop_push(benchmark::State &st) {
   prime();
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
-  uint32_t *c = f->cache;
-  void **slots = (void **)(void *)((char *)c + 64);
+  const PopPush pp;
   void *v[kBurst];
   std::uint64_t k = 0;
-  if (c[0] < kBurst) return st.SkipWithError("cache too small");
+  if (pp.c[0] < kBurst) return st.SkipWithError("cache too small");
   for (auto _ : st) {
     for (int j = 0; j < kBurst; ++j) {
-      uint32_t n = __atomic_load_n(&c[0], RELAXED);
-      v[j] = slots[n - 1];
-      __atomic_store_n(&c[0], n - 1, RELAXED);
+      v[j] = pp.pop();
       touch(v[j], k++);
     }
-    for (int j = 0; j < kBurst; ++j) {
-      uint32_t n = __atomic_load_n(&c[0], RELAXED);
-      slots[n] = v[j];
-      __atomic_store_n(&c[0], n + 1, RELAXED);
-    }
+    for (int j = 0; j < kBurst; ++j) pp.push(v[j]);
   }
   st.counters["pages"] = kBurst;
 }
@@ -432,23 +440,24 @@ BENCHMARK(BM_no_owner<256>)->Name("anatomy_burst256/no_owner");
 BENCHMARK(BM_pop_push<256>)->Name("anatomy_burst256/pop_push");
 
 // ---- Interleaved mode (see the top of the file).
-// ns per page of `pages_total` pages through alloc/free in bursts of kBurst.
-template <int kBurst, class A, class F>
-double slice_ns(A alloc, F free_, long pages_total) {
+// ns per block of `total` blocks through alloc/free in bursts of kBurst,
+// each block touched once by touch_at(block, k) (-1: a fast path missed).
+template <int kBurst, class A, class F, class T>
+double slice_ns(A alloc, F free_, T touch_at, long total) {
   void *v[kBurst];
   static std::uint64_t k = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (long done = 0; done < pages_total; done += kBurst) {
+  for (long done = 0; done < total; done += kBurst) {
     for (int j = 0; j < kBurst; ++j) {
       v[j] = alloc(g_pool);
       if (__builtin_expect(!v[j], 0)) return -1;
-      touch(v[j], k++);
+      touch_at(v[j], k++);
     }
     for (int j = 0; j < kBurst; ++j)
       if (__builtin_expect(!free_(g_pool, v[j]), 0)) return -1;
   }
   return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
-         double(pages_total);
+         double(total);
 }
 // Call after the record describes g_pool: pop_push reads it here, once.
 template <int kBurst>
@@ -459,25 +468,17 @@ std::vector<std::pair<const char *, std::function<double(long)>>> interleaved_va
   auto ng_f = [](labyrinth_pool *p, void *pg) { return free_no_guard(p, pg); };
   auto no_a = [](labyrinth_pool *p) { return alloc_no_owner(p); };
   auto no_f = [](labyrinth_pool *p, void *pg) { return free_no_owner(p, pg); };
-  uint32_t *c = labyrinth_thread_fast.cache;
-  void **slots = reinterpret_cast<void **>(reinterpret_cast<char *>(c) + 64);
-  auto pp_a = [c, slots](labyrinth_pool *) {
-    uint32_t n = __atomic_load_n(&c[0], RELAXED);
-    void *pg = slots[n - 1];
-    __atomic_store_n(&c[0], n - 1, RELAXED);
-    return pg;
-  };
-  auto pp_f = [c, slots](labyrinth_pool *, void *pg) {
-    uint32_t n = __atomic_load_n(&c[0], RELAXED);
-    slots[n] = pg;
-    __atomic_store_n(&c[0], n + 1, RELAXED);
+  const PopPush pp;
+  auto pp_a = [pp](labyrinth_pool *) { return pp.pop(); };
+  auto pp_f = [pp](labyrinth_pool *, void *pg) {
+    pp.push(pg);
     return true;
   };
   return {
-      {"header", [=](long n) { return slice_ns<kBurst>(hdr_a, hdr_f, n); }},
-      {"no_guard", [=](long n) { return slice_ns<kBurst>(ng_a, ng_f, n); }},
-      {"no_owner", [=](long n) { return slice_ns<kBurst>(no_a, no_f, n); }},
-      {"pop_push", [=](long n) { return slice_ns<kBurst>(pp_a, pp_f, n); }},
+      {"header", [=](long n) { return slice_ns<kBurst>(hdr_a, hdr_f, touch, n); }},
+      {"no_guard", [=](long n) { return slice_ns<kBurst>(ng_a, ng_f, touch, n); }},
+      {"no_owner", [=](long n) { return slice_ns<kBurst>(no_a, no_f, touch, n); }},
+      {"pop_push", [=](long n) { return slice_ns<kBurst>(pp_a, pp_f, touch, n); }},
   };
 }
 
@@ -607,19 +608,14 @@ int run_interleaved_blocks(int rounds) {
     }
   }
   labyrinth_order_cache_v1 *oc = labyrinth_order_cache_of_v1_(labyrinth_thread_fast.cache);
-  auto slice = [](auto alloc, auto free_) {
+  // One page of the block, a different one each time, is touched.
+  auto touch_block = [](void *b, std::uint64_t k) {
+    touch(static_cast<char *>(b) + (((k * 7) & ((1u << kOrder) - 1)) << 12), k);
+  };
+  auto slice = [touch_block](auto alloc, auto free_) {
     return [=](long n) {
-      static std::uint64_t k = 0;
-      const auto t0 = std::chrono::steady_clock::now();
-      for (long i = 0; i < n; ++i) {
-        void *b = alloc();
-        if (__builtin_expect(!b, 0)) return -1.0;
-        touch(static_cast<char *>(b) + (((k * 7) & ((1u << kOrder) - 1)) << 12), k);
-        ++k;
-        if (__builtin_expect(!free_(b), 0)) return -1.0;
-      }
-      return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
-             double(n);
+      return slice_ns<1>([alloc](labyrinth_pool *) { return alloc(); },
+                         [free_](labyrinth_pool *, void *b) { return free_(b); }, touch_block, n);
     };
   };
   auto variant = [&](auto mode) {
