@@ -11,14 +11,30 @@
 // stale compare-and-swap fails (ABA) unless exactly 2^32 operations happened
 // between one thread's load and its CAS.
 //
-// Magazines (pinned pools without SCRUB, POISON, GUARD or PKEYS): a pushed chain
-// also lists its pages in its first page, which is free and the pool's to
-// write. A thread that pops the chain reads the list and checks every link
-// against the side table with independent loads, instead of following the
-// links one dependent load at a time (a cache miss each when another CPU
-// drained the chain). The side table stays the truth: a list that does not
-// match it link for link (a stale one, or one a write after free changed)
-// is ignored and the links are followed.
+// Magazines (pinned pools without SCRUB, POISON, GUARD or PKEYS): a pushed
+// chain of 2..Magazine::kMax pages also lists its pages in its first page,
+// which is free and the pool's to write, and its first page's word says so
+// (state MAGAZINE instead of SHARED). A thread that pops such a chain reads
+// the list (a few lines, fetched in parallel) instead of following the links
+// one dependent load at a time, and it neither reads nor writes the chain's
+// other side-table words: when another CPU drained the chain, each of those
+// is a cache miss, and 64 of them were most of a refill's latency.
+//
+// Why a list can be believed without checking it against the side table:
+//  - it is fresh: only push() marks a word MAGAZINE, right after writing the
+//    list, and the release CAS that publishes the chain publishes the list.
+//    Every other publish (push_linked: the rest of a popped chain; a single
+//    page) marks the first page SHARED, so a list left behind in a page by an
+//    earlier chain is never read;
+//  - while the chain is on the list nobody else owns its pages, so the list
+//    cannot change under the popper, except by a write after free into the
+//    first page (a user's bug). Against that, the list carries a checksum
+//    (position-weighted: any one changed entry, any swap, a count changed
+//    alone is caught; random bytes pass with odds of 2^-32), every entry
+//    must be a page of the arena, and its second entry must match the first
+//    page's link. A list that fails is ignored and the links are followed:
+//    they are still all in the side table.
+// Pages taken through a magazine keep their chain words (see thread_cache.cpp).
 //
 // Every operation is lock-free and async-signal-safe.
 #pragma once
@@ -63,59 +79,51 @@ class Depot {
     if (count > 1)
       meta_[prev].store(side::chain_word(state_, side::kNil30, side::kNil30),
                         std::memory_order_relaxed);
-    if (arena_ && count > 1 && count <= Magazine::kMax && scattered(page_at, count)) {
+    side::State head_state = state_;
+    if (arena_ && count > 1 && count <= Magazine::kMax) {
       Magazine *m = magazine_of(first);
-      for (std::size_t i = 0; i < count; ++i)
-        __atomic_store_n(&m->page[i], static_cast<std::uint32_t>(page_at(i)), __ATOMIC_RELAXED);
-      __atomic_store_n(&m->count, static_cast<std::uint32_t>(count), __ATOMIC_RELAXED);
-      __atomic_store_n(&m->first, static_cast<std::uint32_t>(first), __ATOMIC_RELAXED);
-    }
-    publish(first, first_next, count);  // the release CAS publishes the magazine too
-  }
-
-  // Whether a chain's pages are scattered over the arena. Only then does a
-  // magazine pay: following a chain of neighbouring pages reads few
-  // side-table lines (8 words a line), in an order the CPU prefetches, and
-  // writing and reading a magazine would cost more than it saves. Cheap on
-  // purpose (three pages looked at): it runs on every drain. A chain whose
-  // second page does not neighbour its first is always scattered, which is
-  // what take_magazine() looks at before it reads any magazine.
-  static bool neighbours(std::size_t a, std::size_t b) { return a + 1 == b || b + 1 == a; }
-  template <typename PageAt>
-  static bool scattered(PageAt page_at, std::size_t count) {
-    const std::size_t a = page_at(0), z = page_at(count - 1);
-    return !neighbours(a, page_at(1)) || (z > a ? z - a : a - z) >= 2 * count;
-  }
-
-  // For a chain this thread popped: if its first page holds the chain's
-  // magazine and every link in it matches the side table, put the first
-  // min(length, max) pages into out[], set *rest to the page after them
-  // (kNil30 if none) and return the chain's length; else return 0 and
-  // change nothing (follow the links instead). Only loads: the chain's words
-  // are unchanged either way.
-  std::size_t take_magazine(std::size_t first, void **out, std::size_t max, std::size_t *rest) const {
-    if (!arena_) return 0;
-    const std::size_t second = side::chain_next_page(meta_[first].load(std::memory_order_relaxed));
-    if (second == side::kNil30 || neighbours(first, second)) return 0;  // none was written
-    const Magazine *m = magazine_of(first);
-    if (__atomic_load_n(&m->first, __ATOMIC_RELAXED) != first) return 0;
-    const std::size_t n = __atomic_load_n(&m->count, __ATOMIC_RELAXED);
-    if (n < 2 || n > Magazine::kMax) return 0;
-    std::size_t cur = first;
-    *rest = side::kNil30;
-    for (std::size_t k = 0; k < n; ++k) {
-      // Each page's index was checked before its word is read; the next one
-      // must be a page too, and the last link must end the chain.
-      std::size_t next = side::kNil30;
-      if (k + 1 < n) {
-        next = __atomic_load_n(&m->page[k + 1], __ATOMIC_RELAXED);
-        if (next >= npages_) return 0;
+      std::uint32_t sum = 0;
+      for (std::size_t i = 1; i < count; ++i) {
+        const auto page = static_cast<std::uint32_t>(page_at(i));
+        __atomic_store_n(&m->page[i], page, __ATOMIC_RELAXED);
+        sum += weighed(page, i);
       }
-      if (side::chain_next_page(meta_[cur].load(std::memory_order_relaxed)) != next) return 0;
-      if (k < max) out[k] = arena_ + (cur << kPageShift);
-      else if (k == max) *rest = cur;
-      cur = next;
+      __atomic_store_n(&m->first, static_cast<std::uint32_t>(first), __ATOMIC_RELAXED);
+      __atomic_store_n(&m->count, static_cast<std::uint32_t>(count), __ATOMIC_RELAXED);
+      __atomic_store_n(&m->sum, seal(sum, first, count), __ATOMIC_RELAXED);
+      head_state = side::MAGAZINE;
     }
+    publish(first, first_next, count, head_state);  // the release CAS publishes the magazine too
+  }
+
+  // For a chain this thread popped: if its first page's word says it holds
+  // the chain's magazine and the magazine passes its checks (see above), put
+  // the first min(length, max) pages into out[], set *rest to the page after
+  // them (kNil30 if none) and return the chain's length; else return 0
+  // (follow the links instead). Only loads: no side-table word is changed,
+  // and the only one read is the first page's.
+  std::size_t take_magazine(std::size_t first, void **out, std::size_t max, std::size_t *rest) const {
+    if (!arena_ || max == 0) return 0;
+    const std::uint64_t w = meta_[first].load(std::memory_order_relaxed);
+    if (side::state(w) != side::MAGAZINE) return 0;  // none was written for this chain
+    const Magazine *m = magazine_of(first);
+    const std::size_t n = __atomic_load_n(&m->count, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&m->first, __ATOMIC_RELAXED) != first || n < 2 || n > Magazine::kMax ||
+        __atomic_load_n(&m->page[1], __ATOMIC_RELAXED) != side::chain_next_page(w))
+      return 0;
+    // Read and check everything before anything is handed out: out[] is the
+    // caller's scratch until we return n.
+    std::uint32_t sum = 0;
+    bool in_arena = true;
+    out[0] = arena_ + (first << kPageShift);
+    for (std::size_t k = 1; k < n; ++k) {
+      const std::uint32_t page = __atomic_load_n(&m->page[k], __ATOMIC_RELAXED);
+      in_arena &= page < npages_;
+      sum += weighed(page, k);
+      if (k < max) out[k] = arena_ + (std::size_t{page} << kPageShift);
+    }
+    if (!in_arena || seal(sum, first, n) != __atomic_load_n(&m->sum, __ATOMIC_RELAXED)) return 0;
+    *rest = n > max ? __atomic_load_n(&m->page[max], __ATOMIC_RELAXED) : side::kNil30;
     return n;
   }
 
@@ -124,16 +132,17 @@ class Depot {
   void push_linked(std::size_t first, std::size_t count) {
     if (count == 0) return;
     std::uint64_t w = meta_[first].load(std::memory_order_relaxed);
-    publish(first, side::chain_next_page(w), count);
+    publish(first, side::chain_next_page(w), count, state_);
   }
 
  private:
-  void publish(std::size_t first, std::uint64_t first_next, std::size_t count) {
+  // `head_state`: the first page's state, MAGAZINE if push() wrote its list.
+  void publish(std::size_t first, std::uint64_t first_next, std::size_t count, side::State head_state) {
     pages_.fetch_add(count, std::memory_order_relaxed);
     std::uint64_t old = head_.load(std::memory_order_relaxed);
     for (;;) {
       std::uint64_t top = old & 0xFFFFFFFFu;
-      meta_[first].store(side::chain_word(state_, first_next, top ? top - 1 : side::kNil30),
+      meta_[first].store(side::chain_word(head_state, first_next, top ? top - 1 : side::kNil30),
                          std::memory_order_relaxed);
       std::uint64_t next = (((old >> 32) + 1) << 32) | (first + 1);
       if (head_.compare_exchange_weak(old, next, std::memory_order_release,
@@ -193,12 +202,22 @@ class Depot {
  private:
   // In the first page of a chain (see above).
   struct Magazine {
-    static constexpr std::size_t kMax = (kPageSize - 8) / 4;
-    std::uint32_t first;  // the page it describes (a stale magazine names another)
+    static constexpr std::size_t kMax = (kPageSize - 12) / 4;
+    std::uint32_t first;  // the page it describes
     std::uint32_t count;
-    std::uint32_t page[kMax];  // the chain's pages in order (page[0], the first, is not read)
+    std::uint32_t sum;    // seal(sum of weighed(page[k], k) for k >= 1, first, count)
+    std::uint32_t page[kMax];  // the chain's pages in order (page[0], the first, is not written)
   };
   static_assert(sizeof(Magazine) == kPageSize, "a magazine fills one page at most");
+  // Entry k weighed by an odd number, a bijection mod 2^32: changing any one
+  // entry changes the sum, and so does swapping two different entries.
+  static std::uint32_t weighed(std::uint32_t page, std::size_t k) {
+    return page * (2 * static_cast<std::uint32_t>(k) + 1);
+  }
+  static std::uint32_t seal(std::uint32_t sum, std::size_t first, std::size_t count) {
+    return (sum ^ 0x9E3779B9u) + static_cast<std::uint32_t>(first) * 0x85EBCA6Bu +
+           static_cast<std::uint32_t>(count) * 0xC2B2AE35u;
+  }
   Magazine *magazine_of(std::size_t page) const {
     return reinterpret_cast<Magazine *>(arena_ + (page << kPageShift));
   }

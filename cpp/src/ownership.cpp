@@ -20,7 +20,8 @@ const char *state_name(State s) {
     case UNUSED: return "inside a free block";
     case BUDDY: return "free";
     case CACHED: return "free (in a thread cache)";
-    case SHARED: return "free (in the shared list)";
+    case SHARED:
+    case MAGAZINE: return "free (in the shared list or a thread cache)";
     case RESERVE: return "free (in the atomic reserve)";
     default: return "free";
   }

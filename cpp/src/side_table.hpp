@@ -3,7 +3,7 @@
 // cached, allocated and by whom, in flight in the kernel, ...), and it holds
 // the free-list links, so nothing the allocator needs lives inside a page:
 // the only thing it writes there is a free chain's magazine (depot.hpp), a
-// copy of the links that is checked against this table before it is used.
+// copy of the links, believed only when the chain's first word is MAGAZINE.
 //
 // Word layout (bit 0 = least significant):
 //   bits 0-3   state (State below)
@@ -15,10 +15,14 @@
 //     bits 4-7   order
 //     bits 8-35  previous free block of that order (page index, 28 bits)
 //     bits 36-63 next free block of that order
-//   SHARED / RESERVE (order-0 page on a lock-free list):
+//   SHARED / MAGAZINE / RESERVE (order-0 page on a lock-free list):
 //     bits 4-33  next page of the same chain (30 bits)
 //     bits 34-63 first page of the next chain (chain heads only)
 //   CACHED, TAIL, UNUSED: nothing else.
+// An order-0 page in a thread cache is CACHED, or keeps the SHARED or
+// MAGAZINE word it had on the shared list when a refill took it from there
+// (rewriting 64 words a refill cost more than the rest of it): either way,
+// not an owner's word, so freeing or handing on such a page is refused.
 // An all-ones link field means "none". Page indexes are therefore below
 // 2^28 - 1: arenas up to 1 TiB.
 #pragma once
@@ -36,6 +40,7 @@ enum State : std::uint64_t {
   SHARED = 5,    // order-0 page on the shared lock-free list (the depot)
   RESERVE = 6,   // order-0 page in the atomic reserve
   INFLIGHT = 7,  // allocated block the kernel holds (io_uring)
+  MAGAZINE = 8,  // first page of a chain on the shared list that holds its magazine
 };
 
 constexpr std::uint64_t kStateMask = 0xF;

@@ -1,9 +1,11 @@
-// The shared list's magazines (depot.hpp): a scattered chain lists its pages
-// in its first page; a thread that pops the chain takes the pages from the
-// list only if every link in it matches the side table. Whatever the list
-// says (stale, cut short, too long, pages out of range, pages of another
-// chain), the result is either exactly the chain or "no magazine", and the
-// side table is never changed by reading it.
+// The shared list's magazines (depot.hpp): a pushed chain of 2 or more pages
+// lists its pages in its first page, and its first word says so (MAGAZINE).
+// A thread that pops the chain takes the pages from the list only if that
+// word says MAGAZINE and the list passes its checks (checksum, pages in the
+// arena, second entry = the first page's link). Whatever the list says
+// (stale, cut short, too long, pages out of range, pages of another chain),
+// the result is either exactly the chain or "no magazine", and the side
+// table is never changed by reading it.
 #include <algorithm>
 #include <cstring>
 #include <cstdlib>
@@ -20,7 +22,7 @@ using namespace lab;
 
 namespace {
 
-constexpr std::size_t kPages = 512;
+constexpr std::size_t kPages = 1100;  // more than a magazine can list (1021)
 
 struct Arena {
   Arena() : meta(new std::atomic<std::uint64_t>[kPages]) {
@@ -44,7 +46,10 @@ struct Arena {
     for (std::size_t i = first; i != side::kNil30; i = side::chain_next_page(meta[i].load())) v.push_back(i);
     return v;
   }
+  // The magazine in `page` as 32-bit words: [0] first, [1] count, [2] sum,
+  // [3 + k] the k-th page (k >= 1).
   std::uint32_t *magazine(std::size_t page) { return reinterpret_cast<std::uint32_t *>(mem + page * kPageSize); }
+  side::State head_state(std::size_t page) const { return side::state(meta[page].load()); }
   void *at(std::size_t page) const { return mem + page * kPageSize; }
 
   std::unique_ptr<std::atomic<std::uint64_t>[]> meta;
@@ -86,8 +91,9 @@ TEST(Magazine, ScatteredChainIsReadFromItsFirstPage) {
   ASSERT_EQ(take(a, first, 64, &out, &rest), 64u);
   EXPECT_EQ(rest, side::kNil30);
   for (std::size_t k = 0; k < 64; ++k) EXPECT_EQ(out[k], a.at(pages[k])) << k;
+  EXPECT_EQ(a.head_state(first), side::MAGAZINE);
   // Its first entry is not even read: the chain starts where the pop said.
-  a.magazine(first)[2] = 7;
+  a.magazine(first)[3] = 7;
   ASSERT_EQ(take(a, first, 64, &out, &rest), 64u);
   EXPECT_EQ(out[0], a.at(first));
   // Fewer than the chain: the first `max`, and where the rest starts.
@@ -97,18 +103,40 @@ TEST(Magazine, ScatteredChainIsReadFromItsFirstPage) {
   EXPECT_EQ(out[40], nullptr);
 }
 
-TEST(Magazine, NeighbouringPagesGetNone) {
+// Neighbouring pages get one too: following their links would read few
+// side-table lines, but lines another CPU wrote, one after the other.
+TEST(Magazine, NeighbouringPagesGetOneToo) {
   Arena a;
   std::vector<std::size_t> pages(64);
   std::iota(pages.begin(), pages.end(), 100);
-  std::memset(a.mem + 100 * kPageSize, 0, 64);
   a.push(pages);
   const std::size_t first = a.depot.pop_chain();
   std::vector<void *> out;
   std::size_t rest = 0;
-  EXPECT_EQ(take(a, first, 64, &out, &rest), 0u);
-  EXPECT_EQ(a.magazine(100)[0], 0u) << "a magazine was written for a chain of neighbours";
+  ASSERT_EQ(take(a, first, 64, &out, &rest), 64u);
+  for (std::size_t k = 0; k < 64; ++k) EXPECT_EQ(out[k], a.at(pages[k])) << k;
   EXPECT_EQ(a.walk(first), pages);
+}
+
+// A single page has no magazine (there is nothing to list), nor has a chain
+// longer than one fits in a page: their first words stay SHARED, and what
+// their first pages hold is never read.
+TEST(Magazine, OnlyChainsThatFitGetOne) {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{1022}}) {
+    Arena a;
+    std::vector<std::size_t> pages(n);
+    std::iota(pages.begin(), pages.end(), 0);
+    std::shuffle(pages.begin(), pages.end(), std::mt19937(5));
+    const auto before = std::vector<std::uint8_t>(a.mem, a.mem + kPages * kPageSize);
+    a.push(pages);
+    EXPECT_TRUE(std::equal(before.begin(), before.end(), a.mem)) << n << " pages: a page was written";
+    const std::size_t first = a.depot.pop_chain();
+    EXPECT_EQ(a.head_state(first), side::SHARED) << n;
+    std::vector<void *> out;
+    std::size_t rest = 0;
+    EXPECT_EQ(take(a, first, kPages, &out, &rest), 0u) << n;
+    EXPECT_EQ(a.walk(first), pages) << n;
+  }
 }
 
 TEST(Magazine, WithoutAnArenaNothingIsWrittenOrRead) {
@@ -132,16 +160,23 @@ TEST(Magazine, AChangedMagazineIsNotBelieved) {
     void (*change)(std::uint32_t *m, const std::vector<std::size_t> &pages);
   };
   const Case cases[] = {
-      {"an entry names another page", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[2 + 10] = kOther; }},
-      {"two entries swapped", [](std::uint32_t *m, const std::vector<std::size_t> &) { std::swap(m[2 + 5], m[2 + 6]); }},
+      {"an entry names another page", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 10] = kOther; }},
+      {"the second entry names another page", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 1] = kOther; }},
+      {"the last entry names another page", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 63] = kOther; }},
+      {"two entries swapped", [](std::uint32_t *m, const std::vector<std::size_t> &) { std::swap(m[3 + 5], m[3 + 6]); }},
+      {"two distant entries swapped", [](std::uint32_t *m, const std::vector<std::size_t> &) { std::swap(m[3 + 2], m[3 + 60]); }},
       {"count too small", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 63; }},
-      {"count too large", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 65; m[2 + 64] = kOther; }},
-      {"count too large, ending in nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 65; m[2 + 64] = side::kNil30; }},
+      {"count too large", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 65; m[3 + 64] = kOther; }},
+      {"count too large, ending in nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 65; m[3 + 64] = side::kNil30; }},
       {"count absurd", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 0xFFFFFFFF; }},
       {"count zero", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 0; }},
-      {"an entry out of the arena", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[2 + 30] = kPages + 3; }},
-      {"an entry nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[2 + 30] = side::kNil30; }},
+      {"an entry out of the arena", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 30] = kPages + 3; }},
+      {"an entry nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 30] = side::kNil30; }},
       {"first names another page", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[0] = kOther; }},
+      {"the sum changed", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[2] ^= 1; }},
+      {"the sum zeroed", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[2] = 0; }},
+      {"all of it zeroed", [](std::uint32_t *m, const std::vector<std::size_t> &) { std::memset(m, 0, 4096); }},
+      {"all of it 0xFF", [](std::uint32_t *m, const std::vector<std::size_t> &) { std::memset(m, 0xFF, 4096); }},
   };
   for (const Case &c : cases) {
     Arena a;
@@ -158,7 +193,8 @@ TEST(Magazine, AChangedMagazineIsNotBelieved) {
 }
 
 // A magazine left in a page that later heads another chain (the rest of a
-// chain pushed back by push_linked keeps whatever its first page holds).
+// chain pushed back by push_linked keeps whatever its first page holds): its
+// first word is SHARED, so no list in it is read, not even a perfect one.
 TEST(Magazine, AStaleMagazineIsNotBelieved) {
   Arena a;
   auto pages = scattered(64, 4);
@@ -172,19 +208,45 @@ TEST(Magazine, AStaleMagazineIsNotBelieved) {
   a.depot.push_linked(pages[10], 54);
   first = a.depot.pop_chain();
   ASSERT_EQ(first, pages[10]);
+  EXPECT_EQ(a.head_state(first), side::SHARED);
   std::vector<void *> out;
   std::size_t rest = 0;
   EXPECT_EQ(take(a, first, 64, &out, &rest), 0u);
-  // A stale list copied into the new first page, naming the new first page:
-  // still only believed if it is exactly the chain.
-  std::uint32_t *m = a.magazine(pages[10]);
-  m[0] = static_cast<std::uint32_t>(pages[10]);
-  m[1] = 64;
-  for (std::size_t k = 0; k < 64; ++k) m[2 + k] = static_cast<std::uint32_t>(pages[k]);
+  EXPECT_EQ(a.walk(first), std::vector<std::size_t>(pages.begin() + 10, pages.end()));
+  // The old magazine copied into the new first page, naming it: not read.
+  std::memcpy(a.magazine(first), a.magazine(pages[0]), kPageSize);
+  a.magazine(first)[0] = static_cast<std::uint32_t>(first);
   EXPECT_EQ(take(a, first, 64, &out, &rest), 0u);
-  // The exact list of what is left is believed.
-  m[1] = 54;
-  for (std::size_t k = 0; k < 54; ++k) m[2 + k] = static_cast<std::uint32_t>(pages[10 + k]);
-  EXPECT_EQ(take(a, first, 64, &out, &rest), 54u);
-  for (std::size_t k = 0; k < 54; ++k) EXPECT_EQ(out[k], a.at(pages[10 + k])) << k;
+  // A list that was exactly right once, and still is byte for byte: the 54
+  // pages pushed with a magazine of their own, popped (it is believed), then
+  // pushed back by push_linked. The bytes are unchanged; the word is not.
+  std::vector<std::size_t> left(pages.begin() + 10, pages.end());
+  a.depot.taken(54);
+  a.push(left);
+  first = a.depot.pop_chain();
+  ASSERT_EQ(take(a, first, 64, &out, &rest), 54u);
+  a.depot.taken(54);
+  a.depot.push_linked(first, 54);
+  first = a.depot.pop_chain();
+  ASSERT_EQ(first, left[0]);
+  EXPECT_EQ(take(a, first, 64, &out, &rest), 0u);
+  EXPECT_EQ(a.walk(first), left);
+}
+
+// The rest of a magazine chain (more pages than the room): where it starts.
+TEST(Magazine, TheRestStartsAfterTheRoom) {
+  Arena a;
+  const auto pages = scattered(64, 6);
+  a.push(pages);
+  const std::size_t first = a.depot.pop_chain();
+  std::vector<void *> out;
+  for (const std::size_t max : {std::size_t{1}, std::size_t{2}, std::size_t{63}, std::size_t{64}}) {
+    std::size_t rest = 0;
+    ASSERT_EQ(take(a, first, max, &out, &rest), 64u) << max;
+    EXPECT_EQ(rest, max < 64 ? pages[max] : side::kNil30) << max;
+    for (std::size_t k = 0; k < max; ++k) EXPECT_EQ(out[k], a.at(pages[k])) << max << " " << k;
+    EXPECT_EQ(out[max], nullptr) << max;
+  }
+  std::size_t rest = 0;
+  EXPECT_EQ(take(a, first, 0, &out, &rest), 0u) << "no room: nothing taken";
 }

@@ -153,7 +153,8 @@ std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::siz
 // Pages freed in a scattered order reach another thread through the shared
 // list, each exactly once, even when every free page was written over (a
 // write after free) with a list of pages that are still allocated, laid out
-// as the magazine the shared list keeps in a chain's first page.
+// as the magazine the shared list keeps in a chain's first page (all but its
+// checksum, which a stray write does not know).
 // Pinned pools only get magazines: small enough for any RLIMIT_MEMLOCK of
 // at least 4 MiB (the machine's non-root default is 8 MiB).
 labyrinth_pool_options pinned_options() {
@@ -190,8 +191,9 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
     auto *m = static_cast<std::uint32_t *>(pg);
     m[0] = index(pg);  // names its page
     m[1] = 32;         // a batch
-    m[2] = index(pg);
-    for (int k = 1; k < 32; ++k) m[2 + k] = index(held[static_cast<std::size_t>(k)]);
+    m[2] = 0x5EA1;     // a checksum
+    m[3] = index(pg);
+    for (int k = 1; k < 32; ++k) m[3 + k] = index(held[static_cast<std::size_t>(k)]);
   }
   std::thread([&] {
     std::set<void *> got;

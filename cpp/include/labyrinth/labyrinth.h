@@ -505,7 +505,10 @@ typedef struct labyrinth_order_cache_v1 {
 
 /** Sentinel in labyrinth_thread_fast_v1.pool: the thread is inside a call. */
 #define LABYRINTH_FAST_BUSY_V1 ((const labyrinth_pool *)1)
-/** Side-table word of a page sitting in a thread cache (ABI 1.x). */
+/** Side-table word a free writes for a page it puts in a thread cache (ABI
+ *  1.x). A page a refill took from the shared list keeps its free-list word
+ *  there instead; either way never an owner's word, so a second free of a
+ *  cached page is refused. */
 #define LABYRINTH_SIDE_CACHED_V1 ((uint64_t)4)
 /** State bits of a side-table word of an allocated block (ABI 1.x). */
 #define LABYRINTH_SIDE_ALLOC_V1 ((uint64_t)2)
