@@ -73,7 +73,7 @@ LABYRINTH_API void labyrinth_pool_options_init(labyrinth_pool_options *opts) {
   opts->watermark_low_pages = LABYRINTH_AUTO;
   opts->watermark_high_pages = LABYRINTH_AUTO;
   opts->max_thread_caches = 64;
-  opts->thread_cache_pages = 512;
+  opts->thread_cache_pages = 2048;
   opts->thread_cache_batch = 64;
 }
 

@@ -68,14 +68,21 @@ void wake_waiters(Pool *p) {
 }
 
 // Under pressure, frees must reach the shared list, so every cache's limit
-// drops to 0 (the inline free path reads it); afterwards it is restored.
+// drops to 0 (the inline free path reads it) and its high mark goes back to
+// its start; afterwards the limit is the high mark again. An owner raising
+// its high mark at the same moment may keep its raise (bounded by the
+// capacity); it stores its limit with cache_sync_limit, which re-reads
+// `pressure` after the store, so no cache keeps a limit through pressure.
 static void set_cache_limits(Pool *p, bool pressure) {
-  for (std::uint32_t i = 0; i < p->max_caches; ++i)
-    p->cache_at(i)->limit.store(pressure ? 0 : p->cache_capacity, kRelaxed);
+  for (std::uint32_t i = 0; i < p->max_caches; ++i) {
+    ThreadCache *c = p->cache_at(i);
+    if (pressure) c->high.store(c->start, kRelaxed);
+    c->limit.store(pressure ? 0 : c->high.load(kRelaxed), kRelaxed);
+  }
 }
 
 void set_pressure(Pool *p) {
-  if (!p->pressure.exchange(true, kRelaxed)) {
+  if (!p->pressure.exchange(true, std::memory_order_seq_cst)) {
     p->pressure_events.fetch_add(1, kRelaxed);
     set_cache_limits(p, true);
   }
@@ -188,6 +195,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->max_caches = o.max_thread_caches;
   p->cache_capacity = o.thread_cache_pages;
   p->cache_batch = o.thread_cache_batch;
+  p->cache_start = std::max(p->cache_batch, std::min<std::uint32_t>(kCacheStartPages, p->cache_capacity));
   // Each cache starts on its own cache line (ThreadCache is alignas(64)),
   // whatever the capacity: no misaligned objects, no line shared by two threads.
   p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) +
@@ -212,7 +220,9 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = new (p->cache_at(i)) ThreadCache;
     c->capacity = p->cache_capacity;
-    c->limit.store(p->cache_capacity, kRelaxed);
+    c->start = p->cache_start;
+    c->high.store(p->cache_start, kRelaxed);
+    c->limit.store(p->cache_start, kRelaxed);
     c->batch = p->cache_batch;
     new (c->orders()) OrderCache;
     c->orders()->budget = npages / 32;
@@ -358,6 +368,9 @@ void pool_thread_exit(Pool *p, std::uint64_t owner) {
       order_cache_flush_locked(p, c);
     }
     c->record.store(nullptr, kRelaxed);
+    c->high.store(c->start, kRelaxed);  // the next thread starts afresh
+    c->drained = 0;
+    cache_sync_limit(p, c);
     c->user.store(0, std::memory_order_release);
     p->caches_in_use.fetch_sub(1, kRelaxed);
   }
@@ -371,6 +384,9 @@ labyrinth_status pool_trim(Pool *p) {
   if (c) {
     enter_call();
     cache_drain(p, c, c->n());
+    c->high.store(c->start, kRelaxed);
+    c->drained = 0;
+    cache_sync_limit(p, c);
     leave_call();
   }
   std::lock_guard<std::mutex> lock(p->mu);
@@ -710,7 +726,10 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
     ThreadCache *c = in_call() ? nullptr : cache_for(p);
     if (c && !p->pressure.load(kRelaxed)) {
       enter_call();
-      if (c->n() == c->capacity) cache_drain(p, c, c->batch);
+      const std::uint32_t high = c->high.load(kRelaxed);
+      if (c->n() >= high) cache_overflow(p, c);
+      // A limit left at 0 by pressure that has ended sends every free here.
+      if (c->limit.load(kRelaxed) != high) cache_sync_limit(p, c);
       std::uint32_t n = c->n();
       p->meta[idx].store(CACHED, kRelaxed);
       c->slots()[n] = page;

@@ -58,10 +58,40 @@ ThreadCache *cache_for(Pool *p) {
   return found;
 }
 
+void cache_sync_limit(Pool *p, ThreadCache *c) {
+  c->limit.store(c->high.load(kRelaxed), kRelaxed);
+  // set_pressure() sets `pressure`, then zeroes every limit: either it zeroes
+  // ours after our store, or we see `pressure` here (both sides seq_cst).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (p->pressure.load(kRelaxed)) c->limit.store(0, kRelaxed);
+}
+
+void cache_overflow(Pool *p, ThreadCache *c) {
+  const std::uint32_t n = c->n(), high = c->high.load(kRelaxed);
+  // Down to a batch below the high mark (the high mark may have dropped
+  // under memory pressure while the cache held more).
+  const std::uint32_t count = n - high + (c->batch < high ? c->batch : high);
+  cache_drain(p, c, count);
+  c->drained = c->drained + count < c->capacity ? c->drained + count : c->capacity;
+}
+
 std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   std::uint32_t added = 0;
   std::uint32_t n = c->n();
-  const std::uint32_t room = c->capacity - n;
+  // Dry after draining past the high mark: the thread's bursts are larger
+  // than its cache. Raise the mark by what was drained (thread_cache.hpp).
+  if (c->drained) {
+    std::uint32_t high = c->high.load(kRelaxed);
+    if (!p->pressure.load(kRelaxed) && high < c->capacity) {
+      high = c->capacity - high > c->drained ? high + c->drained : c->capacity;
+      c->high.store(high, kRelaxed);
+      cache_sync_limit(p, c);
+    }
+    c->drained = 0;
+  }
+  const std::uint32_t high = c->high.load(kRelaxed);
+  const std::uint32_t room = high > n ? high - n : 0;
+  if (room == 0) return 0;
   const std::size_t want = c->batch < room ? c->batch : room;
   // Non-ATOMIC callers stop at the min watermark; ATOMIC ones may go to zero.
   auto allowed = [&]() -> std::size_t {

@@ -6,6 +6,16 @@
 // the pool mutex); when it reaches its high mark it drains a batch to the
 // shared list. A pool preallocates max_thread_caches of them; a thread claims
 // one (lock-free) on first use and gives it back when it exits.
+//
+// The high mark adapts to the thread's bursts, as tcmalloc's thread caches
+// do: it starts at min(512, capacity) pages, and when the cache runs dry
+// after it drained pages past its high mark (the thread allocates and frees
+// in bursts larger than the cache, so it keeps handing pages to the shared
+// list that it takes back moments later), the high mark rises by what was
+// drained, up to the capacity. A burst that fits then costs no refill and no
+// drain at all: a refill from pages another CPU drained is a few cross-CPU
+// cache misses, hundreds of ns, the tail of an otherwise ~2 ns allocation.
+// Memory pressure and labyrinth_pool_trim put it back to its start.
 #pragma once
 
 #include <atomic>
@@ -18,6 +28,10 @@
 namespace lab {
 
 struct Pool;
+
+// Where a cache's high mark starts (never above its capacity, never below a
+// batch).
+constexpr std::uint32_t kCacheStartPages = 512;
 
 // Free blocks of order 1..kMaxOrder that the thread freed, kept for its next
 // allocation of the same order, as Linux's per-cpu lists keep small orders.
@@ -54,7 +68,7 @@ class alignas(64) ThreadCache {
   // How many pages frees may leave here now: capacity normally, 0 while the
   // pool is under pressure (so frees take the general path). Set by any thread.
   std::atomic<std::uint32_t> limit{0};
-  std::uint32_t capacity = 0;  // the high mark
+  std::uint32_t capacity = 0;  // its slots: the most pages it can ever hold
   std::uint32_t batch = 0;     // pages per refill / drain
   // Shared: the owner id of the thread using this cache, 0 when free.
   std::atomic<std::uint64_t> user{0};
@@ -64,6 +78,11 @@ class alignas(64) ThreadCache {
   // may read them): here rather than in the pool, so two threads refilling
   // and draining do not pass a counter's cache line back and forth.
   std::atomic<std::uint64_t> refills{0}, drains{0};
+  // The high mark (see above): start..capacity. The owner raises it; memory
+  // pressure (any thread) puts it back to start. `limit` is this, or 0.
+  std::atomic<std::uint32_t> high{0};
+  std::uint32_t start = 0;    // where the high mark starts
+  std::uint32_t drained = 0;  // pages drained past the high mark since the last refill (owner)
 
   std::uint32_t n() const { return count.load(std::memory_order_relaxed); }
   void set_n(std::uint32_t v) { count.store(v, std::memory_order_relaxed); }
@@ -94,6 +113,14 @@ std::uint32_t cache_refill(Pool *pool, ThreadCache *cache, bool atomic);
 // Move the top `n` pages of the cache to the shared list (topping up the
 // atomic reserve first). Lock-free; async-signal-safe.
 void cache_drain(Pool *pool, ThreadCache *cache, std::uint32_t n);
+
+// The owner's free found its cache at or past the high mark: drain down to a
+// batch below it, and remember how much for cache_refill's growth.
+void cache_overflow(Pool *pool, ThreadCache *cache);
+
+// Set the cache's limit (what the inline free reads) to its high mark, or to
+// 0 if the pool is under memory pressure. Owner thread.
+void cache_sync_limit(Pool *pool, ThreadCache *cache);
 
 // Order cache (order >= 1). The caller holds the re-entry guard (enter_call).
 // pop: a block of `order`, or nullptr. push: false if the block does not fit

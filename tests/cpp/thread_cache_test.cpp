@@ -64,6 +64,105 @@ TEST(ThreadCache, ThreadExitReturnsItsCache) {
   expect_accounting(s);
 }
 
+// The high mark (thread_cache.hpp): bursts larger than the cache raise it,
+// up to the capacity, until a burst costs no refill and no drain.
+namespace {
+struct BurstCounts {
+  std::uint64_t refills, drains, most_cached;
+};
+// Allocate `n` pages, then free them all; what that cost.
+BurstCounts burst(labyrinth_pool *p, std::size_t n) {
+  const labyrinth_stats before = stats(p);
+  std::vector<void *> pages;
+  for (std::size_t i = 0; i < n; ++i) {
+    pages.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
+    EXPECT_NE(pages.back(), nullptr) << last_message();
+  }
+  std::uint64_t most = 0;
+  for (void *pg : pages) {
+    EXPECT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK) << last_message();
+    most = std::max(most, stats(p).cached_pages);
+  }
+  const labyrinth_stats after = stats(p);
+  expect_accounting(after);
+  return {after.refills - before.refills, after.drains - before.drains, most};
+}
+}  // namespace
+
+TEST(ThreadCache, HighMarkRisesToTheThreadsBursts) {
+  labyrinth_pool_options o = options(64u << 20);
+  o.thread_cache_pages = 1024;  // high mark starts at 512
+  o.thread_cache_batch = 64;
+  PoolGuard p(o);
+  BurstCounts first = burst(p, 800);
+  EXPECT_GT(first.drains, 0u) << "800 pages do not fit under a high mark of 512";
+  EXPECT_LE(first.most_cached, 512u);
+  burst(p, 800);  // the refills after those drains raise the mark
+  for (int round = 0; round < 3; ++round) {
+    BurstCounts c = burst(p, 800);
+    EXPECT_EQ(c.refills, 0u) << "round " << round << ": the burst should fit now";
+    EXPECT_EQ(c.drains, 0u) << "round " << round;
+    EXPECT_GE(c.most_cached, 800u);
+    EXPECT_LE(c.most_cached, 1024u);
+  }
+  // Not past the capacity: bursts larger than it keep refilling and draining.
+  for (int round = 0; round < 3; ++round) {
+    BurstCounts c = burst(p, 1500);
+    EXPECT_GT(c.refills, 0u) << round;
+    EXPECT_GT(c.drains, 0u) << round;
+    EXPECT_LE(c.most_cached, 1024u) << round;
+  }
+  // Trim puts the mark back to its start: 800 overflow it again.
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  BurstCounts after_trim = burst(p, 800);
+  EXPECT_GT(after_trim.drains, 0u);
+  EXPECT_LE(after_trim.most_cached, 512u);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// A capacity at or below the start (512) is a fixed high mark, as before.
+TEST(ThreadCache, SmallCapacityIsAFixedHighMark) {
+  labyrinth_pool_options o = options(16u << 20);
+  o.thread_cache_pages = 128;
+  o.thread_cache_batch = 32;
+  PoolGuard p(o);
+  for (int round = 0; round < 4; ++round) {
+    BurstCounts c = burst(p, 300);
+    EXPECT_GT(c.refills, 0u) << round;
+    EXPECT_GT(c.drains, 0u) << round;
+    EXPECT_LE(c.most_cached, 128u) << round;
+  }
+}
+
+// Memory pressure puts every raised mark back to its start.
+TEST(ThreadCache, PressureLowersTheHighMark) {
+  labyrinth_pool_options o = options(16u << 20);  // 4096 pages
+  o.thread_cache_pages = 2048;
+  o.thread_cache_batch = 64;
+  o.watermark_low_pages = 1024;
+  o.watermark_high_pages = 2048;
+  PoolGuard p(o);
+  burst(p, 900);
+  burst(p, 900);
+  ASSERT_EQ(burst(p, 900).drains, 0u) << "setup: the mark should have risen past 900";
+  // Another thread takes the pool below its low mark, then gives
+  // everything back and exits, while this thread's cache sits idle.
+  std::thread([&] {
+    std::vector<void *> pages;
+    while (stats(p).pressure_events == 0) {
+      void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+      ASSERT_NE(pg, nullptr) << last_message();
+      pages.push_back(pg);
+    }
+    for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  }).join();
+  ASSERT_GE(stats(p).free_pages, o.watermark_high_pages) << "setup: pressure should have ended";
+  BurstCounts c = burst(p, 900);
+  EXPECT_GT(c.drains, 0u) << "the mark should be back at 512";
+  EXPECT_LE(c.most_cached, 512u);
+}
+
 TEST(ThreadCache, RemoteFreeGoesBackWithoutLoss) {
   // One thread allocates and transfers, another frees: pages flow back to the
   // allocator through the lock-free shared list.

@@ -195,8 +195,15 @@ typedef struct labyrinth_pool_options {
   uint32_t max_thread_caches;  /**< per-thread caches the pool can hand out; threads
                                     beyond that use the shared lock-free path
                                     (default 64, at most 1024) */
-  uint32_t thread_cache_pages; /**< capacity of one thread cache, the high mark
-                                    (default 512, at most 4096) */
+  uint32_t thread_cache_pages; /**< capacity of one thread cache: the most
+                                    pages it may hold (default 2048, at most
+                                    4096). Its high mark starts at
+                                    min(512, this) (at least a batch) and
+                                    rises, up to this, when the thread's
+                                    bursts overflow it: the cache then drains
+                                    pages past the mark and runs dry soon
+                                    after. Memory pressure and
+                                    labyrinth_pool_trim() lower it again. */
   uint32_t thread_cache_batch; /**< pages moved per refill or drain (default 64) */
 } labyrinth_pool_options;
 
