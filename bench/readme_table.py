@@ -52,9 +52,9 @@ def table(d: dict) -> str:
         out.append(f"| {label} | {fmt(lab['median'] if lab else None)} | "
                    f"{fmt(call['median'] if call else None)} | "
                    f"{(NAMES[best[1]] + ' ' + fmt(best[0])) if best else '-'} | {ratio} |")
-    big = med.get(("tail/1024", "labyrinth_cache2048"))
+    big = med.get(("tail/1024", "labyrinth_cache512"))
     if big:
-        out.append(f"| tail p99.9, bursts of 1024, thread caches of 2048 pages (ns) | "
+        out.append(f"| tail p99.9, bursts of 1024, thread caches of at most 512 pages: a refill (ns) | "
                    f"{fmt(big['median'])} | - | - | - |")
     for sz in ("16MiB", "16GiB"):
         r = med.get((f"pool{sz}_pair", "labyrinth"))
