@@ -74,6 +74,8 @@ void wake_waiters(Pool *p) {
 // capacity); it stores its limit with cache_sync_limit, which re-reads
 // `pressure` after the store, so no cache keeps a limit through pressure.
 static void set_cache_limits(Pool *p, bool pressure) {
+  // Pairs with the fence in cache_sync_limit: `pressure` was set before it.
+  if (pressure) std::atomic_thread_fence(std::memory_order_seq_cst);
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = p->cache_at(i);
     if (pressure) c->high.store(c->start, kRelaxed);
@@ -196,6 +198,9 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->cache_capacity = o.thread_cache_pages;
   p->cache_batch = o.thread_cache_batch;
   p->cache_start = std::max(p->cache_batch, std::min<std::uint32_t>(kCacheStartPages, p->cache_capacity));
+  // A mark rises to 1/16 of the pool at most (and never below its start).
+  p->cache_high_max = static_cast<std::uint32_t>(
+      std::max<std::size_t>(p->cache_start, std::min<std::size_t>(p->cache_capacity, npages / 16)));
   // Each cache starts on its own cache line (ThreadCache is alignas(64)),
   // whatever the capacity: no misaligned objects, no line shared by two threads.
   p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) +

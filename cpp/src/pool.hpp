@@ -45,7 +45,8 @@ struct Pool : labyrinth_pool {
   std::size_t reserve_target = 0;
   std::size_t wm_min = 0, wm_low = 0, wm_high = 0;
   std::uint32_t cache_capacity = 0, cache_batch = 0, max_caches = 0;
-  std::uint32_t cache_start = 0;  // where each cache's high mark starts (thread_cache.hpp)
+  std::uint32_t cache_start = 0;     // where each cache's high mark starts (thread_cache.hpp)
+  std::uint32_t cache_high_max = 0;  // how far it may rise: capacity, or 1/16 of the pool
   std::uint64_t fork_gen = 0;
   Arena arena;
   // POISON only (else nullptr): per page, the last owner of a free page that

@@ -82,8 +82,9 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   // than its cache. Raise the mark by what was drained (thread_cache.hpp).
   if (c->drained) {
     std::uint32_t high = c->high.load(kRelaxed);
-    if (!p->pressure.load(kRelaxed) && high < c->capacity) {
-      high = c->capacity - high > c->drained ? high + c->drained : c->capacity;
+    const std::uint32_t most = p->cache_high_max;
+    if (!p->pressure.load(kRelaxed) && high < most) {
+      high = most - high > c->drained ? high + c->drained : most;
       c->high.store(high, kRelaxed);
       cache_sync_limit(p, c);
     }

@@ -12,10 +12,14 @@
 // after it drained pages past its high mark (the thread allocates and frees
 // in bursts larger than the cache, so it keeps handing pages to the shared
 // list that it takes back moments later), the high mark rises by what was
-// drained, up to the capacity. A burst that fits then costs no refill and no
-// drain at all: a refill from pages another CPU drained is a few cross-CPU
-// cache misses, hundreds of ns, the tail of an otherwise ~2 ns allocation.
-// Memory pressure and labyrinth_pool_trim put it back to its start.
+// drained, up to the capacity (or 1/16 of the pool if that is less, so a
+// few bursty threads cannot park a small pool in their caches). A burst that
+// fits then costs no refill and no drain at all: a refill from pages another
+// CPU drained is a few cross-CPU cache misses, hundreds of ns, the tail of an
+// otherwise ~2 ns allocation. Memory pressure, labyrinth_pool_trim and the
+// thread's exit put it back to its start. It never falls on its own: a
+// thread that once had a large burst keeps its larger cache (pages it holds
+// are not lost, only idle: trim gives them back).
 #pragma once
 
 #include <atomic>

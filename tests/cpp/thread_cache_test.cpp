@@ -121,23 +121,36 @@ TEST(ThreadCache, HighMarkRisesToTheThreadsBursts) {
   expect_maximal(p, o);
 }
 
+// Bursts of `n` pages keep refilling and draining: the mark stays at `mark`.
+void expect_fixed_mark(const labyrinth_pool_options &o, std::size_t n, std::uint64_t mark) {
+  PoolGuard p(o);
+  for (int round = 0; round < 4; ++round) {
+    BurstCounts c = burst(p, n);
+    EXPECT_GT(c.refills, 0u) << round;
+    EXPECT_GT(c.drains, 0u) << round;
+    EXPECT_LE(c.most_cached, mark) << round;
+  }
+}
+
 // A capacity at or below the start (512) is a fixed high mark, as before.
 TEST(ThreadCache, SmallCapacityIsAFixedHighMark) {
   labyrinth_pool_options o = options(16u << 20);
   o.thread_cache_pages = 128;
   o.thread_cache_batch = 32;
-  PoolGuard p(o);
-  for (int round = 0; round < 4; ++round) {
-    BurstCounts c = burst(p, 300);
-    EXPECT_GT(c.refills, 0u) << round;
-    EXPECT_GT(c.drains, 0u) << round;
-    EXPECT_LE(c.most_cached, 128u) << round;
-  }
+  expect_fixed_mark(o, 300, 128);
+}
+
+// A mark rises to 1/16 of the pool at most.
+TEST(ThreadCache, HighMarkStopsAtASixteenthOfThePool) {
+  labyrinth_pool_options o = options(16u << 20);  // 4096 pages: 1/16 is 256, below the start
+  o.thread_cache_pages = 2048;
+  o.thread_cache_batch = 64;
+  expect_fixed_mark(o, 800, 512);
 }
 
 // Memory pressure puts every raised mark back to its start.
 TEST(ThreadCache, PressureLowersTheHighMark) {
-  labyrinth_pool_options o = options(16u << 20);  // 4096 pages
+  labyrinth_pool_options o = options(64u << 20);  // 16384 pages: the mark may rise to 1024
   o.thread_cache_pages = 2048;
   o.thread_cache_batch = 64;
   o.watermark_low_pages = 1024;

@@ -199,7 +199,8 @@ typedef struct labyrinth_pool_options {
                                     pages it may hold (default 2048, at most
                                     4096). Its high mark starts at
                                     min(512, this) (at least a batch) and
-                                    rises, up to this, when the thread's
+                                    rises, up to this or 1/16 of the pool
+                                    if that is less, when the thread's
                                     bursts overflow it: the cache then drains
                                     pages past the mark and runs dry soon
                                     after. Memory pressure and
