@@ -29,10 +29,10 @@
 //  - while the chain is on the list nobody else owns its pages, so the list
 //    cannot change under the popper, except by a write after free into the
 //    first page (a user's bug). Against that, the list carries a checksum
-//    (position-weighted: any one changed entry, any swap, a count changed
-//    alone is caught; random bytes pass with odds of 2^-32), every entry
-//    must be a page of the arena, and its second entry must match the first
-//    page's link. A list that fails is ignored and the links are followed:
+//    (position-weighted: any one changed entry is caught, and so is a swap
+//    of two pages less than 16 GiB apart; other changes pass with odds of
+//    about 2^-32), every entry must be a page of the arena, and its second
+//    entry must match the first page's link. A list that fails is ignored and the links are followed:
 //    they are still all in the side table.
 // Pages taken through a magazine keep their chain words (see thread_cache.cpp).
 //
@@ -220,7 +220,9 @@ class Depot {
   };
   static_assert(sizeof(Magazine) == kPageSize, "a magazine fills one page at most");
   // Entry k weighed by an odd number, a bijection mod 2^32: changing any one
-  // entry changes the sum, and so does swapping two different entries.
+  // entry changes the sum. Swapping pages a and b at positions i and j
+  // changes it by 2(a - b)(i - j), zero mod 2^32 only if (a - b)(i - j) is a
+  // multiple of 2^31: with |i - j| < 2^10, pages at least 2^22 apart (16 GiB).
   static std::uint32_t weighed(std::uint32_t page, std::size_t k) {
     return page * (2 * static_cast<std::uint32_t>(k) + 1);
   }
