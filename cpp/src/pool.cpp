@@ -78,7 +78,7 @@ static void set_cache_limits(Pool *p, bool pressure) {
   if (pressure) std::atomic_thread_fence(std::memory_order_seq_cst);
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = p->cache_at(i);
-    if (pressure) c->high.store(c->start, kRelaxed);
+    if (pressure) c->high.store(p->cache_start, kRelaxed);
     c->limit.store(pressure ? 0 : c->high.load(kRelaxed), kRelaxed);
   }
 }
@@ -225,7 +225,6 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = new (p->cache_at(i)) ThreadCache;
     c->capacity = p->cache_capacity;
-    c->start = p->cache_start;
     c->high.store(p->cache_start, kRelaxed);
     c->limit.store(p->cache_start, kRelaxed);
     c->batch = p->cache_batch;
@@ -373,9 +372,7 @@ void pool_thread_exit(Pool *p, std::uint64_t owner) {
       order_cache_flush_locked(p, c);
     }
     c->record.store(nullptr, kRelaxed);
-    c->high.store(c->start, kRelaxed);  // the next thread starts afresh
-    c->drained = 0;
-    cache_sync_limit(p, c);
+    cache_reset_mark(p, c);  // the next thread starts afresh
     c->user.store(0, std::memory_order_release);
     p->caches_in_use.fetch_sub(1, kRelaxed);
   }
@@ -389,9 +386,7 @@ labyrinth_status pool_trim(Pool *p) {
   if (c) {
     enter_call();
     cache_drain(p, c, c->n());
-    c->high.store(c->start, kRelaxed);
-    c->drained = 0;
-    cache_sync_limit(p, c);
+    cache_reset_mark(p, c);
     leave_call();
   }
   std::lock_guard<std::mutex> lock(p->mu);

@@ -66,6 +66,12 @@ void cache_sync_limit(Pool *p, ThreadCache *c) {
   if (p->pressure.load(kRelaxed)) c->limit.store(0, kRelaxed);
 }
 
+void cache_reset_mark(Pool *p, ThreadCache *c) {
+  c->high.store(p->cache_start, kRelaxed);
+  c->drained = 0;
+  cache_sync_limit(p, c);
+}
+
 void cache_overflow(Pool *p, ThreadCache *c) {
   const std::uint32_t n = c->n(), high = c->high.load(kRelaxed);
   // Down to a batch below the high mark (the high mark may have dropped
@@ -90,9 +96,7 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
     }
     c->drained = 0;
   }
-  const std::uint32_t high = c->high.load(kRelaxed);
-  const std::uint32_t room = high > n ? high - n : 0;
-  if (room == 0) return 0;
+  const std::uint32_t room = c->high.load(kRelaxed) - n;  // n is 0: only an empty cache refills
   const std::size_t want = c->batch < room ? c->batch : room;
   // Non-ATOMIC callers stop at the min watermark; ATOMIC ones may go to zero.
   auto allowed = [&]() -> std::size_t {

@@ -69,8 +69,8 @@ class alignas(64) ThreadCache {
   // count and limit are read by the inline fast path (labyrinth.h) as
   // cache[0] and cache[1]; the slots start 64 bytes in. Do not move them.
   std::atomic<std::uint32_t> count{0};
-  // How many pages frees may leave here now: capacity normally, 0 while the
-  // pool is under pressure (so frees take the general path). Set by any thread.
+  // How many pages frees may leave here now: the high mark normally, 0 while
+  // the pool is under pressure (so frees take the general path). Set by any thread.
   std::atomic<std::uint32_t> limit{0};
   std::uint32_t capacity = 0;  // its slots: the most pages it can ever hold
   std::uint32_t batch = 0;     // pages per refill / drain
@@ -82,10 +82,10 @@ class alignas(64) ThreadCache {
   // may read them): here rather than in the pool, so two threads refilling
   // and draining do not pass a counter's cache line back and forth.
   std::atomic<std::uint64_t> refills{0}, drains{0};
-  // The high mark (see above): start..capacity. The owner raises it; memory
-  // pressure (any thread) puts it back to start. `limit` is this, or 0.
+  // The high mark (see above): from the pool's cache_start up to its
+  // cache_high_max. The owner raises it; memory pressure (any thread) puts
+  // it back. `limit` is this, or 0.
   std::atomic<std::uint32_t> high{0};
-  std::uint32_t start = 0;    // where the high mark starts
   std::uint32_t drained = 0;  // pages drained past the high mark since the last refill (owner)
 
   std::uint32_t n() const { return count.load(std::memory_order_relaxed); }
@@ -125,6 +125,10 @@ void cache_overflow(Pool *pool, ThreadCache *cache);
 // Set the cache's limit (what the inline free reads) to its high mark, or to
 // 0 if the pool is under memory pressure. Owner thread.
 void cache_sync_limit(Pool *pool, ThreadCache *cache);
+
+// Put the high mark back to its start and forget past drains (trim, thread
+// exit). Owner thread.
+void cache_reset_mark(Pool *pool, ThreadCache *cache);
 
 // Order cache (order >= 1). The caller holds the re-entry guard (enter_call).
 // pop: a block of `order`, or nullptr. push: false if the block does not fit
