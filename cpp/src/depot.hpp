@@ -183,6 +183,28 @@ class Depot {
     }
   }
 
+  // Replace the whole list at once with `count` single-page chains, the pages
+  // page_at(0..count) (the caller's, e.g. taken from the buddy allocator),
+  // and return the old list: the first page of its first chain, or kNil30 if
+  // it was empty. Its chains are now the caller's, linked as on the list
+  // (the next chain from each chain's first word); the caller calls taken()
+  // for their pages. Poppers and pushers see the old list or the new one,
+  // never an empty one in between.
+  template <typename PageAt>
+  std::size_t replace(PageAt page_at, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i)
+      meta_[page_at(i)].store(side::chain_word(state_, side::kNil30, i + 1 < count ? page_at(i + 1) : side::kNil30),
+                              std::memory_order_relaxed);
+    pages_.fetch_add(count, std::memory_order_relaxed);
+    std::uint64_t old = head_.load(std::memory_order_relaxed);
+    const std::uint64_t top = count ? page_at(0) + 1 : 0;
+    while (!head_.compare_exchange_weak(old, (((old >> 32) + 1) << 32) | top,
+                                        std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    }
+    const std::uint64_t was = old & 0xFFFFFFFFu;
+    return was ? was - 1 : side::kNil30;
+  }
+
   // How many pages the chain from `page` has left, following its links.
   std::size_t length_from(std::size_t page) const {
     std::size_t n = 0;

@@ -19,6 +19,7 @@
 #include <climits>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "pkeys.hpp"
 
@@ -345,6 +346,10 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
   return LABYRINTH_OK;
 }
 
+// Pages labyrinth_pool_trim gives to the buddy allocator per hold of the
+// pool mutex.
+constexpr std::size_t kTrimSlice = 256;
+
 // Pull every chain of the shared list into the buddy allocator (mutex held).
 static void flush_shared_locked(Pool *p) {
   for (;;) {
@@ -378,41 +383,136 @@ void pool_thread_exit(Pool *p, std::uint64_t owner) {
   }
 }
 
+// Give every page of the chains from `first` (chains linked as on a Depot,
+// now the caller's) to the buddy allocator (mutex held); returns how many.
+static std::size_t free_chains_locked(Pool *p, std::size_t first) {
+  std::size_t n = 0;
+  while (first != kNil30) {
+    std::size_t i = first;
+    first = chain_next_chain(p->meta[first].load(kRelaxed));
+    while (i != kNil30) {
+      const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+      p->buddy.free(i, 0);
+      ++n;
+      i = next;
+    }
+  }
+  return n;
+}
+
+// Take `want` pages for the reserve (mutex held) into out[], from blocks
+// as large as the buddy allocator has, so that they block as few large
+// blocks as possible; each block's pages past what is needed go back,
+// largest pieces first. With `order` (want <= 2^order) only one block of that
+// order is tried: the new reserve is then the start of a block, as a fresh
+// pool's is. Returns how many pages were taken.
+static std::size_t take_reserve_pages_locked(Pool *p, std::size_t want, unsigned order, bool one_block,
+                                             std::vector<std::size_t> &out) {
+  out.clear();
+  for (int o = static_cast<int>(order); o >= 0 && out.size() < want;) {
+    std::size_t block;
+    if (!p->buddy.alloc(static_cast<unsigned>(o), &block)) {
+      if (one_block) break;
+      --o;
+      continue;
+    }
+    const std::size_t end = std::size_t{1} << o;
+    std::size_t k = std::min(end, want - out.size());
+    for (std::size_t i = 0; i < k; ++i) out.push_back(block + i);
+    while (k < end) {
+      unsigned piece = 0;
+      while ((k & (std::size_t{1} << piece)) == 0 && k + (std::size_t{2} << piece) <= end) ++piece;
+      p->buddy.free(block + k, piece);
+      k += std::size_t{1} << piece;
+    }
+    if (one_block) break;
+  }
+  return out.size();
+}
+
+// Renew the atomic reserve (mutex held) so that a pool with every page free
+// is exactly as a fresh one: maximal blocks, reserve full. A fresh pool's
+// reserve is the first `target` pages of one block. The new reserve is taken
+// while the old one is still in place and then swapped in at once (one CAS),
+// so ATOMIC callers never find the reserve empty meanwhile; the old one then
+// goes back to the buddy allocator. When no free block is large enough (the
+// old reserve's pages are everywhere), the new reserve is taken from the
+// largest blocks there are and the swap is done again, up to three times:
+// with the old pages gone a block is usually free. If none is, and every
+// page of the pool is free (nobody is allocating, so nobody can miss the
+// reserve), the old reserve goes back first and the new one is taken as a
+// fresh pool takes it; the same for a reserve larger than a block (4 MiB).
+static void renew_reserve_locked(Pool *p, std::vector<std::size_t> &scratch) {
+  const std::size_t target = p->reserve_target;
+  if (!target) return;
+  unsigned order = 0;
+  while ((std::size_t{1} << order) < target) ++order;
+  auto at = [&scratch](std::size_t i) { return scratch[i]; };
+  bool one_block = false;
+  for (int pass = 0; pass < 3 && !one_block; ++pass) {
+    one_block = order <= kMaxOrder && take_reserve_pages_locked(p, target, order, true, scratch) == target;
+    if (!one_block && !take_reserve_pages_locked(p, target, std::min(order, kMaxOrder), false, scratch))
+      break;
+    p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, scratch.size())));
+  }
+  if (!one_block && p->buddy.free_pages() + p->reserve.pages() == p->npages) {
+    p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, 0)));
+    one_block = order <= kMaxOrder && take_reserve_pages_locked(p, target, order, true, scratch) == target;
+    if (one_block) p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, target)));
+  }
+  // Fewer free pages than the reserve, or a reserve larger than a block.
+  std::size_t idx;
+  while (p->reserve.pages() < target && p->buddy.alloc(0, &idx))
+    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+}
+
 labyrinth_status pool_trim(Pool *p) {
   if (p->forked())
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_trim: the pool belongs to the parent "
                                             "process; it cannot be used after fork()");
+  // The reserve's renewal needs room for its page numbers; if that cannot be
+  // had (NOMEM through the C boundary), nothing has changed yet.
+  std::vector<std::size_t> scratch;
+  scratch.reserve(p->reserve_target);
   ThreadCache *c = in_call() ? nullptr : cache_for(p);
   if (c) {
     enter_call();
     cache_drain(p, c, c->n());
     cache_reset_mark(p, c);
     leave_call();
-  }
-  std::lock_guard<std::mutex> lock(p->mu);
-  if (c) {
-    enter_call();
-    order_cache_flush_locked(p, c);
-    leave_call();
-  }
-  // The reserve goes back too and is taken again, so that a pool with every
-  // page free is exactly as a fresh pool: maximal blocks, reserve full.
-  for (;;) {
-    std::size_t i = p->reserve.pop_chain();
-    if (i == kNil30) break;
-    std::size_t n = 0;
-    while (i != kNil30) {
-      std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
-      p->buddy.free(i, 0);
-      ++n;
-      i = next;
+    if (c->orders()->pages.load(kRelaxed)) {
+      std::lock_guard<std::mutex> lock(p->mu);
+      enter_call();
+      order_cache_flush_locked(p, c);
+      leave_call();
     }
-    p->reserve.taken(n);
   }
-  flush_shared_locked(p);
-  std::size_t idx;
-  while (p->reserve.pages() < p->reserve_target && p->buddy.alloc(0, &idx))
-    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+  // The shared list, a slice at a time: ATOMIC callers on other threads only
+  // try the mutex, and while trim holds it they fall back on the reserve.
+  // Holding it for the whole list (a millisecond for 16k pages, longer if
+  // the holder is preempted) refused them by the thousand with most of the
+  // pool free. Only as many pages as the list held when trim began: frees on
+  // other threads cannot keep it going.
+  std::size_t budget = p->shared.pages();
+  while (budget) {
+    std::size_t i = p->shared.pop_chain();
+    if (i == kNil30) break;
+    while (i != kNil30) {  // a chain's pages not yet freed still count as shared
+      std::lock_guard<std::mutex> lock(p->mu);
+      std::size_t n = 0;
+      for (; i != kNil30 && n < kTrimSlice; ++n) {
+        const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+        p->buddy.free(i, 0);
+        i = next;
+      }
+      p->shared.taken(n);
+      budget -= n < budget ? n : budget;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    renew_reserve_locked(p, scratch);
+  }
   update_pressure(p);
   return LABYRINTH_OK;
 }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -249,4 +250,56 @@ TEST(Magazine, TheRestStartsAfterTheRoom) {
   }
   std::size_t rest = 0;
   EXPECT_EQ(take(a, first, 0, &out, &rest), 0u) << "no room: nothing taken";
+}
+
+// replace(): the whole list is swapped for a run of single pages in one CAS.
+// The old list comes back whole (every chain, every page once), and a thread
+// that pops a page and pushes it back all the while never finds the list
+// empty: there is no moment between the old list and the new one.
+TEST(Replace, TheOldListComesBackWholeAndTheListIsNeverEmpty) {
+  Arena a;
+  a.depot.init(a.meta.get(), side::RESERVE);  // the reserve: single pages, no magazines
+  constexpr std::size_t kRun = 4, kRounds = kPages / kRun - 1;
+  for (std::size_t i = 0; i < kRun; ++i) a.depot.push([i](std::size_t) { return i; }, 1);
+  std::atomic<bool> stop{false};
+  std::atomic<long> empty{0}, cycles{0};
+  std::thread user([&] {
+    while (!stop.load()) {
+      const std::size_t pg = a.depot.pop_page();
+      if (pg == side::kNil30) {
+        ++empty;
+        continue;
+      }
+      a.depot.push([pg](std::size_t) { return pg; }, 1);
+      ++cycles;
+    }
+  });
+  std::vector<int> seen(kPages, 0);
+  std::vector<std::size_t> bad_rounds;
+  for (std::size_t r = 1; r <= kRounds; ++r) {
+    // Each replace while the user is busy: wait for a few of its cycles.
+    for (const long c = cycles.load(); cycles.load() < c + 3;) std::this_thread::yield();
+    std::size_t chain = a.depot.replace([r](std::size_t i) { return r * kRun + i; }, kRun);
+    std::size_t n = 0;
+    while (chain != side::kNil30) {  // as the pool walks it: chains, then pages
+      const std::size_t next_chain = side::chain_next_chain(a.meta[chain].load());
+      for (std::size_t pg : a.walk(chain)) {
+        ++seen[pg];
+        ++n;
+      }
+      chain = next_chain;
+    }
+    a.depot.taken(n);
+    // The user may hold a page of the old list across the replace (it goes
+    // back on the new list), and may have brought one from the list before.
+    if (n + 1 < kRun || n > kRun + 1) bad_rounds.push_back(r);
+  }
+  stop = true;
+  user.join();
+  for (std::size_t r : bad_rounds) ADD_FAILURE() << "round " << r << " gave back too few or too many pages";
+  for (std::size_t pg = a.depot.pop_page(); pg != side::kNil30; pg = a.depot.pop_page()) ++seen[pg];
+  EXPECT_EQ(a.depot.pages(), 0u);
+  for (std::size_t pg = 0; pg < (kRounds + 1) * kRun; ++pg) EXPECT_EQ(seen[pg], 1) << "page " << pg;
+  EXPECT_EQ(empty.load(), 0) << "the list was seen empty during a replace";
+  std::printf("[replace] %ld pops and pushes during %zu replaces\n", cycles.load(), kRounds);
 }

@@ -1,5 +1,9 @@
 // Watermarks and the atomic reserve: only ATOMIC callers dip below min and
 // into the reserve; every reserve use is counted; pressure bypasses caches.
+#include <algorithm>
+#include <random>
+#include <string>
+
 #include "test_util.hpp"
 
 using namespace labtest;
@@ -48,6 +52,53 @@ TEST(Reserve, OnlyAtomicCallersReachMinAndTheReserve) {
   s = stats(p);
   EXPECT_EQ(s.reserve_pages, 32u);  // refilled first as pages came back
   expect_accounting(s);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// Trim renews the reserve: after pages came back in any order (the reserve
+// refilled from scattered frees), a trimmed pool is block for block a fresh
+// one, whatever the reserve's size: a power of two, not one (the new reserve
+// is the start of a block, the rest of the block goes back), or larger than
+// the largest block (then single pages, as a fresh pool takes them).
+TEST(Reserve, TrimRenewsTheReserveAsAFreshPoolHasIt) {
+  for (std::size_t reserve : {0u, 1u, 3u, 32u, 100u, 256u, 300u, 1024u, 1500u}) {
+    SCOPED_TRACE("reserve " + std::to_string(reserve));
+    labyrinth_pool_options o = options(16u << 20);  // 4096 pages
+    o.atomic_reserve_pages = reserve;
+    PoolGuard p(o);
+    auto pages = drain(p, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE);
+    ASSERT_EQ(pages.size(), 4096u);
+    std::shuffle(pages.begin(), pages.end(), std::mt19937(7));
+    for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+    EXPECT_EQ(stats(p).reserve_pages, reserve);
+    ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+    expect_maximal(p, o);
+    expect_accounting(stats(p));
+  }
+}
+
+// With no free block as large as the reserve (every other page held), trim
+// still renews it, page by page: full again, nothing lost.
+TEST(Reserve, TrimRenewsTheReserveWithoutALargeBlock) {
+  labyrinth_pool_options o = options(4u << 20);  // 1024 pages
+  o.atomic_reserve_pages = 32;
+  PoolGuard p(o);
+  auto pages = drain(p, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE);
+  ASSERT_EQ(pages.size(), 1024u);
+  std::sort(pages.begin(), pages.end());
+  std::vector<void *> held;
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    if (i % 2) held.push_back(pages[i]);
+    else ASSERT_EQ(labyrinth_free_pages(p, pages[i]), LABYRINTH_OK);
+  }
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.reserve_pages, 32u);
+  EXPECT_EQ(s.free_blocks[1], 0u);  // no two free neighbours: only single pages
+  EXPECT_EQ(s.free_pages, 512u - 32);
+  expect_accounting(s);
+  for (void *pg : held) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
 }

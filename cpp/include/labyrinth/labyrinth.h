@@ -246,8 +246,14 @@ LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
 /**
  * Return the calling thread's cached pages and blocks and the pool's shared
  * free list to the buddy allocator, so free pages coalesce into the largest
- * blocks.
+ * blocks, and renew the atomic reserve: once every page is free, a trimmed
+ * pool has exactly the blocks of a fresh one.
  * Other threads' caches are returned when those threads exit or call this.
+ * Safe while other threads allocate: it holds the pool mutex only a few
+ * hundred pages at a time (ATOMIC callers never wait for it, they only try
+ * it), and the reserve is swapped for its renewal in one step, never left
+ * empty (except, with every page free, when no block is large enough, or for
+ * a reserve larger than 4 MiB).
  * May block; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_pool_trim(labyrinth_pool *pool);
