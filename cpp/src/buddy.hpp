@@ -27,6 +27,38 @@ class Buddy {
   // them. False if no block of that order or larger is free.
   bool alloc(unsigned order, std::size_t *idx);
 
+  // Take up to `want` order-0 pages for a thread cache as whole free blocks,
+  // smallest first: a block larger than what is left is split only when no
+  // smaller one fits, so holes are filled before large blocks are broken, as
+  // alloc(0) repeated would, in one list operation per block rather than one
+  // or two per page. Each block goes to emit(first, pages) with its words as
+  // alloc() leaves them (first TAIL, the others UNUSED). Returns how many
+  // pages were taken: less than `want` only if no free page is left.
+  template <typename Emit>
+  std::size_t alloc_pages(std::size_t want, Emit emit) {
+    std::size_t got = 0;
+    while (got < want) {
+      const std::size_t left = want - got;
+      unsigned fit = 0;  // the largest order that fits in what is left
+      while (fit < kMaxOrder && (std::size_t{2} << fit) <= left) ++fit;
+      unsigned o = 0;
+      while (o <= fit && head_[o] == side::kNil28) ++o;
+      std::size_t block;
+      if (o <= fit) {
+        block = head_[o];
+        remove(block, o);
+        meta_[block].store(side::TAIL, std::memory_order_relaxed);
+      } else if (alloc(fit, &block)) {
+        o = fit;
+      } else {
+        break;
+      }
+      emit(block, std::size_t{1} << o);
+      got += std::size_t{1} << o;
+    }
+    return got;
+  }
+
   // Give back the block [idx, idx + 2^order): its words are rewritten, and it
   // merges with its buddy as long as the buddy is free and whole.
   void free(std::size_t idx, unsigned order);

@@ -10,6 +10,9 @@ using namespace side;
 
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
+// A refill that takes the pool mutex and finds the shared list empty puts
+// two batches there, at most this many pages.
+constexpr std::size_t kStockPages = 128;
 }
 
 // Point the thread's inline fast-path record at (p, c). Written while the
@@ -136,16 +139,37 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
     }
   }
   // 2. The buddy allocator, under the pool mutex (ATOMIC: only if free now).
+  // If the shared list is empty, every other thread's next refill needs the
+  // mutex as well, and an ATOMIC one that finds it busy (its holder may
+  // have been preempted) falls back on the small reserve, then fails: so
+  // the holder also puts a few batches there, lock-free for the others.
   if (added == 0) {
+    std::uint32_t stock[kStockPages];
+    std::size_t stocked = 0;
     std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
     if (atomic ? try_lock_noted(lock) : (lock.lock(), true)) {
       limit = allowed();
-      std::size_t idx;
-      while (added < limit && p->buddy.alloc(0, &idx)) {
-        p->meta[idx].store(CACHED, kRelaxed);
-        c->slots()[n + added] = p->page_at(idx);
-        ++added;
+      void **slots = c->slots() + n;
+      added = static_cast<std::uint32_t>(p->buddy.alloc_pages(limit, [p, &slots](std::size_t first, std::size_t pages) {
+        for (std::size_t i = 0; i < pages; ++i) {
+          p->meta[first + i].store(CACHED, kRelaxed);
+          *slots++ = p->page_at(first + i);
+        }
+      }));
+      if (added == want && p->shared.empty()) {
+        const std::size_t most = 2 * std::size_t{c->batch} < kStockPages ? 2 * std::size_t{c->batch} : kStockPages;
+        std::uint32_t *to = stock;
+        stocked = p->buddy.alloc_pages(most, [&to](std::size_t first, std::size_t pages) {
+          for (std::size_t i = 0; i < pages; ++i) *to++ = static_cast<std::uint32_t>(first + i);
+        });
       }
+    }
+    if (lock.owns_lock()) lock.unlock();
+    for (std::size_t done = 0; done < stocked;) {  // in chains of a batch, each with its magazine
+      const std::size_t k = stocked - done < c->batch ? stocked - done : c->batch;
+      const std::uint32_t *from = stock + done;
+      p->shared.push([from](std::size_t i) { return std::size_t{from[i]}; }, k);
+      done += k;
     }
   }
   if (added) {

@@ -3,7 +3,8 @@
 // free order-0 pages only that thread touches, so the owner's alloc and free
 // are a pop/push with no atomic read-modify-write and no lock. When it runs
 // dry it refills a batch from the shared list (lock-free) or the buddy (under
-// the pool mutex); when it reaches its high mark it drains a batch to the
+// the pool mutex, in whole blocks; an empty shared list gets two batches
+// more); when it reaches its high mark it drains a batch to the
 // shared list. A pool preallocates max_thread_caches of them; a thread claims
 // one (lock-free) on first use and gives it back when it exits.
 //

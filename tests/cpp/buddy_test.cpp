@@ -4,7 +4,9 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <vector>
 
+#include "buddy.hpp"
 #include "test_util.hpp"
 
 using namespace labtest;
@@ -138,4 +140,35 @@ TEST(Buddy, HigherOrderUsesPagesParkedInTheSharedList) {
   ASSERT_EQ(labyrinth_alloc_pages(p, 10, LABYRINTH_GFP_EXCLUSIVE, 0, &big), LABYRINTH_OK) << last_message();
   ASSERT_EQ(labyrinth_free_pages(p, big), LABYRINTH_OK);
   expect_maximal(p, o);
+}
+
+// Buddy::alloc_pages (thread-cache refills): whole free blocks, smallest
+// first, a larger block split only when nothing smaller fits what is left,
+// never more pages than asked, all of them when fewer are free.
+TEST(Buddy, AllocPagesTakesWholeBlocksSmallestFirst) {
+  constexpr std::size_t kPages = 64;
+  std::vector<std::atomic<std::uint64_t>> meta(kPages);
+  lab::Buddy b;
+  b.init(meta.data(), kPages);  // one block of order 6
+  std::size_t zero;
+  ASSERT_TRUE(b.alloc(0, &zero));  // page 0; free: 1 (order 0), 2-3, 4-7, 8-15, 16-31, 32-63
+  ASSERT_EQ(zero, 0u);
+  std::vector<std::pair<std::size_t, std::size_t>> blocks;
+  auto emit = [&](std::size_t first, std::size_t pages) { blocks.emplace_back(first, pages); };
+  EXPECT_EQ(b.alloc_pages(10, emit), 10u);
+  // 1, 2-3 and 4-7 whole; then 8-15 is split for 8-9 and its 10-11 for 10.
+  const std::vector<std::pair<std::size_t, std::size_t>> expected = {{1, 1}, {2, 2}, {4, 4}, {8, 2}, {10, 1}};
+  EXPECT_EQ(blocks, expected);
+  for (auto [first, pages] : blocks) {
+    EXPECT_EQ(lab::side::state(meta[first].load()), lab::side::TAIL) << first;
+    for (std::size_t i = 1; i < pages; ++i) EXPECT_EQ(lab::side::state(meta[first + i].load()), lab::side::UNUSED);
+  }
+  EXPECT_EQ(b.free_pages(), kPages - 11);
+  blocks.clear();
+  EXPECT_EQ(b.alloc_pages(100, emit), kPages - 11);  // all that is left
+  EXPECT_EQ(b.free_pages(), 0u);
+  std::size_t total = 0;
+  for (auto [first, pages] : blocks) total += pages;
+  EXPECT_EQ(total, kPages - 11);
+  EXPECT_EQ(b.alloc_pages(1, emit), 0u);
 }

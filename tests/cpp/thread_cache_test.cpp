@@ -46,6 +46,40 @@ TEST(ThreadCache, RefillsAndDrainsInBatches) {
   expect_maximal(p, o);
 }
 
+// A refill from the buddy allocator that finds the shared list empty also
+// puts two batches there (in whole blocks, smallest first), so the next
+// threads to refill take them without the pool mutex: another thread's
+// first refill takes one of those chains and the buddy allocator is not
+// touched. When the shared list has pages, a refill takes those and stocks
+// nothing.
+TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
+  labyrinth_pool_options o = options(16u << 20);
+  o.thread_cache_pages = 128;
+  o.thread_cache_batch = 32;
+  PoolGuard p(o);
+  const std::uint64_t buddy_before = stats(p).free_pages;
+  void *first = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+  ASSERT_NE(first, nullptr);
+  labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.cached_pages, 31u);
+  EXPECT_EQ(s.shared_free_pages, 64u);  // two batches
+  EXPECT_EQ(s.free_pages, buddy_before - 32);  // the stock is still free
+  expect_accounting(s);
+  std::thread other([&] {
+    void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+    ASSERT_NE(pg, nullptr);
+    labyrinth_stats t = stats(p);
+    EXPECT_EQ(t.shared_free_pages, 32u);  // one chain taken, nothing stocked
+    EXPECT_EQ(t.free_pages, buddy_before - 64);
+    EXPECT_EQ(t.cached_pages, 31u + 31u);
+    ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  });
+  other.join();
+  ASSERT_EQ(labyrinth_free_pages(p, first), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
 TEST(ThreadCache, ThreadExitReturnsItsCache) {
   labyrinth_pool_options o = options(16u << 20);
   PoolGuard p(o);
