@@ -107,6 +107,50 @@ void update_pressure(Pool *p) {
 // Create / destroy
 // ---------------------------------------------------------------------------
 
+// ---- The atomic reserve's place ----
+// A fresh pool takes its reserve as the first `target` pages of one block of
+// order reserve_order() (the rest of the block goes back), from the smallest
+// block the buddy allocator has; trim renews it to a place of the same kind
+// (renew_reserve_locked), so that a pool with every page free has exactly a
+// fresh pool's blocks. Only a reserve larger than the largest block is taken
+// page by page.
+
+static unsigned reserve_order(std::size_t target) {
+  unsigned order = 0;
+  while ((std::size_t{1} << order) < target) ++order;
+  return order;
+}
+
+// Give back the pages [block + used, block + 2^order) of a block just taken
+// (mutex held), largest pieces first.
+static void give_back_tail_locked(Pool *p, std::size_t block, unsigned order, std::size_t used) {
+  const std::size_t end = std::size_t{1} << order;
+  while (used < end) {
+    unsigned piece = 0;
+    while ((used & (std::size_t{1} << piece)) == 0 && used + (std::size_t{2} << piece) <= end) ++piece;
+    p->buddy.free(block + used, piece);
+    used += std::size_t{1} << piece;
+  }
+}
+
+// Take the reserve into an empty reserve list as a fresh pool does (mutex
+// held, or the pool not yet shared).
+static void fill_reserve_locked(Pool *p) {
+  const std::size_t target = p->reserve_target;
+  if (!target) return;
+  const unsigned order = reserve_order(target);
+  std::size_t block;
+  if (order <= kMaxOrder && p->buddy.alloc(order, &block)) {
+    give_back_tail_locked(p, block, order, target);
+    for (std::size_t i = 0; i < target; ++i)
+      p->reserve.push([block, i](std::size_t) { return block + i; }, 1);
+    return;
+  }
+  std::size_t idx;
+  while (p->reserve.pages() < target && p->buddy.alloc(0, &idx))
+    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+}
+
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out) {
   if (!opts || !out)
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: %s is NULL",
@@ -251,11 +295,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->shared.init(p->meta, SHARED, magazines ? p->base : nullptr, npages);
   p->reserve.init(p->meta, RESERVE);
   p->reserve_target = o.atomic_reserve_pages;
-  for (std::size_t i = 0; i < p->reserve_target; ++i) {
-    std::size_t idx;
-    p->buddy.alloc(0, &idx);
-    p->reserve.push([idx](std::size_t) { return idx; }, 1);
-  }
+  fill_reserve_locked(p);  // no other thread knows the pool yet
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(p->base, p->size, PROT_NONE);
   p->fork_gen = fork_generation();
   update_pressure(p);
@@ -402,10 +442,9 @@ static std::size_t free_chains_locked(Pool *p, std::size_t first) {
 
 // Take `want` pages for the reserve (mutex held) into out[], from blocks
 // as large as the buddy allocator has, so that they block as few large
-// blocks as possible; each block's pages past what is needed go back,
-// largest pieces first. With `order` (want <= 2^order) only one block of that
-// order is tried: the new reserve is then the start of a block, as a fresh
-// pool's is. Returns how many pages were taken.
+// blocks as possible; each block's pages past what is needed go back.
+// With `one_block` only one block of `order` (want <= 2^order) is tried: the
+// reserve's place in a fresh pool. Returns how many pages were taken.
 static std::size_t take_reserve_pages_locked(Pool *p, std::size_t want, unsigned order, bool one_block,
                                              std::vector<std::size_t> &out) {
   out.clear();
@@ -416,51 +455,62 @@ static std::size_t take_reserve_pages_locked(Pool *p, std::size_t want, unsigned
       --o;
       continue;
     }
-    const std::size_t end = std::size_t{1} << o;
-    std::size_t k = std::min(end, want - out.size());
-    for (std::size_t i = 0; i < k; ++i) out.push_back(block + i);
-    while (k < end) {
-      unsigned piece = 0;
-      while ((k & (std::size_t{1} << piece)) == 0 && k + (std::size_t{2} << piece) <= end) ++piece;
-      p->buddy.free(block + k, piece);
-      k += std::size_t{1} << piece;
-    }
+    const std::size_t used = std::min(std::size_t{1} << o, want - out.size());
+    for (std::size_t i = 0; i < used; ++i) out.push_back(block + i);
+    give_back_tail_locked(p, block, static_cast<unsigned>(o), used);
     if (one_block) break;
   }
   return out.size();
 }
 
+// The order of the largest block the buddy allocator can ever hold at
+// `page`: the maximal block of the arena's initial carving that contains it.
+static unsigned maximal_order_at(const Pool *p, std::size_t page) {
+  unsigned o = kMaxOrder;
+  while (o > 0 && ((page >> o) << o) + (std::size_t{1} << o) > p->npages) --o;
+  return o;
+}
+
+// The order of the maximal block a fresh pool takes a block of `order` from:
+// the smallest maximal block at least that large (buddy.alloc takes the
+// smallest free block).
+static int fresh_reserve_home(const Pool *p, unsigned order) {
+  for (unsigned o = order; o <= kMaxOrder; ++o)
+    if (o == kMaxOrder ? p->npages >= (std::size_t{1} << kMaxOrder) : ((p->npages >> o) & 1) != 0)
+      return static_cast<int>(o);
+  return -1;
+}
+
 // Renew the atomic reserve (mutex held) so that a pool with every page free
-// is exactly as a fresh one: maximal blocks, reserve full. A fresh pool's
-// reserve is the first `target` pages of one block. The new reserve is taken
-// while the old one is still in place and then swapped in at once (one CAS),
-// so ATOMIC callers never find the reserve empty meanwhile; the old one then
-// goes back to the buddy allocator. When no free block is large enough (the
-// old reserve's pages are everywhere), the new reserve is taken from the
-// largest blocks there are and the swap is done again, up to three times:
-// with the old pages gone a block is usually free. If none is, and every
-// page of the pool is free (nobody is allocating, so nobody can miss the
-// reserve), the old reserve goes back first and the new one is taken as a
-// fresh pool takes it; the same for a reserve larger than a block (4 MiB).
+// has exactly a fresh pool's blocks. The new reserve is taken while the old
+// one is still in place and swapped in at once (one CAS), so ATOMIC callers
+// never find the reserve empty meanwhile; the old one then goes back to the
+// buddy allocator. The new one must sit where a fresh pool's would: the
+// start of a block of the reserve's order, inside a maximal block of the
+// same order as a fresh pool's. When it cannot yet (the old reserve's pages
+// are in the way), it is taken from the largest blocks there are and the
+// swap is done again, up to three times: with the old pages gone, the right
+// place is usually free. If it still is not, and every page of the pool is
+// free (so no caller can be wanting the reserve), the old reserve goes back
+// first and the new one is taken as a fresh pool takes it.
 static void renew_reserve_locked(Pool *p, std::vector<std::size_t> &scratch) {
   const std::size_t target = p->reserve_target;
   if (!target) return;
-  unsigned order = 0;
-  while ((std::size_t{1} << order) < target) ++order;
+  const unsigned order = reserve_order(target);
+  const int home = order <= kMaxOrder ? fresh_reserve_home(p, order) : -1;
   auto at = [&scratch](std::size_t i) { return scratch[i]; };
-  bool one_block = false;
-  for (int pass = 0; pass < 3 && !one_block; ++pass) {
-    one_block = order <= kMaxOrder && take_reserve_pages_locked(p, target, order, true, scratch) == target;
-    if (!one_block && !take_reserve_pages_locked(p, target, std::min(order, kMaxOrder), false, scratch))
-      break;
+  bool placed = false;
+  for (int pass = 0; pass < 3 && !placed; ++pass) {
+    const bool one = home >= 0 && take_reserve_pages_locked(p, target, order, true, scratch) == target;
+    if (!one && !take_reserve_pages_locked(p, target, std::min(order, kMaxOrder), false, scratch)) break;
     p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, scratch.size())));
+    placed = one && static_cast<int>(maximal_order_at(p, scratch[0])) == home;
   }
-  if (!one_block && p->buddy.free_pages() + p->reserve.pages() == p->npages) {
+  if (!placed && p->buddy.free_pages() + p->reserve.pages() == p->npages) {
     p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, 0)));
-    one_block = order <= kMaxOrder && take_reserve_pages_locked(p, target, order, true, scratch) == target;
-    if (one_block) p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, target)));
+    fill_reserve_locked(p);
   }
-  // Fewer free pages than the reserve, or a reserve larger than a block.
+  // Fewer free pages than the reserve.
   std::size_t idx;
   while (p->reserve.pages() < target && p->buddy.alloc(0, &idx))
     p->reserve.push([idx](std::size_t) { return idx; }, 1);
