@@ -65,7 +65,8 @@ class Depot {
   // them (writing their words) and publishes them with one CAS.
   // `page_at(i)` gives the i-th page index.
   template <typename PageAt>
-  void push(PageAt page_at, std::size_t count) {
+  // `counted`: announce(count) already added them to pages().
+  void push(PageAt page_at, std::size_t count, bool counted = false) {
     if (count == 0) return;
     const std::size_t first = page_at(0);
     std::uint64_t first_next = side::kNil30;
@@ -93,7 +94,7 @@ class Depot {
       __atomic_store_n(&m->sum, seal(sum, first, count), __ATOMIC_RELAXED);
       head_state = side::MAGAZINE;
     }
-    publish(first, first_next, count, head_state);  // the release CAS publishes the magazine too
+    publish(first, first_next, counted ? 0 : count, head_state);  // the release CAS publishes the magazine too
   }
 
   // For a chain this thread popped: if its first page's word says it holds
@@ -137,6 +138,7 @@ class Depot {
 
  private:
   // `head_state`: the first page's state, MAGAZINE if push() wrote its list.
+  // `count`: pages to add to pages() (0 if they were announced).
   void publish(std::size_t first, std::uint64_t first_next, std::size_t count, side::State head_state) {
     pages_.fetch_add(count, std::memory_order_relaxed);
     std::uint64_t old = head_.load(std::memory_order_relaxed);
@@ -224,6 +226,11 @@ class Depot {
     if (n) push_linked(rest, n);
     return first;
   }
+
+  // Count `count` pages that this thread will push with counted = true, ahead
+  // of the push: pages taken from elsewhere under a lock stay counted as free
+  // while the lock is released before they are pushed.
+  void announce(std::size_t count) { pages_.fetch_add(count, std::memory_order_relaxed); }
 
   // The caller took `count` pages out of popped chains.
   void taken(std::size_t count) { pages_.fetch_sub(count, std::memory_order_relaxed); }

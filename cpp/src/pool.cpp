@@ -500,7 +500,10 @@ static void renew_reserve_locked(Pool *p, std::vector<std::size_t> &scratch) {
   const int home = order <= kMaxOrder ? fresh_reserve_home(p, order) : -1;
   auto at = [&scratch](std::size_t i) { return scratch[i]; };
   bool placed = false;
-  for (int pass = 0; pass < 3 && !placed; ++pass) {
+  // Without a block of the reserve's order to place it in (a reserve larger
+  // than 4 MiB, or than the pool's largest block), one swap is all it needs.
+  const int passes = home >= 0 ? 3 : 1;
+  for (int pass = 0; pass < passes && !placed; ++pass) {
     const bool one = home >= 0 && take_reserve_pages_locked(p, target, order, true, scratch) == target;
     if (!one && !take_reserve_pages_locked(p, target, std::min(order, kMaxOrder), false, scratch)) break;
     p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, scratch.size())));

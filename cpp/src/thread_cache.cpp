@@ -162,13 +162,14 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
         stocked = p->buddy.alloc_pages(most, [&to](std::size_t first, std::size_t pages) {
           for (std::size_t i = 0; i < pages; ++i) *to++ = static_cast<std::uint32_t>(first + i);
         });
+        p->shared.announce(stocked);  // counted as free again before the mutex is released; pushed after
       }
     }
     if (lock.owns_lock()) lock.unlock();
     for (std::size_t done = 0; done < stocked;) {  // in chains of a batch, each with its magazine
       const std::size_t k = stocked - done < c->batch ? stocked - done : c->batch;
       const std::uint32_t *from = stock + done;
-      p->shared.push([from](std::size_t i) { return std::size_t{from[i]}; }, k);
+      p->shared.push([from](std::size_t i) { return std::size_t{from[i]}; }, k, true);
       done += k;
     }
   }
