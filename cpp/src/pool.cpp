@@ -890,6 +890,14 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
       leave_call();
       return;
     }
+    // Under pressure the pages this thread keeps cached are what other
+    // threads lack: the first free it makes under pressure gives them all
+    // back (lock-free, like a drain; its later frees find the cache empty).
+    if (c && c->n()) {
+      enter_call();
+      cache_drain(p, c, c->n());
+      leave_call();
+    }
     // Under pressure, without a cache or re-entered: straight to the shared
     // list (or the reserve, if it is short), lock-free, and wake waiters.
     if (p->reserve.pages() < p->reserve_target)

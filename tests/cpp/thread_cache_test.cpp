@@ -210,6 +210,46 @@ TEST(ThreadCache, PressureLowersTheHighMark) {
   EXPECT_LE(c.most_cached, 512u);
 }
 
+// Under pressure, the first free a thread makes gives its whole cache back
+// (to the reserve first, then the shared list), so the pages it had cached
+// reach the threads that lack them; without pressure a free keeps them.
+TEST(ThreadCache, AFreeUnderPressureGivesTheWholeCacheBack) {
+  labyrinth_pool_options o = options(4u << 20);  // 1024 pages
+  o.thread_cache_pages = 512;
+  o.thread_cache_batch = 64;
+  o.watermark_low_pages = 300;
+  o.watermark_high_pages = 400;
+  PoolGuard p(o);
+  // This thread caches 400 pages: allocated, then freed into its cache.
+  std::vector<void *> mine;
+  for (int i = 0; i < 401; ++i) mine.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
+  void *kept = mine.back();
+  mine.pop_back();
+  for (void *pg : mine) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  ASSERT_GE(stats(p).cached_pages, 400u) << "setup";
+  // Another thread takes the pool below its low mark and holds the pages.
+  std::vector<void *> theirs;
+  const labyrinth_owner me = labyrinth_owner_self();
+  std::thread([&] {
+    while (stats(p).pressure_events == 0) {
+      void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+      ASSERT_NE(pg, nullptr) << last_message();
+      theirs.push_back(pg);
+    }
+    for (void *pg : theirs) ASSERT_EQ(labyrinth_page_transfer(p, pg, me), LABYRINTH_OK);  // ours to free
+  }).join();
+  labyrinth_stats before = stats(p);
+  ASSERT_GE(before.cached_pages, 400u) << "setup: an idle cache keeps its pages through pressure";
+  ASSERT_EQ(labyrinth_free_pages(p, kept), LABYRINTH_OK);
+  labyrinth_stats after = stats(p);
+  EXPECT_LT(after.cached_pages, 64u) << "the cache should have been given back";
+  EXPECT_GE(after.shared_free_pages + after.reserve_pages, before.shared_free_pages + before.reserve_pages + 400u);
+  expect_accounting(after);
+  for (void *pg : theirs) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
 TEST(ThreadCache, RemoteFreeGoesBackWithoutLoss) {
   // One thread allocates and transfers, another frees: pages flow back to the
   // allocator through the lock-free shared list.

@@ -188,8 +188,9 @@ typedef struct labyrinth_pool_options {
   size_t watermark_min_pages;  /**< below this many free pages only ATOMIC callers
                                     succeed (default 0) */
   size_t watermark_low_pages;  /**< below this, the pool is under pressure: freed
-                                    pages bypass thread caches (LABYRINTH_AUTO:
-                                    1/16 of the pool) */
+                                    pages bypass thread caches, and a thread's
+                                    first free gives its cache back
+                                    (LABYRINTH_AUTO: 1/16 of the pool) */
   size_t watermark_high_pages; /**< pressure ends at or above this (LABYRINTH_AUTO:
                                     1/8 of the pool) */
   uint32_t max_thread_caches;  /**< per-thread caches the pool can hand out; threads
