@@ -13,6 +13,8 @@ constexpr auto kRelaxed = std::memory_order_relaxed;
 // A refill that takes the pool mutex and finds the shared list empty puts
 // two batches there, at most this many pages.
 constexpr std::size_t kStockPages = 128;
+// ...and gives the atomic reserve at most this many pages it lacks.
+constexpr std::size_t kReserveTopUp = 64;
 }
 
 // Point the thread's inline fast-path record at (p, c). Written while the
@@ -142,10 +144,12 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   // If the shared list is empty, every other thread's next refill needs the
   // mutex as well, and an ATOMIC one that finds it busy (its holder may
   // have been preempted) falls back on the small reserve, then fails: so
-  // the holder also puts a few batches there, lock-free for the others.
+  // the holder also puts a few batches there, lock-free for the others, and
+  // tops the reserve up if ATOMIC callers have been using it (otherwise only
+  // frees refill it, and a run of allocations spends it for good).
   if (added == 0) {
-    std::uint32_t stock[kStockPages];
-    std::size_t stocked = 0;
+    std::uint32_t stock[kStockPages], spare[kReserveTopUp];
+    std::size_t stocked = 0, spares = 0;
     std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
     if (atomic ? try_lock_noted(lock) : (lock.lock(), true)) {
       limit = allowed();
@@ -164,8 +168,21 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
         });
         p->shared.announce(stocked);  // counted as free again before the mutex is released; pushed after
       }
+      const std::size_t in_reserve = p->reserve.pages();
+      if (added == want && in_reserve < p->reserve_target) {
+        const std::size_t missing = p->reserve_target - in_reserve;
+        std::uint32_t *to = spare;
+        spares = p->buddy.alloc_pages(missing < kReserveTopUp ? missing : kReserveTopUp,
+                                      [&to](std::size_t first, std::size_t pages) {
+                                        for (std::size_t i = 0; i < pages; ++i) *to++ = static_cast<std::uint32_t>(first + i);
+                                      });
+      }
     }
     if (lock.owns_lock()) lock.unlock();
+    for (std::size_t i = 0; i < spares; ++i) {
+      const std::size_t idx = spare[i];
+      p->reserve.push([idx](std::size_t) { return idx; }, 1);
+    }
     for (std::size_t done = 0; done < stocked;) {  // in chains of a batch, each with its magazine
       const std::size_t k = stocked - done < c->batch ? stocked - done : c->batch;
       const std::uint32_t *from = stock + done;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -105,6 +106,35 @@ TEST(Reserve, TrimRenewsTheReserveWithoutALargeBlock) {
   EXPECT_EQ(s.free_pages, 512u - 32);
   expect_accounting(s);
   for (void *pg : held) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// A refill from the buddy allocator tops up a reserve that ATOMIC callers
+// spent: before, only order-0 frees refilled it, and a thread that only
+// allocated left it empty for good.
+TEST(Reserve, ARefillFromTheBuddyTopsUpASpentReserve) {
+  labyrinth_pool_options o = options(4u << 20);  // 1024 pages
+  o.atomic_reserve_pages = 32;
+  PoolGuard p(o);
+  std::vector<void *> blocks;
+  for (int i = 0; i < 120; ++i) {  // 960 pages as blocks of 8
+    void *b = nullptr;
+    ASSERT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_EXCLUSIVE, 0, &b), LABYRINTH_OK) << last_message();
+    blocks.push_back(b);
+  }
+  auto atomic = drain(p, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE);  // the rest and the reserve
+  ASSERT_EQ(stats(p).reserve_pages, 0u) << "setup";
+  for (void *b : blocks) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);  // to the buddy: no order-0 free
+  ASSERT_EQ(stats(p).reserve_pages, 0u) << "setup";
+  std::thread([&] {  // a thread with an empty cache refills from the buddy
+    void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+    ASSERT_NE(pg, nullptr);
+    EXPECT_EQ(stats(p).reserve_pages, 32u);
+    expect_accounting(stats(p));
+    ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  }).join();
+  for (void *pg : atomic) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
 }
