@@ -212,6 +212,11 @@ struct Fuzz {
     std::uint8_t shape = in.u8();
     npages = 1 + in.u16() % 640;
     if (shape & 1) npages = std::size_t{1} << (in.u8() % 11);  // exact powers of two too
+    // One in 64 is 32-48 MiB with caches of up to 2048 pages: only there can
+    // a cache's high mark rise (past 512 pages, up to 1/16 of the pool), which
+    // bursts (exhaust, free all) then exercise.
+    const bool big = (shape & 0xFC) == 0xFC;  // rare: each such input takes ~0.3 s
+    if (big) npages = 8192 + 256 * (in.u8() % 17);
     opts.size_bytes = npages * kPage;
     opts.flags = 0;
     std::uint8_t f = in.u8();
@@ -233,7 +238,7 @@ struct Fuzz {
     }
     std::uint8_t c = in.u8();
     opts.max_thread_caches = c % 5 == 4 ? 64 : c % 5;  // 0..3 or the default
-    opts.thread_cache_pages = 1 + in.u8() % 64;
+    opts.thread_cache_pages = big ? 1 + in.u16() % 2048 : 1 + in.u8() % 64;
     opts.thread_cache_batch = 1 + in.u8() % opts.thread_cache_pages;
     if (shape & 2)  // an older, shorter options struct: later fields take defaults
       opts.struct_size = offsetof(labyrinth_pool_options, numa_node) + sizeof(int);

@@ -2,7 +2,8 @@
 """Write the hand-made seeds of the fuzz targets:
   fuzz/seeds/pool/   one program per pool shape (plain, SCRUB, GUARD, POISON,
                      no caches, tiny caches, watermarks, short options struct,
-                     power-of-two sizes) and per theme (exhaustion, transfers,
+                     power-of-two sizes, big pools whose caches' high marks
+                     can rise) and per theme (exhaustion, transfers,
                      orphans, misuse, destroy and re-create);
   fuzz/seeds/uring/  one program per ring shape (queue sizes, max_inflight,
                      provided-buffer ring, MANUAL_REFILL, NO_REGISTER) and theme.
@@ -71,6 +72,27 @@ count = 0
 for sname, kw in shapes.items():
     for tname, th in themes.items():
         data = bytes(header(**kw) + program(rng, th, rng.randrange(20, 60)))
+        with open(os.path.join(out, f"{sname}-{tname}"), "wb") as f:
+            f.write(data[:512])
+        count += 1
+
+# Big pools (32-48 MiB, caches up to 2048 pages), where a cache's high mark
+# can rise: shape bits 0xFC, one byte for the size (8192 + 256 * (b % 17)
+# pages), and the cache's pages as 16 bits. Their own generator, so the seeds
+# above stay as they were.
+def big_header(size_step, cache_pages, batch, caches=1, pin=False):
+    b = [0xFC, 0, 0, size_step, (0x30 if pin else 0), 0x80, 0]
+    b += [caches, (cache_pages - 1) & 0xFF, ((cache_pages - 1) >> 8) & 0xFF, batch - 1]
+    return b
+
+big_rng = random.Random(16)
+big_shapes = {
+    "big_growth": dict(size_step=16, cache_pages=2048, batch=64),
+    "big_pinned": dict(size_step=8, cache_pages=1500, batch=32, pin=True),
+}
+for sname, kw in big_shapes.items():
+    for tname in ("exhaust", "lifecycle"):
+        data = bytes(big_header(**kw) + program(big_rng, themes[tname], big_rng.randrange(20, 60)))
         with open(os.path.join(out, f"{sname}-{tname}"), "wb") as f:
             f.write(data[:512])
         count += 1
