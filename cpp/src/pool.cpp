@@ -133,6 +133,14 @@ static void give_back_tail_locked(Pool *p, std::size_t block, unsigned order, st
   }
 }
 
+// Single pages from the buddy allocator into the reserve until it is full
+// or nothing is free (mutex held).
+static void top_up_reserve_locked(Pool *p) {
+  std::size_t idx;
+  while (p->reserve.pages() < p->reserve_target && p->buddy.alloc(0, &idx))
+    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+}
+
 // Take the reserve into an empty reserve list as a fresh pool does (mutex
 // held, or the pool not yet shared).
 static void fill_reserve_locked(Pool *p) {
@@ -146,9 +154,7 @@ static void fill_reserve_locked(Pool *p) {
       p->reserve.push([block, i](std::size_t) { return block + i; }, 1);
     return;
   }
-  std::size_t idx;
-  while (p->reserve.pages() < target && p->buddy.alloc(0, &idx))
-    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+  top_up_reserve_locked(p);
 }
 
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out) {
@@ -390,20 +396,35 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
 // pool mutex.
 constexpr std::size_t kTrimSlice = 256;
 
+// Give up to `most` pages of the chain from *page (a popped chain, the
+// caller's) to the buddy allocator (mutex held), following its links; *page
+// becomes the first page not given (kNil30 at the end). Returns how many.
+static std::size_t free_chain_locked(Pool *p, std::size_t *page, std::size_t most = SIZE_MAX) {
+  std::size_t n = 0, i = *page;
+  for (; i != kNil30 && n < most; ++n) {
+    const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+    p->buddy.free(i, 0);
+    i = next;
+  }
+  *page = i;
+  return n;
+}
+
 // Pull every chain of the shared list into the buddy allocator (mutex held).
 static void flush_shared_locked(Pool *p) {
-  for (;;) {
-    std::size_t i = p->shared.pop_chain();
-    if (i == kNil30) break;
-    std::size_t n = 0;
-    while (i != kNil30) {
-      std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
-      p->buddy.free(i, 0);
-      ++n;
-      i = next;
-    }
-    p->shared.taken(n);
+  for (std::size_t i; (i = p->shared.pop_chain()) != kNil30;) p->shared.taken(free_chain_locked(p, &i));
+}
+
+// Give back everything a thread's cache holds: its pages to the reserve and
+// the shared list, its order cache's blocks to the buddy allocator (the
+// mutex only if there are any), and put its high mark back at the start.
+static void give_back_cache(Pool *p, ThreadCache *c) {
+  cache_drain(p, c, c->n());
+  if (c->orders()->pages.load(kRelaxed)) {
+    std::lock_guard<std::mutex> lock(p->mu);
+    order_cache_flush_locked(p, c);
   }
+  cache_reset_mark(p, c);
 }
 
 void pool_thread_exit(Pool *p, std::uint64_t owner) {
@@ -411,13 +432,8 @@ void pool_thread_exit(Pool *p, std::uint64_t owner) {
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = p->cache_at(i);
     if (c->user.load(kRelaxed) != owner) continue;
-    cache_drain(p, c, c->n());
-    if (c->orders()->pages.load(kRelaxed)) {  // the mutex only if there is something to give back
-      std::lock_guard<std::mutex> lock(p->mu);
-      order_cache_flush_locked(p, c);
-    }
+    give_back_cache(p, c);  // the next thread starts afresh
     c->record.store(nullptr, kRelaxed);
-    cache_reset_mark(p, c);  // the next thread starts afresh
     c->user.store(0, std::memory_order_release);
     p->caches_in_use.fetch_sub(1, kRelaxed);
   }
@@ -430,12 +446,7 @@ static std::size_t free_chains_locked(Pool *p, std::size_t first) {
   while (first != kNil30) {
     std::size_t i = first;
     first = chain_next_chain(p->meta[first].load(kRelaxed));
-    while (i != kNil30) {
-      const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
-      p->buddy.free(i, 0);
-      ++n;
-      i = next;
-    }
+    n += free_chain_locked(p, &i);
   }
   return n;
 }
@@ -513,10 +524,7 @@ static void renew_reserve_locked(Pool *p, std::vector<std::size_t> &scratch) {
     p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, 0)));
     fill_reserve_locked(p);
   }
-  // Fewer free pages than the reserve.
-  std::size_t idx;
-  while (p->reserve.pages() < target && p->buddy.alloc(0, &idx))
-    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+  top_up_reserve_locked(p);  // fewer free pages than the reserve
 }
 
 labyrinth_status pool_trim(Pool *p) {
@@ -530,15 +538,8 @@ labyrinth_status pool_trim(Pool *p) {
   ThreadCache *c = in_call() ? nullptr : cache_for(p);
   if (c) {
     enter_call();
-    cache_drain(p, c, c->n());
-    cache_reset_mark(p, c);
+    give_back_cache(p, c);
     leave_call();
-    if (c->orders()->pages.load(kRelaxed)) {
-      std::lock_guard<std::mutex> lock(p->mu);
-      enter_call();
-      order_cache_flush_locked(p, c);
-      leave_call();
-    }
   }
   // The shared list, a slice at a time: ATOMIC callers on other threads only
   // try the mutex, and while trim holds it they fall back on the reserve.
@@ -552,12 +553,7 @@ labyrinth_status pool_trim(Pool *p) {
     if (i == kNil30) break;
     while (i != kNil30) {  // a chain's pages not yet freed still count as shared
       std::lock_guard<std::mutex> lock(p->mu);
-      std::size_t n = 0;
-      for (; i != kNil30 && n < kTrimSlice; ++n) {
-        const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
-        p->buddy.free(i, 0);
-        i = next;
-      }
+      const std::size_t n = free_chain_locked(p, &i, kTrimSlice);
       p->shared.taken(n);
       budget -= n < budget ? n : budget;
     }

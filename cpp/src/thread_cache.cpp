@@ -15,6 +15,14 @@ constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr std::size_t kStockPages = 128;
 // ...and gives the atomic reserve at most this many pages it lacks.
 constexpr std::size_t kReserveTopUp = 64;
+
+// A Buddy::alloc_pages emitter that lists the pages' numbers from `to` on.
+struct ListPages {
+  std::uint32_t *to;
+  void operator()(std::size_t first, std::size_t pages) {
+    for (std::size_t i = 0; i < pages; ++i) *to++ = static_cast<std::uint32_t>(first + i);
+  }
+};
 }
 
 // Point the thread's inline fast-path record at (p, c). Written while the
@@ -162,20 +170,13 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
       }));
       if (added == want && p->shared.empty()) {
         const std::size_t most = 2 * std::size_t{c->batch} < kStockPages ? 2 * std::size_t{c->batch} : kStockPages;
-        std::uint32_t *to = stock;
-        stocked = p->buddy.alloc_pages(most, [&to](std::size_t first, std::size_t pages) {
-          for (std::size_t i = 0; i < pages; ++i) *to++ = static_cast<std::uint32_t>(first + i);
-        });
+        stocked = p->buddy.alloc_pages(most, ListPages{stock});
         p->shared.announce(stocked);  // counted as free again before the mutex is released; pushed after
       }
       const std::size_t in_reserve = p->reserve.pages();
       if (added == want && in_reserve < p->reserve_target) {
         const std::size_t missing = p->reserve_target - in_reserve;
-        std::uint32_t *to = spare;
-        spares = p->buddy.alloc_pages(missing < kReserveTopUp ? missing : kReserveTopUp,
-                                      [&to](std::size_t first, std::size_t pages) {
-                                        for (std::size_t i = 0; i < pages; ++i) *to++ = static_cast<std::uint32_t>(first + i);
-                                      });
+        spares = p->buddy.alloc_pages(missing < kReserveTopUp ? missing : kReserveTopUp, ListPages{spare});
       }
     }
     if (lock.owns_lock()) lock.unlock();
