@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A/B of the inline fast path: the working tree's labyrinth.h against the one
+# at REV, both compiled into one program (bench/profile/header_ab/) that
+# times them in alternating rounds on one pool of the library built in
+# build-bench. For header-only changes (the library is the working tree's
+# on both sides). Pinned to the last CPU when there are two or more.
+#
+# Usage: bash bench/profile/header_ab.sh REV [ROUNDS]    (default 200 rounds, ~10 s)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REV="${1:?usage: header_ab.sh REV [ROUNDS]}"
+ROUNDS="${2:-200}"
+B="${BENCH_BUILD_DIR:-build-bench}"
+LIBDIR="$(readlink -f "$B/cpp")"
+[ -e "$LIBDIR/liblabyrinth.so" ] || { echo "header_ab: $LIBDIR/liblabyrinth.so not built (build $B first)"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/old/labyrinth"
+for h in labyrinth.h labyrinth_uring.h; do
+  git show "$REV:cpp/include/labyrinth/$h" >"$tmp/old/labyrinth/$h" 2>/dev/null || true
+done
+[ -s "$tmp/old/labyrinth/labyrinth.h" ] || { echo "header_ab: no cpp/include/labyrinth/labyrinth.h at $REV"; exit 1; }
+S=bench/profile/header_ab
+CC="${CC:-cc}"
+flags=(-O2 -std=gnu99 -Wall -Wextra)
+"$CC" "${flags[@]}" -I"$tmp/old" -I$S -c $S/old.c -o "$tmp/old.o"
+"$CC" "${flags[@]}" -Icpp/include -I$S -c $S/new.c -o "$tmp/new.o"
+"$CC" "${flags[@]}" -Icpp/include $S/main.c "$tmp/old.o" "$tmp/new.o" -L"$LIBDIR" -llabyrinth \
+  -Wl,-rpath,"$LIBDIR" -o "$tmp/header_ab"
+cpu=$(( $(nproc) - 1 ))
+echo "header_ab: labyrinth.h at $REV (old) vs the working tree (new), $ROUNDS rounds, CPU $cpu, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+taskset -c "$cpu" "$tmp/header_ab" "$ROUNDS"
