@@ -3,13 +3,18 @@
 # at REV, both compiled into one program (bench/profile/header_ab/) that
 # times them in alternating rounds on one pool of the library built in
 # build-bench. For header-only changes (the library is the working tree's
-# on both sides). Pinned to the last CPU when there are two or more.
+# on both sides). Single-thread patterns run on the last CPU; with two CPUs
+# or more, a cross pattern (alloc + touch + transfer on the last CPU, free
+# on CPU 0) runs as well.
 #
-# Usage: bash bench/profile/header_ab.sh REV [ROUNDS]    (default 200 rounds, ~10 s)
+# Usage: bash bench/profile/header_ab.sh REV [ROUNDS [PATTERN]]
+#   default 200 rounds of every pattern (~15 s); PATTERN: pair, burst256,
+#   order2 ... order10 or cross
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REV="${1:?usage: header_ab.sh REV [ROUNDS]}"
 ROUNDS="${2:-200}"
+ONLY="${3:-}"
 B="${BENCH_BUILD_DIR:-build-bench}"
 LIBDIR="$(readlink -f "$B/cpp")"
 [ -e "$LIBDIR/liblabyrinth.so" ] || { echo "header_ab: $LIBDIR/liblabyrinth.so not built (build $B first)"; exit 1; }
@@ -26,7 +31,6 @@ flags=(-O2 -std=gnu99 -Wall -Wextra)
 "$CC" "${flags[@]}" -I"$tmp/old" -I$S -c $S/old.c -o "$tmp/old.o"
 "$CC" "${flags[@]}" -Icpp/include -I$S -c $S/new.c -o "$tmp/new.o"
 "$CC" "${flags[@]}" -Icpp/include $S/main.c "$tmp/old.o" "$tmp/new.o" -L"$LIBDIR" -llabyrinth \
-  -Wl,-rpath,"$LIBDIR" -o "$tmp/header_ab"
-cpu=$(( $(nproc) - 1 ))
-echo "header_ab: labyrinth.h at $REV (old) vs the working tree (new), $ROUNDS rounds, CPU $cpu, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-taskset -c "$cpu" "$tmp/header_ab" "$ROUNDS"
+  -Wl,-rpath,"$LIBDIR" -pthread -o "$tmp/header_ab"
+echo "header_ab: labyrinth.h at $REV (old) vs the working tree (new), $ROUNDS rounds, $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+"$tmp/header_ab" "$ROUNDS" $ONLY

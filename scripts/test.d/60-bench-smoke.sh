@@ -74,4 +74,13 @@ if [ -x "$ANAT" ]; then
     echo "60-bench-smoke: anatomy ran ($(grep -c anatomy_ "$out/anatomy.log") benchmark lines, interleaved mode too)"
   fi
 fi
+# The header A/B tool (bench/profile/header_ab.sh), HEAD against the working
+# tree, 4 rounds: it compiles, and every pattern's calls succeed.
+if command -v git >/dev/null && git rev-parse -q --verify HEAD >/dev/null 2>&1; then
+  if ! BENCH_BUILD_DIR="$B" bash bench/profile/header_ab.sh HEAD 4 > "$out/header_ab.log" 2>&1; then
+    cat "$out/header_ab.log"; echo "60-bench-smoke: header_ab.sh failed"; fail=1
+  else
+    echo "60-bench-smoke: header_ab.sh ran ($(grep -cE '^(pair|burst256|order|cross)' "$out/header_ab.log") patterns)"
+  fi
+fi
 exit $fail
