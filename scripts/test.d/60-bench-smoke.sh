@@ -74,6 +74,15 @@ if [ -x "$ANAT" ]; then
     echo "60-bench-smoke: anatomy ran ($(grep -c anatomy_ "$out/anatomy.log") benchmark lines, interleaved mode too)"
   fi
 fi
+# Labyrinth and DPDK in one process (bench/versus/), 4 rounds: every call succeeds.
+VERSUS="$B/bench/labyrinth_bench_versus"
+if [ -x "$VERSUS" ]; then
+  if ! "$VERSUS" 4 > "$out/versus.log" 2>&1; then
+    cat "$out/versus.log"; echo "60-bench-smoke: labyrinth_bench_versus failed"; fail=1
+  else
+    echo "60-bench-smoke: labyrinth_bench_versus ran ($(grep -c '^| [po]' "$out/versus.log") patterns)"
+  fi
+fi
 # The header A/B tool (bench/profile/header_ab.sh), HEAD against the working
 # tree, 4 rounds: it compiles, and every pattern's calls succeed.
 if command -v git >/dev/null && git rev-parse -q --verify HEAD >/dev/null 2>&1; then

@@ -1,0 +1,31 @@
+// versus.hpp - Labyrinth and DPDK's rte_mempool in one process, in
+// alternating rounds (labyrinth_bench_versus). The driver's table compares
+// separate processes, and on our VMs a whole process can land in a slow
+// phase of the host (a sibling thread's load, by its look: Labyrinth's
+// store-bound loops slow down by up to 1.8x in it, DPDK's latency-bound ones
+// much less), so the table compares phases as much as allocators. Here each
+// round times both on the same CPU a few milliseconds apart, and the ratio
+// is taken inside the round.
+//
+// The loops are the bench's (bench_patterns.hpp: pair, burst of 256, order
+// N with the same touches), each side compiled as the bench compiles it:
+// Labyrinth with the project's flags, the flagship by name (inline common
+// case), blocks freed with labyrinth_free_pages_order; DPDK with
+// -march=native, as its headers want, through the per-lcore cache.
+#pragma once
+
+#include <cstdint>
+
+namespace versus {
+
+// Each returns false if an allocation or a free failed.
+bool lab_pair(long n);
+bool lab_burst(long n);  // n bursts of 256
+bool lab_order(unsigned order, long n);
+bool dpdk_pair(long n);
+bool dpdk_burst(long n);
+bool dpdk_order(unsigned order, long n);
+// The pool (versus_labyrinth.cpp); false with a message on stderr.
+bool lab_setup();
+
+}  // namespace versus

@@ -1,0 +1,187 @@
+// versus_dpdk.cpp - DPDK's side of labyrinth_bench_versus and its main():
+// EAL and mempools set up as bench_dpdk.cpp does (--no-huge, one 4 KiB
+// mempool with a per-lcore cache of 512, one mempool per order 2..10), then
+// for every pattern ROUNDS rounds, each timing Labyrinth and DPDK back to
+// back on the last CPU (which goes first alternates). Prints a markdown
+// table: each side's median and fastest round (ns per page, or per block),
+// and the median and quartiles of Labyrinth / DPDK over the rounds.
+//
+// Usage: labyrinth_bench_versus [ROUNDS]   (default 100; ~20 s)
+#include <pthread.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_mempool.h>
+#include <rte_version.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "bench_patterns.hpp"
+#include "versus/versus.hpp"
+
+namespace versus {
+namespace {
+rte_mempool *g_pages;
+rte_mempool *g_orders[11];
+}  // namespace
+
+bool dpdk_pair(long n) {
+  for (long i = 0; i < n; ++i) {
+    void *p;
+    if (__builtin_expect(rte_mempool_get(g_pages, &p) != 0, 0)) return false;
+    labbench::touch(p, std::uint64_t(i));
+    rte_mempool_put(g_pages, p);
+  }
+  return true;
+}
+
+bool dpdk_burst(long n) {
+  void *v[labbench::kBurst];
+  for (long i = 0; i < n; ++i) {
+    for (int j = 0; j < labbench::kBurst; ++j) {
+      if (__builtin_expect(rte_mempool_get(g_pages, &v[j]) != 0, 0)) return false;
+      labbench::touch(v[j], std::uint64_t(j));
+    }
+    for (int j = 0; j < labbench::kBurst; ++j) rte_mempool_put(g_pages, v[j]);
+  }
+  return true;
+}
+
+bool dpdk_order(unsigned order, long n) {
+  const std::size_t bytes = std::size_t{4096} << order;
+  for (long i = 0; i < n; ++i) {
+    void *p;
+    if (__builtin_expect(rte_mempool_get(g_orders[order], &p) != 0, 0)) return false;
+    labbench::touch_block(p, bytes, std::uint64_t(i));
+    rte_mempool_put(g_orders[order], p);
+  }
+  return true;
+}
+
+}  // namespace versus
+
+namespace {
+
+bool dpdk_setup(const char *argv0) {
+  cpu_set_t before;
+  sched_getaffinity(0, sizeof before, &before);
+  std::string prefix = "--file-prefix=labversus" + std::to_string(getpid());
+  const char *eal_args[] = {argv0, "--no-huge", "--no-pci", "--no-shconf", "-l", "0", "-m", "256",
+                            "--no-telemetry", "--log-level=*:error", prefix.c_str()};
+  if (rte_eal_init(int(sizeof eal_args / sizeof eal_args[0]), const_cast<char **>(eal_args)) < 0) {
+    std::fprintf(stderr, "versus: rte_eal_init failed: %s\n", rte_strerror(rte_errno));
+    return false;
+  }
+  pthread_setaffinity_np(pthread_self(), sizeof before, &before);
+  versus::g_pages = rte_mempool_create("labversus_pages", 16383, 4096, 512, 0, nullptr, nullptr,
+                                       nullptr, nullptr, SOCKET_ID_ANY, 0);
+  if (!versus::g_pages) {
+    std::fprintf(stderr, "versus: rte_mempool_create failed: %s\n", rte_strerror(rte_errno));
+    return false;
+  }
+  for (unsigned o = 2; o <= 10; ++o) {
+    std::string name = "labversus_o" + std::to_string(o);
+    versus::g_orders[o] = rte_mempool_create(name.c_str(), o <= 7 ? 16 : 8, 4096u << o, 4, 0, nullptr,
+                                             nullptr, nullptr, nullptr, SOCKET_ID_ANY, 0);
+    if (!versus::g_orders[o]) {
+      std::fprintf(stderr, "versus: rte_mempool_create (order %u) failed: %s\n", o, rte_strerror(rte_errno));
+      return false;
+    }
+  }
+  if (!rte_mempool_default_cache(versus::g_pages, rte_lcore_id())) {
+    std::fprintf(stderr, "versus: the main thread has no mempool cache\n");
+    return false;
+  }
+  return true;
+}
+
+struct Pattern {
+  const char *name;
+  unsigned order;  // for blocks
+  long n;          // calls per round
+  double per;      // pages (or blocks) per call
+};
+
+// One timed run; ns per unit, or a negative number if a call failed.
+double timed(const Pattern &pt, bool labyrinth) {
+  const auto t0 = std::chrono::steady_clock::now();
+  bool ok;
+  if (pt.order == 0 && pt.per == 1)
+    ok = labyrinth ? versus::lab_pair(pt.n) : versus::dpdk_pair(pt.n);
+  else if (pt.order == 0)
+    ok = labyrinth ? versus::lab_burst(pt.n) : versus::dpdk_burst(pt.n);
+  else
+    ok = labyrinth ? versus::lab_order(pt.order, pt.n) : versus::dpdk_order(pt.order, pt.n);
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  return ok ? ns / (double(pt.n) * pt.per) : -1;
+}
+
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[std::size_t(q * double(v.size() - 1) + 0.5)];
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 100;
+  if (rounds < 4) {
+    std::fprintf(stderr, "usage: %s [ROUNDS >= 4]\n", argv[0]);
+    return 2;
+  }
+  if (!dpdk_setup(argv[0]) || !versus::lab_setup()) return 3;
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(int(cpus > 0 ? cpus - 1 : 0), &one);
+  pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+
+  std::vector<Pattern> patterns = {{"pair: alloc + touch + free (ns)", 0, 200000, 1},
+                                   {"burst of 256 (ns/page)", 0, 800, labbench::kBurst}};
+  static std::string names[11];
+  for (unsigned o = 2; o <= 10; ++o) {
+    names[o] = "order " + std::to_string(o) + ", " + std::to_string(4u << o) + " KiB block (ns)";
+    patterns.push_back({names[o].c_str(), o, 100000, 1});
+  }
+  std::printf("Labyrinth (flagship by name) and DPDK rte_mempool in one process, %d alternating rounds "
+              "on CPU %ld; DPDK %s\n\n",
+              rounds, cpus > 0 ? cpus - 1 : 0, rte_version());
+  std::printf("| pattern | Labyrinth: median (fastest) | DPDK: median (fastest) | Labyrinth / DPDK: median [quartiles] |\n");
+  std::printf("|---|---:|---:|---:|\n");
+  for (const Pattern &pt : patterns) {
+    // Warm-up: caches filled, pages faulted in, on both sides.
+    Pattern warm = pt;
+    warm.n = pt.n / 10 + 1;
+    if (timed(warm, true) < 0 || timed(warm, false) < 0) {
+      std::fprintf(stderr, "versus: %s: a call failed in the warm-up\n", pt.name);
+      return 1;
+    }
+    std::vector<double> lab, dpdk, ratio;
+    for (int r = 0; r < rounds; ++r) {
+      double t[2];  // [0] Labyrinth, [1] DPDK
+      const int first = r & 1;
+      t[first] = timed(pt, first == 0);
+      t[!first] = timed(pt, first != 0);
+      if (t[0] < 0 || t[1] < 0) {
+        std::fprintf(stderr, "versus: %s: a call failed\n", pt.name);
+        return 1;
+      }
+      lab.push_back(t[0]);
+      dpdk.push_back(t[1]);
+      ratio.push_back(t[0] / t[1]);
+    }
+    std::printf("| %s | %.2f (%.2f) | %.2f (%.2f) | %.2fx [%.2f %.2f] |\n", pt.name, quantile(lab, 0.5),
+                quantile(lab, 0), quantile(dpdk, 0.5), quantile(dpdk, 0), quantile(ratio, 0.5),
+                quantile(ratio, 0.25), quantile(ratio, 0.75));
+    std::fflush(stdout);
+  }
+  rte_eal_cleanup();
+  return 0;
+}

@@ -1,0 +1,63 @@
+// versus_labyrinth.cpp - Labyrinth's side of labyrinth_bench_versus: a
+// 128 MiB pool with the default flags, as the bench's.
+#include <labyrinth/labyrinth.h>
+
+#include <cstdio>
+
+#include "bench_patterns.hpp"
+#include "versus/versus.hpp"
+
+namespace versus {
+namespace {
+labyrinth_pool *g_pool;
+}
+
+bool lab_setup() {
+  labyrinth_pool_options o;
+  labyrinth_pool_options_init(&o);
+  o.size_bytes = std::size_t{128} << 20;
+  if (labyrinth_pool_create(&o, &g_pool) == LABYRINTH_OK) return true;
+  o.flags &= ~LABYRINTH_POOL_PIN;  // RLIMIT_MEMLOCK
+  if (labyrinth_pool_create(&o, &g_pool) == LABYRINTH_OK) return true;
+  std::fprintf(stderr, "versus: pool: %s\n", labyrinth_last_error_message());
+  return false;
+}
+
+bool lab_pair(long n) {
+  for (long i = 0; i < n; ++i) {
+    void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+    if (__builtin_expect(!p, 0)) return false;
+    labbench::touch(p, std::uint64_t(i));
+    if (__builtin_expect(labyrinth_free_pages(g_pool, p) != LABYRINTH_OK, 0)) return false;
+  }
+  return true;
+}
+
+bool lab_burst(long n) {
+  void *v[labbench::kBurst];
+  for (long i = 0; i < n; ++i) {
+    for (int j = 0; j < labbench::kBurst; ++j) {
+      v[j] = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+      if (__builtin_expect(!v[j], 0)) return false;
+      labbench::touch(v[j], std::uint64_t(j));
+    }
+    for (int j = 0; j < labbench::kBurst; ++j)
+      if (__builtin_expect(labyrinth_free_pages(g_pool, v[j]) != LABYRINTH_OK, 0)) return false;
+  }
+  return true;
+}
+
+bool lab_order(unsigned order, long n) {
+  const std::size_t bytes = std::size_t{4096} << order;
+  for (long i = 0; i < n; ++i) {
+    void *p = nullptr;
+    if (__builtin_expect(labyrinth_alloc_pages(g_pool, order, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE,
+                                               0, &p) != LABYRINTH_OK, 0))
+      return false;
+    labbench::touch_block(p, bytes, std::uint64_t(i));
+    if (__builtin_expect(labyrinth_free_pages_order(g_pool, p, order) != LABYRINTH_OK, 0)) return false;
+  }
+  return true;
+}
+
+}  // namespace versus
