@@ -11,10 +11,17 @@
 // N with the same touches), each side compiled as the bench compiles it:
 // Labyrinth with the project's flags, the flagship by name (inline common
 // case), blocks freed with labyrinth_free_pages_order; DPDK with
-// -march=native, as its headers want, through the per-lcore cache.
+// -march=native, as its headers want, through the per-lcore cache. With two
+// CPUs or more, the cross-thread pattern too: one thread allocates (and, for
+// Labyrinth, transfers) on the last CPU, the other frees on CPU 0, through
+// the bench's SpscRing.
 #pragma once
 
 #include <cstdint>
+
+namespace labbench {
+class SpscRing;
+}
 
 namespace versus {
 
@@ -25,6 +32,14 @@ bool lab_order(unsigned order, long n);
 bool dpdk_pair(long n);
 bool dpdk_burst(long n);
 bool dpdk_order(unsigned order, long n);
+// Cross: the calling thread allocates n pages, touches each and passes it
+// through the ring (Labyrinth: transferred to owner `to` first); the other
+// thread frees n pages from the ring.
+bool lab_cross_alloc(labbench::SpscRing *ring, std::uint64_t to, long n);
+bool lab_cross_free(labbench::SpscRing *ring, long n);
+bool dpdk_cross_alloc(labbench::SpscRing *ring, long n);
+bool dpdk_cross_free(labbench::SpscRing *ring, long n);
+std::uint64_t lab_owner();  // labyrinth_owner_self() of the calling thread
 // The pool (versus_labyrinth.cpp); false with a message on stderr.
 bool lab_setup();
 

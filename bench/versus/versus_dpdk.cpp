@@ -20,7 +20,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_patterns.hpp"
@@ -65,9 +67,64 @@ bool dpdk_order(unsigned order, long n) {
   return true;
 }
 
+bool dpdk_cross_alloc(labbench::SpscRing *ring, long n) {
+  for (long i = 0; i < n; ++i) {
+    void *p;
+    if (__builtin_expect(rte_mempool_get(g_pages, &p) != 0, 0)) return false;
+    labbench::touch(p, std::uint64_t(i));
+    ring->push(p);
+  }
+  ring->flush();
+  return true;
+}
+
+bool dpdk_cross_free(labbench::SpscRing *ring, long n) {
+  for (long i = 0; i < n; ++i) {
+    void *p;
+    while ((p = ring->pop()) == nullptr) labbench::cpu_relax();
+    rte_mempool_put(g_pages, p);
+  }
+  return true;
+}
+
 }  // namespace versus
 
 namespace {
+
+// The freeing thread of the cross pattern, on CPU 0: registered with DPDK
+// (so it has a per-lcore cache), a Labyrinth owner; it frees what each job
+// says, from the ring, and reports.
+struct Freer {
+  labbench::SpscRing ring;
+  std::atomic<long> job{0};         // pages to free; 0: none; -1: exit
+  std::atomic<int> job_labyrinth{0};
+  std::atomic<int> done{1};         // 0 while a job runs; 1 done; 2 a free failed
+  std::atomic<std::uint64_t> owner{0};
+  std::string error;
+} *g_freer;
+
+void freer_main() {
+  cpu_set_t cpu0;
+  CPU_ZERO(&cpu0);
+  CPU_SET(0, &cpu0);
+  pthread_setaffinity_np(pthread_self(), sizeof cpu0, &cpu0);
+  if (rte_thread_register() != 0 || !rte_mempool_default_cache(versus::g_pages, rte_lcore_id())) {
+    g_freer->error = "the freeing thread has no DPDK per-lcore cache";
+    g_freer->owner.store(~std::uint64_t{0});
+    return;
+  }
+  g_freer->owner.store(versus::lab_owner());
+  for (;;) {
+    long n;
+    while ((n = g_freer->job.load()) == 0) labbench::cpu_relax();
+    if (n < 0) break;
+    g_freer->job.store(0);
+    const bool ok = g_freer->job_labyrinth.load() ? versus::lab_cross_free(&g_freer->ring, n)
+                                                  : versus::dpdk_cross_free(&g_freer->ring, n);
+    g_freer->done.store(ok ? 1 : 2);
+  }
+  rte_thread_unregister();
+}
 
 bool dpdk_setup(const char *argv0) {
   cpu_set_t before;
@@ -107,13 +164,23 @@ struct Pattern {
   unsigned order;  // for blocks
   long n;          // calls per round
   double per;      // pages (or blocks) per call
+  bool cross = false;
 };
 
 // One timed run; ns per unit, or a negative number if a call failed.
 double timed(const Pattern &pt, bool labyrinth) {
   const auto t0 = std::chrono::steady_clock::now();
   bool ok;
-  if (pt.order == 0 && pt.per == 1)
+  if (pt.cross) {
+    g_freer->done.store(0);
+    g_freer->job_labyrinth.store(labyrinth ? 1 : 0);
+    g_freer->job.store(pt.n);
+    ok = labyrinth ? versus::lab_cross_alloc(&g_freer->ring, g_freer->owner.load(), pt.n)
+                   : versus::dpdk_cross_alloc(&g_freer->ring, pt.n);
+    int d;
+    while ((d = g_freer->done.load()) == 0) labbench::cpu_relax();
+    ok = ok && d == 1;
+  } else if (pt.order == 0 && pt.per == 1)
     ok = labyrinth ? versus::lab_pair(pt.n) : versus::dpdk_pair(pt.n);
   else if (pt.order == 0)
     ok = labyrinth ? versus::lab_burst(pt.n) : versus::dpdk_burst(pt.n);
@@ -150,6 +217,18 @@ int main(int argc, char **argv) {
     names[o] = "order " + std::to_string(o) + ", " + std::to_string(4u << o) + " KiB block (ns)";
     patterns.push_back({names[o].c_str(), o, 100000, 1});
   }
+  std::thread freer;
+  if (cpus >= 2) {
+    g_freer = new Freer;
+    freer = std::thread(freer_main);
+    while (g_freer->owner.load() == 0) labbench::cpu_relax();
+    if (!g_freer->error.empty()) {
+      std::fprintf(stderr, "versus: %s\n", g_freer->error.c_str());
+      freer.join();
+      return 3;
+    }
+    patterns.push_back({"cross-thread, threads on 2 CPUs (ns/page)", 0, 100000, 1, true});
+  }
   std::printf("Labyrinth (flagship by name) and DPDK rte_mempool in one process, %d alternating rounds "
               "on CPU %ld; DPDK %s\n\n",
               rounds, cpus > 0 ? cpus - 1 : 0, rte_version());
@@ -181,6 +260,10 @@ int main(int argc, char **argv) {
                 quantile(lab, 0), quantile(dpdk, 0.5), quantile(dpdk, 0), quantile(ratio, 0.5),
                 quantile(ratio, 0.25), quantile(ratio, 0.75));
     std::fflush(stdout);
+  }
+  if (g_freer) {
+    g_freer->job.store(-1);
+    freer.join();
   }
   rte_eal_cleanup();
   return 0;

@@ -60,4 +60,28 @@ bool lab_order(unsigned order, long n) {
   return true;
 }
 
+std::uint64_t lab_owner() { return labyrinth_owner_self(); }
+
+bool lab_cross_alloc(labbench::SpscRing *ring, std::uint64_t to, long n) {
+  for (long i = 0; i < n; ++i) {
+    void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+    if (__builtin_expect(!p, 0)) return false;
+    labbench::touch(p, std::uint64_t(i));
+    if (__builtin_expect(labyrinth_page_transfer(g_pool, p, to) != LABYRINTH_OK, 0)) return false;
+    ring->push(p);
+  }
+  ring->flush();
+  return true;
+}
+
+bool lab_cross_free(labbench::SpscRing *ring, long n) {
+  bool ok = true;
+  for (long i = 0; i < n; ++i) {
+    void *p;
+    while ((p = ring->pop()) == nullptr) labbench::cpu_relax();
+    ok &= labyrinth_free_pages(g_pool, p) == LABYRINTH_OK;
+  }
+  return ok;
+}
+
 }  // namespace versus
