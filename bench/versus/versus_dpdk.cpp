@@ -6,7 +6,9 @@
 // table: each side's median and fastest round (ns per page, or per block),
 // and the median and quartiles of Labyrinth / DPDK over the rounds.
 //
-// Usage: labyrinth_bench_versus [ROUNDS]   (default 100; ~20 s)
+// Usage: labyrinth_bench_versus [ROUNDS [PATTERN]]   (default 100 rounds of
+//   every pattern, ~20 s; PATTERN: a word of the pattern's name, e.g. cross,
+//   pair, burst, "order 6")
 #include <pthread.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -199,6 +201,7 @@ double quantile(std::vector<double> v, double q) {
 
 int main(int argc, char **argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 100;
+  const std::string only = argc > 2 ? argv[2] : "";
   if (rounds < 4) {
     std::fprintf(stderr, "usage: %s [ROUNDS >= 4]\n", argv[0]);
     return 2;
@@ -235,6 +238,7 @@ int main(int argc, char **argv) {
   std::printf("| pattern | Labyrinth: median (fastest) | DPDK: median (fastest) | Labyrinth / DPDK: median [quartiles] |\n");
   std::printf("|---|---:|---:|---:|\n");
   for (const Pattern &pt : patterns) {
+    if (!only.empty() && std::string(pt.name).find(only) == std::string::npos) continue;
     // Warm-up: caches filled, pages faulted in, on both sides.
     Pattern warm = pt;
     warm.n = pt.n / 10 + 1;
