@@ -80,7 +80,7 @@ if [ -x "$VERSUS" ]; then
   if ! "$VERSUS" 4 > "$out/versus.log" 2>&1; then
     cat "$out/versus.log"; echo "60-bench-smoke: labyrinth_bench_versus failed"; fail=1
   else
-    echo "60-bench-smoke: labyrinth_bench_versus ran ($(grep -c '^| [po]' "$out/versus.log") patterns)"
+    echo "60-bench-smoke: labyrinth_bench_versus ran ($(grep -cE '^\| (pair|burst|order|cross)' "$out/versus.log") patterns)"
   fi
 fi
 # The header A/B tool (bench/profile/header_ab.sh), HEAD against the working
