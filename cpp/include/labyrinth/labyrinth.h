@@ -623,8 +623,9 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *
  *  while the record is marked BUSY. */
 LABYRINTH_INLINE_V1_ int labyrinth_page_cache_push_v1_(uint32_t *c, uint64_t *word, void *page) {
   const uint32_t n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
+  void **top;
   if (LABYRINTH_UNLIKELY_V1_(n >= __atomic_load_n(&c[1], __ATOMIC_RELAXED))) return 0;
-  void **top = (void **)(void *)((char *)c + 64) + n;
+  top = (void **)(void *)((char *)c + 64) + n;
   LABYRINTH_IN_REGISTER_V1_(top);
   __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
   *top = page;
