@@ -21,14 +21,17 @@ LABYRINTH_BENCH_COMMAND="bash scripts/bench.sh $*" "${PYTHON:-python3}" bench/dr
 # (bench/versus/versus.hpp says why): bench/results/versus.md, or $VERSUS_OUT.
 if [ -x "$B/bench/labyrinth_bench_versus" ]; then
   out="${VERSUS_OUT:-bench/results/versus.md}"
-  {
+  if ! {
     echo "# Labyrinth and DPDK in one process"
     echo
     echo "Written by \`bash scripts/bench.sh\` ($B/bench/labyrinth_bench_versus ${VERSUS_ROUNDS:-200}) on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
     echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs, kernel $(uname -r)."
     echo
     "$B/bench/labyrinth_bench_versus" "${VERSUS_ROUNDS:-200}"
-  } > "$out.tmp"
+  } > "$out.tmp"; then
+    cat "$out.tmp"; rm -f "$out.tmp"
+    echo "bench: labyrinth_bench_versus failed"; exit 1
+  fi
   mv "$out.tmp" "$out"
   echo "bench: wrote $out"
   cat "$out"

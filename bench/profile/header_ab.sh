@@ -12,7 +12,7 @@
 #   order2 ... order10 or cross
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REV="${1:?usage: header_ab.sh REV [ROUNDS]}"
+REV="${1:?usage: header_ab.sh REV [ROUNDS [PATTERN]]}"
 ROUNDS="${2:-200}"
 ONLY="${3:-}"
 B="${BENCH_BUILD_DIR:-build-bench}"
