@@ -179,6 +179,10 @@ double timed(const Pattern &pt, bool labyrinth) {
     g_freer->job.store(pt.n);
     ok = labyrinth ? versus::lab_cross_alloc(&g_freer->ring, g_freer->owner.load(), pt.n)
                    : versus::dpdk_cross_alloc(&g_freer->ring, pt.n);
+    if (!ok) {  // fewer than n pages went through the ring: the freer would wait for ever
+      std::fprintf(stderr, "versus: %s: an allocation failed (%s)\n", pt.name, labyrinth ? "Labyrinth" : "DPDK");
+      std::_Exit(1);
+    }
     int d;
     while ((d = g_freer->done.load()) == 0) labbench::cpu_relax();
     ok = ok && d == 1;

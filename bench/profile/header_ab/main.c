@@ -91,6 +91,10 @@ static double run(labyrinth_pool *p, int w, int is_new) {
     atomic_store(&cross.job_new, is_new);
     atomic_store(&cross.job, n);
     bad = (is_new ? hab_cross_alloc_new : hab_cross_alloc_old)(p, atomic_load(&cross.owner), &cross.ring, n);
+    if (bad < 0) { /* fewer than n pages went through the ring: the freer would wait for ever */
+      fprintf(stderr, "header_ab: cross: an allocation failed: %s\n", labyrinth_last_error_message());
+      _exit(1);
+    }
     while (atomic_load(&cross.done_bad) < 0) __builtin_ia32_pause();
     bad += atomic_load(&cross.done_bad);
     units = n;
