@@ -237,7 +237,7 @@ int main(int argc, char **argv) {
     patterns.push_back({"cross-thread, threads on 2 CPUs (ns/page)", 0, 100000, 1, true});
   }
   std::printf("Labyrinth (flagship by name) and DPDK rte_mempool in one process, %d alternating rounds "
-              "on CPU %ld; DPDK %s\n\n",
+              "on CPU %ld; %s\n\n",
               rounds, cpus > 0 ? cpus - 1 : 0, rte_version());
   std::printf("| pattern | Labyrinth: median (fastest) | DPDK: median (fastest) | Labyrinth / DPDK: median [quartiles] |\n");
   std::printf("|---|---:|---:|---:|\n");
