@@ -83,6 +83,17 @@ if [ -x "$VERSUS" ]; then
     echo "60-bench-smoke: labyrinth_bench_versus ran ($(grep -cE '^\| (pair|burst|order|cross)' "$out/versus.log") patterns)"
   fi
 fi
+# The guard models (bench/profile/guard_models.c): they compile, and one
+# short round of every variant runs (the rseq one skips itself where glibc
+# did not register rseq).
+if command -v cc >/dev/null; then
+  if ! cc -O2 -Wall -Wextra -Werror bench/profile/guard_models.c -o "$out/guard_models" > "$out/guard_models.log" 2>&1 ||
+     ! "$out/guard_models" 2 20000 >> "$out/guard_models.log" 2>&1; then
+    cat "$out/guard_models.log"; echo "60-bench-smoke: guard_models failed"; fail=1
+  else
+    echo "60-bench-smoke: guard_models ran ($(grep -cE '^(as_shipped|count_in_record|xadd_guard|rseq_guard|no_guard) ' "$out/guard_models.log") variants)"
+  fi
+fi
 # The header A/B tool (bench/profile/header_ab.sh), HEAD against the working
 # tree, 4 rounds: it compiles, and every pattern's calls succeed.
 if command -v git >/dev/null && git rev-parse -q --verify HEAD >/dev/null 2>&1; then
