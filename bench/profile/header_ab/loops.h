@@ -9,6 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#define HAB_PAUSE() __builtin_ia32_pause()
+#else
+#define HAB_PAUSE() ((void)0)
+#endif
+
 /* A single-producer single-consumer ring of pages for the cross pattern.
  * Each side publishes its index every HAB_RING_PUBLISH pages (the producer
  * also at the end of its loop), as the bench's SpscRing does, so that the
@@ -27,7 +33,7 @@ typedef struct hab_ring {
 static inline void hab_ring_push(hab_ring *r, void *p) {
   const unsigned long t = r->ptail;
   while (t - r->phead == HAB_RING_SIZE) {
-    __builtin_ia32_pause();
+    HAB_PAUSE();
     r->phead = atomic_load_explicit(&r->head, memory_order_acquire);
   }
   r->slot[t % HAB_RING_SIZE] = p;
@@ -41,7 +47,7 @@ static inline void *hab_ring_pop(hab_ring *r) {
   const unsigned long h = r->chead;
   void *p;
   while (r->ctail == h) {
-    __builtin_ia32_pause();
+    HAB_PAUSE();
     r->ctail = atomic_load_explicit(&r->tail, memory_order_acquire);
   }
   p = r->slot[h % HAB_RING_SIZE];

@@ -57,7 +57,7 @@ static void *cross_freer(void *arg) {
   atomic_store(&cross.owner, labyrinth_owner_self());
   for (;;) {
     long n;
-    while ((n = atomic_load(&cross.job)) == 0) __builtin_ia32_pause();
+    while ((n = atomic_load(&cross.job)) == 0) HAB_PAUSE();
     if (n < 0) return NULL;
     atomic_store(&cross.job, 0);
     atomic_store(&cross.done_bad, (atomic_load(&cross.job_new) ? hab_cross_free_new : hab_cross_free_old)(
@@ -95,7 +95,7 @@ static double run(labyrinth_pool *p, int w, int is_new) {
       fprintf(stderr, "header_ab: cross: an allocation failed: %s\n", labyrinth_last_error_message());
       _exit(1);
     }
-    while (atomic_load(&cross.done_bad) < 0) __builtin_ia32_pause();
+    while (atomic_load(&cross.done_bad) < 0) HAB_PAUSE();
     bad += atomic_load(&cross.done_bad);
     units = n;
   } else {
@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
   if (patterns == 8) {
     cross.pool = p;
     if (pthread_create(&freer, NULL, cross_freer, NULL) != 0) return 1;
-    while (!atomic_load(&cross.owner)) __builtin_ia32_pause();
+    while (!atomic_load(&cross.owner)) HAB_PAUSE();
   }
   old_ns = malloc(sizeof(double) * (size_t)rounds);
   new_ns = malloc(sizeof(double) * (size_t)rounds);
