@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench_patterns.hpp"
+#include "dpdk_setup.hpp"
 
 using namespace labbench;
 
@@ -73,44 +74,10 @@ struct DpdkPolicy {
 }  // namespace
 
 int main(int argc, char **argv) {
-  // EAL pins the main thread to lcore 0's CPU; put its affinity back
-  // afterwards so this process runs like the other benchmarks' (and the
-  // second thread of the cross-thread and tail patterns is not stuck on the
-  // same CPU).
-  cpu_set_t before;
-  sched_getaffinity(0, sizeof before, &before);
-  std::string prefix = "--file-prefix=labbench" + std::to_string(getpid());
-  const char *eal_args[] = {argv[0],  "--no-huge",       "--no-pci",     "--no-shconf",
-                            "-l",     "0",               "-m",           "256",
-                            "--no-telemetry", "--log-level=*:error", prefix.c_str()};
-  int eal_argc = int(sizeof eal_args / sizeof eal_args[0]);
-  if (rte_eal_init(eal_argc, const_cast<char **>(eal_args)) < 0) {
-    std::fprintf(stderr, "labbench dpdk: rte_eal_init failed: %s\n", rte_strerror(rte_errno));
-    return 3;
-  }
-  pthread_setaffinity_np(pthread_self(), sizeof before, &before);
-  g_pages = rte_mempool_create("labbench_pages", 16383, 4096, 512, 0, nullptr, nullptr, nullptr,
-                               nullptr, SOCKET_ID_ANY, 0);
-  if (!g_pages) {
-    std::fprintf(stderr, "labbench dpdk: rte_mempool_create failed: %s\n", rte_strerror(rte_errno));
-    return 3;
-  }
-  for (unsigned o = 2; o <= 10; ++o) {
-    std::string name = "labbench_o" + std::to_string(o);
-    unsigned n = o <= 7 ? 16 : 8;
-    g_orders[o] = rte_mempool_create(name.c_str(), n, 4096u << o, 4, 0, nullptr, nullptr, nullptr,
-                                     nullptr, SOCKET_ID_ANY, 0);
-    if (!g_orders[o]) {
-      std::fprintf(stderr, "labbench dpdk: rte_mempool_create (order %u) failed: %s\n", o,
-                   rte_strerror(rte_errno));
-      return 3;
-    }
-  }
-  if (!rte_mempool_default_cache(g_pages, rte_lcore_id())) {
-    std::fprintf(stderr, "labbench dpdk: the main thread (lcore %u) has no mempool cache\n",
-                 rte_lcore_id());
-    return 3;
-  }
+  DpdkPools pools;
+  if (!dpdk_setup(argv[0], "labbench", &pools)) return 3;
+  g_pages = pools.pages;
+  for (unsigned o = 2; o <= 10; ++o) g_orders[o] = pools.orders[o];
   benchmark::AddCustomContext("labbench_dpdk_version", rte_version());
   register_patterns<DpdkPolicy>("dpdk_mempool");
   int rc = run_main(argc, argv, "dpdk_mempool");

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bench_patterns.hpp"
+#include "dpdk_setup.hpp"
 #include "versus/versus.hpp"
 
 namespace versus {
@@ -128,38 +129,6 @@ void freer_main() {
   rte_thread_unregister();
 }
 
-bool dpdk_setup(const char *argv0) {
-  cpu_set_t before;
-  sched_getaffinity(0, sizeof before, &before);
-  std::string prefix = "--file-prefix=labversus" + std::to_string(getpid());
-  const char *eal_args[] = {argv0, "--no-huge", "--no-pci", "--no-shconf", "-l", "0", "-m", "256",
-                            "--no-telemetry", "--log-level=*:error", prefix.c_str()};
-  if (rte_eal_init(int(sizeof eal_args / sizeof eal_args[0]), const_cast<char **>(eal_args)) < 0) {
-    std::fprintf(stderr, "versus: rte_eal_init failed: %s\n", rte_strerror(rte_errno));
-    return false;
-  }
-  pthread_setaffinity_np(pthread_self(), sizeof before, &before);
-  versus::g_pages = rte_mempool_create("labversus_pages", 16383, 4096, 512, 0, nullptr, nullptr,
-                                       nullptr, nullptr, SOCKET_ID_ANY, 0);
-  if (!versus::g_pages) {
-    std::fprintf(stderr, "versus: rte_mempool_create failed: %s\n", rte_strerror(rte_errno));
-    return false;
-  }
-  for (unsigned o = 2; o <= 10; ++o) {
-    std::string name = "labversus_o" + std::to_string(o);
-    versus::g_orders[o] = rte_mempool_create(name.c_str(), o <= 7 ? 16 : 8, 4096u << o, 4, 0, nullptr,
-                                             nullptr, nullptr, nullptr, SOCKET_ID_ANY, 0);
-    if (!versus::g_orders[o]) {
-      std::fprintf(stderr, "versus: rte_mempool_create (order %u) failed: %s\n", o, rte_strerror(rte_errno));
-      return false;
-    }
-  }
-  if (!rte_mempool_default_cache(versus::g_pages, rte_lcore_id())) {
-    std::fprintf(stderr, "versus: the main thread has no mempool cache\n");
-    return false;
-  }
-  return true;
-}
 
 struct Pattern {
   const char *name;
@@ -210,7 +179,10 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "usage: %s [ROUNDS >= 4]\n", argv[0]);
     return 2;
   }
-  if (!dpdk_setup(argv[0]) || !versus::lab_setup()) return 3;
+  labbench::DpdkPools pools;
+  if (!labbench::dpdk_setup(argv[0], "labversus", &pools) || !versus::lab_setup()) return 3;
+  versus::g_pages = pools.pages;
+  for (unsigned o = 2; o <= 10; ++o) versus::g_orders[o] = pools.orders[o];
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   cpu_set_t one;
   CPU_ZERO(&one);
