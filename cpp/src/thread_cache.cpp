@@ -209,8 +209,19 @@ void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
     p->reserve.push([idx](std::size_t) { return idx; }, 1);
     --count;
   }
-  void **slots = c->slots() + from;
-  p->shared.push([p, slots](std::size_t i) { return p->index_of(slots[i]); }, count);
+  // In chains of a batch at most, the cache's newest pages last (on top).
+  // A refill pops a whole chain, takes what it has room for and pushes the
+  // rest back, and meanwhile the whole chain is hidden from other threads. A
+  // whole cache drained as one chain (thread exit, trim, the first free under
+  // pressure: up to 4096 pages, more than a magazine lists) made every refill
+  // from it follow the chain's links to its end, ~5 us, during which the
+  // list could look empty to other threads.
+  for (std::uint32_t done = 0; done < count;) {
+    const std::uint32_t k = count - done < c->batch ? count - done : c->batch;
+    void **slots = c->slots() + from + done;
+    p->shared.push([p, slots](std::size_t i) { return p->index_of(slots[i]); }, k);
+    done += k;
+  }
   c->set_n(from);
   c->drains.store(c->drains.load(kRelaxed) + 1, kRelaxed);
   update_pressure(p);

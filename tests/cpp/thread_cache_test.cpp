@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "pool.hpp"
 #include "test_util.hpp"
 
 using namespace labtest;
@@ -76,6 +77,80 @@ TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
   });
   other.join();
   ASSERT_EQ(labyrinth_free_pages(p, first), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// A whole cache goes back to the shared list (here at thread exit; also at
+// trim and on the first free under pressure) in chains of a batch at most.
+// A refill pops a whole chain and hides it from other threads until it has
+// taken its batch and pushed the rest back; one chain of the whole cache
+// (hundreds to thousands of pages) made every refill from it walk the rest
+// of the chain (~5 us here) while the list could look empty to the others.
+TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
+  labyrinth_pool_options o = options(64u << 20);
+  o.thread_cache_batch = 32;
+  PoolGuard p(o);
+  std::uint64_t cached = 0;
+  std::thread t([&] {
+    std::vector<void *> pages;
+    for (int i = 0; i < 400; ++i) pages.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
+    for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+    cached = stats(p).cached_pages;
+  });
+  t.join();
+  ASSERT_GE(cached, 10 * 32u) << "the thread should have left many batches in its cache";
+  const labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.cached_pages, 0u);
+  // Take the list apart (nothing else runs), look at each chain, put it back.
+  lab::Depot &shared = lab::from_handle(p)->shared;
+  std::vector<std::pair<std::size_t, std::size_t>> chains;  // first page, length
+  std::size_t total = 0;
+  for (std::size_t first; (first = shared.pop_chain()) != lab::side::kNil30;) {
+    const std::size_t length = shared.length_from(first);
+    EXPECT_LE(length, 32u) << "chain " << chains.size();
+    chains.emplace_back(first, length);
+    shared.taken(length);
+    total += length;
+  }
+  EXPECT_EQ(total, s.shared_free_pages);
+  EXPECT_GE(chains.size(), cached / 32 - 8);  // the reserve took a few pages first
+  for (auto it = chains.rbegin(); it != chains.rend(); ++it) shared.push_linked(it->first, it->second);
+  expect_accounting(stats(p));
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// While another thread holds the pool mutex (a refill or trim preempted in
+// the middle of its hold, simulated here by holding it), an ATOMIC caller
+// whose cache runs dry can still have every page of the shared list and the
+// reserve, without waiting; after that it is refused at once, saying why.
+TEST(ThreadCache, WhileTheMutexIsHeldAtomicCallersHaveTheLockFreePages) {
+  labyrinth_pool_options o = options(64u << 20);
+  o.atomic_reserve_pages = 32;
+  PoolGuard p(o);
+  std::vector<void *> mine;
+  for (int i = 0; i < 3000; ++i) mine.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
+  for (void *pg : mine) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);  // most to the shared list
+  labyrinth_stats s = stats(p);
+  ASSERT_GT(s.shared_free_pages, 1000u);
+  ASSERT_EQ(s.reserve_pages, 32u);
+  std::vector<void *> theirs;
+  std::string refusal;
+  {
+    std::lock_guard<std::mutex> hold(lab::from_handle(p)->mu);
+    std::thread other([&] {
+      while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) theirs.push_back(pg);
+      refusal = last_message();
+      for (void *pg : theirs) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+    });
+    other.join();
+  }
+  EXPECT_EQ(theirs.size(), s.shared_free_pages + s.reserve_pages);
+  EXPECT_NE(refusal.find("the pool mutex was busy"), std::string::npos) << refusal;
+  s = stats(p);
+  EXPECT_EQ(s.allocated_pages, 0u);
+  expect_accounting(s);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
 }
