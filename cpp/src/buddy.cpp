@@ -9,19 +9,20 @@ namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 }
 
-void Buddy::init(std::atomic<std::uint64_t> *meta, std::size_t npages) {
+void Buddy::init(std::atomic<std::uint64_t> *meta, std::size_t begin, std::size_t end) {
   meta_ = meta;
-  npages_ = npages;
+  begin_ = begin;
+  end_ = end;
   for (unsigned o = 0; o <= kMaxOrder; ++o) {
     head_[o] = kNil28;
     count_[o].store(0, kRelaxed);
   }
   pages_.store(0, kRelaxed);
-  for (std::size_t i = 0; i < npages; ++i) meta_[i].store(UNUSED, kRelaxed);
-  std::size_t i = 0;
-  while (i < npages) {
+  for (std::size_t i = begin; i < end; ++i) meta_[i].store(UNUSED, kRelaxed);
+  std::size_t i = begin;
+  while (i < end) {
     unsigned o = kMaxOrder;
-    while (o > 0 && ((i & ((std::size_t{1} << o) - 1)) != 0 || i + (std::size_t{1} << o) > npages)) --o;
+    while (o > 0 && ((i & ((std::size_t{1} << o) - 1)) != 0 || i + (std::size_t{1} << o) > end)) --o;
     push(i, o);
     i += std::size_t{1} << o;
   }
@@ -79,7 +80,7 @@ void Buddy::free(std::size_t idx, unsigned o) {
   for (std::size_t i = 1; i < (std::size_t{1} << o); ++i) meta_[idx + i].store(UNUSED, kRelaxed);
   while (o < kMaxOrder) {
     std::size_t buddy = idx ^ (std::size_t{1} << o);
-    if (buddy + (std::size_t{1} << o) > npages_) break;
+    if (buddy < begin_ || buddy + (std::size_t{1} << o) > end_) break;
     std::uint64_t w = meta_[buddy].load(kRelaxed);
     if (state(w) != BUDDY || order(w) != o) break;
     remove(buddy, o);

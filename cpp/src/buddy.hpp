@@ -4,7 +4,8 @@
 // removing a block's buddy when merging is O(1) and no page is written.
 //
 // Not thread-safe: the pool calls it with its mutex held. The counters are
-// atomics only so that statistics can read them without the mutex.
+// atomics only so that statistics can read them without the mutex. A pool
+// has one per zone (pool.hpp), over a part of the arena.
 #pragma once
 
 #include <atomic>
@@ -18,8 +19,11 @@ namespace lab {
 
 class Buddy {
  public:
-  // Carve [0, npages) into the largest aligned blocks; every page is free.
-  void init(std::atomic<std::uint64_t> *meta, std::size_t npages);
+  // Carve [begin, end) into the largest aligned blocks; every page is free.
+  // Page numbers stay the arena's (meta[i] is page i's word); `begin` must be
+  // a multiple of 2^kMaxOrder, so that no block and no merge crosses it.
+  void init(std::atomic<std::uint64_t> *meta, std::size_t begin, std::size_t end);
+  void init(std::atomic<std::uint64_t> *meta, std::size_t npages) { init(meta, 0, npages); }
 
   // Take a free block of exactly `order`, splitting a larger one if needed.
   // On success *idx is its first page; that page's word is TAIL (taken, not
@@ -69,6 +73,14 @@ class Buddy {
   }
   // Largest order with a free block, or -1. Safe without the mutex.
   int largest_free_order() const;
+  // Smallest order >= `order` with a free block (the one alloc(order) would
+  // split), or -1. From the counters: safe without the mutex, and exact
+  // under it.
+  int smallest_free_order_relaxed(unsigned order) const {
+    for (unsigned o = order; o <= kMaxOrder; ++o)
+      if (count_[o].load(std::memory_order_relaxed) != 0) return static_cast<int>(o);
+    return -1;
+  }
 
  private:
   void push(std::size_t idx, unsigned order);
@@ -77,7 +89,7 @@ class Buddy {
   void set_prev(std::size_t idx, std::uint64_t prev);
 
   std::atomic<std::uint64_t> *meta_ = nullptr;
-  std::size_t npages_ = 0;
+  std::size_t begin_ = 0, end_ = 0;
   std::uint64_t head_[kMaxOrder + 1] = {};
   std::atomic<std::uint64_t> count_[kMaxOrder + 1] = {};
   std::atomic<std::size_t> pages_{0};

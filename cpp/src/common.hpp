@@ -39,7 +39,8 @@ struct ThreadLocal {
   CacheSlot slots[kTlsSlots];      // direct-mapped by pool id
   const labyrinth_pool *stash;     // the fast-path record's pool while we are inside a call
   std::uint8_t exit_hook_set;      // thread-exit destructor registered
-  std::uint8_t mutex_busy;         // this allocation found the pool mutex held (ATOMIC try-lock failed)
+  std::uint8_t mutex_busy;         // this allocation found a zone's mutex held (ATOMIC try-lock failed)
+  std::uint8_t zones_held;         // zone mutexes this thread holds (ZoneMutex; 0 or 1 by design)
   labyrinth_status status;         // last failure
   char message[kMessageBytes];     // its message
 };

@@ -34,7 +34,7 @@ labyrinth_status page_end_io(labyrinth_pool *pool, void *page,
 
 // The kernel is done with an in-flight block that nobody will take (ring
 // teardown, unclaimed provided buffers): free it back to the pool.
-// May block (pool mutex).
+// May block (a zone's mutex).
 labyrinth_status page_release_from_io(labyrinth_pool *pool, void *page);
 
 // Registration holds: while a pool has holds (io_uring registrations,

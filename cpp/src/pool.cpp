@@ -57,7 +57,9 @@ std::int64_t now_ns() {
 
 }  // namespace
 
-// A WAIT caller, queued in arrival order under the pool mutex.
+std::atomic<std::uint64_t> g_zone_nesting{0};
+
+// A WAIT caller, queued in arrival order under the pool's wait_mu.
 struct Waiter {
   unsigned order;
   Waiter *next;
@@ -111,7 +113,7 @@ void update_pressure(Pool *p) {
 // A fresh pool takes its reserve as the first `target` pages of one block of
 // order reserve_order() (the rest of the block goes back), from the smallest
 // block the buddy allocator has; trim renews it to a place of the same kind
-// (renew_reserve_locked), so that a pool with every page free has exactly a
+// (renew_reserve), so that a pool with every page free has exactly a
 // fresh pool's blocks. Only a reserve larger than the largest block is taken
 // page by page.
 
@@ -122,39 +124,48 @@ static unsigned reserve_order(std::size_t target) {
 }
 
 // Give back the pages [block + used, block + 2^order) of a block just taken
-// (mutex held), largest pieces first.
-static void give_back_tail_locked(Pool *p, std::size_t block, unsigned order, std::size_t used) {
+// (its zone's mutex held), largest pieces first.
+static void give_back_tail_locked(Zone &zone, std::size_t block, unsigned order, std::size_t used) {
   const std::size_t end = std::size_t{1} << order;
   while (used < end) {
     unsigned piece = 0;
     while ((used & (std::size_t{1} << piece)) == 0 && used + (std::size_t{2} << piece) <= end) ++piece;
-    p->buddy.free(block + used, piece);
+    zone.buddy.free(block + used, piece);
     used += std::size_t{1} << piece;
   }
 }
 
+// Take a block of `order` where one buddy allocator over the whole arena
+// would (in_zones' order) and keep its first `used` pages: the rest goes back
+// in the same hold of that zone's mutex. May block. False if no zone has one.
+static bool take_smallest(Pool *p, unsigned order, std::size_t used, std::size_t *idx) {
+  return in_zones(p, order, false, [&](Zone &zone) {
+    if (!zone.buddy.alloc(order, idx)) return false;
+    give_back_tail_locked(zone, *idx, order, used);
+    return true;
+  });
+}
+
 // Single pages from the buddy allocator into the reserve until it is full
-// or nothing is free (mutex held).
-static void top_up_reserve_locked(Pool *p) {
+// or nothing is free.
+static void top_up_reserve(Pool *p) {
   std::size_t idx;
-  while (p->reserve.pages() < p->reserve_target && p->buddy.alloc(0, &idx))
+  while (p->reserve.pages() < p->reserve_target && take_smallest(p, 0, 1, &idx))
     p->reserve.push([idx](std::size_t) { return idx; }, 1);
 }
 
-// Take the reserve into an empty reserve list as a fresh pool does (mutex
-// held, or the pool not yet shared).
-static void fill_reserve_locked(Pool *p) {
+// Take the reserve into an empty reserve list as a fresh pool does.
+static void fill_reserve(Pool *p) {
   const std::size_t target = p->reserve_target;
   if (!target) return;
   const unsigned order = reserve_order(target);
   std::size_t block;
-  if (order <= kMaxOrder && p->buddy.alloc(order, &block)) {
-    give_back_tail_locked(p, block, order, target);
+  if (order <= kMaxOrder && take_smallest(p, order, target, &block)) {
     for (std::size_t i = 0; i < target; ++i)
       p->reserve.push([block, i](std::size_t) { return block + i; }, 1);
     return;
   }
-  top_up_reserve_locked(p);
+  top_up_reserve(p);
 }
 
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out) {
@@ -290,7 +301,16 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->wm_min = o.watermark_min_pages;
   p->wm_low = o.watermark_low_pages;
   p->wm_high = o.watermark_high_pages;
-  p->buddy.init(p->meta, npages);
+  // Zones: 2 to 4 for pools of 2 to 4+ times 4 MiB, split at multiples of
+  // 4 MiB (the last one takes the rest).
+  const std::size_t units = npages / kZoneUnit;
+  p->nzones = static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(kMaxZones, units)));
+  for (unsigned z = 0; z < p->nzones; ++z) {
+    Zone &zone = p->zones[z];
+    zone.begin = units * z / p->nzones * kZoneUnit;
+    zone.end = z + 1 == p->nzones ? npages : units * (z + 1) / p->nzones * kZoneUnit;
+    zone.buddy.init(p->meta, zone.begin, zone.end);
+  }
   // Magazines are written inside free pages, on the free path: only where
   // every page is resident (PIN: a write must not fault a page in, which may
   // sleep), and not where free pages must stay zero (SCRUB), hold a pattern
@@ -301,7 +321,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->shared.init(p->meta, SHARED, magazines ? p->base : nullptr, npages);
   p->reserve.init(p->meta, RESERVE);
   p->reserve_target = o.atomic_reserve_pages;
-  fill_reserve_locked(p);  // no other thread knows the pool yet
+  fill_reserve(p);
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(p->base, p->size, PROT_NONE);
   p->fork_gen = fork_generation();
   update_pressure(p);
@@ -393,37 +413,64 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
 }
 
 // Pages labyrinth_pool_trim gives to the buddy allocator per hold of the
-// pool mutex.
+// zones' mutexes.
 constexpr std::size_t kTrimSlice = 256;
 
 // Give up to `most` pages of the chain from *page (a popped chain, the
-// caller's) to the buddy allocator (mutex held), following its links; *page
-// becomes the first page not given (kNil30 at the end). Returns how many.
-static std::size_t free_chain_locked(Pool *p, std::size_t *page, std::size_t most = SIZE_MAX) {
+// caller's) to the buddy allocator, following its links, each page under its
+// zone's mutex (held from one page to the next while they share a zone: a
+// chain's pages mostly came from one refill, so from one zone; never two at
+// once). ATOMIC callers only try the mutexes and stop at a busy one (noted).
+// *page becomes the first page not given (kNil30 at the end). Returns how
+// many were given.
+static std::size_t free_chain(Pool *p, std::size_t *page, std::size_t most, bool atomic = false) {
   std::size_t n = 0, i = *page;
+  Zone *held = nullptr;
   for (; i != kNil30 && n < most; ++n) {
     const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
-    p->buddy.free(i, 0);
+    Zone &zone = p->zone_of(i);
+    if (&zone != held) {
+      if (held) held->mu.unlock();
+      held = nullptr;
+      if (!atomic) {
+        zone.mu.lock();
+      } else if (!zone.mu.try_lock()) {
+        tls.mutex_busy = 1;
+        break;
+      }
+      held = &zone;
+    }
+    zone.buddy.free(i, 0);
     i = next;
   }
+  if (held) held->mu.unlock();
   *page = i;
   return n;
 }
 
-// Pull every chain of the shared list into the buddy allocator (mutex held).
-static void flush_shared_locked(Pool *p) {
-  for (std::size_t i; (i = p->shared.pop_chain()) != kNil30;) p->shared.taken(free_chain_locked(p, &i));
+// Pull the shared list's chains into the buddy allocator (free_chain). An
+// ATOMIC caller stops at the first busy zone: the rest of that chain goes
+// back to the list.
+static void flush_shared(Pool *p, bool atomic) {
+  for (std::size_t i; (i = p->shared.pop_chain()) != kNil30;) {
+    const std::size_t n = free_chain(p, &i, SIZE_MAX, atomic);
+    if (i == kNil30) {
+      p->shared.taken(n);
+      continue;
+    }
+    const std::size_t rest = p->shared.length_from(i);
+    p->shared.taken(n + rest);
+    p->shared.push_linked(i, rest);
+    return;
+  }
 }
 
 // Give back everything a thread's cache holds: its pages to the reserve and
-// the shared list, its order cache's blocks to the buddy allocator (the
-// mutex only if there are any), and put its high mark back at the start.
+// the shared list, its order cache's blocks to the buddy allocator (each
+// under its zone's mutex), and put its high mark back at the start.
 static void give_back_cache(Pool *p, ThreadCache *c) {
   cache_drain(p, c, c->n());
-  if (c->orders()->pages.load(kRelaxed)) {
-    std::lock_guard<std::mutex> lock(p->mu);
-    order_cache_flush_locked(p, c);
-  }
+  order_cache_flush(p, c);
   cache_reset_mark(p, c);
 }
 
@@ -440,35 +487,34 @@ void pool_thread_exit(Pool *p, std::uint64_t owner) {
 }
 
 // Give every page of the chains from `first` (chains linked as on a Depot,
-// now the caller's) to the buddy allocator (mutex held); returns how many.
-static std::size_t free_chains_locked(Pool *p, std::size_t first) {
+// now the caller's) to the buddy allocator (free_chain); returns how many.
+static std::size_t free_chains(Pool *p, std::size_t first) {
   std::size_t n = 0;
   while (first != kNil30) {
     std::size_t i = first;
     first = chain_next_chain(p->meta[first].load(kRelaxed));
-    n += free_chain_locked(p, &i);
+    n += free_chain(p, &i, SIZE_MAX);
   }
   return n;
 }
 
-// Take `want` pages for the reserve (mutex held) into out[], from blocks
-// as large as the buddy allocator has, so that they block as few large
-// blocks as possible; each block's pages past what is needed go back.
-// With `one_block` only one block of `order` (want <= 2^order) is tried: the
-// reserve's place in a fresh pool. Returns how many pages were taken.
-static std::size_t take_reserve_pages_locked(Pool *p, std::size_t want, unsigned order, bool one_block,
-                                             std::vector<std::size_t> &out) {
+// Take `want` pages for the reserve into out[], from blocks as large as the
+// buddy allocator has, so that they block as few large blocks as possible;
+// each block's pages past what is needed go back. With `one_block` only one
+// block of `order` (want <= 2^order) is tried: the reserve's place in a
+// fresh pool. Returns how many pages were taken.
+static std::size_t take_reserve_pages(Pool *p, std::size_t want, unsigned order, bool one_block,
+                                      std::vector<std::size_t> &out) {
   out.clear();
   for (int o = static_cast<int>(order); o >= 0 && out.size() < want;) {
     std::size_t block;
-    if (!p->buddy.alloc(static_cast<unsigned>(o), &block)) {
+    const std::size_t used = std::min(std::size_t{1} << o, want - out.size());
+    if (!take_smallest(p, static_cast<unsigned>(o), used, &block)) {
       if (one_block) break;
       --o;
       continue;
     }
-    const std::size_t used = std::min(std::size_t{1} << o, want - out.size());
     for (std::size_t i = 0; i < used; ++i) out.push_back(block + i);
-    give_back_tail_locked(p, block, static_cast<unsigned>(o), used);
     if (one_block) break;
   }
   return out.size();
@@ -492,7 +538,7 @@ static int fresh_reserve_home(const Pool *p, unsigned order) {
   return -1;
 }
 
-// Renew the atomic reserve (mutex held) so that a pool with every page free
+// Renew the atomic reserve so that a pool with every page free
 // has exactly a fresh pool's blocks. The new reserve is taken while the old
 // one is still in place and swapped in at once (one CAS), so ATOMIC callers
 // never find the reserve empty meanwhile; the old one then goes back to the
@@ -504,7 +550,11 @@ static int fresh_reserve_home(const Pool *p, unsigned order) {
 // place is usually free. If it still is not, and every page of the pool is
 // free (so no caller can be wanting the reserve), the old reserve goes back
 // first and the new one is taken as a fresh pool takes it.
-static void renew_reserve_locked(Pool *p, std::vector<std::size_t> &scratch) {
+//
+// Without any zone's mutex held for longer than one block: ATOMIC callers
+// are never kept out of every zone at once (a trim preempted while it held
+// them all refused them by the hundred).
+static void renew_reserve(Pool *p, std::vector<std::size_t> &scratch) {
   const std::size_t target = p->reserve_target;
   if (!target) return;
   const unsigned order = reserve_order(target);
@@ -515,16 +565,16 @@ static void renew_reserve_locked(Pool *p, std::vector<std::size_t> &scratch) {
   // than 4 MiB, or than the pool's largest block), one swap is all it needs.
   const int passes = home >= 0 ? 3 : 1;
   for (int pass = 0; pass < passes && !placed; ++pass) {
-    const bool one = home >= 0 && take_reserve_pages_locked(p, target, order, true, scratch) == target;
-    if (!one && !take_reserve_pages_locked(p, target, std::min(order, kMaxOrder), false, scratch)) break;
-    p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, scratch.size())));
+    const bool one = home >= 0 && take_reserve_pages(p, target, order, true, scratch) == target;
+    if (!one && !take_reserve_pages(p, target, std::min(order, kMaxOrder), false, scratch)) break;
+    p->reserve.taken(free_chains(p, p->reserve.replace(at, scratch.size())));
     placed = one && static_cast<int>(maximal_order_at(p, scratch[0])) == home;
   }
-  if (!placed && p->buddy.free_pages() + p->reserve.pages() == p->npages) {
-    p->reserve.taken(free_chains_locked(p, p->reserve.replace(at, 0)));
-    fill_reserve_locked(p);
+  if (!placed && p->buddy_free_pages() + p->reserve.pages() == p->npages) {
+    p->reserve.taken(free_chains(p, p->reserve.replace(at, 0)));
+    fill_reserve(p);
   }
-  top_up_reserve_locked(p);  // fewer free pages than the reserve
+  top_up_reserve(p);  // fewer free pages than the reserve
 }
 
 labyrinth_status pool_trim(Pool *p) {
@@ -541,27 +591,25 @@ labyrinth_status pool_trim(Pool *p) {
     give_back_cache(p, c);
     leave_call();
   }
-  // The shared list, a slice at a time: ATOMIC callers on other threads only
-  // try the mutex, and while trim holds it they fall back on the reserve.
-  // Holding it for the whole list (a millisecond for 16k pages, longer if
-  // the holder is preempted) refused them by the thousand with most of the
-  // pool free. Only as many pages as the list held when trim began: frees on
-  // other threads cannot keep it going.
+  // The shared list, a slice at a time, each page under its own zone's
+  // mutex: ATOMIC callers on other threads only try the mutexes, and a
+  // zone trim holds sends them to the next one. Holding one mutex for the
+  // whole list (a millisecond for 16k pages, longer if the holder is
+  // preempted) refused them by the thousand with most of the pool free;
+  // so did holding every zone's mutex for each slice, when trim was
+  // preempted in one. Only as many pages as the list held when trim began:
+  // frees on other threads cannot keep it going.
   std::size_t budget = p->shared.pages();
   while (budget) {
     std::size_t i = p->shared.pop_chain();
     if (i == kNil30) break;
     while (i != kNil30) {  // a chain's pages not yet freed still count as shared
-      std::lock_guard<std::mutex> lock(p->mu);
-      const std::size_t n = free_chain_locked(p, &i, kTrimSlice);
+      const std::size_t n = free_chain(p, &i, kTrimSlice);
       p->shared.taken(n);
       budget -= n < budget ? n : budget;
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(p->mu);
-    renew_reserve_locked(p, scratch);
-  }
+  renew_reserve(p, scratch);
   update_pressure(p);
   return LABYRINTH_OK;
 }
@@ -569,6 +617,18 @@ labyrinth_status pool_trim(Pool *p) {
 // ---------------------------------------------------------------------------
 // Allocation
 // ---------------------------------------------------------------------------
+
+// A block of `order` from the buddy allocator, zone by zone (in_zones);
+// non-ATOMIC callers keep the min watermark.
+static bool take_block(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
+  const std::size_t pages = std::size_t{1} << order;
+  bool got = false;
+  in_zones(p, order, atomic, [&](Zone &zone) {
+    if (!atomic && p->free_pages() < p->wm_min + pages) return true;
+    return got = zone.buddy.alloc(order, idx);
+  });
+  return got;
+}
 
 // Order-0 page from this thread's cache, the shared list or the buddy.
 static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
@@ -596,10 +656,7 @@ static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
       return true;
     }
   }
-  std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-  if (atomic ? !try_lock_noted(lock) : (lock.lock(), false)) return false;
-  if (!atomic && p->free_pages() <= p->wm_min) return false;
-  return p->buddy.alloc(0, idx);
+  return take_block(p, 0, atomic, idx);
 }
 
 // A block of order >= 1 from this thread's order cache.
@@ -627,14 +684,21 @@ static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t
   unsigned from = order + 1;
   while (from <= kMaxOrder && c->orders()->n[from] == 0) ++from;
   if (from > kMaxOrder) return false;
-  std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-  if (atomic ? !try_lock_noted(lock) : (lock.lock(), false)) return false;
+  // The block order_cache_pop will give (only this thread changes its
+  // cache), so that its zone's mutex is taken first.
+  Zone &zone = p->zone_of(p->index_of(c->orders()->slot[from][c->orders()->n[from] - 1]));
+  std::unique_lock<ZoneMutex> lock(zone.mu, std::defer_lock);
+  if (atomic && !lock.try_lock()) {
+    tls.mutex_busy = 1;
+    return false;
+  }
+  if (!atomic) lock.lock();
   enter_call();
   void *b = order_cache_pop(c, from);
   leave_call();
   if (!b) return false;  // cannot happen: only this thread changes its cache
-  p->buddy.free(p->index_of(b), from);
-  return p->buddy.alloc(order, idx);
+  zone.buddy.free(p->index_of(b), from);
+  return zone.buddy.alloc(order, idx);
 }
 
 static bool take_reserve(Pool *p, std::size_t *idx) {
@@ -645,18 +709,14 @@ static bool take_reserve(Pool *p, std::size_t *idx) {
   return true;
 }
 
-// A block of any order from the buddy allocator (mutex held).
-static bool take_block_locked(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
-  const std::size_t pages = std::size_t{1} << order;
-  auto enough = [&] { return atomic || p->free_pages() >= p->wm_min + pages; };
-  if (!enough()) return false;
-  if (p->buddy.alloc(order, idx)) return true;
-  // The shared list may hold the pages that would merge into this block.
-  if (!p->shared.empty()) {
-    flush_shared_locked(p);
-    if (enough() && p->buddy.alloc(order, idx)) return true;
-  }
-  return false;
+// A block of any order from the buddy allocator (take_block); if there is
+// none, the shared list may hold the pages that would merge into one: it is
+// flushed into the buddy allocator (flush_shared) and the zones tried again.
+static bool take_block_flushing(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
+  if (take_block(p, order, atomic, idx)) return true;
+  if (p->shared.empty()) return false;
+  flush_shared(p, atomic);
+  return take_block(p, order, atomic, idx);
 }
 
 // ---------------------------------------------------------------------------
@@ -739,8 +799,10 @@ static labyrinth_status nomem(Pool *p, unsigned order, labyrinth_gfp gfp) {
                    "reserve %zu/%zu, min watermark %zu, largest free order %d%s",
                    order, (gfp & LABYRINTH_GFP_ATOMIC) ? "ATOMIC" : "without waiting",
                    p->free_pages(), p->reserve.pages(), p->reserve_target, p->wm_min,
-                   p->buddy.largest_free_order(),
-                   tls.mutex_busy ? "; the pool mutex was busy (ATOMIC never waits for it)" : "");
+                   p->largest_free_order(),
+                   tls.mutex_busy ? "; the mutex of a zone with free blocks was busy (ATOMIC "
+                                    "never waits for it)"
+                                  : "");
 }
 
 static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gfp,
@@ -748,7 +810,7 @@ static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gf
   const std::int64_t deadline =
       timeout_ms == LABYRINTH_TIMEOUT_INFINITE ? INT64_MAX : now_ns() + std::int64_t{timeout_ms} * 1000000;
   Waiter self{order, nullptr};
-  std::unique_lock<std::mutex> lock(p->mu);
+  std::unique_lock<std::mutex> lock(p->wait_mu);
   if (p->wait_tail) p->wait_tail->next = &self;
   else p->wait_head = &self;
   p->wait_tail = &self;
@@ -767,7 +829,7 @@ static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gf
           got = true;
         }
       }
-      if (!got) got = take_block_locked(p, order, false, idx);
+      if (!got) got = take_block_flushing(p, order, false, idx);
       if (got) break;
     }
     std::int64_t left = deadline - now_ns();
@@ -831,10 +893,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
   bool cached = false;
   if (!queue_first) {
     auto attempt = [&] {
-      if (order == 0) return take_page(p, atomic, &idx);
-      std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-      return (atomic ? try_lock_noted(lock) : (lock.lock(), true)) &&
-             take_block_locked(p, order, atomic, &idx);
+      return order == 0 ? take_page(p, atomic, &idx) : take_block_flushing(p, order, atomic, &idx);
     };
     got = order > 0 && (cached = take_cached_block(p, order, &idx));
     if (!got) got = attempt();
@@ -920,9 +979,10 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
     if (exclusive(w)) pkeys::drop(side::owner(w));
   }
   {
-    std::lock_guard<std::mutex> lock(p->mu);
+    Zone &zone = p->zone_of(idx);
+    std::lock_guard<ZoneMutex> lock(zone.mu);
     if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_NONE);
-    p->buddy.free(idx, order);
+    zone.buddy.free(idx, order);
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (p->nwaiters.load(kRelaxed)) wake_waiters(p);
@@ -941,9 +1001,10 @@ void release_orphan_block(Pool *p, std::size_t idx, unsigned order, std::uint64_
   } else {
     treat_freed_block(p, idx, pages, owner);
   }
-  std::lock_guard<std::mutex> lock(p->mu);
+  Zone &zone = p->zone_of(idx);
+  std::lock_guard<ZoneMutex> lock(zone.mu);
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(p->page_at(idx), pages * kPageSize, PROT_NONE);
-  p->buddy.free(idx, order);
+  zone.buddy.free(idx, order);
 }
 
 // ---------------------------------------------------------------------------
@@ -1020,11 +1081,11 @@ labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
   std::memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;
   s.total_pages = p->npages;
-  {
-    std::lock_guard<std::mutex> lock(p->mu);
-    for (unsigned o = 0; o <= kMaxOrder; ++o) s.free_blocks[o] = p->buddy.free_blocks(o);
-    s.free_pages = p->free_pages();
-  }
+  // The zones' counters, read without their mutexes (exact when no other
+  // thread is changing them).
+  for (unsigned z = 0; z < p->nzones; ++z)
+    for (unsigned o = 0; o <= kMaxOrder; ++o) s.free_blocks[o] += p->zones[z].buddy.free_blocks(o);
+  s.free_pages = p->free_pages();
   s.shared_free_pages = p->shared.pages();
   s.reserve_pages = p->reserve.pages();
   s.reserve_target = p->reserve_target;

@@ -4,12 +4,24 @@
 //
 // Where a free order-0 page can be, from fastest to slowest to reach:
 //   thread cache (owner thread only) -> shared list (lock-free, batched)
-//   -> buddy allocator (pool mutex) ; the atomic reserve (lock-free) is
+//   -> buddy allocator (a zone's mutex) ; the atomic reserve (lock-free) is
 //   used only by ATOMIC callers when everything else is empty.
 // Blocks of order > 0 live in the buddy allocator, except a few per thread
 // that the thread freed, kept in its order cache (thread_cache.hpp).
+//
+// Zones: a pool of 8 MiB or more splits its arena into 2 to 4 zones, each a
+// buddy allocator with its own mutex, at multiples of 4 MiB (the largest
+// block), so the free blocks are exactly one buddy allocator's. A block goes
+// back to the zone it came from. Allocations try the zones in order, ATOMIC
+// ones with try_lock only: a zone whose mutex holder was preempted (for a
+// whole time slice) no longer refuses every ATOMIC caller whose cache ran
+// dry; the next zone serves them. No code holds two zones' mutexes at once:
+// what spans zones (trim, the reserve's place and renewal, flushing the
+// shared list) takes them one at a time, so one preempted thread can keep
+// ATOMIC callers out of one zone at most.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +40,47 @@ struct labyrinth_pool {};  // the public handle is a Pool (derived below)
 namespace lab {
 
 struct Waiter;
+
+constexpr unsigned kMaxZones = 4;
+constexpr std::size_t kZoneUnit = std::size_t{1} << kMaxOrder;  // pages: zones start at multiples
+
+// How many times a thread took a zone's mutex while it held another: the
+// design says never (see above; the tests check it). Counted, not enforced.
+extern std::atomic<std::uint64_t> g_zone_nesting;
+
+// A zone's mutex: a std::mutex that counts, per thread, how many zone
+// mutexes the thread holds (one thread-local increment per lock), and
+// counts in g_zone_nesting each time one is taken while another is held.
+// (An ATOMIC call from a signal handler that interrupted a holder counts
+// too, if its try succeeds on another zone: harmless, it never waits.)
+class ZoneMutex {
+ public:
+  void lock() {
+    note();
+    mu_.lock();
+  }
+  bool try_lock() {
+    if (!mu_.try_lock()) return false;
+    note();
+    return true;
+  }
+  void unlock() {
+    mu_.unlock();
+    --tls.zones_held;
+  }
+
+ private:
+  void note() {
+    if (tls.zones_held++ != 0) g_zone_nesting.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::mutex mu_;
+};
+
+struct Zone {
+  alignas(64) ZoneMutex mu;
+  Buddy buddy;  // pages [begin, end), under mu
+  std::size_t begin = 0, end = 0;
+};
 
 struct Pool : labyrinth_pool {
   // ---- read-mostly, read on every call (keep together) ----
@@ -54,9 +107,10 @@ struct Pool : labyrinth_pool {
   // handed out since). Outside the pages, like the side table.
   std::uint64_t *poison_owner = nullptr;
 
-  // ---- the buddy allocator and waiters: under mu ----
-  alignas(64) std::mutex mu;
-  Buddy buddy;
+  // ---- the buddy allocator, in zones; waiters ----
+  Zone zones[kMaxZones];
+  unsigned nzones = 1;
+  alignas(64) std::mutex wait_mu;  // the wait list; a waiter takes zones' mutexes under it
   Waiter *wait_head = nullptr, *wait_tail = nullptr;
 
   // ---- lock-free shared structures ----
@@ -84,8 +138,25 @@ struct Pool : labyrinth_pool {
     return static_cast<std::size_t>(static_cast<const std::uint8_t *>(page) - base) >> kPageShift;
   }
   void *page_at(std::size_t idx) const { return base + (idx << kPageShift); }
+  // The zone a page belongs to.
+  Zone &zone_of(std::size_t idx) {
+    unsigned z = nzones - 1;
+    while (z > 0 && idx < zones[z].begin) --z;
+    return zones[z];
+  }
+  // Free pages in the buddy allocator (every zone; relaxed, without mutexes).
+  std::size_t buddy_free_pages() const {
+    std::size_t n = 0;
+    for (unsigned z = 0; z < nzones; ++z) n += zones[z].buddy.free_pages();
+    return n;
+  }
+  int largest_free_order() const {
+    int o = -1;
+    for (unsigned z = 0; z < nzones; ++z) o = std::max(o, zones[z].buddy.largest_free_order());
+    return o;
+  }
   // Free pages outside thread caches and the reserve.
-  std::size_t free_pages() const { return buddy.free_pages() + shared.pages(); }
+  std::size_t free_pages() const { return buddy_free_pages() + shared.pages(); }
   bool forked() const { return fork_gen != fork_generation(); }
 
   labyrinth_status fail(labyrinth_status s) {
@@ -106,13 +177,63 @@ inline CacheSlot &tls_slot(const labyrinth_pool *p) {
 }
 inline const Pool *from_handle(const labyrinth_pool *p) { return static_cast<const Pool *>(p); }
 
-// An ATOMIC caller's try of the pool mutex; a failure is remembered for the
-// NOMEM message of this allocation (tls.mutex_busy, cleared by pool_alloc).
-inline bool try_lock_noted(std::unique_lock<std::mutex> &lock) {
-  if (lock.try_lock()) return true;
-  tls.mutex_busy = 1;
+
+// Run take(zone) under each zone's mutex in turn until it returns true
+// (done: it got what it wanted, or must stop), holding one mutex at a time.
+// The zones go in the order one buddy allocator over the whole arena would
+// take from them: the smallest free block of `order` or more first (zone
+// order among equals); zones without one are skipped. That ranking reads
+// the zones' counters without their mutexes: a block freed at this moment
+// may be missed, as a block freed a moment later would be. First pass: the
+// zones whose mutex is free this moment; then, unless ATOMIC, waiting for
+// each. An ATOMIC caller that finds a mutex busy notes it (tls.mutex_busy).
+template <typename Take>
+bool in_zones(Pool *p, unsigned order, bool atomic, Take take) {
+  unsigned rank[kMaxZones];
+  int fit[kMaxZones];
+  unsigned n = 0;
+  for (unsigned z = 0; z < p->nzones; ++z) {
+    const int o = p->zones[z].buddy.smallest_free_order_relaxed(order);
+    if (o < 0) continue;
+    unsigned k = n++;
+    for (; k > 0 && fit[k - 1] > o; --k) {
+      rank[k] = rank[k - 1];
+      fit[k] = fit[k - 1];
+    }
+    rank[k] = z;
+    fit[k] = o;
+  }
+  for (int pass = 0; pass < (atomic ? 1 : 2); ++pass) {
+    for (unsigned k = 0; k < n; ++k) {
+      Zone &zone = p->zones[rank[k]];
+      std::unique_lock<ZoneMutex> lock(zone.mu, std::defer_lock);
+      if (pass == 0 && !lock.try_lock()) {
+        if (atomic) tls.mutex_busy = 1;
+        continue;
+      }
+      if (pass == 1) lock.lock();
+      if (take(zone)) return true;
+    }
+  }
   return false;
 }
+
+// Every zone's mutex, taken in zone order: for tests that play a thread
+// preempted while it holds them (the library itself never holds two).
+class ZonesLock {
+ public:
+  explicit ZonesLock(Pool *p) : p_(p) {
+    for (unsigned z = 0; z < p_->nzones; ++z) p_->zones[z].mu.lock();
+  }
+  ~ZonesLock() {
+    for (unsigned z = p_->nzones; z-- > 0;) p_->zones[z].mu.unlock();
+  }
+  ZonesLock(const ZonesLock &) = delete;
+  ZonesLock &operator=(const ZonesLock &) = delete;
+
+ private:
+  Pool *p_;
+};
 
 // Lifecycle and statistics (pool.cpp).
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out);

@@ -10,11 +10,18 @@ using namespace side;
 
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
-// A refill that takes the pool mutex and finds the shared list empty puts
+// A refill that takes a zone's mutex and finds the shared list empty puts
 // two batches there, at most this many pages.
 constexpr std::size_t kStockPages = 128;
 // ...and gives the atomic reserve at most this many pages it lacks.
 constexpr std::size_t kReserveTopUp = 64;
+
+// Give a block to the buddy allocator under its zone's mutex.
+void buddy_free_block(Pool *p, std::size_t idx, unsigned order) {
+  Zone &zone = p->zone_of(idx);
+  std::lock_guard<ZoneMutex> lock(zone.mu);
+  zone.buddy.free(idx, order);
+}
 
 // A Buddy::alloc_pages emitter that lists the pages' numbers from `to` on.
 struct ListPages {
@@ -148,21 +155,22 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
       if (rest) p->shared.push_linked(i, rest);  // longer than our room: give the rest back
     }
   }
-  // 2. The buddy allocator, under the pool mutex (ATOMIC: only if free now).
-  // If the shared list is empty, every other thread's next refill needs the
-  // mutex as well, and an ATOMIC one that finds it busy (its holder may
-  // have been preempted) falls back on the small reserve, then fails: so
-  // the holder also puts a few batches there, lock-free for the others, and
-  // tops the reserve up if ATOMIC callers have been using it (otherwise only
-  // frees refill it, and a run of allocations spends it for good).
+  // 2. The buddy allocator, zone by zone (in_zones: ATOMIC callers take
+  // only a zone whose mutex is free now; the first zone that gives pages
+  // ends the search, even if fewer than a batch). If the shared list is
+  // empty, every other thread's next refill needs a zone's mutex as well,
+  // and an ATOMIC one that finds them busy (their holders may have been
+  // preempted) falls back on the small reserve, then fails: so the holder
+  // also puts a few batches there, lock-free for the others, and tops the
+  // reserve up if ATOMIC callers have been using it (otherwise only frees
+  // refill it, and a run of allocations spends it for good).
   if (added == 0) {
     std::uint32_t stock[kStockPages], spare[kReserveTopUp];
     std::size_t stocked = 0, spares = 0;
-    std::unique_lock<std::mutex> lock(p->mu, std::defer_lock);
-    if (atomic ? try_lock_noted(lock) : (lock.lock(), true)) {
+    in_zones(p, 0, atomic, [&](Zone &zone) {
       limit = allowed();
       void **slots = c->slots() + n;
-      added = static_cast<std::uint32_t>(p->buddy.alloc_pages(limit, [p, &slots](std::size_t first, std::size_t pages) {
+      added = static_cast<std::uint32_t>(zone.buddy.alloc_pages(limit, [p, &slots](std::size_t first, std::size_t pages) {
         for (std::size_t i = 0; i < pages; ++i) {
           p->meta[first + i].store(CACHED, kRelaxed);
           *slots++ = p->page_at(first + i);
@@ -170,16 +178,16 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
       }));
       if (added == want && p->shared.empty()) {
         const std::size_t most = 2 * std::size_t{c->batch} < kStockPages ? 2 * std::size_t{c->batch} : kStockPages;
-        stocked = p->buddy.alloc_pages(most, ListPages{stock});
+        stocked = zone.buddy.alloc_pages(most, ListPages{stock});
         p->shared.announce(stocked);  // counted as free again before the mutex is released; pushed after
       }
       const std::size_t in_reserve = p->reserve.pages();
       if (added == want && in_reserve < p->reserve_target) {
         const std::size_t missing = p->reserve_target - in_reserve;
-        spares = p->buddy.alloc_pages(missing < kReserveTopUp ? missing : kReserveTopUp, ListPages{spare});
+        spares = zone.buddy.alloc_pages(missing < kReserveTopUp ? missing : kReserveTopUp, ListPages{spare});
       }
-    }
-    if (lock.owns_lock()) lock.unlock();
+      return added != 0 || limit == 0;
+    });
     for (std::size_t i = 0; i < spares; ++i) {
       const std::size_t idx = spare[i];
       p->reserve.push([idx](std::size_t) { return idx; }, 1);
@@ -235,13 +243,13 @@ bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) 
   if (n >= OrderCache::kSlots || pages > oc->budget || p->pressure.load(kRelaxed)) return false;
   if (oc->pages.load(kRelaxed) + pages > oc->budget) {
     // Over budget: the newest free wins. Blocks of the other orders go back
-    // to the buddy allocator, largest first, until this one fits.
-    std::lock_guard<std::mutex> lock(p->mu);
+    // to the buddy allocator (each under its zone's mutex), largest first,
+    // until this one fits.
     for (unsigned o = kMaxOrder; o >= 1 && oc->pages.load(kRelaxed) + pages > oc->budget; --o) {
       void *b;
       while (o != order && oc->pages.load(kRelaxed) + pages > oc->budget &&
              (b = order_cache_pop(c, o)) != nullptr)
-        p->buddy.free(p->index_of(b), o);
+        buddy_free_block(p, p->index_of(b), o);
     }
     if (oc->pages.load(kRelaxed) + pages > oc->budget) return false;
   }
@@ -252,11 +260,11 @@ bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) 
   return true;
 }
 
-void order_cache_flush_locked(Pool *p, ThreadCache *c) {
+void order_cache_flush(Pool *p, ThreadCache *c) {
   OrderCache *oc = c->orders();
   if (oc->pages.load(kRelaxed) == 0) return;
   for (unsigned o = 1; o <= kMaxOrder; ++o)
-    while (void *b = order_cache_pop(c, o)) p->buddy.free(p->index_of(b), o);
+    while (void *b = order_cache_pop(c, o)) buddy_free_block(p, p->index_of(b), o);
 }
 
 }  // namespace lab

@@ -3,7 +3,7 @@
 // free order-0 pages only that thread touches, so the owner's alloc and free
 // are a pop/push with no atomic read-modify-write and no lock. When it runs
 // dry it refills a batch from the shared list (lock-free) or the buddy (under
-// the pool mutex, in whole blocks; an empty shared list gets two batches
+// a zone's mutex, in whole blocks; an empty shared list gets two batches
 // more); when it reaches its high mark it drains a batch to the
 // shared list. A pool preallocates max_thread_caches of them; a thread claims
 // one (lock-free) on first use and gives it back when it exits.
@@ -145,9 +145,10 @@ inline void *order_cache_pop(ThreadCache *c, unsigned order) {
   return oc->slot[order][n - 1];
 }
 // A block over the budget pushes out blocks of other orders (to the buddy
-// allocator, taking the pool mutex).
+// allocator, taking their zones' mutexes one at a time).
 bool order_cache_push(Pool *pool, ThreadCache *cache, std::size_t idx, unsigned order);
-// Give every cached block back to the buddy allocator (pool mutex held).
-void order_cache_flush_locked(Pool *pool, ThreadCache *cache);
+// Give every cached block back to the buddy allocator (each under its
+// zone's mutex; hold none).
+void order_cache_flush(Pool *pool, ThreadCache *cache);
 
 }  // namespace lab

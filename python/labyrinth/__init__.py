@@ -208,7 +208,8 @@ class Pool(_CorePool):
             pass  # do not hide the exception that is leaving the block
 
     def stats(self) -> Stats:
-        """The pool's statistics. May block briefly on the pool mutex."""
+        """The pool's statistics (read without stopping other threads: exact
+        when none is allocating or freeing). May block briefly."""
         return Stats(**self._stats())
 
     def ring(

@@ -110,8 +110,8 @@ def traces(
     allocator must change nothing for them).
 
     ``atomic``: True, allocations are GFP_ATOMIC (they never block, so under
-    contention on the pool mutex an order > 0 one may fail with NOMEM even
-    in a large pool); False, none is (they may take the mutex and so never
+    contention on the zones' mutexes an order > 0 one may fail with NOMEM
+    even in a large pool); False, none is (they may take a mutex and so never
     fail in a large enough pool); None, each is drawn. No allocation waits
     (GFP_WAIT): a replay would wait on itself."""
     threads = draw(st.integers(1, max_threads))

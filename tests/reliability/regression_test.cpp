@@ -154,11 +154,11 @@ TEST(Regression, AtomicNomemSaysWhenThePoolMutexWasBusy) {
   lab::Pool *pool = lab::from_handle(p.pool);
   void *b = nullptr;
   {
-    std::lock_guard<std::mutex> hold(pool->mu);
+    lab::ZonesLock hold(pool);  // every zone's mutex
     std::thread([&] {
       EXPECT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b),
                 LABYRINTH_ERR_NOMEM);
-      EXPECT_NE(last_message().find("the pool mutex was busy"), std::string::npos) << last_message();
+      EXPECT_NE(last_message().find("mutex of a zone with free blocks was busy"), std::string::npos) << last_message();
     }).join();
   }
   EXPECT_EQ(b, nullptr);

@@ -250,9 +250,9 @@ LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
  * blocks, and renew the atomic reserve: once every page is free, a trimmed
  * pool has exactly the blocks of a fresh one.
  * Other threads' caches are returned when those threads exit or call this.
- * Safe while other threads allocate: it holds the pool mutex only a few
- * hundred pages at a time (ATOMIC callers never wait for it, they only try
- * it), and the reserve is swapped for its renewal in one step, never left
+ * Safe while other threads allocate: it holds one zone's mutex at a time,
+ * for a few hundred pages at most (ATOMIC callers never wait for it, they
+ * try another zone), and the reserve is swapped for its renewal in one step, never left
  * empty (except, with every page free, when no block is large enough, or for
  * a reserve larger than 4 MiB).
  * May block; not async-signal-safe.
@@ -311,7 +311,7 @@ LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool,
  * DOUBLE_FREE if already free, FOREIGN if not from this pool, INVALID if not
  * the first page of an allocated block. The caller gives up ownership.
  * Never blocks and async-signal-safe for an exclusive order-0 page in a pool
- * without the GUARD/PKEYS modes; otherwise may block (pool mutex, mprotect).
+ * without the GUARD/PKEYS modes; otherwise may block (a zone's mutex, mprotect).
  */
 LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool,
                                                     void *page);
@@ -417,8 +417,10 @@ typedef struct labyrinth_stats {
 } labyrinth_stats;
 
 /**
- * Fill *out (borrowed; struct_size set by the caller). May block briefly on
- * the pool mutex; not async-signal-safe.
+ * Fill *out (borrowed; struct_size set by the caller). The counts are read
+ * without stopping other threads: exact when none is allocating or freeing.
+ * May block briefly (the registry mutex, for orphaned pages); not
+ * async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_pool_stats(const labyrinth_pool *pool,
                                                     labyrinth_stats *out);
