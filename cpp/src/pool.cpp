@@ -412,8 +412,8 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
   return LABYRINTH_OK;
 }
 
-// Pages labyrinth_pool_trim gives to the buddy allocator per hold of the
-// zones' mutexes.
+// Pages labyrinth_pool_trim gives to the buddy allocator per free_chain call
+// (each page under its zone's mutex, one at a time).
 constexpr std::size_t kTrimSlice = 256;
 
 // Give up to `most` pages of the chain from *page (a popped chain, the

@@ -12,10 +12,12 @@
 // Zones: a pool of 8 MiB or more splits its arena into 2 to 4 zones, each a
 // buddy allocator with its own mutex, at multiples of 4 MiB (the largest
 // block), so the free blocks are exactly one buddy allocator's. A block goes
-// back to the zone it came from. Allocations try the zones in order, ATOMIC
-// ones with try_lock only: a zone whose mutex holder was preempted (for a
-// whole time slice) no longer refuses every ATOMIC caller whose cache ran
-// dry; the next zone serves them. No code holds two zones' mutexes at once:
+// back to the zone it came from. Allocations try the zones in the order one
+// buddy allocator would take from them (in_zones), ATOMIC ones with
+// try_lock only: a zone whose mutex holder was preempted (for a whole time
+// slice) no longer refuses every ATOMIC caller whose cache ran dry; the
+// next zone serves them. A pool under 8 MiB has one zone, and there a
+// preempted holder still refuses them until it runs again. No code holds two zones' mutexes at once:
 // what spans zones (trim, the reserve's place and renewal, flushing the
 // shared list) takes them one at a time, so one preempted thread can keep
 // ATOMIC callers out of one zone at most.
