@@ -121,10 +121,11 @@ TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
   expect_maximal(p, o);
 }
 
-// While another thread holds the pool mutex (a refill or trim preempted in
-// the middle of its hold, simulated here by holding it), an ATOMIC caller
-// whose cache runs dry can still have every page of the shared list and the
-// reserve, without waiting; after that it is refused at once, saying why.
+// While other threads hold every zone's mutex (refills or frees preempted
+// in the middle of their holds, one per zone; simulated here by holding them
+// all), an ATOMIC caller whose cache runs dry can still have every page of
+// the shared list and the reserve, without waiting; after that it is refused
+// at once, saying why.
 TEST(ThreadCache, WhileTheMutexIsHeldAtomicCallersHaveTheLockFreePages) {
   labyrinth_pool_options o = options(64u << 20);
   o.atomic_reserve_pages = 32;
