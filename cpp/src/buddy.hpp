@@ -3,9 +3,10 @@
 // buddy on free. Its free lists are doubly linked through the side table, so
 // removing a block's buddy when merging is O(1) and no page is written.
 //
-// Not thread-safe: the pool calls it with its mutex held. The counters are
-// atomics only so that statistics can read them without the mutex. A pool
-// has one per zone (pool.hpp), over a part of the arena.
+// Not thread-safe: the pool calls it with its zone's mutex held. The
+// counters are atomics only so that statistics and the zones' ranking can
+// read them without the mutex. A pool has one per zone (pool.hpp), over a
+// part of the arena.
 #pragma once
 
 #include <atomic>

@@ -252,9 +252,9 @@ LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
  * Other threads' caches are returned when those threads exit or call this.
  * Safe while other threads allocate: it holds one zone's mutex at a time,
  * for a few hundred pages at most (ATOMIC callers never wait for it, they
- * try another zone), and the reserve is swapped for its renewal in one step, never left
- * empty (except, with every page free, when no block is large enough, or for
- * a reserve larger than 4 MiB).
+ * try another zone), and the reserve is swapped for its renewal in one
+ * step, never left empty (except, with every page free, when no block is
+ * large enough, or for a reserve larger than 4 MiB).
  * May block; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_pool_trim(labyrinth_pool *pool);
