@@ -432,12 +432,7 @@ static std::size_t free_chain(Pool *p, std::size_t *page, std::size_t most, bool
     if (&zone != held) {
       if (held) held->mu.unlock();
       held = nullptr;
-      if (!atomic) {
-        zone.mu.lock();
-      } else if (!zone.mu.try_lock()) {
-        tls.mutex_busy = 1;
-        break;
-      }
+      if (!zone.mu.acquire(atomic)) break;
       held = &zone;
     }
     zone.buddy.free(i, 0);
@@ -687,12 +682,8 @@ static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t
   // The block order_cache_pop will give (only this thread changes its
   // cache), so that its zone's mutex is taken first.
   Zone &zone = p->zone_of(p->index_of(c->orders()->slot[from][c->orders()->n[from] - 1]));
-  std::unique_lock<ZoneMutex> lock(zone.mu, std::defer_lock);
-  if (atomic && !lock.try_lock()) {
-    tls.mutex_busy = 1;
-    return false;
-  }
-  if (!atomic) lock.lock();
+  if (!zone.mu.acquire(atomic)) return false;
+  std::unique_lock<ZoneMutex> lock(zone.mu, std::adopt_lock);
   enter_call();
   void *b = order_cache_pop(c, from);
   leave_call();

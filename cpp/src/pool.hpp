@@ -66,6 +66,17 @@ class ZoneMutex {
     note();
     return true;
   }
+  // Lock as a caller may: ATOMIC ones only try, and a failure is noted for
+  // the NOMEM message (tls.mutex_busy); others wait.
+  bool acquire(bool atomic) {
+    if (!atomic) {
+      lock();
+      return true;
+    }
+    if (try_lock()) return true;
+    tls.mutex_busy = 1;
+    return false;
+  }
   void unlock() {
     mu_.unlock();
     --tls.zones_held;
