@@ -334,11 +334,20 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   return LABYRINTH_OK;
 }
 
-static std::uint64_t cached_pages(const Pool *p) {
-  std::uint64_t n = 0;
-  for (std::uint32_t i = 0; i < p->max_caches; ++i)
-    if (p->cache_at(i)->user.load(kRelaxed))
-      n += p->cache_at(i)->n() + p->cache_at(i)->orders()->pages.load(kRelaxed);
+// Free pages in thread caches (page slots and order caches); with `mine`,
+// also how many of them are in the calling thread's own. Lock-free: only
+// loads, so async-signal-safe.
+static std::uint64_t cached_pages(const Pool *p, std::uint64_t *mine = nullptr) {
+  std::uint64_t n = 0, own = 0;
+  for (std::uint32_t i = 0; i < p->max_caches; ++i) {
+    const ThreadCache *c = p->cache_at(i);
+    const std::uint64_t user = c->user.load(kRelaxed);
+    if (!user) continue;
+    const std::uint64_t held = c->n() + c->orders()->pages.load(kRelaxed);
+    n += held;
+    if (user == tls.owner) own += held;
+  }
+  if (mine) *mine = own;
   return n;
 }
 
@@ -784,16 +793,31 @@ static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp
   p->meta[idx].store(alloc_word(order, excl, excl ? owner_self() : 0), std::memory_order_release);
 }
 
+// The message budget is tls.message (224 bytes, initial-exec TLS: kept small
+// so the library still fits glibc's static TLS surplus when dlopen()ed), so
+// the pieces are terse: the typical worst case (ATOMIC, busy mutex) is ~210.
+// Free pages in other threads' caches are out of this call's reach; a
+// non-ATOMIC caller is told how many (a scan of every cache: up to two cache
+// misses per cache in use), an ATOMIC one only how many caches are in use,
+// so that its refusal stays as quick as the rest of its path.
 static labyrinth_status nomem(Pool *p, unsigned order, labyrinth_gfp gfp) {
+  const char *busy = tls.mutex_busy ? "; the mutex of a zone with free blocks was busy (ATOMIC "
+                                      "never waits for it)"
+                                    : "";
+  if (gfp & LABYRINTH_GFP_ATOMIC)
+    return set_error(p->fail(LABYRINTH_ERR_NOMEM),
+                     "no free block of order %u (ATOMIC): %zu free outside the %u thread caches "
+                     "in use, reserve %zu/%zu, min watermark %zu, largest free order %d%s",
+                     order, p->free_pages(), p->caches_in_use.load(kRelaxed), p->reserve.pages(),
+                     p->reserve_target, p->wm_min, p->largest_free_order(), busy);
+  std::uint64_t mine = 0;
+  const std::uint64_t cached = cached_pages(p, &mine);
   return set_error(p->fail(LABYRINTH_ERR_NOMEM),
-                   "no free block of order %u (%s): %zu free pages outside thread caches, "
-                   "reserve %zu/%zu, min watermark %zu, largest free order %d%s",
-                   order, (gfp & LABYRINTH_GFP_ATOMIC) ? "ATOMIC" : "without waiting",
-                   p->free_pages(), p->reserve.pages(), p->reserve_target, p->wm_min,
-                   p->largest_free_order(),
-                   tls.mutex_busy ? "; the mutex of a zone with free blocks was busy (ATOMIC "
-                                    "never waits for it)"
-                                  : "");
+                   "no free block of order %u (without waiting): %zu free, %llu in thread caches "
+                   "(%llu this thread's), reserve %zu/%zu, min watermark %zu, largest free order %d%s",
+                   order, p->free_pages(), static_cast<unsigned long long>(cached),
+                   static_cast<unsigned long long>(mine), p->reserve.pages(), p->reserve_target,
+                   p->wm_min, p->largest_free_order(), busy);
 }
 
 static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gfp,
@@ -849,10 +873,13 @@ static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gf
   update_pressure(p);
   if (timed_out) {
     p->timeouts.fetch_add(1, kRelaxed);
+    std::uint64_t mine = 0;
+    const std::uint64_t cached = cached_pages(p, &mine);
     return set_error(p->fail(LABYRINTH_ERR_TIMEOUT),
-                     "no block of order %u became free within %u ms (%zu free pages, min "
-                     "watermark %zu)",
-                     order, timeout_ms, p->free_pages(), p->wm_min);
+                     "no block of order %u became free within %u ms (%zu free pages, %llu in "
+                     "thread caches (%llu this thread's), min watermark %zu)",
+                     order, timeout_ms, p->free_pages(), static_cast<unsigned long long>(cached),
+                     static_cast<unsigned long long>(mine), p->wm_min);
   }
   (void)gfp;
   return LABYRINTH_OK;

@@ -174,6 +174,64 @@ TEST(ThreadCache, ThreadExitReturnsItsCache) {
   expect_accounting(s);
 }
 
+// Pages in an idle thread's cache are out of every other thread's reach
+// until that thread trims or exits. A refusal says so: a non-ATOMIC one
+// counts them (and the caller's own), an ATOMIC one, whose refusal must stay
+// quick, names how many caches are in use. Nothing is lost: once the idle
+// thread exits, its pages are allocatable again.
+TEST(ThreadCache, ARefusalCountsThePagesIdleThreadsCachesHold) {
+  labyrinth_pool_options o = options(16u << 20);
+  o.atomic_reserve_pages = 16;
+  PoolGuard p(o);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool cached = false, leave = false;
+  std::thread idle([&] {
+    std::vector<void *> pages;
+    for (int i = 0; i < 100; ++i) pages.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
+    for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+    std::unique_lock<std::mutex> lock(mu);
+    cached = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return leave; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return cached; });
+  }
+  const std::uint64_t theirs = stats(p).cached_pages;
+  ASSERT_GE(theirs, 100u);
+  std::vector<void *> mine;
+  void *pg = nullptr;
+  while (labyrinth_alloc_pages(p, 0, LABYRINTH_GFP_EXCLUSIVE, 0, &pg) == LABYRINTH_OK) mine.push_back(pg);
+  const std::string plain = last_message();
+  EXPECT_EQ(labyrinth_last_status(), LABYRINTH_ERR_NOMEM);
+  // This thread's cache is empty: its last refill found nothing.
+  EXPECT_EQ(stats(p).cached_pages, theirs);
+  EXPECT_NE(plain.find(std::to_string(theirs) + " in thread caches (0 this thread's)"), std::string::npos)
+      << plain;
+  while (void *more = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) mine.push_back(more);
+  const std::string atomic = last_message();
+  EXPECT_NE(atomic.find("(ATOMIC): 0 free outside the 2 thread caches in use"), std::string::npos) << atomic;
+  EXPECT_EQ(stats(p).cached_pages, theirs);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    leave = true;
+    cv.notify_all();
+  }
+  idle.join();
+  EXPECT_EQ(stats(p).cached_pages, 0u);
+  for (std::uint64_t i = 0; i < theirs; ++i) {
+    void *back = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+    ASSERT_NE(back, nullptr) << i << ": " << last_message();
+    mine.push_back(back);
+  }
+  EXPECT_EQ(mine.size(), stats(p).total_pages);
+  for (void *m : mine) ASSERT_EQ(labyrinth_free_pages(p, m), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
 // The high mark (thread_cache.hpp): bursts larger than the cache raise it,
 // up to the capacity, until a burst costs no refill and no drain.
 namespace {

@@ -74,7 +74,11 @@ typedef struct labyrinth_pool labyrinth_pool;
 /** Result of every call. Values are stable; new ones may be appended. */
 typedef enum labyrinth_status {
   LABYRINTH_OK = 0,              /**< success */
-  LABYRINTH_ERR_NOMEM = 1,       /**< no page available (without waiting) */
+  LABYRINTH_ERR_NOMEM = 1,       /**< no page available (without waiting); the
+                                      message also counts the free pages in thread
+                                      caches, out of the call's reach until their
+                                      threads trim or exit (ATOMIC: how many
+                                      caches are in use, to stay quick) */
   LABYRINTH_ERR_INVALID = 2,     /**< bad argument: NULL handle, bad flags, bad size,
                                       pointer not the start of an allocated block */
   LABYRINTH_ERR_NOT_OWNER = 3,   /**< the page is exclusive to another owner */
