@@ -42,5 +42,13 @@ bool dpdk_cross_free(labbench::SpscRing *ring, long n);
 std::uint64_t lab_owner();  // labyrinth_owner_self() of the calling thread
 // The pool (versus_labyrinth.cpp); false with a message on stderr.
 bool lab_setup();
+// Pool size, Labyrinth alone: the pair and burst loops on an unpinned 16 MiB
+// pool (big = 0) and an unpinned 16 GiB one (big = 1), the performance
+// issue's "cost independent of pool size" rows, timed in alternating rounds
+// like the rest. lab_sizes_setup: false with a message (the section is then
+// skipped).
+bool lab_sizes_setup();
+bool lab_sized_pair(int big, long n);
+bool lab_sized_burst(int big, long n);  // n bursts of 256
 
 }  // namespace versus

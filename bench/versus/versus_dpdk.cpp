@@ -4,11 +4,14 @@
 // for every pattern ROUNDS rounds, each timing Labyrinth and DPDK back to
 // back on the last CPU (which goes first alternates). Prints a markdown
 // table: each side's median and fastest round (ns per page, or per block),
-// and the median and quartiles of Labyrinth / DPDK over the rounds.
+// and the median and quartiles of Labyrinth / DPDK over the rounds. Then a
+// second table, Labyrinth alone: the pair and burst on an unpinned 16 GiB
+// pool against an unpinned 16 MiB one, the same way (the pool-size
+// target, which separate processes on our VMs cannot settle).
 //
 // Usage: labyrinth_bench_versus [ROUNDS [PATTERN]]   (default 100 rounds of
 //   every pattern, ~20 s; PATTERN: a word of the pattern's name, e.g. cross,
-//   pair, burst, "order 6")
+//   pair, burst, "order 6", or "size" for the pool-size table alone)
 #include <pthread.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -170,6 +173,32 @@ double quantile(std::vector<double> v, double q) {
   return v[std::size_t(q * double(v.size() - 1) + 0.5)];
 }
 
+// `rounds` rounds of two contenders, which goes first alternating from one
+// round to the next; prints one table row: each side's median (fastest) and
+// the median [quartiles] of side 0 / side 1 over the rounds. time(side) runs
+// one side once: ns per unit, negative if a call failed. False on a failure.
+template <typename Time>
+bool alternate_row(const char *name, int rounds, Time time) {
+  std::vector<double> a, b, ratio;
+  for (int r = 0; r < rounds; ++r) {
+    double t[2];
+    const int first = r & 1;
+    t[first] = time(first);
+    t[!first] = time(!first);
+    if (t[0] < 0 || t[1] < 0) {
+      std::fprintf(stderr, "versus: %s: a call failed\n", name);
+      return false;
+    }
+    a.push_back(t[0]);
+    b.push_back(t[1]);
+    ratio.push_back(t[0] / t[1]);
+  }
+  std::printf("| %s | %.2f (%.2f) | %.2f (%.2f) | %.2fx [%.2f %.2f] |\n", name, quantile(a, 0.5), quantile(a, 0),
+              quantile(b, 0.5), quantile(b, 0), quantile(ratio, 0.5), quantile(ratio, 0.25), quantile(ratio, 0.75));
+  std::fflush(stdout);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -222,24 +251,37 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "versus: %s: a call failed in the warm-up\n", pt.name);
       return 1;
     }
-    std::vector<double> lab, dpdk, ratio;
-    for (int r = 0; r < rounds; ++r) {
-      double t[2];  // [0] Labyrinth, [1] DPDK
-      const int first = r & 1;
-      t[first] = timed(pt, first == 0);
-      t[!first] = timed(pt, first != 0);
-      if (t[0] < 0 || t[1] < 0) {
-        std::fprintf(stderr, "versus: %s: a call failed\n", pt.name);
+    if (!alternate_row(pt.name, rounds, [&](int side) { return timed(pt, side == 0); })) return 1;
+  }
+  // Pool size, Labyrinth alone (the "same ns per pair within 10 %"):
+  // the same alternation, 16 GiB against 16 MiB, unpinned.
+  if ((only.empty() || std::string("pool size").find(only) != std::string::npos) &&
+      versus::lab_sizes_setup()) {
+    std::printf("\nPool size, Labyrinth alone: the same loops on an unpinned 16 GiB pool and an unpinned "
+                "16 MiB one, %d alternating rounds (target: within 10 %%)\n\n", rounds);
+    std::printf("| pattern | 16 GiB: median (fastest) | 16 MiB: median (fastest) | 16 GiB / 16 MiB: median [quartiles] |\n");
+    std::printf("|---|---:|---:|---:|\n");
+    struct Sized {
+      const char *name;
+      bool (*run)(int, long);
+      long n;
+      double per;
+    } sized[] = {{"pair: alloc + touch + free (ns)", versus::lab_sized_pair, 200000, 1},
+                 {"burst of 256 (ns/page)", versus::lab_sized_burst, 800, labbench::kBurst}};
+    for (const Sized &sz : sized) {
+      auto run = [&](int big, long n) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const bool ok = sz.run(big, n);
+        const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        return ok ? ns / (double(n) * sz.per) : -1.0;
+      };
+      if (run(0, sz.n / 10 + 1) < 0 || run(1, sz.n / 10 + 1) < 0) {
+        std::fprintf(stderr, "versus: pool size: %s: a call failed in the warm-up\n", sz.name);
         return 1;
       }
-      lab.push_back(t[0]);
-      dpdk.push_back(t[1]);
-      ratio.push_back(t[0] / t[1]);
+      // Side 0 is the 16 GiB pool: the ratio is 16 GiB / 16 MiB.
+      if (!alternate_row(sz.name, rounds, [&](int side) { return run(side == 0, sz.n); })) return 1;
     }
-    std::printf("| %s | %.2f (%.2f) | %.2f (%.2f) | %.2fx [%.2f %.2f] |\n", pt.name, quantile(lab, 0.5),
-                quantile(lab, 0), quantile(dpdk, 0.5), quantile(dpdk, 0), quantile(ratio, 0.5),
-                quantile(ratio, 0.25), quantile(ratio, 0.75));
-    std::fflush(stdout);
   }
   if (g_freer) {
     g_freer->job.store(-1);

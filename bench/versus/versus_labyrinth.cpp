@@ -23,29 +23,35 @@ bool lab_setup() {
   return false;
 }
 
-bool lab_pair(long n) {
+namespace {
+// The bench's pair and burst loops on `pool` (the flagship by name).
+bool pair_on(labyrinth_pool *pool, long n) {
   for (long i = 0; i < n; ++i) {
-    void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+    void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
     if (__builtin_expect(!p, 0)) return false;
     labbench::touch(p, std::uint64_t(i));
-    if (__builtin_expect(labyrinth_free_pages(g_pool, p) != LABYRINTH_OK, 0)) return false;
+    if (__builtin_expect(labyrinth_free_pages(pool, p) != LABYRINTH_OK, 0)) return false;
   }
   return true;
 }
 
-bool lab_burst(long n) {
+bool burst_on(labyrinth_pool *pool, long n) {
   void *v[labbench::kBurst];
   for (long i = 0; i < n; ++i) {
     for (int j = 0; j < labbench::kBurst; ++j) {
-      v[j] = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
+      v[j] = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
       if (__builtin_expect(!v[j], 0)) return false;
       labbench::touch(v[j], std::uint64_t(j));
     }
     for (int j = 0; j < labbench::kBurst; ++j)
-      if (__builtin_expect(labyrinth_free_pages(g_pool, v[j]) != LABYRINTH_OK, 0)) return false;
+      if (__builtin_expect(labyrinth_free_pages(pool, v[j]) != LABYRINTH_OK, 0)) return false;
   }
   return true;
 }
+}  // namespace
+
+bool lab_pair(long n) { return pair_on(g_pool, n); }
+bool lab_burst(long n) { return burst_on(g_pool, n); }
 
 bool lab_order(unsigned order, long n) {
   const std::size_t bytes = std::size_t{4096} << order;
@@ -59,6 +65,28 @@ bool lab_order(unsigned order, long n) {
   }
   return true;
 }
+
+namespace {
+labyrinth_pool *g_sized[2];  // unpinned 16 MiB and 16 GiB pools (lab_sizes_setup)
+}
+
+bool lab_sizes_setup() {
+  for (int i = 0; i < 2; ++i) {
+    labyrinth_pool_options o;
+    labyrinth_pool_options_init(&o);
+    o.size_bytes = i == 0 ? std::size_t{16} << 20 : std::size_t{16} << 30;
+    o.flags &= ~LABYRINTH_POOL_PIN;  // as the bench's size/ rows: only touched pages cost
+    if (labyrinth_pool_create(&o, &g_sized[i]) != LABYRINTH_OK) {
+      std::fprintf(stderr, "versus: %s pool: %s\n", i == 0 ? "16 MiB" : "16 GiB",
+                   labyrinth_last_error_message());
+      return false;
+    }
+  }
+  return true;
+}
+
+bool lab_sized_pair(int big, long n) { return pair_on(g_sized[big], n); }
+bool lab_sized_burst(int big, long n) { return burst_on(g_sized[big], n); }
 
 std::uint64_t lab_owner() { return labyrinth_owner_self(); }
 
