@@ -175,6 +175,7 @@ void expect_same(const labyrinth_stats &a, const labyrinth_stats &b, const char 
   SAME(cached_pages); SAME(allocated_pages); SAME(inflight_pages); SAME(orphaned_pages);
   SAME(shared_free_pages); SAME(reserve_uses); SAME(waits); SAME(timeouts); SAME(refills);
   SAME(drains); SAME(pressure_events); SAME(thread_caches_in_use); SAME(flags);
+  SAME(cache_reclaims); SAME(reclaimed_pages);
   for (int k = 0; k <= LABYRINTH_MAX_ORDER; ++k) SAME(free_blocks[k]);
 #undef SAME
 }
@@ -528,9 +529,16 @@ struct Fuzz {
           labyrinth_status_name(st));
     CHECK(pg == reinterpret_cast<void *>(0x5a5a), "output written on failure");
     labyrinth_stats s = get_stats(pool);
-    CHECK(s.allocated_pages == before.allocated_pages && s.free_pages == before.free_pages &&
-              s.reserve_pages == before.reserve_pages && s.cached_pages == before.cached_pages,
-          "a failed allocation changed the pool");
+    // A refusal allocates nothing. Without ATOMIC it may first have taken
+    // back the other thread's cache (reclaim_caches), which moves free pages
+    // out of that cache and nowhere else; otherwise nothing moved at all.
+    const std::uint64_t reclaimed = s.reclaimed_pages - before.reclaimed_pages;
+    CHECK(!atomic || s.cache_reclaims == before.cache_reclaims, "an ATOMIC allocation took back a cache");
+    CHECK(s.allocated_pages == before.allocated_pages && s.cached_pages + reclaimed == before.cached_pages &&
+              s.free_pages + s.reserve_pages == before.free_pages + before.reserve_pages + reclaimed &&
+              (reclaimed != 0 || (s.free_pages == before.free_pages && s.reserve_pages == before.reserve_pages)),
+          "a failed allocation changed the pool (%llu pages reclaimed from other threads' caches)",
+          (unsigned long long)reclaimed);
     const std::size_t pages = std::size_t{1} << order;
     bool block_free = false;
     for (unsigned k = order; k <= LABYRINTH_MAX_ORDER; ++k) block_free |= s.free_blocks[k] != 0;
@@ -787,7 +795,7 @@ struct Fuzz {
       case 4: o.size_bytes = 0; break;
       case 5: o.size_bytes = 64 * kPage + 1 + b; break;
       case 6: o.size_bytes = std::size_t{1} << 40; break;            // beyond the largest arena
-      case 7: o.flags = 1u << (6 + b % 26); break;
+      case 7: o.flags = 1u << (7 + b % 25); break;
       case 8: o.atomic_reserve_pages = 65; break;
       case 9: o.watermark_min_pages = 10; o.watermark_low_pages = 5; break;
       case 10: o.thread_cache_batch = o.thread_cache_pages + 1; break;

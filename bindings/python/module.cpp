@@ -198,7 +198,7 @@ long long want_nonneg(const char *name, long long v) {
 }
 
 PoolPy *pool_new(long long size_bytes, std::optional<long long> atomic_reserve_pages, bool pin,
-                 bool scrub, bool hugepages, bool guard, bool poison, bool pkeys,
+                 bool scrub, bool hugepages, bool guard, bool poison, bool pkeys, bool reclaim,
                  std::optional<int> numa_node, std::optional<long long> watermark_min_pages,
                  std::optional<long long> watermark_low_pages,
                  std::optional<long long> watermark_high_pages,
@@ -217,6 +217,7 @@ PoolPy *pool_new(long long size_bytes, std::optional<long long> atomic_reserve_p
   if (guard) f |= LABYRINTH_POOL_GUARD;
   if (poison) f |= LABYRINTH_POOL_POISON;
   if (pkeys) f |= LABYRINTH_POOL_PKEYS;
+  if (!reclaim) f |= LABYRINTH_POOL_NO_RECLAIM;
   o.flags = f;
   if (numa_node) o.numa_node = *numa_node;
   if (watermark_min_pages)
@@ -336,6 +337,8 @@ py::dict pool_stats(PoolPy &self) {
   d["metadata_bytes"] = s.metadata_bytes;
   d["flags"] = s.flags;
   d["huge_pages"] = s.huge_pages;
+  d["cache_reclaims"] = s.cache_reclaims;
+  d["reclaimed_pages"] = s.reclaimed_pages;
   return d;
 }
 
@@ -537,7 +540,8 @@ See labyrinth.Pool for the documentation of every argument.)doc")
       .def(py::init(&pool_new), py::arg("size_bytes"), py::kw_only(),
            py::arg("atomic_reserve_pages") = py::none(), py::arg("pin") = true,
            py::arg("scrub") = false, py::arg("hugepages") = true, py::arg("guard") = false,
-           py::arg("poison") = false, py::arg("pkeys") = false, py::arg("numa_node") = py::none(),
+           py::arg("poison") = false, py::arg("pkeys") = false, py::arg("reclaim") = true,
+           py::arg("numa_node") = py::none(),
            py::arg("watermark_min_pages") = py::none(), py::arg("watermark_low_pages") = py::none(),
            py::arg("watermark_high_pages") = py::none(), py::arg("max_thread_caches") = py::none(),
            py::arg("thread_cache_pages") = py::none(), py::arg("thread_cache_batch") = py::none())

@@ -65,9 +65,10 @@ inline void enter_call() {
   set_fast_pool(LABYRINTH_FAST_BUSY_V1);
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
+// A release store, as the inline leave's: see reclaim_caches.
 inline void leave_call() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  set_fast_pool(tls.stash);
+  __atomic_store_n(&labyrinth_thread_fast.pool, tls.stash, __ATOMIC_RELEASE);
 }
 // Forget the record (no pool), e.g. at thread exit or fork.
 void fast_forget();

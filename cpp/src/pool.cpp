@@ -193,7 +193,8 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
                      o.size_bytes, (kMaxPages - 1) * kPageSize);
   const std::uint32_t known = LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES |
                               LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
-                              LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS;
+                              LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS |
+                              LABYRINTH_POOL_NO_RECLAIM;
   if (o.flags & ~known)
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
                      o.flags & ~known);
@@ -589,9 +590,7 @@ labyrinth_status pool_trim(Pool *p) {
   // had (NOMEM through the C boundary), nothing has changed yet.
   std::vector<std::size_t> scratch;
   scratch.reserve(p->reserve_target);
-  ThreadCache *c = in_call() ? nullptr : cache_for(p);
-  if (c) {
-    enter_call();
+  if (ThreadCache *c = enter_cache(p)) {
     give_back_cache(p, c);
     leave_call();
   }
@@ -636,9 +635,7 @@ static bool take_block(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
 
 // Order-0 page from this thread's cache, the shared list or the buddy.
 static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
-  ThreadCache *c = in_call() ? nullptr : cache_for(p);
-  if (c) {
-    enter_call();
+  if (ThreadCache *c = enter_cache(p)) {
     std::uint32_t n = c->n();
     if (n == 0) n = cache_refill(p, c, atomic);
     bool ok = false;
@@ -665,9 +662,8 @@ static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
 
 // A block of order >= 1 from this thread's order cache.
 static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
-  ThreadCache *c = in_call() ? nullptr : cache_for(p);
+  ThreadCache *c = enter_cache(p);
   if (!c) return false;
-  enter_call();
   void *b = order_cache_pop(c, order);
   if (b) c->orders()->n[0] = order;  // the hint the inline free tries first
   leave_call();
@@ -683,20 +679,28 @@ static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
 // might merge into the one asked for stay cached (labyrinth_pool_trim gives
 // them back). These are the thread's own free pages: no watermark applies.
 static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
-  ThreadCache *c = in_call() ? nullptr : cache_for(p);
-  if (!c || c->orders()->pages.load(kRelaxed) == 0) return false;
+  ThreadCache *c = enter_cache(p);
+  if (!c) return false;
+  const OrderCache *oc = c->orders();
   unsigned from = order + 1;
-  while (from <= kMaxOrder && c->orders()->n[from] == 0) ++from;
-  if (from > kMaxOrder) return false;
-  // The block order_cache_pop will give (only this thread changes its
-  // cache), so that its zone's mutex is taken first.
-  Zone &zone = p->zone_of(p->index_of(c->orders()->slot[from][c->orders()->n[from] - 1]));
-  if (!zone.mu.acquire(atomic)) return false;
+  if (oc->pages.load(kRelaxed) == 0) from = kMaxOrder + 1;
+  while (from <= kMaxOrder && oc->n[from] == 0) ++from;
+  if (from > kMaxOrder) {
+    leave_call();
+    return false;
+  }
+  // The block order_cache_pop will give, so that its zone's mutex is taken
+  // first. Inside the call (BUSY) throughout: the cache cannot change
+  // meanwhile, not even by a reclaim (which waits for the call to end, or
+  // gives up on this cache).
+  Zone &zone = p->zone_of(p->index_of(oc->slot[from][oc->n[from] - 1]));
+  if (!zone.mu.acquire(atomic)) {
+    leave_call();
+    return false;
+  }
   std::unique_lock<ZoneMutex> lock(zone.mu, std::adopt_lock);
-  enter_call();
   void *b = order_cache_pop(c, from);
   leave_call();
-  if (!b) return false;  // cannot happen: only this thread changes its cache
   zone.buddy.free(p->index_of(b), from);
   return zone.buddy.alloc(order, idx);
 }
@@ -911,12 +915,16 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
   bool cached = false;
   if (!queue_first) {
     auto attempt = [&] {
-      return order == 0 ? take_page(p, atomic, &idx) : take_block_flushing(p, order, atomic, &idx);
+      return (order == 0 ? take_page(p, atomic, &idx) : take_block_flushing(p, order, atomic, &idx)) ||
+             carve_cached_block(p, order, atomic, &idx);
     };
     got = order > 0 && (cached = take_cached_block(p, order, &idx));
     if (!got) got = attempt();
-    if (!got) got = carve_cached_block(p, order, atomic, &idx);
     if (!got && atomic && order == 0) got = take_reserve(p, &idx);
+    // Free pages may sit in the caches of threads that have gone idle: a
+    // caller that may block takes them back (reclaim_caches) and tries once
+    // more, before it fails or sleeps.
+    if (!got && !atomic && reclaim_caches(p, std::size_t{1} << order) != 0) got = attempt();
   }
   if (!got) {
     if (!(gfp & LABYRINTH_GFP_WAIT)) return nomem(p, order, gfp);
@@ -949,9 +957,8 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
     treat_freed_block(p, idx, pages, exclusive(w) ? side::owner(w) : owner_self());
   }
   if (order == 0 && p->use_caches) {
-    ThreadCache *c = in_call() ? nullptr : cache_for(p);
+    ThreadCache *c = enter_cache(p);
     if (c && !p->pressure.load(kRelaxed)) {
-      enter_call();
       const std::uint32_t high = c->high.load(kRelaxed);
       if (c->n() >= high) cache_overflow(p, c);
       // A limit left at 0 by pressure that has ended sends every free here.
@@ -966,9 +973,8 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
     // Under pressure the pages this thread keeps cached are what other
     // threads lack: the first free it makes under pressure gives them all
     // back (lock-free, like a drain; its later frees find the cache empty).
-    if (c && c->n()) {
-      enter_call();
-      cache_drain(p, c, c->n());
+    if (c) {
+      if (c->n()) cache_drain(p, c, c->n());
       leave_call();
     }
     // Under pressure, without a cache or re-entered: straight to the shared
@@ -983,9 +989,7 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
     return;
   }
   if (order > 0 && p->use_caches) {
-    ThreadCache *c = in_call() ? nullptr : cache_for(p);
-    if (c) {
-      enter_call();
+    if (ThreadCache *c = enter_cache(p)) {
       bool kept = order_cache_push(p, c, idx, order);
       leave_call();
       if (kept) return;
@@ -1131,6 +1135,8 @@ labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
   s.metadata_bytes = p->npages * sizeof(std::uint64_t);
   s.flags = p->flags;
   s.huge_pages = p->arena.huge_pages ? 1 : 0;
+  s.cache_reclaims = p->cache_reclaims.load(kRelaxed);
+  s.reclaimed_pages = p->reclaimed_pages.load(kRelaxed);
   // Write only what the caller's struct covers; struct_size stays theirs.
   std::size_t n = std::min(out->struct_size, sizeof s);
   std::memcpy(reinterpret_cast<char *>(out) + sizeof(std::size_t),

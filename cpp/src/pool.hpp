@@ -144,7 +144,7 @@ struct Pool : labyrinth_pool {
   // ---- counters (slow paths only) ----
   std::atomic<std::uint64_t> failures[LABYRINTH_STATUS_COUNT] = {};
   std::atomic<std::uint64_t> reserve_uses{0}, waits{0}, timeouts{0},
-      pressure_events{0};
+      pressure_events{0}, cache_reclaims{0}, reclaimed_pages{0};
 
   // Helpers.
   std::size_t index_of(const void *page) const {

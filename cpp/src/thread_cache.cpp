@@ -2,6 +2,15 @@
 // See thread_cache.hpp.
 #include "thread_cache.hpp"
 
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "owner.hpp"
 #include "pool.hpp"
 
 namespace lab {
@@ -35,23 +44,37 @@ struct ListPages {
 // Point the thread's inline fast-path record at (p, c). Written while the
 // record says BUSY, pool last, so a signal handler never sees half of it.
 // Called only outside calls (never while the record is BUSY).
+// Not while another thread reclaims the cache: read under BUSY, as
+// reclaim_caches' protocol needs (the record then stays as it was, and the
+// next call tries again).
 static void fast_setup(Pool *p, ThreadCache *c) {
   labyrinth_thread_fast_v1 &f = fast();
+  const labyrinth_pool *before = fast_pool();
   set_fast_pool(LABYRINTH_FAST_BUSY_V1);
   signal_fence();
-  f.cache = reinterpret_cast<std::uint32_t *>(&c->count);
+  if (c->reclaim.load(std::memory_order_acquire)) {
+    signal_fence();
+    __atomic_store_n(&f.pool, before, __ATOMIC_RELEASE);
+    return;
+  }
+  __atomic_store_n(&f.cache, reinterpret_cast<std::uint32_t *>(&c->count), __ATOMIC_RELEASE);
   f.meta = reinterpret_cast<std::uint64_t *>(p->meta);
   f.base = reinterpret_cast<std::uintptr_t>(p->base);
   f.npages = p->npages;
   f.alloc_word = tls.alloc_word;
   signal_fence();
-  set_fast_pool(p);
+  __atomic_store_n(&f.pool, static_cast<const labyrinth_pool *>(p), __ATOMIC_RELEASE);
 }
 
 ThreadCache *cache_for(Pool *p) {
   CacheSlot &slot = tls_slot(p);
   if (LAB_LIKELY(slot.pool_id == p->id)) {
-    if (slot.cache && p->fast_ok && fast_pool() != p) fast_setup(p, slot.cache);
+    // The record names another pool, or this pool with the empty cache a
+    // reclaim left there (reclaim_caches).
+    if (slot.cache && p->fast_ok &&
+        (fast_pool() != p ||
+         __atomic_load_n(&fast().cache, __ATOMIC_RELAXED) != reinterpret_cast<std::uint32_t *>(&slot.cache->count)))
+      fast_setup(p, slot.cache);
     return slot.cache;
   }
   if (!p->use_caches || p->forked()) return nullptr;
@@ -76,6 +99,135 @@ ThreadCache *cache_for(Pool *p) {
   slot.pool_id = p->id;
   if (found && p->fast_ok) fast_setup(p, found);
   return found;
+}
+
+ThreadCache *enter_cache(Pool *p) {
+  if (in_call()) return nullptr;
+  ThreadCache *c = cache_for(p);
+  if (!c) return nullptr;
+  enter_call();
+  // After the BUSY store (reclaim_caches, step 2).
+  if (LAB_UNLIKELY(c->reclaim.load(std::memory_order_acquire))) {
+    leave_call();
+    return nullptr;
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Reclaiming other threads' caches (thread_cache.hpp, reclaim_caches)
+// ---------------------------------------------------------------------------
+
+namespace {
+// What a reclaimed cache's owner finds in its inline record: a cache with
+// no pages, no room (limit 0, capacity 0) and an empty order cache, so every
+// inline path falls through to the library. Never written.
+alignas(64) std::uint8_t g_empty_cache[sizeof(ThreadCache) + sizeof(OrderCache)];
+std::uint32_t *empty_cache() { return reinterpret_cast<std::uint32_t *>(g_empty_cache); }
+
+// membarrier(PRIVATE_EXPEDITED), registered once per process (and again in
+// a forked child). Guarded by the registry mutex.
+int g_membarrier = 0;  // 0: not yet asked; 1: registered; -1: unavailable
+std::uint64_t g_membarrier_generation = 0;
+
+long membarrier(int cmd) { return syscall(__NR_membarrier, cmd, 0U, 0); }
+
+bool membarrier_ready() {
+  if (g_membarrier_generation != fork_generation()) {
+    g_membarrier_generation = fork_generation();
+    g_membarrier = 0;
+  }
+  if (g_membarrier == 0) {
+    const long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+    g_membarrier = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+                           membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+                       ? 1
+                       : -1;
+  }
+  return g_membarrier == 1;
+}
+
+std::int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// How long a reclaim waits, per round, for owners inside a call to leave it.
+constexpr std::int64_t kQuiesceNs = 200000;
+// Rounds (step 4 of the protocol): a second is needed only when an owner's
+// call from before the first barrier pointed its record back at its cache.
+constexpr int kReclaimRounds = 3;
+
+// Step 1 for one cache: point its owner's record at the empty cache if it
+// names this one (a compare-and-swap: the owner may be changing it).
+void redirect_record(ThreadCache *c) {
+  labyrinth_thread_fast_v1 *rec = c->record.load(kRelaxed);
+  std::uint32_t *mine = reinterpret_cast<std::uint32_t *>(&c->count);
+  // Load first: a record that does not name the cache is not written at all.
+  if (__atomic_load_n(&rec->cache, __ATOMIC_ACQUIRE) != mine) return;
+  __atomic_compare_exchange_n(&rec->cache, &mine, empty_cache(), false, __ATOMIC_SEQ_CST,
+                              __ATOMIC_ACQUIRE);
+}
+}  // namespace
+
+std::size_t reclaim_caches(Pool *p, std::size_t want) {
+  if (!p->use_caches || (p->flags & LABYRINTH_POOL_NO_RECLAIM) || p->forked()) return 0;
+  std::lock_guard<std::mutex> registry(registry_mutex());
+  const std::uint64_t me = tls.owner;
+  // Caches of other live threads that hold something.
+  ThreadCache *pending[1024];
+  std::size_t npending = 0, held = 0;
+  for (std::uint32_t i = 0; i < p->max_caches && npending < 1024; ++i) {
+    ThreadCache *c = p->cache_at(i);
+    const std::uint64_t user = c->user.load(std::memory_order_acquire);
+    if (user == 0 || user == me || !c->record.load(kRelaxed)) continue;
+    const std::uint64_t in_cache = c->n() + c->orders()->pages.load(kRelaxed);
+    if (in_cache == 0) continue;
+    held += in_cache;
+    pending[npending++] = c;
+  }
+  if (npending == 0 || held < want || !membarrier_ready()) return 0;
+  for (std::size_t k = 0; k < npending; ++k) pending[k]->reclaim.store(1, std::memory_order_seq_cst);
+  std::size_t given = 0;
+  for (int round = 0; round < kReclaimRounds && npending; ++round) {
+    for (std::size_t k = 0; k < npending; ++k) redirect_record(pending[k]);
+    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) break;  // take nothing
+    const std::int64_t deadline = monotonic_ns() + kQuiesceNs;
+    std::size_t again = 0;
+    for (std::size_t k = 0; k < npending; ++k) {
+      ThreadCache *c = pending[k];
+      labyrinth_thread_fast_v1 *rec = c->record.load(kRelaxed);
+      bool quiet = true;
+      for (unsigned spins = 0; __atomic_load_n(&rec->pool, __ATOMIC_ACQUIRE) == LABYRINTH_FAST_BUSY_V1; ++spins) {
+        if (monotonic_ns() > deadline) {
+          quiet = false;
+          break;
+        }
+        if (spins > 64) sched_yield();  // the owner may need this CPU to leave its call
+      }
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!quiet) {  // still inside a call: left alone
+        c->reclaim.store(0, std::memory_order_release);
+        continue;
+      }
+      if (__atomic_load_n(&rec->cache, __ATOMIC_ACQUIRE) == reinterpret_cast<std::uint32_t *>(&c->count)) {
+        pending[again++] = c;  // pointed back by a call from before the barrier
+        continue;
+      }
+      const std::uint64_t taken = c->n() + c->orders()->pages.load(kRelaxed);
+      given += taken;
+      p->cache_reclaims.fetch_add(1, kRelaxed);
+      p->reclaimed_pages.fetch_add(taken, kRelaxed);
+      if (c->n()) cache_drain(p, c, c->n());
+      order_cache_flush(p, c);
+      cache_reset_mark(p, c);
+      c->reclaim.store(0, std::memory_order_release);
+    }
+    npending = again;
+  }
+  for (std::size_t k = 0; k < npending; ++k) pending[k]->reclaim.store(0, std::memory_order_release);
+  return given;
 }
 
 void cache_sync_limit(Pool *p, ThreadCache *c) {

@@ -1,7 +1,9 @@
 // thread_cache.hpp - per-thread page caches, in the manner of Linux's
 // per-cpu pagesets. Each (thread, pool) pair gets one ThreadCache: a stack of
 // free order-0 pages only that thread touches, so the owner's alloc and free
-// are a pop/push with no atomic read-modify-write and no lock. When it runs
+// are a pop/push with no atomic read-modify-write and no lock. (One
+// exception: a non-ATOMIC allocation that would fail takes back the caches
+// of threads outside a call, reclaim_caches below.) When it runs
 // dry it refills a batch from the shared list (lock-free) or the buddy (under
 // a zone's mutex, in whole blocks; an empty shared list gets two batches
 // more); when it reaches its high mark it drains a batch to the
@@ -17,10 +19,11 @@
 // few bursty threads cannot park a small pool in their caches). A burst that
 // fits then costs no refill and no drain at all: a refill from pages another
 // CPU drained is a few cross-CPU cache misses, hundreds of ns, the tail of an
-// otherwise ~2 ns allocation. Memory pressure, labyrinth_pool_trim and the
-// thread's exit put it back to its start. It never falls on its own: a
-// thread that once had a large burst keeps its larger cache (pages it holds
-// are not lost, only idle: trim gives them back).
+// otherwise ~2 ns allocation. Memory pressure, labyrinth_pool_trim, the
+// thread's exit and a reclaim put it back to its start. It never falls on
+// its own: a thread that once had a large burst keeps its larger cache
+// (pages it holds are not lost, only idle: trim gives them back, and so
+// does a reclaim when another thread's allocation would fail).
 #pragma once
 
 #include <atomic>
@@ -88,6 +91,9 @@ class alignas(64) ThreadCache {
   // it back. `limit` is this, or 0.
   std::atomic<std::uint32_t> high{0};
   std::uint32_t drained = 0;  // pages drained past the high mark since the last refill (owner)
+  // Nonzero while another thread reclaims this cache (reclaim_caches): the
+  // owner's calls then treat it as absent (enter_cache) and leave it alone.
+  std::atomic<std::uint32_t> reclaim{0};
 
   std::uint32_t n() const { return count.load(std::memory_order_relaxed); }
   void set_n(std::uint32_t v) { count.store(v, std::memory_order_relaxed); }
@@ -110,6 +116,45 @@ static_assert(offsetof(ThreadCache, count) == 0 && offsetof(ThreadCache, limit) 
 // every cache is taken (the thread then uses the shared lock-free path).
 // Async-signal-safe.
 ThreadCache *cache_for(Pool *pool);
+
+// The calling thread's cache for `pool`, entered: the thread's record is
+// marked BUSY (enter_call) and the cache is not being reclaimed by another
+// thread. nullptr (nothing entered) if the thread has none, is inside a call
+// already (a signal handler), or another thread is reclaiming its cache:
+// the caller then takes the shared lock-free path. A non-null return is
+// paired with leave_call(). Every library access to the calling thread's own
+// cache goes through here (reclaim_caches relies on it). Async-signal-safe.
+ThreadCache *enter_cache(Pool *pool);
+
+// Take back the free pages and blocks in other threads' caches, for a
+// non-ATOMIC allocation that would otherwise fail or wait: a thread that
+// went idle with a full cache holds them out of everyone else's reach until
+// it trims or exits. Returns the pages given back to the pool; nothing is
+// attempted (no system call) unless those caches hold `want` pages at least.
+//
+// The owner thread changes its cache without atomic read-modify-writes or
+// fences (labyrinth.h's inline code), so another thread may only touch the
+// cache at a moment when the owner is provably outside every call and
+// cannot start using it again unnoticed. Protocol, per cache:
+//  1. set `reclaim`, and point the owner's inline record, if it names this
+//     cache, at an empty cache (every inline path then falls through to the
+//     library, and the library's enter_cache sees `reclaim`);
+//  2. membarrier(PRIVATE_EXPEDITED): every thread of the process executes a
+//     full memory barrier. The owner marks its record BUSY (a plain store)
+//     *before* it reads the record's cache pointer or `reclaim`. So either
+//     that store was before its barrier, and is visible to us now, or the
+//     reads come after the barrier and see step 1;
+//  3. wait (briefly, bounded) until the record is not BUSY: a call that
+//     began before the barrier has ended; all later ones see step 1;
+//  4. if the record names the cache again (a call from before the barrier
+//     pointed it back), repeat from step 1; else drain it as the owner's
+//     exit would, and clear `reclaim`.
+// A cache whose owner stays BUSY past the wait is left alone. Holds the
+// registry mutex throughout (owner threads cannot exit meanwhile, so their
+// records stay valid). Without membarrier (old kernels, seccomp), or in a
+// pool with LABYRINTH_POOL_NO_RECLAIM, it takes nothing. May block; not
+// async-signal-safe.
+std::size_t reclaim_caches(Pool *pool, std::size_t want);
 
 // Refill an empty cache by one batch. ATOMIC callers never wait for the pool
 // mutex (try-lock only). Returns the number of pages added.

@@ -136,6 +136,12 @@ class Stats:
     """The pool's LABYRINTH_POOL_* flags in effect."""
     huge_pages: int
     """1 if the kernel accepted MADV_HUGEPAGE for the arena."""
+    cache_reclaims: int
+    """Other threads' caches taken back by allocations without ATOMIC that
+    would otherwise have failed or slept (a thread that went idle keeps its
+    cache until then)."""
+    reclaimed_pages: int
+    """Free pages those caches held."""
 
     @property
     def failures_by_status(self) -> dict[Status, int]:
@@ -174,6 +180,10 @@ class Pool(_CorePool):
     * ``pkeys``: hardware-enforced exclusivity with memory protection keys:
       another thread touching an exclusive page faults (raises
       :class:`Unsupported` where the CPU or kernel has no keys).
+    * ``reclaim``: an allocation without ``atomic`` that would fail first
+      takes back the free pages in idle threads' caches (a ``membarrier``
+      system call that briefly interrupts the process's other threads);
+      ``reclaim=False`` never does (``LABYRINTH_POOL_NO_RECLAIM``).
     * ``numa_node``: bind the arena to a NUMA node.
     * ``watermark_min_pages``, ``watermark_low_pages``,
       ``watermark_high_pages``, ``max_thread_caches``, ``thread_cache_pages``,

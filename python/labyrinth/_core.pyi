@@ -66,6 +66,7 @@ class Pool:
         guard: bool = False,
         poison: bool = False,
         pkeys: bool = False,
+        reclaim: bool = True,
         numa_node: int | None = None,
         watermark_min_pages: int | None = None,
         watermark_low_pages: int | None = None,

@@ -174,60 +174,149 @@ TEST(ThreadCache, ThreadExitReturnsItsCache) {
   expect_accounting(s);
 }
 
-// Pages in an idle thread's cache are out of every other thread's reach
-// until that thread trims or exits. A refusal says so: a non-ATOMIC one
-// counts them (and the caller's own), an ATOMIC one, whose refusal must stay
-// quick, names how many caches are in use. Nothing is lost: once the idle
-// thread exits, its pages are allocatable again.
-TEST(ThreadCache, ARefusalCountsThePagesIdleThreadsCachesHold) {
+// Pages in an idle thread's cache are out of reach of the other threads'
+// ATOMIC calls, which may not block: their refusal says how many caches are
+// in use. A call that may block takes them back (reclaim_caches) before it
+// fails; the idle thread then goes on with an empty cache, and nothing is
+// lost. With LABYRINTH_POOL_NO_RECLAIM (the parameter false) it does not,
+// and its refusal counts them.
+class IdleCache : public ::testing::TestWithParam<bool> {};
+
+TEST_P(IdleCache, AnAllocationThatWouldFailTakesItBackUnlessThePoolSaysNo) {
+  const bool reclaim = GetParam();
   labyrinth_pool_options o = options(16u << 20);
   o.atomic_reserve_pages = 16;
+  if (!reclaim) o.flags |= LABYRINTH_POOL_NO_RECLAIM;
   PoolGuard p(o);
   std::mutex mu;
   std::condition_variable cv;
-  bool cached = false, leave = false;
+  int phase = 0;  // 1: the idle thread's cache is full; 2: go on; 3: done
+  std::vector<void *> theirs_after;
+  labyrinth_owner idle_owner = LABYRINTH_OWNER_NONE;
   std::thread idle([&] {
+    idle_owner = labyrinth_owner_self();
     std::vector<void *> pages;
     for (int i = 0; i < 100; ++i) pages.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
     for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
     std::unique_lock<std::mutex> lock(mu);
-    cached = true;
+    phase = 1;
     cv.notify_all();
-    cv.wait(lock, [&] { return leave; });
+    cv.wait(lock, [&] { return phase == 2; });
+    // If its cache was taken while it slept, it allocates as before all the
+    // same, through the inline path once its record names its cache again.
+    for (int i = 0; i < 50; ++i) {
+      void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+      if (pg) theirs_after.push_back(pg);
+    }
+    phase = 3;
+    cv.notify_all();
   });
   {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return cached; });
+    cv.wait(lock, [&] { return phase == 1; });
   }
   const std::uint64_t theirs = stats(p).cached_pages;
   ASSERT_GE(theirs, 100u);
   std::vector<void *> mine;
-  void *pg = nullptr;
-  while (labyrinth_alloc_pages(p, 0, LABYRINTH_GFP_EXCLUSIVE, 0, &pg) == LABYRINTH_OK) mine.push_back(pg);
-  const std::string plain = last_message();
-  EXPECT_EQ(labyrinth_last_status(), LABYRINTH_ERR_NOMEM);
-  // This thread's cache is empty: its last refill found nothing.
-  EXPECT_EQ(stats(p).cached_pages, theirs);
-  EXPECT_NE(plain.find(std::to_string(theirs) + " in thread caches (0 this thread's)"), std::string::npos)
-      << plain;
-  while (void *more = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) mine.push_back(more);
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) mine.push_back(pg);
   const std::string atomic = last_message();
   EXPECT_NE(atomic.find("(ATOMIC): 0 free outside the 2 thread caches in use"), std::string::npos) << atomic;
-  EXPECT_EQ(stats(p).cached_pages, theirs);
+  EXPECT_EQ(stats(p).cached_pages, theirs);  // ATOMIC callers never take them
+  EXPECT_EQ(mine.size(), stats(p).total_pages - theirs);
+  // Without ATOMIC: the idle thread's pages, less the 16 that refill the
+  // reserve first, then NOMEM with nothing left in any cache (or, without
+  // reclaim, nothing, and NOMEM counting the idle thread's pages).
+  void *pg = nullptr;
+  std::size_t taken = 0;
+  while (labyrinth_alloc_pages(p, 0, LABYRINTH_GFP_EXCLUSIVE, 0, &pg) == LABYRINTH_OK) {
+    mine.push_back(pg);
+    ++taken;
+  }
+  const std::string plain = last_message();
+  EXPECT_EQ(labyrinth_last_status(), LABYRINTH_ERR_NOMEM);
+  labyrinth_stats s = stats(p);
+  if (reclaim) {
+    EXPECT_EQ(taken, theirs - 16);
+    EXPECT_NE(plain.find(": 0 free, 0 in thread caches (0 this thread's), reserve 16/16"), std::string::npos)
+        << plain;
+    EXPECT_EQ(s.cached_pages, 0u);
+    EXPECT_EQ(s.cache_reclaims, 1u);
+    EXPECT_EQ(s.reclaimed_pages, theirs);
+    while (void *more = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) mine.push_back(more);
+    EXPECT_EQ(mine.size(), s.total_pages);
+  } else {
+    EXPECT_EQ(taken, 0u);
+    EXPECT_NE(plain.find(": 0 free, " + std::to_string(theirs) + " in thread caches (0 this thread's)"),
+              std::string::npos)
+        << plain;
+    EXPECT_EQ(s.cached_pages, theirs);
+    EXPECT_EQ(s.cache_reclaims, 0u);
+  }
+  EXPECT_EQ(s.thread_caches_in_use, 2u);  // the idle thread's is still its own
+  // Some back; the idle thread wakes and takes what it can: 40 pages freed
+  // here if its cache was taken, else 50 from its own cache.
+  for (std::size_t i = 0; i < 40; ++i) {
+    ASSERT_EQ(labyrinth_free_pages(p, mine.back()), LABYRINTH_OK);
+    mine.pop_back();
+  }
   {
-    std::lock_guard<std::mutex> lock(mu);
-    leave = true;
+    std::unique_lock<std::mutex> lock(mu);
+    phase = 2;
     cv.notify_all();
+    cv.wait(lock, [&] { return phase == 3; });
   }
   idle.join();
-  EXPECT_EQ(stats(p).cached_pages, 0u);
-  for (std::uint64_t i = 0; i < theirs; ++i) {
-    void *back = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
-    ASSERT_NE(back, nullptr) << i << ": " << last_message();
-    mine.push_back(back);
+  const std::size_t got = reclaim ? 40 : 50;
+  EXPECT_EQ(theirs_after.size(), got);
+  for (void *t : theirs_after) {
+    labyrinth_owner owner = LABYRINTH_OWNER_NONE;
+    ASSERT_EQ(labyrinth_page_info(p, t, &owner, nullptr), LABYRINTH_OK);
+    EXPECT_EQ(owner, idle_owner);
   }
-  EXPECT_EQ(mine.size(), stats(p).total_pages);
+  EXPECT_EQ(stats(p).orphaned_pages, got);  // its owner has exited
+  std::size_t orphans = 0;
+  ASSERT_EQ(labyrinth_pool_reclaim_orphans(p, &orphans), LABYRINTH_OK);
+  EXPECT_EQ(orphans, got);
   for (void *m : mine) ASSERT_EQ(labyrinth_free_pages(p, m), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  s = stats(p);
+  EXPECT_EQ(s.allocated_pages, 0u);
+  expect_accounting(s);
+  expect_maximal(p, o);
+}
+
+INSTANTIATE_TEST_SUITE_P(ThreadCache, IdleCache, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool> &i) { return i.param ? "Reclaim" : "NoReclaim"; });
+
+// A refusal counts the free pages the call could not reach in thread
+// caches, its own apart: here order-0 pages in the caller's own cache, which
+// cannot make the order-3 block it asked for (labyrinth_pool_trim would
+// give them back).
+TEST(ThreadCache, ARefusalCountsThePagesInTheCallersOwnCache) {
+  labyrinth_pool_options o = options(16u << 20);
+  o.atomic_reserve_pages = 0;
+  o.watermark_min_pages = o.watermark_low_pages = o.watermark_high_pages = 0;  // no pressure
+  PoolGuard p(o);
+  std::vector<void *> mine;
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) mine.push_back(pg);
+  ASSERT_EQ(mine.size(), stats(p).total_pages);
+  for (int i = 0; i < 100; ++i) {  // every other page: no two make a block
+    ASSERT_EQ(labyrinth_free_pages(p, mine[2 * i]), LABYRINTH_OK);
+    mine[2 * i] = nullptr;
+  }
+  ASSERT_EQ(stats(p).cached_pages, 100u);
+  void *block = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_EXCLUSIVE, 0, &block), LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(block, nullptr);
+  const std::string plain = last_message();
+  EXPECT_NE(plain.find("no free block of order 3 (without waiting): 0 free, 100 in thread caches (100 this "
+                       "thread's)"),
+            std::string::npos)
+      << plain;
+  for (void *m : mine) {
+    if (!m) continue;
+    ASSERT_EQ(labyrinth_free_pages(p, m), LABYRINTH_OK);
+  }
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
 }

@@ -109,3 +109,43 @@ def test_run_from_thread_while_main_allocates() -> None:
                 n += 1
         t.join()
         assert n > 100 and len(out) == 1
+
+
+def test_an_idle_threads_cache_comes_back_to_a_call_that_may_block() -> None:
+    """A thread that freed pages into its cache and went idle: an allocation
+    without ``atomic`` that would fail takes them back (``reclaim=True``, the
+    default); with ``reclaim=False`` it fails and the pages stay cached."""
+    for reclaim in (True, False):
+        with labyrinth.Pool(256 * PAGE_SIZE, atomic_reserve_pages=0, reclaim=reclaim) as pool:
+            cached = threading.Event()
+            leave = threading.Event()
+
+            def idle() -> None:
+                pages = [pool.alloc_page() for _ in range(100)]
+                for page in pages:
+                    page.free()
+                cached.set()
+                leave.wait(30)
+
+            t = threading.Thread(target=idle)
+            t.start()
+            assert cached.wait(30)
+            theirs = pool.stats().cached_pages
+            assert theirs >= 100
+            held = []
+            while True:
+                try:
+                    held.append(pool.alloc(0, atomic=False))
+                except labyrinth.OutOfPages:
+                    break
+            stats = pool.stats()
+            if reclaim:
+                assert len(held) == stats.total_pages
+                assert stats.cache_reclaims == 1 and stats.reclaimed_pages == theirs
+            else:
+                assert len(held) == stats.total_pages - theirs
+                assert stats.cache_reclaims == 0 and stats.cached_pages == theirs
+            leave.set()
+            t.join(timeout=30)
+            for page in held:
+                page.free()

@@ -386,12 +386,13 @@ void run_stress(std::uint32_t extra_flags, double seconds) {
   std::printf("[stress] WAIT: %llu calls, %llu served, %llu timed out (0..10 ms timeouts); "
               "TIMEOUT past the timeout by p99 <= %.2f ms, p99.9 <= %.2f ms, max %.2f ms (bound "
               "%.0f ms); pool: %llu waits slept, %llu NOMEM+TIMEOUT failures, %llu pressure "
-              "events, %llu reserve uses\n",
+              "events, %llu reserve uses, %llu other threads' caches taken back (%llu pages)\n",
               (unsigned long long)s.waits.load(), (unsigned long long)s.wait_ok.load(),
               (unsigned long long)s.wait_timeouts.load(), s.overshoot.quantile(0.99) / 1e6,
               s.overshoot.quantile(0.999) / 1e6, s.worst_overshoot_ns.load() / 1e6, slack_ns / 1e6, (unsigned long long)after.waits,
               (unsigned long long)(after.failures[LABYRINTH_ERR_NOMEM] + after.failures[LABYRINTH_ERR_TIMEOUT]),
-              (unsigned long long)after.pressure_events, (unsigned long long)after.reserve_uses);
+              (unsigned long long)after.pressure_events, (unsigned long long)after.reserve_uses,
+              (unsigned long long)after.cache_reclaims, (unsigned long long)after.reclaimed_pages);
 }
 
 }  // namespace

@@ -75,10 +75,9 @@ typedef struct labyrinth_pool labyrinth_pool;
 typedef enum labyrinth_status {
   LABYRINTH_OK = 0,              /**< success */
   LABYRINTH_ERR_NOMEM = 1,       /**< no page available (without waiting); the
-                                      message also counts the free pages in thread
-                                      caches, out of the call's reach until their
-                                      threads trim or exit (ATOMIC: how many
-                                      caches are in use, to stay quick) */
+                                      message also counts the free pages still in
+                                      thread caches (for ATOMIC, which may not take
+                                      them, how many caches are in use) */
   LABYRINTH_ERR_INVALID = 2,     /**< bad argument: NULL handle, bad flags, bad size,
                                       pointer not the start of an allocated block */
   LABYRINTH_ERR_NOT_OWNER = 3,   /**< the page is exclusive to another owner */
@@ -172,6 +171,16 @@ typedef uint64_t labyrinth_owner;
  *  is UNSUPPORTED, saying whether the CPU or the kernel lacks keys, where
  *  they are missing. */
 #define LABYRINTH_POOL_PKEYS (1u << 5)
+/** Never take back other threads' cached pages. By default an allocation
+ *  without ATOMIC that would fail or sleep first takes back the free pages in
+ *  the caches of threads outside a call (labyrinth_alloc_pages); that makes a
+ *  membarrier() system call, which interrupts every CPU then running a thread
+ *  of the process (an inter-processor interrupt: microseconds on bare metal,
+ *  8-32 us on the Firecracker VM this project is measured on), ATOMIC
+ *  callers included. Set this for pools whose ATOMIC threads must never
+ *  be interrupted; idle threads then keep their caches until they trim or
+ *  exit. */
+#define LABYRINTH_POOL_NO_RECLAIM (1u << 6)
 /** Default flags set by labyrinth_pool_options_init(). */
 #define LABYRINTH_POOL_DEFAULT_FLAGS (LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES)
 
@@ -253,7 +262,8 @@ LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
  * free list to the buddy allocator, so free pages coalesce into the largest
  * blocks, and renew the atomic reserve: once every page is free, a trimmed
  * pool has exactly the blocks of a fresh one.
- * Other threads' caches are returned when those threads exit or call this.
+ * Other threads' caches are returned when those threads exit or call this,
+ * or when an allocation without ATOMIC would otherwise fail.
  * Safe while other threads allocate: it holds one zone's mutex at a time,
  * for a few hundred pages at most (ATOMIC callers never wait for it, they
  * try another zone), and the reserve is swapped for its renewal in one
@@ -300,7 +310,14 @@ labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool);
  * Without EXCLUSIVE, any thread may free the block.
  * With ATOMIC: never blocks, async-signal-safe, fails at once with NOMEM, and
  * may use the atomic reserve. Without ATOMIC: may block (a mutex; with WAIT,
- * sleeps up to timeout_ms); not async-signal-safe.
+ * sleeps up to timeout_ms); not async-signal-safe. Before it fails or sleeps,
+ * a call without ATOMIC takes back the free pages in other threads' caches
+ * (a thread that went idle keeps its cache), then tries once more: that costs
+ * a membarrier() system call (it briefly interrupts every CPU running a
+ * thread of the process) and the library's registry mutex, and waits at most
+ * ~0.2 ms per round for threads inside a call (those keep their caches).
+ * Not in pools with LABYRINTH_POOL_NO_RECLAIM, nor where the kernel lacks
+ * membarrier(PRIVATE_EXPEDITED).
  */
 LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool,
                                                      unsigned order,
@@ -418,6 +435,10 @@ typedef struct labyrinth_stats {
   uint64_t metadata_bytes;      /**< bytes of side table (per-page metadata) */
   uint32_t flags;               /**< the pool's LABYRINTH_POOL_* flags in effect */
   uint32_t huge_pages;          /**< 1 if MADV_HUGEPAGE was accepted */
+  uint64_t cache_reclaims;      /**< other threads' caches taken back by
+                                     allocations without ATOMIC that would
+                                     otherwise have failed or slept */
+  uint64_t reclaimed_pages;     /**< free pages those caches held */
 } labyrinth_stats;
 
 /**
@@ -478,9 +499,11 @@ LABYRINTH_API uint32_t labyrinth_abi_version(void);
  */
 #if !defined(LABYRINTH_NO_INLINE) && (defined(__GNUC__) || defined(__clang__))
 
-/** Per-thread state of the inline fast path. Written by the library (on
- *  the owning thread, except that destroying a pool clears records that name
- *  it); read by the inline functions on the owning thread. */
+/** Per-thread state of the inline fast path. Written by the library on the
+ *  owning thread, except that destroying a pool clears `pool` in records
+ *  that name it, and another thread reclaiming this thread's cache points
+ *  `cache` at an empty one (both with a compare-and-swap); read by the
+ *  inline functions on the owning thread. */
 typedef struct labyrinth_thread_fast_v1 {
   const labyrinth_pool *pool; /**< pool this record describes; NULL: none;
                                    LABYRINTH_FAST_BUSY_V1 while the thread is
@@ -554,10 +577,24 @@ typedef struct labyrinth_order_cache_v1 {
 LABYRINTH_API extern __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
     __attribute__((tls_model("initial-exec")));
 
-/** End an inline call that marked the record BUSY: the record names `pool` again. */
+/** End an inline call that marked the record BUSY: the record names `pool`
+ *  again. A release store (the same plain store as a relaxed one on
+ *  x86-64): a library thread that reclaims this thread's cache waits until it
+ *  sees the record not BUSY, and must then see every change the call made
+ *  to the cache. */
 LABYRINTH_INLINE_V1_ void labyrinth_fast_leave_v1_(const labyrinth_pool *pool) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&labyrinth_thread_fast.pool, pool, __ATOMIC_RELAXED);
+  __atomic_store_n(&labyrinth_thread_fast.pool, pool, __ATOMIC_RELEASE);
+}
+
+/** The record's cache pointer. Read only after the record was marked BUSY:
+ *  a thread reclaiming this thread's cache points it at an empty cache, then
+ *  waits, after a membarrier(), until it sees the record not BUSY; a call
+ *  that marked it BUSY after that barrier sees the empty cache here and
+ *  takes the library's path. An atomic load (a plain load on every target)
+ *  because that other thread writes it. */
+LABYRINTH_INLINE_V1_ uint32_t *labyrinth_fast_cache_v1_(void) {
+  return __atomic_load_n(&labyrinth_thread_fast.cache, __ATOMIC_RELAXED);
 }
 
 /** The inline common case of the flagship; NULL when the library must decide.
@@ -572,7 +609,7 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) 
     return (void *)0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  c = labyrinth_thread_fast.cache;
+  c = labyrinth_fast_cache_v1_();
   n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
   page = (void *)0;
   if (__builtin_expect(n != 0, 1)) {
@@ -603,7 +640,7 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *
     return (void *)0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  oc = labyrinth_order_cache_of_v1_(labyrinth_thread_fast.cache);
+  oc = labyrinth_order_cache_of_v1_(labyrinth_fast_cache_v1_());
   np = &oc->n[order];
   LABYRINTH_IN_REGISTER_V1_(np);
   n = *np;
@@ -694,13 +731,13 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, voi
   if (!labyrinth_fast_enter_page_v1_(pool, page, &word)) return 0;
   w = __atomic_load_n(word, __ATOMIC_RELAXED);
   if (__builtin_expect(w == labyrinth_thread_fast.alloc_word, 1)) { /* an order-0 page: the flagship's */
-    done = labyrinth_page_cache_push_v1_(labyrinth_thread_fast.cache, word, page);
+    done = labyrinth_page_cache_push_v1_(labyrinth_fast_cache_v1_(), word, page);
   } else {
     /* A block: most often of the order last taken from the order cache. Try
      * that order first, as a separate branch: the push then need not wait
      * for the word to be read to know where to go (the branch is predicted),
      * which halves a tight alloc + free loop. */
-    uint32_t *c = labyrinth_thread_fast.cache;
+    uint32_t *c = labyrinth_fast_cache_v1_();
     const unsigned hint = labyrinth_order_cache_of_v1_(c)->n[0];
     if (hint - 1u < LABYRINTH_MAX_ORDER && w == (labyrinth_thread_fast.alloc_word | ((uint64_t)hint << 4))) {
       done = labyrinth_order_cache_push_v1_(c, word, page, hint);
@@ -730,8 +767,8 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_order_v1_(const labyrinth_pool *poo
   if (__builtin_expect(__atomic_load_n(word, __ATOMIC_RELAXED) ==
                            (labyrinth_thread_fast.alloc_word | ((uint64_t)order << 4)),
                        1))
-    done = order == 0 ? labyrinth_page_cache_push_v1_(labyrinth_thread_fast.cache, word, page)
-                      : labyrinth_order_cache_push_v1_(labyrinth_thread_fast.cache, word, page, order);
+    done = order == 0 ? labyrinth_page_cache_push_v1_(labyrinth_fast_cache_v1_(), word, page)
+                      : labyrinth_order_cache_push_v1_(labyrinth_fast_cache_v1_(), word, page, order);
   labyrinth_fast_leave_v1_(pool);
   return done;
 }

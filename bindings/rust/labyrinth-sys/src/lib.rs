@@ -51,6 +51,7 @@ pub const LABYRINTH_POOL_SCRUB: u32 = 1 << 2;
 pub const LABYRINTH_POOL_POISON: u32 = 1 << 3;
 pub const LABYRINTH_POOL_GUARD: u32 = 1 << 4;
 pub const LABYRINTH_POOL_PKEYS: u32 = 1 << 5;
+pub const LABYRINTH_POOL_NO_RECLAIM: u32 = 1 << 6;
 pub const LABYRINTH_POOL_DEFAULT_FLAGS: u32 = LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES;
 pub const LABYRINTH_DESTROY_FORCE: u32 = 1 << 0;
 
@@ -100,6 +101,8 @@ pub struct labyrinth_stats {
     pub metadata_bytes: u64,
     pub flags: u32,
     pub huge_pages: u32,
+    pub cache_reclaims: u64,
+    pub reclaimed_pages: u64,
 }
 
 extern "C" {

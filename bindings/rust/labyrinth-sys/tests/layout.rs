@@ -57,7 +57,7 @@ const STATS_FIELDS: &[&str] = &[
     "allocated_pages", "inflight_pages", "orphaned_pages", "free_blocks", "shared_free_pages",
     "reserve_uses", "failures", "waits", "timeouts", "refills", "drains", "pressure_events",
     "watermark_min", "watermark_low", "watermark_high", "thread_caches_in_use", "metadata_bytes",
-    "flags", "huge_pages",
+    "flags", "huge_pages", "cache_reclaims", "reclaimed_pages",
 ];
 
 const URING_STRUCTS: &[(&str, &[&str])] = &[
@@ -109,6 +109,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("LABYRINTH_POOL_POISON", LABYRINTH_POOL_POISON as u64),
         ("LABYRINTH_POOL_GUARD", LABYRINTH_POOL_GUARD as u64),
         ("LABYRINTH_POOL_PKEYS", LABYRINTH_POOL_PKEYS as u64),
+        ("LABYRINTH_POOL_NO_RECLAIM", LABYRINTH_POOL_NO_RECLAIM as u64),
         ("LABYRINTH_POOL_DEFAULT_FLAGS", LABYRINTH_POOL_DEFAULT_FLAGS as u64),
         ("LABYRINTH_DESTROY_FORCE", LABYRINTH_DESTROY_FORCE as u64),
         ("LABYRINTH_ABI_VERSION_MAJOR", LABYRINTH_ABI_VERSION_MAJOR as u64),
@@ -161,6 +162,8 @@ fn structs_and_constants_match_the_header() {
         ("metadata_bytes", offset_of!(labyrinth_stats, metadata_bytes)),
         ("flags", offset_of!(labyrinth_stats, flags)),
         ("huge_pages", offset_of!(labyrinth_stats, huge_pages)),
+        ("cache_reclaims", offset_of!(labyrinth_stats, cache_reclaims)),
+        ("reclaimed_pages", offset_of!(labyrinth_stats, reclaimed_pages)),
     ];
     assert_eq!(stats.len(), STATS_FIELDS.len());
     for (f, off) in stats {

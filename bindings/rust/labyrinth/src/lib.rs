@@ -192,6 +192,10 @@ impl PoolOptions {
     pub fn scrub(self, on: bool) -> Self { self.flag(sys::LABYRINTH_POOL_SCRUB, on) }
     /// Ask for transparent huge pages (default on).
     pub fn huge_pages(self, on: bool) -> Self { self.flag(sys::LABYRINTH_POOL_HUGEPAGES, on) }
+    /// Let an allocation without ATOMIC that would fail take back idle
+    /// threads' cached pages (default on; a `membarrier` system call that
+    /// briefly interrupts the process's other threads).
+    pub fn reclaim(self, on: bool) -> Self { self.flag(sys::LABYRINTH_POOL_NO_RECLAIM, !on) }
     /// Pages only atomic allocations may take.
     pub fn atomic_reserve_pages(mut self, pages: usize) -> Self {
         self.0.atomic_reserve_pages = pages;
