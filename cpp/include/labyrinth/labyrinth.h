@@ -178,8 +178,9 @@ typedef uint64_t labyrinth_owner;
  *  of the process (an inter-processor interrupt: microseconds on bare metal,
  *  8-32 us on the Firecracker VM this project is measured on), ATOMIC
  *  callers included. Set this for pools whose ATOMIC threads must never
- *  be interrupted; idle threads then keep their caches until they trim or
- *  exit. */
+ *  be interrupted, and in processes whose seccomp filter does not allow
+ *  membarrier (the first reclaim asks the kernel with membarrier(QUERY));
+ *  idle threads then keep their caches until they trim or exit. */
 #define LABYRINTH_POOL_NO_RECLAIM (1u << 6)
 /** Default flags set by labyrinth_pool_options_init(). */
 #define LABYRINTH_POOL_DEFAULT_FLAGS (LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES)
