@@ -100,3 +100,12 @@ TEST(CppWrapper, TransferHandsThePageToAnotherThread) {
   t.join();
   EXPECT_EQ(pool.stats().allocated_pages, 0u);
 }
+
+// The builder's flag setters reach the pool: reclaim(false) is
+// LABYRINTH_POOL_NO_RECLAIM, reclaim(true) clears it again.
+TEST(CppWrapper, ReclaimFlag) {
+  labyrinth::Pool off(labyrinth::PoolOptions().size(1u << 20).pin(false).reclaim(false));
+  EXPECT_TRUE(off.stats().flags & LABYRINTH_POOL_NO_RECLAIM);
+  labyrinth::Pool on(labyrinth::PoolOptions().size(1u << 20).pin(false).reclaim(false).reclaim(true));
+  EXPECT_FALSE(on.stats().flags & LABYRINTH_POOL_NO_RECLAIM);
+}

@@ -48,6 +48,9 @@ class PoolOptions {
   PoolOptions &flags(std::uint32_t f) noexcept { opts_.flags = f; return *this; }
   PoolOptions &pin(bool on) noexcept { return set_flag(LABYRINTH_POOL_PIN, on); }
   PoolOptions &scrub(bool on) noexcept { return set_flag(LABYRINTH_POOL_SCRUB, on); }
+  /// Let allocations without ATOMIC that would fail take back idle threads'
+  /// cached pages (default on; LABYRINTH_POOL_NO_RECLAIM when off).
+  PoolOptions &reclaim(bool on) noexcept { return set_flag(LABYRINTH_POOL_NO_RECLAIM, !on); }
   PoolOptions &numa_node(int node) noexcept { opts_.numa_node = node; return *this; }
   const labyrinth_pool_options &c() const noexcept { return opts_; }
   labyrinth_pool_options &c() noexcept { return opts_; }

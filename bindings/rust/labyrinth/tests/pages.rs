@@ -121,3 +121,12 @@ fn free_reports_what_the_library_says() {
     assert_eq!(block.free(), Ok(()));
     assert_eq!(p.stats().unwrap().allocated_pages, 0);
 }
+
+#[test]
+fn reclaim_can_be_turned_off() {
+    let off = Pool::new(PoolOptions::new(1 << 20).pin(false).reclaim(false)).expect("pool");
+    assert_ne!(off.stats().unwrap().flags & labyrinth_sys::LABYRINTH_POOL_NO_RECLAIM, 0);
+    let on = pool(1 << 20);
+    assert_eq!(on.stats().unwrap().flags & labyrinth_sys::LABYRINTH_POOL_NO_RECLAIM, 0);
+    assert_eq!(on.stats().unwrap().cache_reclaims, 0);
+}
