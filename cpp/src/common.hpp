@@ -2,6 +2,8 @@
 // thread-local state, and error reporting.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -72,6 +74,13 @@ inline void leave_call() {
 }
 // Forget the record (no pool), e.g. at thread exit or fork.
 void fast_forget();
+
+// CLOCK_MONOTONIC in nanoseconds (deadlines of waits and reclaims).
+inline std::int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
 
 // Compiler-only barrier: orders our TLS guard against the cache update as
 // seen by a signal handler on this thread.

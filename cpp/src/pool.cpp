@@ -49,12 +49,6 @@ void futex_wait(std::atomic<std::uint32_t> *word, std::uint32_t seen, long max_n
           nullptr, 0);
 }
 
-std::int64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 }  // namespace
 
 std::atomic<std::uint64_t> g_zone_nesting{0};
@@ -344,9 +338,8 @@ static std::uint64_t cached_pages(const Pool *p, std::uint64_t *mine = nullptr) 
     const ThreadCache *c = p->cache_at(i);
     const std::uint64_t user = c->user.load(kRelaxed);
     if (!user) continue;
-    const std::uint64_t held = c->n() + c->orders()->pages.load(kRelaxed);
-    n += held;
-    if (user == tls.owner) own += held;
+    n += c->held();
+    if (user == tls.owner) own += c->held();
   }
   if (mine) *mine = own;
   return n;
@@ -468,15 +461,6 @@ static void flush_shared(Pool *p, bool atomic) {
     p->shared.push_linked(i, rest);
     return;
   }
-}
-
-// Give back everything a thread's cache holds: its pages to the reserve and
-// the shared list, its order cache's blocks to the buddy allocator (each
-// under its zone's mutex), and put its high mark back at the start.
-static void give_back_cache(Pool *p, ThreadCache *c) {
-  cache_drain(p, c, c->n());
-  order_cache_flush(p, c);
-  cache_reset_mark(p, c);
 }
 
 void pool_thread_exit(Pool *p, std::uint64_t owner) {

@@ -5,7 +5,6 @@
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -147,12 +146,6 @@ bool membarrier_ready() {
   return g_membarrier == 1;
 }
 
-std::int64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 // How long a reclaim waits, per round, for owners inside a call to leave it.
 constexpr std::int64_t kQuiesceNs = 200000;
 // Rounds (step 4 of the protocol): a second is needed only when an owner's
@@ -177,30 +170,30 @@ std::size_t reclaim_caches(Pool *p, std::size_t want) {
   const std::uint64_t me = tls.owner;
   // Caches of other live threads that hold something.
   ThreadCache *pending[1024];
-  std::size_t npending = 0, held = 0;
+  std::size_t npending = 0, cached = 0;
   for (std::uint32_t i = 0; i < p->max_caches && npending < 1024; ++i) {
     ThreadCache *c = p->cache_at(i);
     const std::uint64_t user = c->user.load(std::memory_order_acquire);
     if (user == 0 || user == me || !c->record.load(kRelaxed)) continue;
-    const std::uint64_t in_cache = c->n() + c->orders()->pages.load(kRelaxed);
+    const std::uint64_t in_cache = c->held();
     if (in_cache == 0) continue;
-    held += in_cache;
+    cached += in_cache;
     pending[npending++] = c;
   }
-  if (npending == 0 || held < want || !membarrier_ready()) return 0;
+  if (npending == 0 || cached < want || !membarrier_ready()) return 0;
   for (std::size_t k = 0; k < npending; ++k) pending[k]->reclaim.store(1, std::memory_order_seq_cst);
   std::size_t given = 0;
   for (int round = 0; round < kReclaimRounds && npending; ++round) {
     for (std::size_t k = 0; k < npending; ++k) redirect_record(pending[k]);
     if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) break;  // take nothing
-    const std::int64_t deadline = monotonic_ns() + kQuiesceNs;
+    const std::int64_t deadline = now_ns() + kQuiesceNs;
     std::size_t again = 0;
     for (std::size_t k = 0; k < npending; ++k) {
       ThreadCache *c = pending[k];
       labyrinth_thread_fast_v1 *rec = c->record.load(kRelaxed);
       bool quiet = true;
       for (unsigned spins = 0; __atomic_load_n(&rec->pool, __ATOMIC_ACQUIRE) == LABYRINTH_FAST_BUSY_V1; ++spins) {
-        if (monotonic_ns() > deadline) {
+        if (now_ns() > deadline) {
           quiet = false;
           break;
         }
@@ -215,13 +208,11 @@ std::size_t reclaim_caches(Pool *p, std::size_t want) {
         pending[again++] = c;  // pointed back by a call from before the barrier
         continue;
       }
-      const std::uint64_t taken = c->n() + c->orders()->pages.load(kRelaxed);
+      const std::uint64_t taken = c->held();
       given += taken;
       p->cache_reclaims.fetch_add(1, kRelaxed);
       p->reclaimed_pages.fetch_add(taken, kRelaxed);
-      if (c->n()) cache_drain(p, c, c->n());
-      order_cache_flush(p, c);
-      cache_reset_mark(p, c);
+      give_back_cache(p, c);  // as the owner's exit would
       c->reclaim.store(0, std::memory_order_release);
     }
     npending = again;
@@ -410,6 +401,12 @@ bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) 
   oc->n[order] = n + 1;
   oc->pages.store(oc->pages.load(kRelaxed) + pages, kRelaxed);
   return true;
+}
+
+void give_back_cache(Pool *p, ThreadCache *c) {
+  cache_drain(p, c, c->n());
+  order_cache_flush(p, c);
+  cache_reset_mark(p, c);
 }
 
 void order_cache_flush(Pool *p, ThreadCache *c) {

@@ -105,6 +105,8 @@ class alignas(64) ThreadCache {
   const OrderCache *orders() const {
     return reinterpret_cast<const OrderCache *>(reinterpret_cast<void *const *>(this + 1) + capacity);
   }
+  // Free pages it holds: its page slots and its order cache's blocks.
+  std::uint64_t held() const { return n() + orders()->pages.load(std::memory_order_relaxed); }
 };
 static_assert(sizeof(ThreadCache) == 64, "one cache line of header before the slots");
 // cache[0], cache[1], cache[2] of labyrinth_thread_fast_v1 (ABI 1.x).
@@ -175,6 +177,12 @@ void cache_sync_limit(Pool *pool, ThreadCache *cache);
 // Put the high mark back to its start and forget past drains (trim, thread
 // exit). Owner thread.
 void cache_reset_mark(Pool *pool, ThreadCache *cache);
+
+// Give back everything a cache holds: its pages to the reserve and the
+// shared list, its order cache's blocks to the buddy allocator (each under
+// its zone's mutex), and put its high mark back at the start. Thread exit,
+// trim, and a reclaim by another thread.
+void give_back_cache(Pool *pool, ThreadCache *cache);
 
 // Order cache (order >= 1). The caller holds the re-entry guard (enter_call).
 // pop: a block of `order`, or nullptr. push: false if the block does not fit
