@@ -92,13 +92,12 @@ inline void cpu_relax() { _mm_pause(); }
 // that every allocator is measured with the same placement rather than
 // wherever the scheduler happened to put them (which swings the result 3x
 // on a 2-CPU VM).
-inline bool pin_to_cpu(int cpu, cpu_set_t *old) {
-  if (std::getenv("LABYRINTH_BENCH_NO_PIN")) return false;
-  if (sched_getaffinity(0, sizeof *old, old) != 0 || CPU_COUNT(old) < 2) return false;
+// Pin the calling thread to the n-th CPU (from 0) of `among`.
+inline bool pin_to_nth_cpu(const cpu_set_t &among, int n) {
   int seen = 0;
   for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (!CPU_ISSET(c, old)) continue;
-    if (seen++ == cpu) {
+    if (!CPU_ISSET(c, &among)) continue;
+    if (seen++ == n) {
       cpu_set_t one;
       CPU_ZERO(&one);
       CPU_SET(c, &one);
@@ -106,6 +105,15 @@ inline bool pin_to_cpu(int cpu, cpu_set_t *old) {
     }
   }
   return false;
+}
+
+// Pin the calling thread to the cpu-th CPU it may run on, if it may run on
+// two or more; *old receives the mask it had. A thread this one starts
+// afterwards inherits the single CPU: pin it with pin_to_nth_cpu(*old, k).
+inline bool pin_to_cpu(int cpu, cpu_set_t *old) {
+  if (std::getenv("LABYRINTH_BENCH_NO_PIN")) return false;
+  if (sched_getaffinity(0, sizeof *old, old) != 0 || CPU_COUNT(old) < 2) return false;
+  return pin_to_nth_cpu(*old, cpu);
 }
 
 // Waiting for the other thread: spin a little, then give the CPU away. On a
@@ -284,6 +292,61 @@ class SpscRing {
 };
 
 // ---------------------------------------------------------------------------
+// A cache line's round trip between the two threads of the cross pattern:
+// one thread stores a number on a line, the other waits for it and answers
+// on a second line. On our 2-vCPU VMs this is bimodal, per process: ~50 ns
+// in some processes, 300-480 ns in most (where the host runs the two vCPUs,
+// which the guest cannot see or choose), and the cross rows of every
+// allocator move with it (Labyrinth's ~10 ns/page against 14-23). The cross
+// rows report it so that a reader knows which of the two machines a number
+// came from.
+// ---------------------------------------------------------------------------
+
+class LinePingPong {
+ public:
+  static constexpr int kTrips = 2000;
+  // The measuring side: kTrips round trips; ns per round trip (median of 5
+  // runs of kTrips / 5). The other thread must be in answer() meanwhile, and
+  // a second measure() must wait until the first answer() returned (the
+  // callers' job handshakes order them).
+  double measure() {
+    double t[5];
+    for (int run = 0; run < 5; ++run) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < kTrips / 5; ++i) {
+        const long v = ++sent_;
+        ping_.store(v, std::memory_order_release);
+        while (pong_.load(std::memory_order_acquire) != v) {
+        }
+      }
+      t[run] = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+               (kTrips / 5);
+    }
+    std::sort(t, t + 5);
+    ping_.store(-1, std::memory_order_release);  // done: answer() returns
+    return t[2];
+  }
+  // The answering side: echo every ping until measure() is done.
+  void answer() {
+    for (;;) {
+      const long v = ping_.load(std::memory_order_acquire);
+      if (v < 0) break;
+      if (v != answered_) {
+        answered_ = v;
+        pong_.store(v, std::memory_order_release);
+      }
+    }
+    ping_.store(0, std::memory_order_relaxed);  // ready for the next measure()
+  }
+
+ private:
+  alignas(64) std::atomic<long> ping_{0};
+  alignas(64) std::atomic<long> pong_{0};
+  long sent_ = 0;          // measuring side's
+  alignas(64) long answered_ = 0;  // answering side's
+};
+
+// ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
@@ -422,12 +485,15 @@ void BM_cross(benchmark::State &st) {
   std::string consumer_error;
   cpu_set_t old_affinity;
   const bool pinned = pin_to_cpu(0, &old_affinity);
+  std::atomic<bool> consumer_pinned{false};
+  LinePingPong line;
   std::thread consumer([&] {
-    cpu_set_t ignored;
-    if (pinned) pin_to_cpu(1, &ignored);
+    // It starts on the producer's CPU (inherited): move it to the second one.
+    if (pinned) consumer_pinned.store(pin_to_nth_cpu(old_affinity, 1), std::memory_order_relaxed);
     if (const char *why = P::thread_enter()) consumer_error = why;
     token.store(P::receiver_token(), std::memory_order_relaxed);
     ready.store(true, std::memory_order_release);
+    if (consumer_pinned.load(std::memory_order_relaxed)) line.answer();
     Backoff b;
     for (;;) {
       if (void *p = ring->pop()) {
@@ -445,6 +511,8 @@ void BM_cross(benchmark::State &st) {
     if (consumer_error.empty()) P::thread_leave();
   });
   while (!ready.load(std::memory_order_acquire)) cpu_relax();
+  // Only between two CPUs: on one, each round trip would wait for a time slice.
+  if (consumer_pinned.load(std::memory_order_relaxed)) st.counters["line_rtt_ns"] = line.measure();
   const std::uint64_t to = token.load(std::memory_order_relaxed);
   std::uint64_t k = 0;
   bool failed = !consumer_error.empty();
@@ -470,7 +538,7 @@ void BM_cross(benchmark::State &st) {
   stop.store(true, std::memory_order_release);
   consumer.join();
   if (pinned) sched_setaffinity(0, sizeof old_affinity, &old_affinity);
-  st.counters["pinned"] = pinned ? 1 : 0;
+  st.counters["pinned"] = pinned && consumer_pinned.load(std::memory_order_relaxed) ? 1 : 0;
   if (!consumer_error.empty())
     st.SkipWithError(("receiving thread: " + consumer_error).c_str());
   else if (failed)

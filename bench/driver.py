@@ -331,6 +331,8 @@ def build_rows(results: dict) -> list[dict]:
         rows.append({"pattern": pattern, "alloc": alloc, "median": statistics.median(vals),
                      "min": min(vals), "max": max(vals), "n": len(vals),
                      "values": r["values"]})  # by repetition (None: missing), for paired checks
+        if r.get("line_rtt"):
+            rows[-1]["line_rtt_ns"] = statistics.median(r["line_rtt"])
 
     def sort_key(row):
         p = row["pattern"]
@@ -393,7 +395,13 @@ def targets(rows: list[dict]) -> list[dict]:
         v = med.get(("cross", lab))
         if v is not None:
             q = med.get(("cross", "queue_only"))
-            note = f"the queue alone costs {fmt(q)} ns/page of it" if q else ""
+            notes = [f"the queue alone costs {fmt(q)} ns/page of it"] if q else []
+            rtt = next((r.get("line_rtt_ns") for r in rows
+                        if r["pattern"] == "cross" and r["alloc"] == lab), None)
+            if rtt:
+                notes.append(f"a cache line's round trip between the two CPUs took {rtt:.0f} ns "
+                             "(median of its runs; ~50 or 300-480 ns on our VMs, see bench_patterns.hpp)")
+            note = "; ".join(notes)
             add(f"cross-thread: {lab} <= 15 ns/page", f"{fmt(v)} ns/page", "<= 15", v <= 15, note)
     for lab in LAB:
         v = med.get(("slow", lab))
@@ -587,6 +595,8 @@ def main() -> int:
                     continue
                 key = (pattern, alloc)
                 results.setdefault(key, {"values": []})["values"].append(value_of(b, pattern))
+                if b.get("line_rtt_ns"):  # cross: the two CPUs' cache-line round trip
+                    results[key].setdefault("line_rtt", []).append(b["line_rtt_ns"])
                 if pattern.startswith("tail/"):
                     t = tail_raw.setdefault(key, {})
                     for c, _ in TAIL_COUNTERS + [("samples", "")]:

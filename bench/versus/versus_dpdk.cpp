@@ -107,7 +107,9 @@ struct Freer {
   std::atomic<int> done{1};         // 0 while a job runs; 1 done; 2 a free failed
   std::atomic<std::uint64_t> owner{0};
   std::string error;
+  labbench::LinePingPong line;  // answered at the start of every job
 } *g_freer;
+std::vector<double> g_line_rtt;  // ns, one per cross job (the main thread's)
 
 void freer_main() {
   cpu_set_t cpu0;
@@ -125,6 +127,7 @@ void freer_main() {
     while ((n = g_freer->job.load()) == 0) labbench::cpu_relax();
     if (n < 0) break;
     g_freer->job.store(0);
+    g_freer->line.answer();
     const bool ok = g_freer->job_labyrinth.load() ? versus::lab_cross_free(&g_freer->ring, n)
                                                   : versus::dpdk_cross_free(&g_freer->ring, n);
     g_freer->done.store(ok ? 1 : 2);
@@ -143,12 +146,15 @@ struct Pattern {
 
 // One timed run; ns per unit, or a negative number if a call failed.
 double timed(const Pattern &pt, bool labyrinth) {
-  const auto t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   bool ok;
   if (pt.cross) {
     g_freer->done.store(0);
     g_freer->job_labyrinth.store(labyrinth ? 1 : 0);
     g_freer->job.store(pt.n);
+    const double rtt = g_freer->line.measure();  // before the clock starts again
+    g_line_rtt.push_back(rtt);
+    t0 = std::chrono::steady_clock::now();
     ok = labyrinth ? versus::lab_cross_alloc(&g_freer->ring, g_freer->owner.load(), pt.n)
                    : versus::dpdk_cross_alloc(&g_freer->ring, pt.n);
     if (!ok) {  // fewer than n pages went through the ring: the freer would wait for ever
@@ -166,6 +172,12 @@ double timed(const Pattern &pt, bool labyrinth) {
     ok = labyrinth ? versus::lab_order(pt.order, pt.n) : versus::dpdk_order(pt.order, pt.n);
   const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   return ok ? ns / (double(pt.n) * pt.per) : -1;
+}
+
+std::string fixed(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.0f", v);
+  return b;
 }
 
 double quantile(std::vector<double> v, double q) {
@@ -240,6 +252,7 @@ int main(int argc, char **argv) {
   std::printf("Labyrinth (flagship by name) and DPDK rte_mempool in one process, %d alternating rounds "
               "on CPU %ld; %s\n\n",
               rounds, cpus > 0 ? cpus - 1 : 0, rte_version());
+  std::string line_note;
   std::printf("| pattern | Labyrinth: median (fastest) | DPDK: median (fastest) | Labyrinth / DPDK: median [quartiles] |\n");
   std::printf("|---|---:|---:|---:|\n");
   for (const Pattern &pt : patterns) {
@@ -251,8 +264,15 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "versus: %s: a call failed in the warm-up\n", pt.name);
       return 1;
     }
+    g_line_rtt.clear();
     if (!alternate_row(pt.name, rounds, [&](int side) { return timed(pt, side == 0); })) return 1;
+    if (pt.cross && !g_line_rtt.empty())
+      line_note = "A cache line's round trip between the two CPUs, measured before each cross-thread run: "
+                  "median " + fixed(quantile(g_line_rtt, 0.5)) + " ns (" + fixed(quantile(g_line_rtt, 0)) + "-" +
+                  fixed(quantile(g_line_rtt, 1)) + "). On our 2-vCPU VMs it is ~50 ns in some processes and "
+                  "300-480 ns in most, with the cross-thread row ~10 ns/page in the first and 14-23 in the second.\n";
   }
+  if (!line_note.empty()) std::printf("\n%s", line_note.c_str());
   // Pool size, Labyrinth alone (the "same ns per pair within 10 %"):
   // the same alternation, 16 GiB against 16 MiB, unpinned.
   if ((only.empty() || std::string("pool size").find(only) != std::string::npos) &&
