@@ -295,11 +295,11 @@ class SpscRing {
 // A cache line's round trip between the two threads of the cross pattern:
 // one thread stores a number on a line, the other waits for it and answers
 // on a second line. On our 2-vCPU VMs this is bimodal, per process: ~50 ns
-// in some processes, 300-480 ns in most (where the host runs the two vCPUs,
-// which the guest cannot see or choose), and the cross rows of every
-// allocator move with it (Labyrinth's ~10 ns/page against 14-23). The cross
-// rows report it so that a reader knows which of the two machines a number
-// came from.
+// in some processes, 260-480 ns in most (most likely where the host runs
+// the two vCPUs, which the guest cannot see or choose), and the cross rows
+// of every allocator move with it (Labyrinth's ~10 ns/page against 14-23).
+// The cross rows report it so that a reader knows which of the two
+// machines a number came from.
 // ---------------------------------------------------------------------------
 
 class LinePingPong {

@@ -333,6 +333,8 @@ def build_rows(results: dict) -> list[dict]:
                      "values": r["values"]})  # by repetition (None: missing), for paired checks
         if r.get("line_rtt"):
             rows[-1]["line_rtt_ns"] = statistics.median(r["line_rtt"])
+        if r.get("pinned"):
+            rows[-1]["unpinned_runs"] = r["pinned"].count(False)
 
     def sort_key(row):
         p = row["pattern"]
@@ -396,11 +398,14 @@ def targets(rows: list[dict]) -> list[dict]:
         if v is not None:
             q = med.get(("cross", "queue_only"))
             notes = [f"the queue alone costs {fmt(q)} ns/page of it"] if q else []
-            rtt = next((r.get("line_rtt_ns") for r in rows
-                        if r["pattern"] == "cross" and r["alloc"] == lab), None)
+            row = next((r for r in rows if r["pattern"] == "cross" and r["alloc"] == lab), {})
+            rtt = row.get("line_rtt_ns")
+            if row.get("unpinned_runs"):
+                notes.append(f"in {row['unpinned_runs']} of {row['n']} runs the two threads were NOT "
+                             "pinned to two CPUs (fewer than 2 CPUs, or LABYRINTH_BENCH_NO_PIN)")
             if rtt:
                 notes.append(f"a cache line's round trip between the two CPUs took {rtt:.0f} ns "
-                             "(median of its runs; ~50 or 300-480 ns on our VMs, see bench_patterns.hpp)")
+                             "(median of its runs; ~50 or 260-480 ns on our VMs, see bench_patterns.hpp)")
             note = "; ".join(notes)
             add(f"cross-thread: {lab} <= 15 ns/page", f"{fmt(v)} ns/page", "<= 15", v <= 15, note)
     for lab in LAB:
@@ -597,6 +602,8 @@ def main() -> int:
                 results.setdefault(key, {"values": []})["values"].append(value_of(b, pattern))
                 if b.get("line_rtt_ns"):  # cross: the two CPUs' cache-line round trip
                     results[key].setdefault("line_rtt", []).append(b["line_rtt_ns"])
+                if pattern == "cross" and "pinned" in b:  # both threads on CPUs of their own
+                    results[key].setdefault("pinned", []).append(bool(b["pinned"]))
                 if pattern.startswith("tail/"):
                     t = tail_raw.setdefault(key, {})
                     for c, _ in TAIL_COUNTERS + [("samples", "")]:

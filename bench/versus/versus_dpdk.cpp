@@ -270,7 +270,7 @@ int main(int argc, char **argv) {
       line_note = "A cache line's round trip between the two CPUs, measured before each cross-thread run: "
                   "median " + fixed(quantile(g_line_rtt, 0.5)) + " ns (" + fixed(quantile(g_line_rtt, 0)) + "-" +
                   fixed(quantile(g_line_rtt, 1)) + "). On our 2-vCPU VMs it is ~50 ns in some processes and "
-                  "300-480 ns in most, with the cross-thread row ~10 ns/page in the first and 14-23 in the second.\n";
+                  "260-480 ns in most, with the cross-thread row ~10 ns/page in the first and 14-23 in the second.\n";
   }
   if (!line_note.empty()) std::printf("\n%s", line_note.c_str());
   // Pool size, Labyrinth alone (the "same ns per pair within 10 %"):
