@@ -511,9 +511,9 @@ int interleave(const char *label, std::vector<std::pair<const char *, std::funct
     }
   }
   std::printf("%s, %d rounds, interleaved:\n", label, rounds);
-  std::printf("  %-16s %10s %20s\n", "variant", "median ns", "median of / first");
+  std::printf("  %-24s %10s %20s\n", "variant", "median ns", "median of / first");
   for (std::size_t i = 0; i < nv; ++i)
-    std::printf("  %-16s %10.2f %20.3f\n", variants[i].first, median(ns[i]), median(rel[i]));
+    std::printf("  %-24s %10.2f %20.3f\n", variants[i].first, median(ns[i]), median(rel[i]));
   return 0;
 }
 
@@ -543,6 +543,9 @@ int run_interleaved(const char *label, int rounds) {
 //   block_no_hint   without the n[0] hint store at allocation
 //   block_oc_once   the order cache found once, not through the record's cache
 //                   pointer and the capacity (c[2]) on every call
+//   block_no_pages_oc_once, block_none_of_three   those left out together
+//                   (1 + 4, and all three): what an ABI 2 layout of the order
+//                   cache could save at most, if nothing replaced them
 // Mode bits: 1 no pages, 2 no hint, 4 oc given.
 template <int kMode>
 inline void *block_alloc(const labyrinth_pool *pool, unsigned order, labyrinth_order_cache_v1 *given) {
@@ -653,6 +656,8 @@ int run_interleaved_blocks(int rounds) {
       {"block_no_pages", variant(std::integral_constant<int, 1>())},
       {"block_no_hint", variant(std::integral_constant<int, 2>())},
       {"block_oc_once", variant(std::integral_constant<int, 4>())},
+      {"block_no_pages_oc_once", variant(std::integral_constant<int, 5>())},
+      {"block_none_of_three", variant(std::integral_constant<int, 7>())},
   };
   char label[64];
   std::snprintf(label, sizeof label, "blocks of order %u (ns a pair)", kOrder);
