@@ -305,6 +305,10 @@ class SpscRing {
 class LinePingPong {
  public:
   static constexpr int kTrips = 2000;
+  // Far more spins than a round trip takes (~100 at 500 ns): a yield then
+  // only matters if both threads ended up on one CPU (each would otherwise
+  // spin out its time slice per round trip).
+  static constexpr unsigned kSpinsBeforeYield = 1u << 14;
   // The measuring side: kTrips round trips; ns per round trip (median of 5
   // runs of kTrips / 5). The other thread must be in answer() meanwhile, and
   // a second measure() must wait until the first answer() returned (the
@@ -316,8 +320,8 @@ class LinePingPong {
       for (int i = 0; i < kTrips / 5; ++i) {
         const long v = ++sent_;
         ping_.store(v, std::memory_order_release);
-        while (pong_.load(std::memory_order_acquire) != v) {
-        }
+        for (unsigned spins = 0; pong_.load(std::memory_order_acquire) != v;)
+          if (++spins % kSpinsBeforeYield == 0) std::this_thread::yield();
       }
       t[run] = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
                (kTrips / 5);
@@ -328,12 +332,14 @@ class LinePingPong {
   }
   // The answering side: echo every ping until measure() is done.
   void answer() {
-    for (;;) {
+    for (unsigned spins = 0;;) {
       const long v = ping_.load(std::memory_order_acquire);
       if (v < 0) break;
       if (v != answered_) {
         answered_ = v;
         pong_.store(v, std::memory_order_release);
+      } else if (++spins % kSpinsBeforeYield == 0) {
+        std::this_thread::yield();
       }
     }
     ping_.store(0, std::memory_order_relaxed);  // ready for the next measure()
