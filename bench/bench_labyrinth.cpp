@@ -27,6 +27,11 @@
 //                          rises to the bursts), so that every 64th
 //                          allocation refills from the shared list: what a
 //                          refill costs, as p99.9
+//   cross/labyrinth_batch256, tail/labyrinth_cache512_batch256/1024
+//                          the cross pattern, and the cache512 tail, on pools
+//                          with thread_cache_batch = 256 (refills and drains
+//                          of 256 pages): what larger batches gain across
+//                          CPUs and what they cost one allocation's worst case
 //   order/labyrinth_unsized/<n>   order blocks freed with labyrinth_free_pages
 //                          (the labyrinth rows free them with
 //                          labyrinth_free_pages_order, saying the order)
@@ -42,6 +47,9 @@ labyrinth_pool *g_pool;      // 128 MiB, default flags (pinned, huge pages asked
 labyrinth_pool *g_pool_16m;  // 16 MiB, unpinned
 labyrinth_pool *g_pool_16g;  // 16 GiB, unpinned (MAP_NORESERVE: only touched pages cost)
 labyrinth_pool *g_pool_cache512;  // 128 MiB like g_pool (pinned if it was), caches of 512 pages
+// The same two pools with thread_cache_batch = 256 instead of 64: the
+// trade-off the cross-thread target poses (see the rows below).
+labyrinth_pool *g_pool_batch256, *g_pool_cache512_batch256;
 
 template <labyrinth_pool **PP>
 struct LabBase {
@@ -158,12 +166,13 @@ void BM_metadata(benchmark::State &st, labyrinth_pool **pp) {
 }
 
 labyrinth_status make_pool(std::size_t bytes, std::uint32_t flags, labyrinth_pool **out,
-                           std::uint32_t cache_pages = 0) {
+                           std::uint32_t cache_pages = 0, std::uint32_t batch = 0) {
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
   o.size_bytes = bytes;
   o.flags = flags;
   if (cache_pages) o.thread_cache_pages = cache_pages;
+  if (batch) o.thread_cache_batch = batch;
   return labyrinth_pool_create(&o, out);
 }
 
@@ -186,7 +195,11 @@ int main(int argc, char **argv) {
   if (make_pool(std::size_t{16} << 20, unpinned, &g_pool_16m) != LABYRINTH_OK ||
       make_pool(std::size_t{16} << 30, unpinned, &g_pool_16g) != LABYRINTH_OK ||
       make_pool(std::size_t{128} << 20, pinned == "yes" ? LABYRINTH_POOL_DEFAULT_FLAGS : unpinned,
-                &g_pool_cache512, 512) != LABYRINTH_OK) {
+                &g_pool_cache512, 512) != LABYRINTH_OK ||
+      make_pool(std::size_t{128} << 20, pinned == "yes" ? LABYRINTH_POOL_DEFAULT_FLAGS : unpinned,
+                &g_pool_batch256, 0, 256) != LABYRINTH_OK ||
+      make_pool(std::size_t{128} << 20, pinned == "yes" ? LABYRINTH_POOL_DEFAULT_FLAGS : unpinned,
+                &g_pool_cache512_batch256, 512, 256) != LABYRINTH_OK) {
     std::fprintf(stderr, "labbench labyrinth: pool creation failed: %s\n",
                  labyrinth_last_error_message());
     return 3;
@@ -213,12 +226,20 @@ int main(int argc, char **argv) {
   benchmark::RegisterBenchmark("tail/labyrinth_cache512", BM_tail<LabByName<&g_pool_cache512>>,
                                std::string("tail/labyrinth_cache512/1024"))
       ->Arg(1024);
+  // Refills and drains of 256 pages instead of 64: a cross-thread stream
+  // pays the refill's cross-CPU misses once per 256 pages, and one
+  // allocation in 256 waits for the longer refill (its tail row).
+  benchmark::RegisterBenchmark("cross/labyrinth_batch256", BM_cross<LabByName<&g_pool_batch256>>)->UseRealTime();
+  benchmark::RegisterBenchmark("tail/labyrinth_cache512_batch256", BM_tail<LabByName<&g_pool_cache512_batch256>>,
+                               std::string("tail/labyrinth_cache512_batch256/1024"))
+      ->Arg(1024);
   benchmark::RegisterBenchmark("metadata/labyrinth_16MiB", BM_metadata, &g_pool_16m);
   benchmark::RegisterBenchmark("metadata/labyrinth_128MiB", BM_metadata, &g_pool);
   benchmark::RegisterBenchmark("metadata/labyrinth_16GiB", BM_metadata, &g_pool_16g);
 
   int rc = run_main(argc, argv, "labyrinth");
-  for (labyrinth_pool *p : {g_pool, g_pool_16m, g_pool_16g, g_pool_cache512}) {
+  for (labyrinth_pool *p :
+       {g_pool, g_pool_16m, g_pool_16g, g_pool_cache512, g_pool_batch256, g_pool_cache512_batch256}) {
     if (labyrinth_pool_destroy(p) != LABYRINTH_OK) {
       std::fprintf(stderr, "labbench labyrinth: destroy: %s\n", labyrinth_last_error_message());
       rc = rc ? rc : 4;

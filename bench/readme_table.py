@@ -56,6 +56,14 @@ def table(d: dict) -> str:
     if big:
         out.append(f"| tail p99.9, bursts of 1024, thread caches of at most 512 pages: a refill (ns) | "
                    f"{fmt(big['median'])} | - | - | - |")
+    # The cross-thread trade-off: batches of 256 instead of 64.
+    b256 = med.get(("cross", "labyrinth_batch256"))
+    if b256:
+        out.append(f"| cross-thread with `thread_cache_batch` 256 (ns/page) | {fmt(b256['median'])} | - | - | - |")
+    big256 = med.get(("tail/1024", "labyrinth_cache512_batch256"))
+    if big256:
+        out.append(f"| the same tail as two rows up, `thread_cache_batch` 256: a refill of 256 (ns) | "
+                   f"{fmt(big256['median'])} | - | - | - |")
     for sz in ("16MiB", "16GiB"):
         r = med.get((f"pool{sz}_pair", "labyrinth"))
         if r:
