@@ -38,6 +38,11 @@ apt_need python3-venv || exit 1  # Debian's python3 makes no venv without it
 id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user" || exit 1
 home=$(getent passwd "$user" | cut -d: -f6)
 
+no_limit=""
+if ! prlimit --memlock=$((memlock_kb * 1024)):$((memlock_kb * 1024)) true 2>/dev/null; then
+  no_limit="RLIMIT_MEMLOCK cannot be set to $memlock_kb KiB here (hard limit $(ulimit -H -l) KiB; raising it needs CAP_SYS_RESOURCE)"
+fi
+
 work=$(mktemp -d /tmp/labyrinth-first-contact.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 head=$(git rev-parse HEAD)
@@ -60,6 +65,7 @@ step() {
 # the memlock limit, no capabilities, and an environment of its own (a stock
 # PATH, no LD_LIBRARY_PATH; pip's and the proxy's settings passed on).
 as_user() {
+  if [ -n "$no_limit" ]; then echo "SKIP: $no_limit"; return 77; fi
   local envs=(HOME="$home" USER="$user" LOGNAME="$user" PATH="$debian_path" LANG=C.UTF-8)
   local v
   for v in $(compgen -e | grep -E '^(PIP_[A-Z_]+|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|SSL_CERT_FILE)$'); do
