@@ -6,7 +6,7 @@
 #   that user's own clone, with the packages already installed:
 #     bash scripts/demo.sh
 #     a venv, pip install <clone>, python examples/hello.py
-#     cmake --install into ~/.local; examples/hello.c through pkg-config
+#     cmake --install into a user prefix; examples/hello.c through pkg-config
 #       (shared, and -static) and through the find_package consumer
 #       (examples/consumer-cmake), each run without LD_LIBRARY_PATH
 #     a Rust crate outside the repository depending on bindings/rust/labyrinth
@@ -135,16 +135,18 @@ step "user: venv, pip install, examples/hello.py" as_user "
   venv/bin/python -m pip install -q --disable-pip-version-check ./labyrinth
   venv/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -i labyrinth
   venv/bin/python labyrinth/examples/hello.py"
-step "user: install to ~/.local, hello.c through pkg-config" as_user "
+# A user prefix, ~/first-contact/prefix (fresh each run, unlike ~/.local).
+step "user: install to a user prefix, hello.c through pkg-config" as_user "
+  cmake -S labyrinth -B labyrinth/build -G Ninja -DLABYRINTH_BUILD_TESTS=OFF >/dev/null
   cmake --build labyrinth/build -j$(nproc) >/dev/null
-  cmake --install labyrinth/build --prefix \"\$HOME/.local\" >/dev/null
-  export PKG_CONFIG_PATH=\$(dirname \"\$(find \"\$HOME/.local\" -name labyrinth.pc | head -1)\")
+  cmake --install labyrinth/build --prefix \"\$PWD/prefix\" >/dev/null
+  export PKG_CONFIG_PATH=\$(dirname \"\$(find prefix -name labyrinth.pc | head -1)\")
   cc -Wall -Wextra -Werror labyrinth/examples/hello.c -o hello-pc \$(pkg-config --cflags --libs labyrinth)
   ./hello-pc
   cc -static labyrinth/examples/hello.c -o hello-static \$(pkg-config --static --cflags --libs labyrinth)
   ./hello-static"
 step "user: hello.c through find_package (examples/consumer-cmake)" as_user "
-  cmake -S labyrinth/examples/consumer-cmake -B hello-cmake -DCMAKE_PREFIX_PATH=\"\$HOME/.local\" >/dev/null
+  cmake -S labyrinth/examples/consumer-cmake -B hello-cmake -DCMAKE_PREFIX_PATH=\"\$PWD/prefix\" >/dev/null
   cmake --build hello-cmake >/dev/null
   hello-cmake/hello"
 step "Rust crate outside the repository, path dependency" rust_crate
