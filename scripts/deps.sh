@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Install everything Labyrinth needs to build, test, benchmark and run its
-# demo on a Debian machine. Safe to run again: it installs only what is missing.
+# Install what Labyrinth needs on a Debian machine. Safe to run again: it
+# installs only what is missing (scripts/lib.sh: apt_need, pip_need).
 #
-# Each concern may add scripts/deps.d/NAME.sh (sourced after the common
-# packages below) for what only it needs.
+#   bash scripts/deps.sh core   what the main job (scripts/demo.sh) needs to
+#                               build and run labyrinth-rx: compiler, cmake,
+#                               ninja, pkg-config, liburing. No Python.
+#   bash scripts/deps.sh        everything: core, the test and benchmark tools,
+#                               and the Python packages, which go into the
+#                               virtual environment .venv/ at the repository
+#                               root (never into a system interpreter).
+#
+# Each concern may add scripts/deps.d/NAME.sh (run after the lists below, for
+# "everything" only) for what only it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
-APT_PACKAGES=(
-  build-essential cmake ninja-build pkg-config git
-  liburing-dev libgtest-dev libgmock-dev libbenchmark-dev libnuma-dev
+CORE_APT=(build-essential cmake ninja-build pkg-config liburing-dev)
+TEST_APT=(
+  git python3-venv libgtest-dev libgmock-dev libbenchmark-dev libnuma-dev
   abigail-tools clang libclang-rt-14-dev llvm valgrind fio util-linux
   libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libdpdk-dev
 )
@@ -18,41 +27,19 @@ PIP_PACKAGES=(
   numpy matplotlib nbclient nbformat ipykernel "mypy>=1.5"
 )
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+case "${1:-all}" in
+  core)
+    apt_need "${CORE_APT[@]}"
+    echo "deps: core packages present"
+    exit 0;;
+  all) ;;
+  *) echo "usage: deps.sh [core|all]"; exit 2;;
+esac
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "deps: installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
-else
-  echo "deps: Debian packages present"
-fi
-
-PY="${PYTHON:-python3}"
-if ! "$PY" - "${PIP_PACKAGES[@]}" <<'PYEOF'
-import sys
-from importlib import metadata
-import re
-missing = []
-for spec in sys.argv[1:]:
-    name = re.split(r"[<>=!~ ]", spec, 1)[0]
-    try:
-        metadata.version(name)
-    except metadata.PackageNotFoundError:
-        missing.append(spec)
-sys.exit(1 if missing else 0)
-PYEOF
-then
-  echo "deps: installing Python packages with $PY -m pip"
-  "$PY" -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
-else
-  echo "deps: Python packages present"
-fi
+apt_need "${CORE_APT[@]}" "${TEST_APT[@]}"
+echo "deps: Debian packages present"
+pip_need "${PIP_PACKAGES[@]}"
+echo "deps: Python packages present in $(dirname "$(dirname "$(venv_python)")")"
 
 for extra in scripts/deps.d/*.sh; do
   [ -e "$extra" ] || continue

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every Labyrinth test: installs what it needs, builds, then runs each
+# Run every Labyrinth test: installs what it needs (Python packages into
+# .venv/, which every stage then uses as its python), then runs each
 # stage in scripts/test.d/ in name order. A stage exits 0 (passed), 77
 # (skipped: it prints why) or anything else (failed). Every stage runs even
 # when an earlier one failed; the exit status is non-zero if any failed.
@@ -11,6 +12,11 @@ export LABYRINTH_ROOT="$PWD"
 export BUILD_DIR="${BUILD_DIR:-build}"
 
 bash scripts/deps.sh || { echo "test: installing dependencies failed"; exit 1; }
+# Every stage's Python is the project's virtual environment (.venv/).
+. scripts/lib.sh
+PYTHON=$(venv_python) || { echo "test: no virtual environment"; exit 1; }
+export PYTHON VIRTUAL_ENV="${PYTHON%/bin/python}"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
 
 passed=0; failed=0; skipped=0; failed_names=()
 start_all=$(date +%s)

@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
 # Python SDK: install the package from this checkout (non-editable, exactly
-# what a user's `python3 -m pip install .` does), then check the typing
-# (mypy --strict on the package and its _core stubs), run the tests
+# what a user's `pip install .` in a virtual environment does), then check
+# the typing (mypy --strict on the package and its _core stubs), run the tests
 # (pytest tests/python, Hypothesis in its "ci" profile) and execute every
 # notebook on a small workload. A few minutes on 2 cores.
 #
-# Where it installs: by default into a throw-away virtual environment made
-# from the PATH python3 with --system-site-packages (so numpy, Hypothesis,
-# ... come from python3's own site-packages), which keeps the run from
-# changing, or being changed by, a `labyrinth` installed in python3 itself
-# (several checkouts share one interpreter on a developer machine).
-# LABYRINTH_PY_INSTALL=global installs into the PATH python3 instead.
+# Where it installs: the project's virtual environment, $PYTHON (scripts/test.sh
+# sets it to .venv/bin/python; each checkout has its own, so the run neither
+# changes nor is changed by another checkout's `labyrinth`).
 set -uo pipefail
 cd "$LABYRINTH_ROOT"
-BASE_PY="${PYTHON:-python3}"
+. scripts/lib.sh
+PY="${PYTHON:-$(venv_python)}" || { echo "40-python: no virtual environment (scripts/deps.sh makes it)"; exit 1; }
+export PATH="$(dirname "$PY"):$PATH"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 export LABYRINTH_HYPOTHESIS_PROFILE="${LABYRINTH_HYPOTHESIS_PROFILE:-ci}"
 fail=0
@@ -21,13 +20,6 @@ step() { echo "--- $*"; }
 
 work=$(mktemp -d /tmp/labyrinth-python.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-if [ "${LABYRINTH_PY_INSTALL:-venv}" = global ]; then
-  PY="$BASE_PY"
-else
-  "$BASE_PY" -m venv --system-site-packages "$work/venv" || { echo "40-python: cannot make a venv"; exit 1; }
-  PY="$work/venv/bin/python"
-  export PATH="$work/venv/bin:$PATH"
-fi
 
 step "pip install . (scikit-build-core builds the core and labyrinth._core)"
 t0=$(date +%s)
@@ -40,7 +32,7 @@ echo "installed in $(( $(date +%s) - t0 ))s"
 
 step "import and console script"
 (cd "$work" && "$PY" -c "import labyrinth, sys; print('labyrinth', labyrinth.__version__, 'from', labyrinth.__file__)") || fail=1
-if [ "$PY" != "$BASE_PY" ] && [ "$(command -v labyrinth)" != "$(dirname "$PY")/labyrinth" ]; then
+if [ "$(command -v labyrinth)" != "$(dirname "$PY")/labyrinth" ]; then
   echo "40-python: the labyrinth console script on PATH is not the one just installed"; fail=1
 fi
 (cd "$work" && labyrinth --version) || { echo "40-python: the labyrinth console script does not run"; fail=1; }
