@@ -32,8 +32,10 @@ const char *state_name(State s) {
 // first page) lies inside: the first of the aligned pages i & ~(2^o - 1),
 // o = 1..kMaxOrder, whose word heads a block of order >= o (side_table.hpp:
 // only first pages have words of their own). A refusal naming that block.
-static labyrinth_status inner_page_error(const Pool *p, const void *page, const char *what,
-                                         std::size_t i, State s) {
+// A misuse path: kept out of classify(), which every free runs.
+__attribute__((noinline, cold)) static labyrinth_status inner_page_error(const Pool *p, const void *page,
+                                                                         const char *what, std::size_t i,
+                                                                         State s) {
   for (unsigned o = 1; o <= kMaxOrder; ++o) {
     const std::size_t head = i & ~((std::size_t{1} << o) - 1);
     const std::uint64_t hw = p->meta[head].load(kRelaxed);
