@@ -3,9 +3,10 @@
 # and -10 pair (alloc ATOMIC|EXCLUSIVE + touch + free_pages_order) on a
 # 64 MiB pool (order cache budget 2 MiB: an order-10 block takes the buddy
 # allocator's path every time) and on a 1 GiB one (budget 32 MiB: cached).
-#  1. The library at REV (OLD) against the working tree's (NEW) in one
-#     process, alternating rounds (labyrinth_bench_library_ab; exported calls);
-#     then the same on a 64 MiB pool without thread caches, orders 0-10.
+#  1. The library at REV (OLD), the working tree's (NEW) and DPDK's mempool
+#     of each order's object size in one process, rotating rounds, thread CPU
+#     time (labyrinth_bench_library_ab; exported calls); then OLD and NEW on
+#     a 64 MiB pool without thread caches, orders 0, 2, 6 and 10.
 #  2. Each library next to DPDK's mempool of that object size in one process
 #     (labyrinth_bench_versus, the inline path; the same binary run with each
 #     library through LD_LIBRARY_PATH: for changes inside the library only,
@@ -40,7 +41,7 @@ echo "blocks_ab: OLD = $REV ($(git rev-parse --short "$REV")), NEW = working tre
 lscpu | head -20
 grep -r . /sys/devices/system/cpu/vulnerabilities/ | sed 's|.*/||'
 echo
-echo "## 1. OLD vs NEW in one process"
+echo "## 1. OLD, NEW and DPDK in one process"
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4096
 "$B/bench/labyrinth_bench_library_ab" "$old_so" "$new_so" "$ROUNDS" 64,1024 2,6,10
 echo
