@@ -39,7 +39,7 @@ new_so=$(readlink -f "$B/cpp/liblabyrinth.so.1")
 
 echo "blocks_ab: OLD = $REV ($(git rev-parse --short "$REV")), NEW = working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cpp || echo ' + changes')"
 lscpu | head -20
-grep -r . /sys/devices/system/cpu/vulnerabilities/ | sed 's|.*/||'
+grep -r . /sys/devices/system/cpu/vulnerabilities/ | sed 's|^/sys/devices/system/cpu/vulnerabilities/||'
 echo
 echo "## 1. OLD, NEW and DPDK in one process"
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4096
