@@ -27,6 +27,7 @@
 // is classified from the at most kMaxOrder aligned first pages below it
 // (classify, ownership.cpp). An UNUSED word is never an owner's word, so the
 // inline free and transfer (labyrinth.h) leave such a pointer to the library.
+// Tests: tests/cpp/interior_test.cpp.
 // An order-0 page in a thread cache is CACHED, or keeps the SHARED or
 // MAGAZINE word it had on the shared list when a refill took it from there
 // (rewriting 64 words a refill cost more than the rest of it): either way,
@@ -44,7 +45,7 @@ enum State : std::uint64_t {
   BUDDY = 1,     // first page of a free buddy block
   ALLOC = 2,     // first page of an allocated block
   TAKEN = 3,     // first page of a block taken from the buddy allocator, not yet labelled
-  CACHED = 4,    // order-0 page in a thread cache
+  CACHED = 4,    // free block in a thread cache (order 0) or order cache (bits 4-7: order)
   SHARED = 5,    // order-0 page on the shared lock-free list (the depot)
   RESERVE = 6,   // order-0 page in the atomic reserve
   INFLIGHT = 7,  // allocated block the kernel holds (io_uring)
