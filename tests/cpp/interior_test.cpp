@@ -11,7 +11,9 @@
 //    holds anything but UNUSED, so the inline free and transfer never take
 //    an inner page for an owned block.
 #include <algorithm>
+#include <atomic>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "pool.hpp"
@@ -280,6 +282,44 @@ TEST_P(Interior, RandomMixKeepsInnerWordsUnused) {
   for (const Live &l : live) ASSERT_EQ(labyrinth_free_pages(p, l.b), LABYRINTH_OK);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_only_first_pages_have_words(p);
+}
+
+// Another thread's interior pointers, racing with its allocations and frees
+// of every order: never taken for a block (every block is the allocating
+// thread's), and nothing is lost.
+TEST_P(Interior, InteriorPointersRacingAllocationsAreNeverTaken) {
+  labyrinth_pool_options o = opts(16u << 20);
+  PoolGuard p(o);
+  std::atomic<void *> shown{nullptr};
+  std::atomic<bool> done{false};
+  std::atomic<long> taken{0}, tries{0};
+  std::thread prober([&] {
+    std::mt19937 rng(7);
+    while (!done.load()) {
+      void *b = shown.load();
+      if (!b) continue;
+      void *inner = page_of(b, 1 + rng() % 3);
+      labyrinth_status st = rng() % 2 ? labyrinth_free_pages(p, inner) : labyrinth_page_transfer(p, inner, 99);
+      if (st == LABYRINTH_OK) taken.fetch_add(1);
+      tries.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 3000 || tries.load() < 200; ++i) {
+    const unsigned order = 2 + static_cast<unsigned>(i) % (LABYRINTH_MAX_ORDER - 1);
+    void *b = nullptr;
+    ASSERT_EQ(labyrinth_alloc_pages(p, order, LABYRINTH_GFP_EXCLUSIVE, 0, &b), LABYRINTH_OK) << last_message();
+    shown.store(b);
+    ASSERT_EQ(labyrinth_free_pages_order(p, b, order), LABYRINTH_OK) << last_message();
+    if (i > 2000000) break;  // the prober never got a turn: the count check below says so
+  }
+  done.store(true);
+  prober.join();
+  EXPECT_EQ(taken.load(), 0) << "an interior pointer was freed or transferred";
+  EXPECT_GE(tries.load(), 200);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_only_first_pages_have_words(p);
+  expect_accounting(stats(p));
+  EXPECT_EQ(stats(p).allocated_pages, 0u);
 }
 
 // The uncached block path writes a bounded number of side-table words at
