@@ -1,8 +1,12 @@
 // versus_labyrinth.cpp - Labyrinth's side of labyrinth_bench_versus: a
-// 128 MiB pool with the default flags, as the bench's.
+// 128 MiB pool with the default flags, as the bench's; with
+// LABYRINTH_VERSUS_POOL_MIB set, an unpinned pool of that many MiB (the order
+// cache's budget is 1/32 of the pool: blocks larger than that take the
+// buddy allocator's path every time).
 #include <labyrinth/labyrinth.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "bench_patterns.hpp"
 #include "versus/versus.hpp"
@@ -16,6 +20,10 @@ bool lab_setup() {
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
   o.size_bytes = std::size_t{128} << 20;
+  if (const char *mib = std::getenv("LABYRINTH_VERSUS_POOL_MIB")) {
+    o.size_bytes = std::size_t(std::strtoul(mib, nullptr, 10)) << 20;
+    o.flags &= ~LABYRINTH_POOL_PIN;
+  }
   if (labyrinth_pool_create(&o, &g_pool) == LABYRINTH_OK) return true;
   o.flags &= ~LABYRINTH_POOL_PIN;  // RLIMIT_MEMLOCK
   if (labyrinth_pool_create(&o, &g_pool) == LABYRINTH_OK) return true;

@@ -69,15 +69,14 @@ bool Buddy::alloc(unsigned o, std::size_t *idx) {
     push(block + (std::size_t{1} << k), k);  // keep the low half, free the high half
   }
   // Not free any more: until the caller writes the block's real state
-  // (possibly after dropping the pool mutex), no merge may see it as a free
-  // buddy, so mark it like the inside of an allocated block.
-  meta_[block].store(TAIL, kRelaxed);
+  // (possibly after dropping the zone's mutex), no merge may see it as a
+  // free buddy. Its other pages are UNUSED already.
+  meta_[block].store(TAKEN, kRelaxed);
   *idx = block;
   return true;
 }
 
 void Buddy::free(std::size_t idx, unsigned o) {
-  for (std::size_t i = 1; i < (std::size_t{1} << o); ++i) meta_[idx + i].store(UNUSED, kRelaxed);
   while (o < kMaxOrder) {
     std::size_t buddy = idx ^ (std::size_t{1} << o);
     if (buddy < begin_ || buddy + (std::size_t{1} << o) > end_) break;

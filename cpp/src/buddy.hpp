@@ -27,9 +27,11 @@ class Buddy {
   void init(std::atomic<std::uint64_t> *meta, std::size_t npages) { init(meta, 0, npages); }
 
   // Take a free block of exactly `order`, splitting a larger one if needed.
-  // On success *idx is its first page; that page's word is TAIL (taken, not
-  // yet labelled) and the other pages' words are UNUSED: the caller writes
-  // them. False if no block of that order or larger is free.
+  // On success *idx is its first page; that page's word is TAKEN (not yet
+  // labelled: the caller writes it) and the other pages' words are UNUSED,
+  // as they stay while the block is allocated (side_table.hpp). O(1) words
+  // written besides one split per order. False if no block of that order or
+  // larger is free.
   bool alloc(unsigned order, std::size_t *idx);
 
   // Take up to `want` order-0 pages for a thread cache as whole free blocks,
@@ -37,7 +39,7 @@ class Buddy {
   // smaller one fits, so holes are filled before large blocks are broken, as
   // alloc(0) repeated would, in one list operation per block rather than one
   // or two per page. Each block goes to emit(first, pages) with its words as
-  // alloc() leaves them (first TAIL, the others UNUSED). Returns how many
+  // alloc() leaves them (first TAKEN, the others UNUSED). Returns how many
   // pages were taken: less than `want` only if no free page is left.
   template <typename Emit>
   std::size_t alloc_pages(std::size_t want, Emit emit) {
@@ -52,7 +54,7 @@ class Buddy {
       if (o <= fit) {
         block = head_[o];
         remove(block, o);
-        meta_[block].store(side::TAIL, std::memory_order_relaxed);
+        meta_[block].store(side::TAKEN, std::memory_order_relaxed);
       } else if (alloc(fit, &block)) {
         o = fit;
       } else {
@@ -64,8 +66,10 @@ class Buddy {
     return got;
   }
 
-  // Give back the block [idx, idx + 2^order): its words are rewritten, and it
-  // merges with its buddy as long as the buddy is free and whole.
+  // Give back the block [idx, idx + 2^order), whose pages other than the
+  // first must be UNUSED (side_table.hpp): only its first word is rewritten,
+  // and it merges with its buddy as long as the buddy is free and whole (the
+  // higher of the two first pages becomes UNUSED).
   void free(std::size_t idx, unsigned order);
 
   std::size_t free_pages() const { return pages_.load(std::memory_order_relaxed); }

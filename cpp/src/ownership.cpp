@@ -18,7 +18,7 @@ constexpr auto kRelaxed = std::memory_order_relaxed;
 const char *state_name(State s) {
   switch (s) {
     case UNUSED: return "inside a free block";
-    case BUDDY: return "free";
+    case BUDDY: return "free (in the buddy allocator)";
     case CACHED: return "free (in a thread cache)";
     case SHARED:
     case MAGAZINE: return "free (in the shared list or a thread cache)";
@@ -27,6 +27,42 @@ const char *state_name(State s) {
   }
 }
 }  // namespace
+
+// The block that page `i` (whose word is UNUSED or TAKEN, so not a block's
+// first page) lies inside: the first of the aligned pages i & ~(2^o - 1),
+// o = 1..kMaxOrder, whose word heads a block of order >= o (side_table.hpp:
+// only first pages have words of their own). A refusal naming that block.
+// A misuse path: kept out of classify(), which every free runs.
+__attribute__((noinline, cold)) static labyrinth_status inner_page_error(const Pool *p, const void *page,
+                                                                         const char *what, std::size_t i,
+                                                                         State s) {
+  for (unsigned o = 1; o <= kMaxOrder; ++o) {
+    const std::size_t head = i & ~((std::size_t{1} << o) - 1);
+    const std::uint64_t hw = p->meta[head].load(kRelaxed);
+    const State hs = state(hw);
+    if (!(hs == ALLOC || hs == INFLIGHT || hs == CACHED || hs == BUDDY) || order(hw) < o) continue;
+    const std::size_t k = i - head;
+    void *at = p->page_at(head);
+    if (hs == BUDDY || hs == CACHED)
+      return set_error(LABYRINTH_ERR_DOUBLE_FREE,
+                       "%s: %p is already free (page %zu of the free order-%u block at %p, in %s)",
+                       what, page, k, order(hw), at,
+                       hs == BUDDY ? "the buddy allocator" : "a thread's order cache");
+    if (exclusive(hw))
+      return set_error(LABYRINTH_ERR_INVALID,
+                       "%s: %p is not the start of a block: it is page %zu of the order-%u block "
+                       "at %p, exclusive to owner %llu",
+                       what, page, k, order(hw), at, static_cast<unsigned long long>(owner(hw)));
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: %p is not the start of a block: it is page %zu of the order-%u block at "
+                     "%p, shared (no owner)",
+                     what, page, k, order(hw), at);
+  }
+  // No block head found: the block is being taken or given back right now.
+  if (s == UNUSED)
+    return set_error(LABYRINTH_ERR_DOUBLE_FREE, "%s: %p is already %s", what, page, state_name(s));
+  return set_error(LABYRINTH_ERR_INVALID, "%s: %p is not the start of a block", what, page);
+}
 
 labyrinth_status classify(const Pool *p, const void *page, const char *what, std::size_t *idx,
                           std::uint64_t *word) {
@@ -52,24 +88,7 @@ labyrinth_status classify(const Pool *p, const void *page, const char *what, std
     *word = w;
     return LABYRINTH_OK;
   }
-  if (s == TAIL) {
-    for (unsigned o = 1; o <= kMaxOrder; ++o) {
-      std::size_t head = i & ~((std::size_t{1} << o) - 1);
-      std::uint64_t hw = p->meta[head].load(kRelaxed);
-      if ((state(hw) == ALLOC || state(hw) == INFLIGHT) && order(hw) >= o)
-        return set_error(LABYRINTH_ERR_INVALID,
-                         "%s: %p is not the start of a block: it is page %zu of the order-%u "
-                         "block at %p",
-                         what, page, i - head, order(hw), p->page_at(head));
-      // A block kept in a thread's order cache keeps its inner pages TAIL.
-      if (state(hw) == CACHED && order(hw) >= o)
-        return set_error(LABYRINTH_ERR_DOUBLE_FREE,
-                         "%s: %p is already free (page %zu of the free order-%u block at %p, "
-                         "in a thread cache)",
-                         what, page, i - head, order(hw), p->page_at(head));
-    }
-    return set_error(LABYRINTH_ERR_INVALID, "%s: %p is not the start of a block", what, page);
-  }
+  if (s == UNUSED || s == TAKEN) return inner_page_error(p, page, what, i, s);
   return set_error(LABYRINTH_ERR_DOUBLE_FREE, "%s: %p is already %s", what, page, state_name(s));
 }
 

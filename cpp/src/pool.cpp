@@ -756,16 +756,13 @@ static void check_poison(Pool *p, std::size_t idx, std::size_t pages) {
   }
 }
 
-// `tails_marked`: the block's other pages are TAIL already (it comes from an
-// order cache), so only its first word changes.
+// Only the block's first word changes: its other pages are UNUSED
+// (side_table.hpp).
 // `pkey` (PKEYS pools, else -1): the key the block gets, the caller's for an
 // exclusive block, 0 (open to all) for a shared one.
-static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp,
-                     bool tails_marked, int pkey) {
+static void hand_out(Pool *p, std::size_t idx, unsigned order, labyrinth_gfp gfp, int pkey) {
   const bool excl = gfp & LABYRINTH_GFP_EXCLUSIVE;
   const std::size_t pages = std::size_t{1} << order;
-  if (!tails_marked)
-    for (std::size_t i = 1; i < pages; ++i) p->meta[idx + i].store(TAIL, kRelaxed);
   void *page = p->page_at(idx);
   if (p->flags & LABYRINTH_POOL_GUARD) mprotect(page, pages * kPageSize, PROT_READ | PROT_WRITE);
   if (pkey >= 0) {
@@ -896,13 +893,12 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
   }
   // WAIT callers queue behind earlier waiters rather than overtake them.
   const bool queue_first = (gfp & LABYRINTH_GFP_WAIT) && p->nwaiters.load(kRelaxed) > 0;
-  bool cached = false;
   if (!queue_first) {
     auto attempt = [&] {
       return (order == 0 ? take_page(p, atomic, &idx) : take_block_flushing(p, order, atomic, &idx)) ||
              carve_cached_block(p, order, atomic, &idx);
     };
-    got = order > 0 && (cached = take_cached_block(p, order, &idx));
+    got = order > 0 && take_cached_block(p, order, &idx);
     if (!got) got = attempt();
     if (!got && atomic && order == 0) got = take_reserve(p, &idx);
     // Free pages may sit in the caches of threads that have gone idle: a
@@ -915,7 +911,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
     labyrinth_status st = wait_for_block(p, order, gfp, timeout_ms, &idx);
     if (st != LABYRINTH_OK) return st;
   }
-  hand_out(p, idx, order, gfp, cached, pkey);
+  hand_out(p, idx, order, gfp, pkey);
   *out = p->page_at(idx);
   return LABYRINTH_OK;
 }

@@ -18,7 +18,16 @@
 //   SHARED / MAGAZINE / RESERVE (order-0 page on a lock-free list):
 //     bits 4-33  next page of the same chain (30 bits)
 //     bits 34-63 first page of the next chain (chain heads only)
-//   CACHED, TAIL, UNUSED: nothing else.
+//   CACHED (order-cache block: bits 4-7 order), TAKEN, UNUSED: nothing else.
+// Only the first page of a block has a word of its own. Every other page of a
+// block, free in the buddy allocator, in an order cache or allocated, is
+// UNUSED: allocating or freeing a block writes its first word (and, when the
+// buddy allocator splits or merges, one or two words per order), never one
+// per page, so its cost does not grow with its size. A pointer inside a block
+// is classified from the at most kMaxOrder aligned first pages below it
+// (classify, ownership.cpp). An UNUSED word is never an owner's word, so the
+// inline free and transfer (labyrinth.h) leave such a pointer to the library.
+// Tests: tests/cpp/interior_test.cpp.
 // An order-0 page in a thread cache is CACHED, or keeps the SHARED or
 // MAGAZINE word it had on the shared list when a refill took it from there
 // (rewriting 64 words a refill cost more than the rest of it): either way,
@@ -32,11 +41,11 @@
 namespace lab::side {
 
 enum State : std::uint64_t {
-  UNUSED = 0,    // inside a free buddy block, not its first page
+  UNUSED = 0,    // inside a block (free, cached or allocated), not its first page
   BUDDY = 1,     // first page of a free buddy block
   ALLOC = 2,     // first page of an allocated block
-  TAIL = 3,      // inside an allocated block, not its first page
-  CACHED = 4,    // order-0 page in a thread cache
+  TAKEN = 3,     // first page of a block taken from the buddy allocator, not yet labelled
+  CACHED = 4,    // free block in a thread cache (order 0) or order cache (bits 4-7: order)
   SHARED = 5,    // order-0 page on the shared lock-free list (the depot)
   RESERVE = 6,   // order-0 page in the atomic reserve
   INFLIGHT = 7,  // allocated block the kernel holds (io_uring)

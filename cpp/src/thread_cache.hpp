@@ -44,7 +44,7 @@ constexpr std::uint32_t kCacheStartPages = 512;
 // Free blocks of order 1..kMaxOrder that the thread freed, kept for its next
 // allocation of the same order, as Linux's per-cpu lists keep small orders.
 // A cached block's first word is CACHED with the block's order; its other
-// pages stay TAIL, so handing it out again is one side-table store, not one
+// pages stay UNUSED, so handing it out again is one side-table store, not one
 // per page, and it never meets the pool mutex. Bounded: kSlots blocks per
 // order and `budget` pages in all (1/32 of the pool), and nothing is cached
 // while the pool is under pressure. Owner thread only, like the page slots.

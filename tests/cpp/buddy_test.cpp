@@ -160,7 +160,7 @@ TEST(Buddy, AllocPagesTakesWholeBlocksSmallestFirst) {
   const std::vector<std::pair<std::size_t, std::size_t>> expected = {{1, 1}, {2, 2}, {4, 4}, {8, 2}, {10, 1}};
   EXPECT_EQ(blocks, expected);
   for (auto [first, pages] : blocks) {
-    EXPECT_EQ(lab::side::state(meta[first].load()), lab::side::TAIL) << first;
+    EXPECT_EQ(lab::side::state(meta[first].load()), lab::side::TAKEN) << first;
     for (std::size_t i = 1; i < pages; ++i) EXPECT_EQ(lab::side::state(meta[first + i].load()), lab::side::UNUSED);
   }
   EXPECT_EQ(b.free_pages(), kPages - 11);
