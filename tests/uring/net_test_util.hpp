@@ -50,18 +50,32 @@ inline void send_datagrams(int fd, std::uint32_t from, std::uint32_t to) {
 }
 
 // A thread that sends all of src on TCP socket fd, then shuts it down for
-// writing (the receiver sees EOF). Join it.
-inline std::thread tcp_send_all(int fd, const std::vector<unsigned char> &src) {
-  return std::thread([fd, &src] {
-    std::size_t off = 0;
-    while (off < src.size()) {
-      ssize_t n = send(fd, src.data() + off, std::min<std::size_t>(65536, src.size() - off), 0);
-      if (n <= 0) break;
-      off += static_cast<std::size_t>(n);
-    }
-    shutdown(fd, SHUT_WR);
-  });
-}
+// writing (the receiver sees EOF). If the test ends early (a failed
+// assertion) the destructor unblocks and joins it.
+class TcpSender {
+ public:
+  TcpSender(int fd, const std::vector<unsigned char> &src)
+      : fd_(fd), thread_([fd, &src] {
+          std::size_t off = 0;
+          while (off < src.size()) {
+            ssize_t n = send(fd, src.data() + off, std::min<std::size_t>(65536, src.size() - off),
+                             MSG_NOSIGNAL);
+            if (n <= 0) break;
+            off += static_cast<std::size_t>(n);
+          }
+          shutdown(fd, SHUT_WR);
+        }) {}
+  ~TcpSender() {
+    if (!thread_.joinable()) return;
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+  }
+  void join() { thread_.join(); }
+
+ private:
+  int fd_;
+  std::thread thread_;
+};
 
 inline labyrinth_ring_options pbuf_options(uint32_t entries, uint32_t flags = 0) {
   labyrinth_ring_options o;

@@ -73,11 +73,13 @@ void free_all(labyrinth_pool *pool, std::vector<void *> &pages) {
 // The target of issue 24: 1,000 starvations over UDP. Each round sends six
 // datagrams to a four-page buffer ring and gives the received pages back
 // only when told that the receive starved.
-TEST(UringRecvStarve, UdpThousandStarvationsEveryDatagramOnce) {
+class UringRecvStarveFlags : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(UringRecvStarveFlags, UdpThousandStarvationsEveryDatagramOnce) {
   labyrinth_pool *pool = make_pool(1u << 20);
   ASSERT_NE(pool, nullptr);
   labyrinth_ring *ring = nullptr;
-  labyrinth_ring_options o = pbuf_options(4, LABYRINTH_RING_REPORT_STARVED);
+  labyrinth_ring_options o = pbuf_options(4, LABYRINTH_RING_REPORT_STARVED | GetParam());
   URING_CREATE_OR_SKIP(pool, &o, ring);
   std::vector<void *> held = drain_pool(pool);
   UdpPair udp;
@@ -145,6 +147,9 @@ TEST(UringRecvStarve, UdpThousandStarvationsEveryDatagramOnce) {
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK) << last_error();
 }
 
+INSTANTIATE_TEST_SUITE_P(Flags, UringRecvStarveFlags,
+                         ::testing::Values(0u, static_cast<uint32_t>(LABYRINTH_RING_SINGLE_THREAD)));
+
 // TCP: a stream through a two-page buffer ring that the receiver refills
 // only when the receive starved (seen in the stats: no REPORT_STARVED).
 // The socket holds the bytes meanwhile: none lost, none reordered.
@@ -160,7 +165,7 @@ TEST(UringRecvStarve, TcpStreamIntactAcrossStarvations) {
   const std::size_t kBytes = 2u << 20;
   std::vector<unsigned char> src(kBytes);
   fill_pattern(src.data(), kBytes, 91);
-  std::thread sender = tcp_send_all(tcp.a, src);
+  TcpSender sender(tcp.a, src);
   std::vector<unsigned char> dst;
   std::vector<void *> received;
   bool ended = false;

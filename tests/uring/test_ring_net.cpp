@@ -135,7 +135,7 @@ TEST(UringMultishot, TcpLoopbackStreamIntact) {
   const std::size_t kBytes = 4u << 20;
   std::vector<unsigned char> src(kBytes);
   fill_pattern(src.data(), kBytes, 77);
-  std::thread sender = tcp_send_all(tcp.a, src);
+  TcpSender sender(tcp.a, src);
   std::vector<unsigned char> dst;
   bool eof = false, ended = false;
   while (!ended) {
