@@ -702,10 +702,11 @@ LABYRINTH_API labyrinth_status labyrinth_ring_cancel(labyrinth_ring *r, uint64_t
     std::size_t matched = 0;
     std::size_t queued = 0;
     for (std::uint32_t i = 0; i < r->ops.size(); ++i) {
-      if (!r->ops[i].live || r->ops[i].ended || r->ops[i].user_data != user_data) continue;
+      if (!r->ops[i].live || r->ops[i].user_data != user_data) continue;
       ++matched;
-      // A starved receive is not in the kernel: it ends here.
-      if (uring::recv_cancel_starved(r, i)) continue;
+      // A starved receive is not in the kernel: it ends here (and stays
+      // ended until its completion is taken).
+      if (r->ops[i].ended || uring::recv_cancel_starved(r, i)) continue;
       io_uring_sqe *sqe = get_sqe(r);
       if (!sqe)
         return set_error(LABYRINTH_ERR_BUSY, "%s: the submission queue is full", what);
