@@ -407,8 +407,11 @@ typedef struct labyrinth_ring_stats {
   uint64_t recv_rearms;          /**< starved receives the ring re-armed */
   uint64_t recv_starved_ns;      /**< total time receives spent starved, in ns
                                       (added when each starvation ends) */
-  uint64_t recv_starved_now;     /**< receives starved right now (waiting for
-                                      pages; not in ops_inflight) */
+  uint64_t recv_starved_now;     /**< receives starved right now: waiting for
+                                      pages, or cancelled while starved with
+                                      their final completion not yet taken.
+                                      Not in ops_inflight: the two add up to
+                                      the operations not yet finished */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the

@@ -16,7 +16,10 @@
 // Invariants: a starved slot is live, listed once in ring->starved, counted
 // in recv_starved_now and not in ops_inflight (the kernel holds nothing for
 // it, so teardown need not wait for it). A re-armed slot is back in
-// ops_inflight. A slot the application cancelled (cancel_requested) is never
+// ops_inflight. A starved slot the application cancelled moves to
+// ring->cancelled and stays in recv_starved_now until its final completion
+// is handed out, so that ops_inflight + recv_starved_now always counts the
+// operations whose final completion the application has not taken. A slot the application cancelled (cancel_requested) is never
 // parked or re-armed: its end is delivered.
 #include <cerrno>
 #include <ctime>
@@ -34,12 +37,12 @@ std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(t.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(t.tv_nsec);
 }
 
-// Slot idx stops being starved: account the time it waited.
+// Slot idx stops being starved: account the time it waited. The caller
+// keeps recv_starved_now right.
 void unstarve(labyrinth_ring *r, std::uint32_t idx, std::uint64_t now) {
   Op &o = r->ops[idx];
   o.starved = false;
   r->recv_starved_ns.add(now - o.starved_since_ns);
-  r->recv_starved_now.sub();
   for (std::size_t i = 0; i < r->starved.size(); ++i) {
     if (r->starved[i] == idx) {
       r->starved[i] = r->starved.back();
@@ -93,6 +96,7 @@ void recv_rearm(labyrinth_ring *r) {
       return;
     }
     unstarve(r, idx, now_ns());
+    r->recv_starved_now.sub();
     r->recv_rearms.add();
     r->ops_inflight.add();
   }
@@ -111,6 +115,7 @@ std::size_t recv_take_cancelled(labyrinth_ring *r, labyrinth_completion *out, st
   while (n < max && !r->cancelled.empty()) {
     const std::uint32_t idx = r->cancelled.back();
     r->cancelled.pop_back();
+    r->recv_starved_now.sub();
     labyrinth_completion c{};
     c.user_data = r->ops[idx].user_data;
     c.result = -ECANCELED;
@@ -127,9 +132,13 @@ void recv_drop_parked(labyrinth_ring *r) {
   while (!r->starved.empty()) {
     const std::uint32_t idx = r->starved.back();
     unstarve(r, idx, now);
+    r->recv_starved_now.sub();
     release_slot(r, idx);
   }
-  for (std::uint32_t idx : r->cancelled) release_slot(r, idx);
+  for (std::uint32_t idx : r->cancelled) {
+    r->recv_starved_now.sub();
+    release_slot(r, idx);
+  }
   r->cancelled.clear();
 }
 
