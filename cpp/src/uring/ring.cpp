@@ -206,15 +206,12 @@ labyrinth_status submit_failed(labyrinth_ring *r, const char *what, int err) {
                    uring::errno_name(err), err, std::strerror(err));
 }
 
-// Submit one operation on `page` (or, for multishot receive, on no page).
-labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, std::uint32_t len,
-                           std::uint64_t offset, int msg_flags, std::uint64_t user_data) {
-  const char *what = op_name(op);
-  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
+// The checks every submission passes before anything changes; for a page,
+// *buf_index receives its fixed-buffer index.
+labyrinth_status check_submission(labyrinth_ring *r, unsigned op, int fd, void *page,
+                                  std::uint32_t len, const char *what, std::uint16_t *buf_index) {
   if (fd < 0) return set_error(LABYRINTH_ERR_INVALID, "%s: fd %d is not a file descriptor", what, fd);
   const bool fixed = op == LABYRINTH_OP_READ_FIXED || op == LABYRINTH_OP_WRITE_FIXED;
-  const bool multishot = op == LABYRINTH_OP_RECV_MULTISHOT;
-  std::uint16_t buf_index = 0;
   if (fixed && !r->registered.load())
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: the pool's arena is not registered with this ring (fd %d); call "
@@ -225,7 +222,7 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
                      "%s: this kernel has no IORING_OP_SEND_ZC (zero-copy send needs Linux 6.0; "
                      "probed with IORING_REGISTER_PROBE)",
                      what);
-  if (multishot) {
+  if (op == LABYRINTH_OP_RECV_MULTISHOT) {
     if (!r->br)
       return set_error(LABYRINTH_ERR_INVALID,
                        "%s: the ring has no provided-buffer ring (created with pbuf_entries 0)",
@@ -244,8 +241,20 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
     if (len == 0 || len > cap)
       return set_error(LABYRINTH_ERR_INVALID, "%s: len %u is not within 1..%zu (the block at %p)",
                        what, len, cap, page);
-    labyrinth_page_buf_index(r->pool, page, &buf_index);
+    labyrinth_page_buf_index(r->pool, page, buf_index);
   }
+  return LABYRINTH_OK;
+}
+
+// Submit one operation on `page` (or, for multishot receive, on no page).
+labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, std::uint32_t len,
+                           std::uint64_t offset, int msg_flags, std::uint64_t user_data) {
+  const char *what = op_name(op);
+  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
+  const bool multishot = op == LABYRINTH_OP_RECV_MULTISHOT;
+  std::uint16_t buf_index = 0;
+  labyrinth_status checked = check_submission(r, op, fd, page, len, what, &buf_index);
+  if (checked != LABYRINTH_OK) return checked;
   if (r->free_ops.empty())
     return set_error(LABYRINTH_ERR_BUSY,
                      "%s: %zu operations are in flight, the ring's max_inflight; take "
