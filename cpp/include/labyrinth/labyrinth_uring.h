@@ -23,8 +23,10 @@
  *     the completion (for SEND_ZC, with its notification, the second
  *     completion). A submission that fails gives the page straight back.
  *     Multishot receive takes its pages from a provided-buffer ring that the
- *     ring keeps fed with the pool's atomic exclusive pages. Destroying the
- *     ring cancels what is in flight and waits for the kernel to let go.
+ *     ring keeps fed with the pool's atomic exclusive pages; when that runs
+ *     dry the ring re-arms the receive by itself once pages are back.
+ *     Destroying the ring cancels what is in flight and waits for the
+ *     kernel to let go.
  *
  * Where io_uring is not available (kernel without it: ENOSYS; a seccomp
  * policy: EPERM; sysctl kernel.io_uring_disabled) or a feature is too old
@@ -366,7 +368,8 @@ typedef struct labyrinth_completion {
  * Take up to max completions into out[0..max) and write their number to
  * *count. Waits until at least wait_nr completions were taken or timeout_ms
  * passed (LABYRINTH_TIMEOUT_INFINITE: no limit); wait_nr 0 never waits. It
- * returns early, with what it has, when nothing is left in flight. Returns
+ * returns early, with what it has, when nothing is left in flight (a
+ * starved multishot receive counts as in flight). Returns
  * OK also when *count < wait_nr (time ran out). Then, unless
  * LABYRINTH_RING_MANUAL_REFILL, refills the provided-buffer ring from the
  * pool (atomic allocations; a shortage is counted in the ring's stats, not
