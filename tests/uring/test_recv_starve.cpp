@@ -267,9 +267,9 @@ TEST(UringRecvStarve, UdpConcurrentSenderDeliversWhatTheSocketAccepted) {
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK) << last_error();
 }
 
-// Starve a UDP receive of `entries` pages with REPORT_STARVED: every page of
-// the pool ends up in *held or *received. Returns false (after a skip or
-// failure) if the receive could not be set up.
+// A UDP multishot receive (user_data 3) starved on a four-page buffer ring
+// with REPORT_STARVED: every page of the pool is in `held` or `received`
+// (datagrams 0..3); datagrams 4.. wait in the socket.
 struct Starved {
   labyrinth_pool *pool = nullptr;
   labyrinth_ring *ring = nullptr;
@@ -319,7 +319,8 @@ void finish(Starved &s) {
 
 #define STARVE_OR_SKIP(s, flags, sent)                                                \
   do {                                                                                \
-    if (!multishot_supported()) GTEST_SKIP() << skip_reason();                        \
+    std::string why_;                                                                 \
+    if (!multishot_supported(&why_)) GTEST_SKIP() << why_;                            \
     starve(s, flags, sent);                                                           \
     if (HasFatalFailure()) {                                                          \
       finish(s);                                                                      \
@@ -327,24 +328,24 @@ void finish(Starved &s) {
     }                                                                                 \
   } while (0)
 
-std::string g_skip_reason;
-
 // Whether this kernel has io_uring, provided-buffer rings and multishot
-// receive; if not, g_skip_reason says why.
-bool multishot_supported() {
+// receive; if not, *why says why.
+bool multishot_supported(std::string *why) {
   labyrinth_pool *pool = make_pool(1u << 20);
-  if (!pool) return false;
+  if (!pool) {
+    *why = "no pool: " + last_error();
+    return false;
+  }
   labyrinth_ring_options o = pbuf_options(4);
   labyrinth_ring *ring = nullptr;
   labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
   UdpPair udp;
   if (st == LABYRINTH_OK) st = labyrinth_ring_recv_multishot(ring, udp.rx, 0, 1);
-  if (st != LABYRINTH_OK) g_skip_reason = last_error();
+  if (st != LABYRINTH_OK) *why = last_error();
   labyrinth_ring_destroy(ring);
   labyrinth_pool_destroy(pool);
   return st == LABYRINTH_OK;
 }
-std::string skip_reason() { return g_skip_reason; }
 
 // Pages freed into the pool: the next complete() refills and re-arms; the
 // datagrams that waited in the socket follow in order. Then 24 more (the
