@@ -15,8 +15,13 @@
  * pages in flight and leaked at the end, which must both be 0 (the exit
  * status is 1 otherwise; 77 if this machine has no usable io_uring).
  *
+ * With --starve the receiver keeps the pages it received and gives them back
+ * only once a millisecond, so the provided-buffer ring runs dry over and
+ * over: the ring re-arms the receive by itself each time, and the report
+ * counts the starvations, re-arms and time starved.
+ *
  * usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N]
- *                     [--entries N] [--pool-mb MB] [--no-baseline]
+ *                     [--entries N] [--pool-mb MB] [--no-baseline] [--starve]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,6 +52,7 @@ static unsigned opt_senders = 1;
 static unsigned opt_entries = 4096;
 static unsigned opt_pool_mb = 64;
 static int opt_baseline = 1;
+static int opt_starve = 0;
 
 /* ---- timing: TSC ticks for the allocation latency, calibrated to ns ---- */
 static double ns_per_tick = 1.0;
@@ -211,7 +217,18 @@ typedef struct result {
 } result;
 
 /* ---- receiver 1: multishot receive into labyrinth pages --------------- */
-static int run_labyrinth(labyrinth_pool *pool, result *r, uint64_t *enobufs_out) {
+/* Give a page the receiver is done with back to the pool, and a fresh
+   atomic exclusive page (its allocation timed) to the provided-buffer ring. */
+static void recycle(labyrinth_pool *pool, labyrinth_ring *ring, void *done, result *r) {
+  labyrinth_free_pages(pool, done);
+  uint64_t a = ticks();
+  void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
+  uint64_t b = ticks();
+  hist_add(r->alloc, b - a);
+  if (page && labyrinth_ring_provide(ring, page) != LABYRINTH_OK) labyrinth_free_pages(pool, page);
+}
+
+static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *rs) {
   labyrinth_ring_options o;
   labyrinth_ring_options_init(&o);
   o.sq_entries = 64;
@@ -249,6 +266,9 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, uint64_t *enobufs_out)
   double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
   labyrinth_completion c[256];
   uint64_t sink = 0;
+  void **held = calloc(opt_entries, sizeof(void *)); /* --starve: pages kept back */
+  size_t nheld = 0;
+  double give_back_at = t0 + 0.001;
   while (now_s() < end) {
     size_t n = 0;
     if (labyrinth_ring_complete(ring, c, 256, 32, 1, &n) != LABYRINTH_OK) {
@@ -264,32 +284,30 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, uint64_t *enobufs_out)
           r->packets++;
           r->bytes += (uint64_t)c[i].result;
         }
-        labyrinth_free_pages(pool, c[i].page); /* done with it: back to the pool */
-        /* ...and a fresh atomic exclusive page for the kernel to fill. */
-        uint64_t a = ticks();
-        void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
-        uint64_t b = ticks();
-        hist_add(r->alloc, b - a);
-        if (page && labyrinth_ring_provide(ring, page) != LABYRINTH_OK)
-          labyrinth_free_pages(pool, page);
+        if (opt_starve && nheld < opt_entries)
+          held[nheld++] = c[i].page;
+        else
+          recycle(pool, ring, c[i].page, r);
       }
       if (!(c[i].flags & LABYRINTH_COMPLETION_MORE)) {
-        /* The receive ended (-ENOBUFS if the ring ran dry): re-arm it. */
-        if (labyrinth_ring_recv_multishot(ring, fd, 0, 1) != LABYRINTH_OK) {
-          fprintf(stderr, "labyrinth-rx: re-arm: %s\n", labyrinth_last_error_message());
-          end = 0;
-        }
+        /* A starved receive is re-armed by the ring; this is a real end. */
+        fprintf(stderr, "labyrinth-rx: the receive ended: %d\n", c[i].result);
+        end = 0;
       }
     }
+    if (opt_starve && now_s() >= give_back_at) {
+      while (nheld) recycle(pool, ring, held[--nheld], r);
+      give_back_at = now_s() + 0.001;
+    }
   }
+  while (nheld) labyrinth_free_pages(pool, held[--nheld]);
+  free(held);
   r->seconds = now_s() - t0;
   r->cpu = thread_cpu_s() - cpu0;
   r->sent = stop_all_senders();
-  labyrinth_ring_stats rs;
-  memset(&rs, 0, sizeof(rs));
-  rs.struct_size = sizeof(rs);
-  labyrinth_ring_get_stats(ring, &rs);
-  *enobufs_out = rs.pbuf_enobufs;
+  memset(rs, 0, sizeof(*rs));
+  rs->struct_size = sizeof(*rs);
+  labyrinth_ring_get_stats(ring, rs);
   /* Teardown cancels the receive, waits for the kernel, and returns the
      pages still in the provided-buffer ring (and any it filled that we never
      took) to the pool. */
@@ -355,13 +373,15 @@ static void print_row(const char *name, const result *r) {
 static void usage(void) {
   fprintf(stderr,
           "usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N] [--entries N]\n"
-          "                    [--pool-mb MB] [--no-baseline]\n"
+          "                    [--pool-mb MB] [--no-baseline] [--starve]\n"
           "  --duration SEC  seconds per receiver (default 3)\n"
           "  --size BYTES    datagram size, 16..4096 (default 1472)\n"
           "  --senders N     sender threads (default 1)\n"
           "  --entries N     pages in the provided-buffer ring, power of two (default 4096)\n"
           "  --pool-mb MB    pool size (default 64)\n"
-          "  --no-baseline   skip the recvmsg + malloc comparison\n");
+          "  --no-baseline   skip the recvmsg + malloc comparison\n"
+          "  --starve        give received pages back only once a millisecond, so that\n"
+          "                  the provided-buffer ring runs dry and the receive is re-armed\n");
 }
 
 int main(int argc, char **argv) {
@@ -374,6 +394,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--entries") && v) opt_entries = (unsigned)atoi(argv[++i]);
     else if (!strcmp(a, "--pool-mb") && v) opt_pool_mb = (unsigned)atoi(argv[++i]);
     else if (!strcmp(a, "--no-baseline")) opt_baseline = 0;
+    else if (!strcmp(a, "--starve")) opt_starve = 1;
     else {
       usage();
       return 2;
@@ -406,8 +427,8 @@ int main(int argc, char **argv) {
 
   hist *h1 = calloc(1, sizeof(hist)), *h2 = calloc(1, sizeof(hist));
   result lab = {0, 0, 0, 0, 0, 0, h1}, base = {0, 0, 0, 0, 0, 0, h2};
-  uint64_t enobufs = 0;
-  int rc = run_labyrinth(pool, &lab, &enobufs);
+  labyrinth_ring_stats rs;
+  int rc = run_labyrinth(pool, &lab, &rs);
   if (rc == 77) {
     printf("io_uring is not usable here (see above); nothing to measure.\n");
     labyrinth_pool_destroy(pool);
@@ -427,8 +448,10 @@ int main(int argc, char **argv) {
   if (opt_baseline && base.packets)
     printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
            ((double)lab.packets / lab.seconds) / ((double)base.packets / base.seconds));
-  if (enobufs) printf("provided-buffer ring ran dry %llu time(s) (receive re-armed)\n",
-                      (unsigned long long)enobufs);
+  printf("provided-buffer ring ran dry %llu time(s); the ring re-armed the receive %llu "
+         "time(s), %.3f ms starved in all\n",
+         (unsigned long long)rs.recv_starvations, (unsigned long long)rs.recv_rearms,
+         (double)rs.recv_starved_ns / 1e6);
   if (lab.bad || base.bad)
     printf("MALFORMED datagrams: %llu labyrinth, %llu recvmsg\n", (unsigned long long)lab.bad,
            (unsigned long long)base.bad);

@@ -4,8 +4,8 @@
 //
 // The first bytes choose a pool (small; SCRUB/POISON sometimes) and a ring
 // (queue size, max_inflight, provided-buffer ring size, MANUAL_REFILL,
-// NO_REGISTER). The rest is a program: allocate blocks; submit fixed reads
-// and writes on a memfd, send / recv / zero-copy send on a connected UDP
+// NO_REGISTER, REPORT_STARVED). The rest is a program: allocate blocks;
+// submit fixed reads and writes on a memfd, send / recv / zero-copy send on a connected UDP
 // pair, multishot receive into provided buffers; provide pages; cancel;
 // take completions (with and without waiting); free; destroy the ring with
 // operations in flight and create another; and misuse: a page already in
@@ -15,9 +15,10 @@
 // ring, cancel of nothing, NULL ring/out, max 0, pool destroy under a ring.
 //
 // Checked after every step against a model of every block:
-//  - ring stats: operations in flight == the model's; pages in flight ==
-//    blocks in flight + provided pages; the pool's in-flight pages agree;
-//    the pool's allocated pages == ours + in flight;
+//  - ring stats: operations in flight plus starved receives == the
+//    model's; pages in flight == blocks in flight + provided pages; the
+//    pool's in-flight pages agree; the pool's allocated pages == ours + in
+//    flight; re-arms never exceed starvations;
 //  - each completion names a live submission, its op, and hands back its
 //    page exactly when the model says (SEND_ZC: with the notification);
 //    a multishot completion's page is new to us and ours afterwards;
@@ -151,6 +152,7 @@ struct Fuzz {
     ropts.flags = 0;
     if (a & 0x80) ropts.flags |= LABYRINTH_RING_MANUAL_REFILL;
     if ((b & 0x70) == 0x70) ropts.flags |= LABYRINTH_RING_NO_REGISTER;
+    if (b & 0x08) ropts.flags |= LABYRINTH_RING_REPORT_STARVED;
     labyrinth_status st = labyrinth_ring_create(pool, &ropts, &ring);
     if (st == LABYRINTH_ERR_UNSUPPORTED) {
       std::fprintf(stderr, "fuzz_uring: io_uring is not usable here: %s\n",
@@ -206,8 +208,11 @@ struct Fuzz {
       return;
     }
     labyrinth_ring_stats rs = rstats();
-    CHECK(rs.ops_inflight == ops.size(), "ring has %llu ops in flight, model %zu",
-          (unsigned long long)rs.ops_inflight, ops.size());
+    // A starved multishot receive is live for us but not in the kernel.
+    CHECK(rs.ops_inflight + rs.recv_starved_now == ops.size(),
+          "ring has %llu ops in flight + %llu starved, model %zu",
+          (unsigned long long)rs.ops_inflight, (unsigned long long)rs.recv_starved_now, ops.size());
+    CHECK(rs.recv_rearms + rs.recv_starved_now <= rs.recv_starvations);
     CHECK(rs.pbuf_pages <= rs.pbuf_entries);
     CHECK(rs.pages_inflight == inflight_blocks + rs.pbuf_pages,
           "ring pages in flight %llu, model %zu blocks + %llu provided",
@@ -358,6 +363,11 @@ struct Fuzz {
     CHECK(c.result > -4096, "result %d", c.result);
     bool final = !(c.flags & LABYRINTH_COMPLETION_MORE);
     if (o.op == LABYRINTH_OP_RECV_MULTISHOT) {
+      if (c.flags & LABYRINTH_COMPLETION_STARVED) {
+        CHECK(ropts.flags & LABYRINTH_RING_REPORT_STARVED, "STARVED completion without the flag");
+        CHECK(c.result == -ENOBUFS && !c.page && !final, "STARVED completion: result %d, page %p",
+              c.result, c.page);
+      }
       if (c.page) {
         CHECK(!blocks.count(c.page), "multishot handed us page %p, which we already hold", c.page);
         auto a = static_cast<std::uint8_t *>(c.page);

@@ -195,6 +195,10 @@ class RingPy {
     d["cq_entries"] = s.cq_entries;
     d["registered"] = s.registered;
     d["fixed_buffers"] = s.fixed_buffers;
+    d["recv_starvations"] = s.recv_starvations;
+    d["recv_rearms"] = s.recv_rearms;
+    d["recv_starved_ns"] = s.recv_starved_ns;
+    d["recv_starved_now"] = s.recv_starved_now;
     return d;
   }
 

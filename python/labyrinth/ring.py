@@ -74,6 +74,15 @@ class RingStats:
     cq_entries: int
     registered: int
     fixed_buffers: int
+    #: multishot receives starved by an empty provided-buffer ring; the ring
+    #: re-arms each one by itself once pages are back
+    recv_starvations: int
+    #: starved receives re-armed
+    recv_rearms: int
+    #: total nanoseconds receives spent starved
+    recv_starved_ns: int
+    #: receives starved right now
+    recv_starved_now: int
 
 
 class Ring(_core.Ring):

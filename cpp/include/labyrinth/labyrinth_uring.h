@@ -23,8 +23,10 @@
  *     the completion (for SEND_ZC, with its notification, the second
  *     completion). A submission that fails gives the page straight back.
  *     Multishot receive takes its pages from a provided-buffer ring that the
- *     ring keeps fed with the pool's atomic exclusive pages. Destroying the
- *     ring cancels what is in flight and waits for the kernel to let go.
+ *     ring keeps fed with the pool's atomic exclusive pages; when that runs
+ *     dry the ring re-arms the receive by itself once pages are back.
+ *     Destroying the ring cancels what is in flight and waits for the
+ *     kernel to let go.
  *
  * Where io_uring is not available (kernel without it: ENOSYS; a seccomp
  * policy: EPERM; sysctl kernel.io_uring_disabled) or a feature is too old
@@ -141,9 +143,17 @@ typedef struct labyrinth_ring labyrinth_ring;
  *  one: the best throughput for a receive loop. Calls from another thread
  *  then fail (SYSTEM, EEXIST). */
 #define LABYRINTH_RING_SINGLE_THREAD (1u << 2)
+/** Also tell the application each time a multishot receive starves (its
+ *  provided-buffer ring ran dry): labyrinth_ring_complete() then hands out
+ *  a completion with result -ENOBUFS, page NULL and flags
+ *  LABYRINTH_COMPLETION_MORE | LABYRINTH_COMPLETION_STARVED. The receive
+ *  goes on either way (see labyrinth_ring_recv_multishot); without this
+ *  flag starvation shows only in labyrinth_ring_stats. */
+#define LABYRINTH_RING_REPORT_STARVED (1u << 3)
 /** All ring flags this version knows; other bits are INVALID. */
 #define LABYRINTH_RING_ALL_FLAGS                                                \
-  (LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_NO_REGISTER | LABYRINTH_RING_SINGLE_THREAD)
+  (LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_NO_REGISTER | LABYRINTH_RING_SINGLE_THREAD | \
+   LABYRINTH_RING_REPORT_STARVED)
 
 /**
  * Options for labyrinth_ring_create(). Initialise with
@@ -271,11 +281,29 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
  * the application, which frees it or gives it back with
  * labyrinth_ring_provide(). Unless LABYRINTH_RING_MANUAL_REFILL, every
  * labyrinth_ring_complete() call tops the provided-buffer ring up with
- * atomic exclusive pages from the pool. When no page is left the kernel
- * ends the receive with result -ENOBUFS and no MORE flag: give pages back
- * and call this again. Errors as above; INVALID if the ring has no
- * provided-buffer ring (pbuf_entries 0). May block (system call); not
- * async-signal-safe.
+ * atomic exclusive pages from the pool.
+ *
+ * Starvation: when the provided-buffer ring is empty the kernel ends the
+ * receive (-ENOBUFS); the data stays queued in the socket. The ring then
+ * re-arms the receive by itself, with the same fd, msg_flags and
+ * user_data, as soon as the provided-buffer ring has pages again: at the
+ * next labyrinth_ring_complete() after pages went back to the pool (it
+ * also retries every millisecond while it waits, so frees by other threads
+ * count) or at the next labyrinth_ring_provide(). The application never
+ * calls this again for it; a TCP stream loses and reorders no bytes; a UDP
+ * socket drops datagrams only if its receive buffer (SO_RCVBUF) overflows
+ * meanwhile. Each starvation is counted in labyrinth_ring_stats
+ * (recv_starvations, recv_rearms, recv_starved_ns, recv_starved_now) and,
+ * with LABYRINTH_RING_REPORT_STARVED, reported as a completion carrying
+ * LABYRINTH_COMPLETION_STARVED. A starved receive holds no page; it counts
+ * as in flight for labyrinth_ring_complete()'s wait (if the waiting thread
+ * itself holds every page, wait with a timeout), not in ops_inflight.
+ * The receive ends for good only with a final completion without MORE:
+ * an error other than -ENOBUFS, 0 (TCP peer closed), or -ECANCELED after
+ * labyrinth_ring_cancel().
+ *
+ * Errors as above; INVALID if the ring has no provided-buffer ring
+ * (pbuf_entries 0). May block (system call); not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_recv_multishot(labyrinth_ring *ring, int fd,
                                                              int msg_flags,
@@ -284,7 +312,10 @@ LABYRINTH_API labyrinth_status labyrinth_ring_recv_multishot(labyrinth_ring *rin
 /**
  * Ask the kernel to cancel every operation in flight submitted with
  * user_data. Their completions follow as usual (result -ECANCELED, or their
- * real result if they finished first) and hand their pages back.
+ * real result if they finished first) and hand their pages back. A starved
+ * multishot receive (waiting for pages, see labyrinth_ring_recv_multishot)
+ * ends at once: the next labyrinth_ring_complete() hands out its final
+ * completion (-ECANCELED, page NULL). A cancelled receive is never re-armed.
  * Errors: INVALID (NULL ring, nothing in flight with that user_data), BUSY
  * (submission queue full), SYSTEM. May block (system call); not
  * async-signal-safe.
@@ -295,10 +326,12 @@ LABYRINTH_API labyrinth_status labyrinth_ring_cancel(labyrinth_ring *ring, uint6
  * Give an order-0 exclusive page the caller owns to the ring's
  * provided-buffer ring: from now on the kernel owns it, until a multishot
  * receive hands it back. The quickest way to recycle a received page.
+ * If a multishot receive is starved, this re-arms it (one io_uring_enter
+ * that does not wait); otherwise no system call.
  * Errors: INVALID (NULL, no provided-buffer ring, not an order-0 exclusive
  * block), NOT_OWNER / FOREIGN / DOUBLE_FREE, BUSY (the provided-buffer ring
  * is full, or the page is in flight); the caller keeps the page on error.
- * Never blocks (no system call); not async-signal-safe.
+ * Never blocks; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *ring, void *page);
 
@@ -308,6 +341,10 @@ LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *ring, void
 #define LABYRINTH_COMPLETION_MORE (1u << 0)
 /** The SEND_ZC notification: the network stack is done with the page. */
 #define LABYRINTH_COMPLETION_NOTIF (1u << 1)
+/** A multishot receive starved (result -ENOBUFS, page NULL, MORE also set):
+ *  the ring re-arms it when pages are back. Only with
+ *  LABYRINTH_RING_REPORT_STARVED. */
+#define LABYRINTH_COMPLETION_STARVED (1u << 2)
 
 /**
  * One completion. The array element type of labyrinth_ring_complete(); its
@@ -331,11 +368,14 @@ typedef struct labyrinth_completion {
  * Take up to max completions into out[0..max) and write their number to
  * *count. Waits until at least wait_nr completions were taken or timeout_ms
  * passed (LABYRINTH_TIMEOUT_INFINITE: no limit); wait_nr 0 never waits. It
- * returns early, with what it has, when nothing is left in flight. Returns
+ * returns early, with what it has, when nothing is left in flight (a
+ * starved multishot receive counts as in flight). Returns
  * OK also when *count < wait_nr (time ran out). Then, unless
  * LABYRINTH_RING_MANUAL_REFILL, refills the provided-buffer ring from the
  * pool (atomic allocations; a shortage is counted in the ring's stats, not
- * reported as an error).
+ * reported as an error), and re-arms starved multishot receives once the
+ * provided-buffer ring has pages (see labyrinth_ring_recv_multishot); a
+ * starved receive keeps a wait going (it is retried every millisecond).
  * out is borrowed; every page in it is owned by the caller afterwards.
  * Errors: INVALID (NULL ring/out/count, max 0), SYSTEM.
  * With wait_nr 0: no blocking lock, at most a non-blocking system call;
@@ -364,6 +404,17 @@ typedef struct labyrinth_ring_stats {
   uint32_t cq_entries;
   uint32_t registered;           /**< 1 if the arena is registered with this ring */
   uint32_t fixed_buffers;        /**< how many fixed buffers it takes */
+  uint64_t recv_starvations;     /**< multishot receives the kernel ended with
+                                      -ENOBUFS and the ring kept (each one is
+                                      re-armed, cancelled or torn down) */
+  uint64_t recv_rearms;          /**< starved receives the ring re-armed */
+  uint64_t recv_starved_ns;      /**< total time receives spent starved, in ns
+                                      (added when each starvation ends) */
+  uint64_t recv_starved_now;     /**< receives starved right now: waiting for
+                                      pages, or cancelled while starved with
+                                      their final completion not yet taken.
+                                      Not in ops_inflight: the two add up to
+                                      the operations not yet finished */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the

@@ -30,63 +30,14 @@
 #include <new>
 #include <vector>
 
-#include "uring/uring_internal.hpp"
+#include "uring/ring_internal.hpp"
 
 using namespace lab;
-
-namespace {
-
-constexpr std::uint64_t kKindOp = 1, kKindCancel = 2, kKindNop = 3;
-constexpr unsigned kKindShift = 56;
-constexpr auto kRelaxed = std::memory_order_relaxed;
-
-inline std::uint64_t encode(std::uint64_t kind, std::uint32_t idx) {
-  return (kind << kKindShift) | idx;
-}
-
-struct Op {
-  void *page = nullptr;
-  std::uint64_t user_data = 0;
-  std::int32_t first_res = 0;
-  std::uint8_t op = LABYRINTH_OP_NONE;
-  bool live = false;
-};
-
-// Counter written by one thread, read by any.
-struct Counter {
-  std::atomic<std::uint64_t> v{0};
-  void add(std::uint64_t n = 1) { v.store(v.load(kRelaxed) + n, kRelaxed); }
-  void sub(std::uint64_t n = 1) { v.store(v.load(kRelaxed) - n, kRelaxed); }
-  std::uint64_t get() const { return v.load(kRelaxed); }
-};
-
-}  // namespace
-
-struct labyrinth_ring {
-  labyrinth_pool *pool = nullptr;
-  io_uring ring{};
-  bool ring_ok = false;
-  std::uint32_t flags = 0;
-  std::uint32_t sq_entries = 0, cq_entries = 0;
-  std::atomic<std::uint32_t> registered{0};
-  bool has_send_zc = false;
-  bool defer_taskrun = false;  // completions appear only when we enter the kernel
-  bool single_issuer = false;  // only `creator` may enter the kernel for this ring
-  labyrinth_owner creator = LABYRINTH_OWNER_NONE;
-  std::vector<Op> ops;
-  std::vector<std::uint32_t> free_ops;
-  // provided-buffer ring
-  io_uring_buf_ring *br = nullptr;
-  std::size_t br_bytes = 0;
-  bool br_registered = false;
-  std::uint32_t pb_entries = 0;
-  std::uint16_t bgid = 0;
-  std::vector<void *> bid_page;
-  std::vector<std::uint16_t> free_bids;
-  // statistics
-  Counter submitted, submit_failures, completions, ops_inflight, pages_inflight, pbuf_pages,
-      pbuf_refills, pbuf_refill_failures, pbuf_enobufs;
-};
+using uring::encode;
+using uring::kKindCancel;
+using uring::kKindOp;
+using uring::kKindShift;
+using uring::Op;
 
 namespace lab {
 namespace uring {
@@ -109,21 +60,8 @@ const char *op_name(unsigned op) {
   }
 }
 
-// An SQE, submitting what is queued to make room if the SQ is full.
-io_uring_sqe *get_sqe(labyrinth_ring *r) {
-  io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-  if (!sqe) {
-    io_uring_submit(&r->ring);
-    sqe = io_uring_get_sqe(&r->ring);
-  }
-  return sqe;
-}
-
-// Make an SQE the kernel has not read yet harmless.
-void neutralize(io_uring_sqe *sqe) {
-  io_uring_prep_nop(sqe);
-  io_uring_sqe_set_data64(sqe, encode(kKindNop, 0));
-}
+io_uring_sqe *get_sqe(labyrinth_ring *r) { return uring::get_sqe(&r->ring); }
+using uring::neutralize;
 
 void give_back(labyrinth_ring *r, void *page) {
   page_end_io(r->pool, page, LABYRINTH_OWNER_NONE);
@@ -174,6 +112,12 @@ void pbuf_refill(labyrinth_ring *r) {
   if (added) io_uring_buf_ring_advance(r->br, added);
 }
 
+// Pages may be back: top the buffer ring up, then re-arm starved receives.
+void replenish(labyrinth_ring *r) {
+  pbuf_refill(r);
+  uring::recv_rearm(r);
+}
+
 // Turn one CQE into at most one completion. In teardown nothing is handed
 // to the application: its pages go back to their submitters, provided pages
 // to the pool.
@@ -205,6 +149,14 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
       }
       if (cqe->res == -ENOBUFS) r->pbuf_enobufs.add();
       final = !(f & IORING_CQE_F_MORE);
+      if (final && cqe->res == -ENOBUFS && uring::recv_park(r, idx, teardown)) {
+        // Starved, not ended: re-armed once pages are back (recv_multishot.cpp).
+        if (!(r->flags & LABYRINTH_RING_REPORT_STARVED)) return false;
+        c.flags = LABYRINTH_COMPLETION_MORE | LABYRINTH_COMPLETION_STARVED;
+        r->completions.add();
+        *out = c;
+        return true;
+      }
       if (!final) c.flags |= LABYRINTH_COMPLETION_MORE;
       break;
     }
@@ -254,15 +206,12 @@ labyrinth_status submit_failed(labyrinth_ring *r, const char *what, int err) {
                    uring::errno_name(err), err, std::strerror(err));
 }
 
-// Submit one operation on `page` (or, for multishot receive, on no page).
-labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, std::uint32_t len,
-                           std::uint64_t offset, int msg_flags, std::uint64_t user_data) {
-  const char *what = op_name(op);
-  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
+// The checks every submission passes before anything changes; for a page,
+// *buf_index receives its fixed-buffer index.
+labyrinth_status check_submission(labyrinth_ring *r, unsigned op, int fd, void *page,
+                                  std::uint32_t len, const char *what, std::uint16_t *buf_index) {
   if (fd < 0) return set_error(LABYRINTH_ERR_INVALID, "%s: fd %d is not a file descriptor", what, fd);
   const bool fixed = op == LABYRINTH_OP_READ_FIXED || op == LABYRINTH_OP_WRITE_FIXED;
-  const bool multishot = op == LABYRINTH_OP_RECV_MULTISHOT;
-  std::uint16_t buf_index = 0;
   if (fixed && !r->registered.load())
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: the pool's arena is not registered with this ring (fd %d); call "
@@ -273,7 +222,7 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
                      "%s: this kernel has no IORING_OP_SEND_ZC (zero-copy send needs Linux 6.0; "
                      "probed with IORING_REGISTER_PROBE)",
                      what);
-  if (multishot) {
+  if (op == LABYRINTH_OP_RECV_MULTISHOT) {
     if (!r->br)
       return set_error(LABYRINTH_ERR_INVALID,
                        "%s: the ring has no provided-buffer ring (created with pbuf_entries 0)",
@@ -292,8 +241,20 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
     if (len == 0 || len > cap)
       return set_error(LABYRINTH_ERR_INVALID, "%s: len %u is not within 1..%zu (the block at %p)",
                        what, len, cap, page);
-    labyrinth_page_buf_index(r->pool, page, &buf_index);
+    labyrinth_page_buf_index(r->pool, page, buf_index);
   }
+  return LABYRINTH_OK;
+}
+
+// Submit one operation on `page` (or, for multishot receive, on no page).
+labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, std::uint32_t len,
+                           std::uint64_t offset, int msg_flags, std::uint64_t user_data) {
+  const char *what = op_name(op);
+  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
+  const bool multishot = op == LABYRINTH_OP_RECV_MULTISHOT;
+  std::uint16_t buf_index = 0;
+  labyrinth_status checked = check_submission(r, op, fd, page, len, what, &buf_index);
+  if (checked != LABYRINTH_OK) return checked;
   if (r->free_ops.empty())
     return set_error(LABYRINTH_ERR_BUSY,
                      "%s: %zu operations are in flight, the ring's max_inflight; take "
@@ -319,6 +280,11 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
   o.first_res = 0;
   o.op = static_cast<std::uint8_t>(op);
   o.live = true;
+  o.starved = false;
+  o.cancel_requested = false;
+  o.ended = false;
+  o.fd = fd;
+  o.msg_flags = msg_flags;
   switch (op) {
     case LABYRINTH_OP_READ_FIXED:
       io_uring_prep_read_fixed(sqe, fd, page, len, offset, buf_index);
@@ -339,16 +305,11 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
         io_uring_prep_send_zc(sqe, fd, page, len, msg_flags, 0);
       break;
     case LABYRINTH_OP_RECV_MULTISHOT:
-      io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, msg_flags);
-      sqe->flags |= IOSQE_BUFFER_SELECT;
-      sqe->buf_group = r->bgid;
+      uring::recv_prep(r, sqe, idx);
       break;
   }
   io_uring_sqe_set_data64(sqe, encode(kKindOp, idx));
-  int ret;
-  do {
-    ret = io_uring_submit(&r->ring);
-  } while (ret == -EINTR);
+  int ret = uring::submit_now(&r->ring);
   if (ret < 0) {
     // Nothing was consumed (io_uring_enter fails only before consuming any
     // SQE), so the kernel has not seen this one: retract it.
@@ -374,6 +335,7 @@ std::uint32_t round_pow2(std::uint32_t v) {
 // Cancel every live operation and wait for all of them; pages go back.
 void teardown(labyrinth_ring *r) {
   if (!r->ring_ok) return;
+  uring::recv_drop_parked(r);
   if (r->ops_inflight.get()) {
     for (std::uint32_t i = 0; i < r->ops.size(); ++i) {
       if (!r->ops[i].live) continue;
@@ -571,13 +533,37 @@ labyrinth_status ring_create(labyrinth_pool *pool, const labyrinth_ring_options 
   return LABYRINTH_OK;
 }
 
+// While a receive is starved, a wait lasts at most this long, so that pages
+// freed into the pool by other threads re-arm it.
+constexpr long long kStarvedPollNs = 1000000;
+
+// Wait for `want` CQEs until `deadline` (null: no limit), or kStarvedPollNs
+// while a receive is starved. 1 if the deadline passed, else io_uring's result.
+int wait_cqes(labyrinth_ring *r, unsigned want, const timespec *deadline) {
+  long long left_ns = -1;
+  if (deadline) {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left_ns = (static_cast<long long>(deadline->tv_sec) - now.tv_sec) * 1000000000LL +
+              (deadline->tv_nsec - now.tv_nsec);
+    if (left_ns <= 0) return 1;
+  }
+  if (!r->starved.empty() && (left_ns < 0 || left_ns > kStarvedPollNs)) left_ns = kStarvedPollNs;
+  io_uring_cqe *cqe = nullptr;
+  if (left_ns < 0) return io_uring_wait_cqes(&r->ring, &cqe, want, nullptr, nullptr);
+  __kernel_timespec ts{};
+  ts.tv_sec = left_ns / 1000000000LL;
+  ts.tv_nsec = left_ns % 1000000000LL;
+  return io_uring_wait_cqes(&r->ring, &cqe, want, &ts, nullptr);
+}
+
 labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std::size_t max,
                                std::size_t wait_nr, std::uint32_t timeout_ms, std::size_t *count) {
   const char *what = "labyrinth_ring_complete";
   if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
   if (!out || !count) return set_error(LABYRINTH_ERR_INVALID, "%s: out or count is NULL", what);
   if (max == 0) return set_error(LABYRINTH_ERR_INVALID, "%s: max is 0", what);
-  pbuf_refill(r);
+  replenish(r);
   timespec deadline{};
   const bool infinite = timeout_ms == LABYRINTH_TIMEOUT_INFINITE;
   if (wait_nr && !infinite) {
@@ -589,7 +575,7 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
       deadline.tv_nsec -= 1000000000L;
     }
   }
-  std::size_t n = 0;
+  std::size_t n = uring::recv_take_cancelled(r, out, max);
   labyrinth_status result = LABYRINTH_OK;
   bool flushed = false;
   while (n < max) {
@@ -607,24 +593,12 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
       io_uring_get_events(&r->ring);
       continue;
     }
-    if (n >= wait_nr || r->ops_inflight.get() == 0) break;
-    // Pages handed back may let the provided-buffer ring refill before we sleep.
-    pbuf_refill(r);
-    int ret;
-    const unsigned want = static_cast<unsigned>(wait_nr - n);
-    if (infinite) {
-      ret = io_uring_wait_cqes(&r->ring, &cqe, want, nullptr, nullptr);
-    } else {
-      timespec now{};
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      long long left_ns = (static_cast<long long>(deadline.tv_sec) - now.tv_sec) * 1000000000LL +
-                          (deadline.tv_nsec - now.tv_nsec);
-      if (left_ns <= 0) break;
-      __kernel_timespec ts{};
-      ts.tv_sec = left_ns / 1000000000LL;
-      ts.tv_nsec = left_ns % 1000000000LL;
-      ret = io_uring_wait_cqes(&r->ring, &cqe, want, &ts, nullptr);
-    }
+    // A starved receive counts as in flight: it goes on once pages are back.
+    if (n >= wait_nr || (r->ops_inflight.get() == 0 && r->starved.empty())) break;
+    // Pages handed back may refill the buffer ring and re-arm before we sleep.
+    replenish(r);
+    int ret = wait_cqes(r, static_cast<unsigned>(wait_nr - n), infinite ? nullptr : &deadline);
+    if (ret == 1) break;
     flushed = false;
     if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN) continue;
     if (ret < 0) {
@@ -633,7 +607,7 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
       break;
     }
   }
-  pbuf_refill(r);
+  replenish(r);
   if (result != LABYRINTH_OK && n == 0) return result;
   *count = n;
   return LABYRINTH_OK;
@@ -735,23 +709,27 @@ LABYRINTH_API labyrinth_status labyrinth_ring_cancel(labyrinth_ring *r, uint64_t
   if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
   RING_BOUNDARY(what, {
     std::size_t matched = 0;
+    std::size_t queued = 0;
     for (std::uint32_t i = 0; i < r->ops.size(); ++i) {
       if (!r->ops[i].live || r->ops[i].user_data != user_data) continue;
+      ++matched;
+      // A starved receive is not in the kernel: it ends here (and stays
+      // ended until its completion is taken).
+      if (r->ops[i].ended || uring::recv_cancel_starved(r, i)) continue;
       io_uring_sqe *sqe = get_sqe(r);
       if (!sqe)
         return set_error(LABYRINTH_ERR_BUSY, "%s: the submission queue is full", what);
+      r->ops[i].cancel_requested = true;
       io_uring_prep_cancel64(sqe, encode(kKindOp, i), 0);
       io_uring_sqe_set_data64(sqe, encode(kKindCancel, 0));
-      ++matched;
+      ++queued;
     }
     if (!matched)
       return set_error(LABYRINTH_ERR_INVALID,
                        "%s: no operation with user_data %llu is in flight", what,
                        static_cast<unsigned long long>(user_data));
-    int ret;
-    do {
-      ret = io_uring_submit(&r->ring);
-    } while (ret == -EINTR);
+    if (!queued) return LABYRINTH_OK;
+    int ret = uring::submit_now(&r->ring);
     if (ret < 0)
       return set_error(ret == -EAGAIN || ret == -EBUSY ? LABYRINTH_ERR_BUSY : LABYRINTH_ERR_SYSTEM,
                        "%s: io_uring_enter failed (%s); the cancellation will be submitted "
@@ -785,6 +763,7 @@ LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *r, void *p
     if (st != LABYRINTH_OK) return st;
     pbuf_add(r, page, 0);
     io_uring_buf_ring_advance(r->br, 1);
+    uring::recv_rearm(r);
     return LABYRINTH_OK;
   })
 }
@@ -819,6 +798,10 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
   s.pbuf_refills = r->pbuf_refills.get();
   s.pbuf_refill_failures = r->pbuf_refill_failures.get();
   s.pbuf_enobufs = r->pbuf_enobufs.get();
+  s.recv_starvations = r->recv_starvations.get();
+  s.recv_rearms = r->recv_rearms.get();
+  s.recv_starved_ns = r->recv_starved_ns.get();
+  s.recv_starved_now = r->recv_starved_now.get();
   s.sq_entries = r->sq_entries;
   s.cq_entries = r->cq_entries;
   s.registered = r->registered.load();

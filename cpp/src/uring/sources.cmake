@@ -5,5 +5,6 @@ if(NOT LIBURING_FOUND)
 endif()
 list(APPEND LABYRINTH_CORE_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/registry.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/ring.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/ring.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/recv_multishot.cpp)
 set(LABYRINTH_URING_LINK PkgConfig::LIBURING)

@@ -194,8 +194,10 @@ pub mod uring {
     pub const LABYRINTH_RING_MANUAL_REFILL: u32 = 1 << 0;
     pub const LABYRINTH_RING_NO_REGISTER: u32 = 1 << 1;
     pub const LABYRINTH_RING_SINGLE_THREAD: u32 = 1 << 2;
+    pub const LABYRINTH_RING_REPORT_STARVED: u32 = 1 << 3;
     pub const LABYRINTH_COMPLETION_MORE: u32 = 1 << 0;
     pub const LABYRINTH_COMPLETION_NOTIF: u32 = 1 << 1;
+    pub const LABYRINTH_COMPLETION_STARVED: u32 = 1 << 2;
 
     pub const LABYRINTH_OP_NONE: u32 = 0;
     pub const LABYRINTH_OP_READ_FIXED: u32 = 1;
@@ -246,6 +248,10 @@ pub mod uring {
         pub cq_entries: u32,
         pub registered: u32,
         pub fixed_buffers: u32,
+        pub recv_starvations: u64,
+        pub recv_rearms: u64,
+        pub recv_starved_ns: u64,
+        pub recv_starved_now: u64,
     }
 
     extern "C" {

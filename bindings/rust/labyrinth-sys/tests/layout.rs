@@ -65,7 +65,8 @@ const URING_STRUCTS: &[(&str, &[&str])] = &[
     ("labyrinth_completion", &["user_data", "page", "result", "op", "flags", "reserved"]),
     ("labyrinth_ring_stats", &["struct_size", "submitted", "submit_failures", "completions", "ops_inflight",
         "pages_inflight", "pbuf_entries", "pbuf_pages", "pbuf_refills", "pbuf_refill_failures", "pbuf_enobufs",
-        "sq_entries", "cq_entries", "registered", "fixed_buffers"]),
+        "sq_entries", "cq_entries", "registered", "fixed_buffers", "recv_starvations", "recv_rearms",
+        "recv_starved_ns", "recv_starved_now"]),
 ];
 
 fn constants() -> Vec<(&'static str, u64)> {
@@ -74,8 +75,10 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("LABYRINTH_RING_MANUAL_REFILL", LABYRINTH_RING_MANUAL_REFILL as u64),
         ("LABYRINTH_RING_NO_REGISTER", LABYRINTH_RING_NO_REGISTER as u64),
         ("LABYRINTH_RING_SINGLE_THREAD", LABYRINTH_RING_SINGLE_THREAD as u64),
+        ("LABYRINTH_RING_REPORT_STARVED", LABYRINTH_RING_REPORT_STARVED as u64),
         ("LABYRINTH_COMPLETION_MORE", LABYRINTH_COMPLETION_MORE as u64),
         ("LABYRINTH_COMPLETION_NOTIF", LABYRINTH_COMPLETION_NOTIF as u64),
+        ("LABYRINTH_COMPLETION_STARVED", LABYRINTH_COMPLETION_STARVED as u64),
         ("LABYRINTH_OP_READ_FIXED", LABYRINTH_OP_READ_FIXED as u64),
         ("LABYRINTH_OP_WRITE_FIXED", LABYRINTH_OP_WRITE_FIXED as u64),
         ("LABYRINTH_OP_SEND", LABYRINTH_OP_SEND as u64),
@@ -210,6 +213,10 @@ fn structs_and_constants_match_the_header() {
             ("cq_entries", offset_of!(labyrinth_ring_stats, cq_entries)),
             ("registered", offset_of!(labyrinth_ring_stats, registered)),
             ("fixed_buffers", offset_of!(labyrinth_ring_stats, fixed_buffers)),
+            ("recv_starvations", offset_of!(labyrinth_ring_stats, recv_starvations)),
+            ("recv_rearms", offset_of!(labyrinth_ring_stats, recv_rearms)),
+            ("recv_starved_ns", offset_of!(labyrinth_ring_stats, recv_starved_ns)),
+            ("recv_starved_now", offset_of!(labyrinth_ring_stats, recv_starved_now)),
         ], size_of::<labyrinth_ring_stats>()),
     ];
     for (st, fields, size) in rust {

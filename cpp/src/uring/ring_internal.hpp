@@ -1,0 +1,136 @@
+// ring_internal.hpp - the managed ring's state, shared by ring.cpp (setup,
+// submission, completions, teardown) and recv_multishot.cpp (re-arming a
+// multishot receive that the provided-buffer ring starved). Not installed.
+//
+// Words used here:
+//  - op slot: an entry of labyrinth_ring::ops; its index travels in the
+//    SQE's user_data (encode(kKindOp, idx)).
+//  - starved receive: a multishot receive the kernel ended with -ENOBUFS
+//    because the provided-buffer ring was empty. Its op slot stays live (the
+//    application's user_data keeps naming it) but the kernel holds nothing
+//    for it; it is re-armed on the same slot once the buffer ring has pages.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <vector>
+
+#include "uring/uring_internal.hpp"
+
+namespace lab {
+namespace uring {
+
+constexpr std::uint64_t kKindOp = 1, kKindCancel = 2, kKindNop = 3;
+constexpr unsigned kKindShift = 56;
+
+inline std::uint64_t encode(std::uint64_t kind, std::uint32_t idx) {
+  return (kind << kKindShift) | idx;
+}
+
+struct Op {
+  void *page = nullptr;
+  std::uint64_t user_data = 0;
+  std::int32_t first_res = 0;
+  std::uint8_t op = LABYRINTH_OP_NONE;
+  bool live = false;
+  // Multishot receive only: what re-arming needs, and its starvation state.
+  bool starved = false;           // ended by -ENOBUFS, waiting for pages
+  bool cancel_requested = false;  // labyrinth_ring_cancel named it: never re-armed
+  bool ended = false;             // cancelled while starved: only its completion is left
+  int fd = -1;
+  int msg_flags = 0;
+  std::uint64_t starved_since_ns = 0;  // CLOCK_MONOTONIC when it starved
+};
+
+// Counter written by one thread (the ring's), read by any.
+struct Counter {
+  std::atomic<std::uint64_t> v{0};
+  void add(std::uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void sub(std::uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  std::uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+// An SQE, submitting what is queued to make room if the SQ is full.
+inline io_uring_sqe *get_sqe(io_uring *ring) {
+  io_uring_sqe *sqe = io_uring_get_sqe(ring);
+  if (!sqe) {
+    io_uring_submit(ring);
+    sqe = io_uring_get_sqe(ring);
+  }
+  return sqe;
+}
+
+// Submit what is queued, again if a signal interrupted it. io_uring_enter
+// fails only before consuming any SQE: on failure none was submitted.
+inline int submit_now(io_uring *ring) {
+  int ret;
+  do {
+    ret = io_uring_submit(ring);
+  } while (ret == -EINTR);
+  return ret;
+}
+
+// Make an SQE the kernel has not read yet harmless.
+inline void neutralize(io_uring_sqe *sqe) {
+  io_uring_prep_nop(sqe);
+  io_uring_sqe_set_data64(sqe, encode(kKindNop, 0));
+}
+
+}  // namespace uring
+}  // namespace lab
+
+struct labyrinth_ring {
+  labyrinth_pool *pool = nullptr;
+  io_uring ring{};
+  bool ring_ok = false;
+  std::uint32_t flags = 0;
+  std::uint32_t sq_entries = 0, cq_entries = 0;
+  std::atomic<std::uint32_t> registered{0};
+  bool has_send_zc = false;
+  bool defer_taskrun = false;  // completions appear only when we enter the kernel
+  bool single_issuer = false;  // only `creator` may enter the kernel for this ring
+  labyrinth_owner creator = LABYRINTH_OWNER_NONE;
+  std::vector<lab::uring::Op> ops;
+  std::vector<std::uint32_t> free_ops;
+  // provided-buffer ring
+  io_uring_buf_ring *br = nullptr;
+  std::size_t br_bytes = 0;
+  bool br_registered = false;
+  std::uint32_t pb_entries = 0;
+  std::uint16_t bgid = 0;
+  std::vector<void *> bid_page;
+  std::vector<std::uint16_t> free_bids;
+  // Starved multishot receives (op slots), and cancelled ones whose
+  // -ECANCELED completion the next labyrinth_ring_complete() hands out.
+  std::vector<std::uint32_t> starved, cancelled;
+  // statistics
+  lab::uring::Counter submitted, submit_failures, completions, ops_inflight, pages_inflight,
+      pbuf_pages, pbuf_refills, pbuf_refill_failures, pbuf_enobufs, recv_starvations, recv_rearms,
+      recv_starved_ns, recv_starved_now;
+};
+
+namespace lab {
+namespace uring {
+
+// recv_multishot.cpp. All run on the ring's thread.
+// Prepare a multishot receive of op slot idx (fd, msg_flags from the slot).
+void recv_prep(labyrinth_ring *r, io_uring_sqe *sqe, std::uint32_t idx);
+// A final -ENOBUFS CQE of slot idx: park the receive as starved unless it
+// was cancelled or the ring is being torn down. True if parked.
+bool recv_park(labyrinth_ring *r, std::uint32_t idx, bool teardown);
+// Re-arm every starved receive if the provided-buffer ring has pages.
+// Cheap when nothing is starved.
+void recv_rearm(labyrinth_ring *r);
+// Cancel a starved receive named by labyrinth_ring_cancel: its -ECANCELED
+// completion is queued for labyrinth_ring_complete(). True if idx was starved.
+bool recv_cancel_starved(labyrinth_ring *r, std::uint32_t idx);
+// Hand out queued -ECANCELED completions into out[0..max); returns how many.
+std::size_t recv_take_cancelled(labyrinth_ring *r, labyrinth_completion *out, std::size_t max);
+// Teardown: forget starved and cancelled receives (the kernel holds nothing).
+void recv_drop_parked(labyrinth_ring *r);
+
+}  // namespace uring
+}  // namespace lab
