@@ -70,6 +70,44 @@ TEST_F(Misuse, DoubleFreeOfALargeBlock) {
   snap.expect_same(pool);
 }
 
+// A block back in the buddy allocator (freed, then trimmed out of the
+// caches): a second free says where it sits.
+TEST_F(Misuse, DoubleFreeSaysWhereInTheBuddy) {
+  void *b = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(pool, 2, 0, 0, &b), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(pool, b), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(pool), LABYRINTH_OK);
+  Snapshot snap(pool);
+  EXPECT_EQ(labyrinth_free_pages(pool, b), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_NE(last_message().find(hex(b)), std::string::npos) << last_message();
+  EXPECT_NE(last_message().find("free order-"), std::string::npos) << last_message();
+  EXPECT_NE(last_message().find("in the buddy allocator"), std::string::npos) << last_message();
+  void *inner = static_cast<char *>(b) + 4096;  // never a block head of order >= 1
+  EXPECT_EQ(labyrinth_free_pages(pool, inner), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_NE(last_message().find("of the free order-"), std::string::npos) << last_message();
+  EXPECT_NE(last_message().find("in the buddy allocator"), std::string::npos) << last_message();
+  snap.expect_same(pool);
+}
+
+// Refusals by destroy_ex (unknown flags), page_info and stats count in
+// failures[] like every other call's.
+TEST_F(Misuse, EveryRefusalIsCounted) {
+  const labyrinth_stats before = stats(pool);
+  EXPECT_EQ(labyrinth_pool_destroy_ex(pool, 0x80), LABYRINTH_ERR_INVALID);
+  int on_stack = 0;
+  EXPECT_EQ(labyrinth_page_info(pool, &on_stack, nullptr, nullptr), LABYRINTH_ERR_FOREIGN);
+  EXPECT_EQ(labyrinth_page_info(pool, static_cast<char *>(page) + 1, nullptr, nullptr),
+            LABYRINTH_ERR_INVALID);
+  labyrinth_stats bad;
+  bad.struct_size = 2;
+  EXPECT_EQ(labyrinth_pool_stats(pool, &bad), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_pool_stats(pool, nullptr), LABYRINTH_ERR_INVALID);
+  const labyrinth_stats after = stats(pool);
+  EXPECT_EQ(after.failures[LABYRINTH_ERR_INVALID], before.failures[LABYRINTH_ERR_INVALID] + 4);
+  EXPECT_EQ(after.failures[LABYRINTH_ERR_FOREIGN], before.failures[LABYRINTH_ERR_FOREIGN] + 1);
+  EXPECT_EQ(after.failures[LABYRINTH_OK], 0u);
+}
+
 TEST_F(Misuse, ForeignPointers) {
   Snapshot snap(pool);
   int on_stack = 0;
