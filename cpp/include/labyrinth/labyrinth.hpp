@@ -210,8 +210,9 @@ class Pool {
 
  private:
   // Destroy `pool`; if that is refused as BUSY (live blocks, io_uring), tell
-  // stderr and keep it, so that the blocks stay valid.
-  // (Refused otherwise, in a forked child the parent's pool: nothing to say.)
+  // stderr and keep it, so that the blocks stay valid. The other refusal, in
+  // a forked child for the parent's pool, needs no word: that pool is not
+  // this process's to destroy.
   static void release_or_keep(labyrinth_pool *pool) noexcept {
     if (!pool || labyrinth_pool_destroy(pool) != LABYRINTH_ERR_BUSY) return;
     std::fprintf(stderr,
