@@ -2,6 +2,7 @@
 // changes nothing: the pool's counts are the same and the pages are intact.
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -106,6 +107,44 @@ TEST_F(Misuse, EveryRefusalIsCounted) {
   EXPECT_EQ(after.failures[LABYRINTH_ERR_INVALID], before.failures[LABYRINTH_ERR_INVALID] + 4);
   EXPECT_EQ(after.failures[LABYRINTH_ERR_FOREIGN], before.failures[LABYRINTH_ERR_FOREIGN] + 1);
   EXPECT_EQ(after.failures[LABYRINTH_OK], 0u);
+}
+
+// A failed allocation leaves every block, its owner and order, every page's
+// contents and the number of free pages as they were (labyrinth.h, Errors);
+// it may only move free pages to where they coalesce.
+TEST_F(Misuse, FailedAllocationKeepsBlocksOwnersContentsAndTheFreeCount) {
+  std::vector<unsigned char *> held;
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool))
+    held.push_back(static_cast<unsigned char *>(pg));
+  std::vector<unsigned char *> kept;
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    if (i % 2) {
+      ASSERT_EQ(labyrinth_free_pages(pool, held[i]), LABYRINTH_OK);
+    } else {
+      std::memset(held[i], static_cast<int>(i & 0xFF), 4096);
+      kept.push_back(held[i]);
+    }
+  }
+  const labyrinth_stats before = stats(pool);
+  const auto free_count = [](const labyrinth_stats &s) {
+    return s.free_pages + s.cached_pages + s.reserve_pages;
+  };
+  void *out = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(pool, 6, 0, 0, &out), LABYRINTH_ERR_NOMEM) << last_message();
+  EXPECT_EQ(labyrinth_alloc_pages(pool, 6, LABYRINTH_GFP_ATOMIC, 0, &out), LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(out, nullptr);
+  const labyrinth_stats after = stats(pool);
+  EXPECT_EQ(after.allocated_pages, before.allocated_pages);
+  EXPECT_EQ(free_count(after), free_count(before));
+  for (std::size_t k = 0; k < kept.size(); ++k) {
+    labyrinth_owner owner = 0;
+    unsigned order = 9;
+    ASSERT_EQ(labyrinth_page_info(pool, kept[k], &owner, &order), LABYRINTH_OK);
+    EXPECT_EQ(owner, labyrinth_owner_self());
+    EXPECT_EQ(order, 0u);
+    EXPECT_EQ(kept[k][k % 4096], static_cast<unsigned char>((2 * k) & 0xFF)) << "page " << k;
+    ASSERT_EQ(labyrinth_free_pages(pool, kept[k]), LABYRINTH_OK);
+  }
 }
 
 TEST_F(Misuse, ForeignPointers) {
