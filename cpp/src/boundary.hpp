@@ -8,8 +8,9 @@
 //                 counted in the pool's failures[] ("failed calls by status").
 //   guarded       no exception crosses into C: bad_alloc becomes NOMEM, any
 //                 other one SYSTEM, each with a message naming the call.
-//   copy_in /     versioned structs (struct_size first): the library reads
-//   copy_out      and writes only the fields the caller's struct covers.
+//   check_struct_size, copy_in, copy_out
+//                 versioned structs (struct_size first): the library reads
+//                 and writes only the fields the caller's struct covers.
 //
 // Handles: a Pool object is never freed. Destroying a pool releases what it
 // holds (arena, side table, caches) and leaves the object as a tombstone
@@ -18,6 +19,7 @@
 // later pool is ever created at its address. The check is two loads, no
 // lock: async-signal-safe, fit for the ATOMIC calls. Calls made while
 // another thread destroys the same pool remain undefined (labyrinth.h).
+// Tests: tests/cpp/lifetime_test.cpp (every call, destroyed and forked).
 #pragma once
 
 #include <cstddef>
