@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "binding.hpp"
+#include "internal_api.hpp"
 
 #ifndef LABYRINTH_VERSION_STRING
 #define LABYRINTH_VERSION_STRING "0.0.0"
@@ -555,14 +556,21 @@ See labyrinth.Pool for the documentation of every argument.)doc")
            [](PoolPy &self) {
              labyrinth_pool *pool = open_pool(self.ps);
              // An orphan may still have a Page object here (its thread exited
-             // while Python held it). With views alive, reclaiming could let
-             // them read recycled memory: refuse.
-             if (self.ps->exports > 0)
-               raise_status(LABYRINTH_ERR_BUSY,
-                            "reclaim_orphans: " + std::to_string(self.ps->exports) +
-                                " buffer export(s) of this pool's pages are alive; release them first");
+             // while Python held it). Reclaiming one whose memory is exported
+             // (a view alive) would let the view see recycled memory: the
+             // core refuses if any of those blocks is an orphan, and reclaims
+             // nothing then.
+             std::vector<const void *> exported;
+             for (const auto &entry : self.ps->live)
+               if (entry.second->exports > 0) exported.push_back(entry.second->ptr);
              size_t n = 0;
-             check(labyrinth_pool_reclaim_orphans(pool, &n));
+             labyrinth_status st = lab::pool_reclaim_orphans_unless_in_use(
+                 pool, exported.data(), exported.size(), &n);
+             if (st == LABYRINTH_ERR_BUSY)
+               raise_status(st, std::string(labyrinth_last_error_message()) +
+                                    " (buffer exports of its Page are alive: release them "
+                                    "first, e.g. memoryview.release(), del the array)");
+             check(st);
              // Page objects whose block went back to the pool are freed now.
              for (auto it = self.ps->live.begin(); it != self.ps->live.end();) {
                if (labyrinth_page_info(pool, reinterpret_cast<void *>(it->first), nullptr, nullptr) !=
@@ -575,7 +583,11 @@ See labyrinth.Pool for the documentation of every argument.)doc")
              }
              labyrinth_clear_last_error();
              return n;
-           })
+           },
+           "Give back to the pool every exclusive block whose owner thread has exited "
+           "(orphans); returns how many. Raises Busy, and reclaims nothing, while a buffer "
+           "export (memoryview, numpy array, ...) of an orphan's Page is alive; exports of "
+           "other pages do not matter.")
       .def("close", &pool_close, py::arg("force") = false)
       .def_property_readonly("closed", [](const PoolPy &self) { return self.ps->closed(); })
       .def_property_readonly("base", [](const PoolPy &self) { return self.ps->base; })

@@ -1,63 +1,89 @@
-// c_api.cpp - the C boundary. Every exported function validates its
-// arguments, catches every exception (none may cross into C), and records
-// failures in the thread's last status and message.
-//
-// The two hottest calls are written out here in full rather than layered:
-// the flagship allocation and the free of an order-0 exclusive page by its
-// owner are a thread-local pop/push plus one side-table store, with no
-// atomic read-modify-write, no lock and no call.
+// c_api.cpp - the exported calls of labyrinth.h. Each enters through the
+// boundary (boundary.hpp): the handle must be a pool this process may use,
+// arguments are checked, refusals are counted, no exception escapes. The
+// hottest calls first try the header's inline common case (one copy of the
+// fast path) and come here only when it cannot decide.
 #include <cstring>
-#include <exception>
-#include <new>
 
+#include "boundary.hpp"
 #include "internal_api.hpp"
-#include "pool.hpp"
 
 using namespace lab;
 
 namespace {
 
-constexpr auto kRelaxed = std::memory_order_relaxed;
-
-labyrinth_status internal_error(const char *what) {
-  return set_error(LABYRINTH_ERR_SYSTEM, "%s: internal error (exception caught at the C boundary)",
-                   what);
-}
-
-#define LAB_BOUNDARY(what, ...)                                                   \
-  try {                                                                          \
-    __VA_ARGS__                                                                  \
-  } catch (const std::bad_alloc &) {                                             \
-    return set_error(LABYRINTH_ERR_NOMEM, "%s: out of memory", what);            \
-  } catch (...) {                                                                \
-    return internal_error(what);                                                 \
-  }
+constexpr labyrinth_gfp kFlagshipGfp = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
 
 // Everything but the cache hit, kept out of line so the hit needs no frame.
-__attribute__((noinline)) void *flagship_slow(Pool *p) {
+__attribute__((noinline)) void *flagship_slow(labyrinth_pool *pool) {
+  const char *what = "labyrinth_void_alloc_page_gfp_atomic_exclusive";
+  Pool *p;
+  if (usable_pool(pool, what, &p) != LABYRINTH_OK) return nullptr;
   void *out = nullptr;
-  try {
-    if (pool_alloc(p, 0, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &out) == LABYRINTH_OK)
-      return out;
-  } catch (...) {
-    internal_error("labyrinth_void_alloc_page_gfp_atomic_exclusive");
-  }
-  return nullptr;
+  if (guarded(what, [&] { return pool_alloc(p, 0, kFlagshipGfp, 0, &out); }) != LABYRINTH_OK)
+    return nullptr;
+  return out;
 }
 
-__attribute__((noinline)) labyrinth_status free_slow(Pool *p, void *page) {
-  LAB_BOUNDARY("labyrinth_free_pages", return pool_free(p, page);)
+// Frees that the inline code left to the library: of any order, or
+// (known_order) only a block of exactly `order`.
+__attribute__((noinline)) labyrinth_status free_slow(labyrinth_pool *pool, void *page,
+                                                     bool known_order, unsigned order) {
+  const char *what = known_order ? "labyrinth_free_pages_order" : "labyrinth_free_pages";
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  if (known_order && order > LABYRINTH_MAX_ORDER)
+    return refuse(p, LABYRINTH_ERR_INVALID, "%s: order %u is above the maximum %u", what, order,
+                  LABYRINTH_MAX_ORDER);
+  const int expected = known_order ? static_cast<int>(order) : -1;
+  return guarded(what, [&] { return pool_free(p, page, expected); });
 }
 
-__attribute__((noinline)) labyrinth_status free_order_slow(Pool *p, void *page, unsigned order) {
-  LAB_BOUNDARY("labyrinth_free_pages_order", return pool_free(p, page, static_cast<int>(order));)
+// Everything but a hit in the thread's caches, out of line so that the hit
+// needs no stack frame.
+__attribute__((noinline)) labyrinth_status alloc_pages_slow(labyrinth_pool *pool, unsigned order,
+                                                            labyrinth_gfp gfp, uint32_t timeout_ms,
+                                                            void **out_page) {
+  const char *what = "labyrinth_alloc_pages";
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  if (!out_page) return refuse(p, LABYRINTH_ERR_INVALID, "%s: out_page is NULL", what);
+  if (gfp & ~LABYRINTH_GFP_ALL)
+    return refuse(p, LABYRINTH_ERR_INVALID, "%s: unknown gfp bits 0x%x", what,
+                  gfp & ~LABYRINTH_GFP_ALL);
+  if ((gfp & LABYRINTH_GFP_ATOMIC) && (gfp & LABYRINTH_GFP_WAIT))
+    return refuse(p, LABYRINTH_ERR_INVALID,
+                  "%s: LABYRINTH_GFP_ATOMIC and LABYRINTH_GFP_WAIT exclude each other (an "
+                  "atomic allocation never waits)",
+                  what);
+  if (order > LABYRINTH_MAX_ORDER)
+    return refuse(p, LABYRINTH_ERR_INVALID, "%s: order %u is above the maximum %u", what, order,
+                  LABYRINTH_MAX_ORDER);
+  return guarded(what, [&] { return pool_alloc(p, order, gfp, timeout_ms, out_page); });
 }
 
-labyrinth_status null_pool(const char *what) {
-  return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
+// Destroy: NULL is a no-op; otherwise the pool must be usable here.
+labyrinth_status destroy(labyrinth_pool *pool, uint32_t flags, const char *what) {
+  if (!pool) return LABYRINTH_OK;
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  if (flags & ~std::uint32_t{LABYRINTH_DESTROY_FORCE})
+    return refuse(p, LABYRINTH_ERR_INVALID, "%s: unknown flags 0x%x", what,
+                  flags & ~std::uint32_t{LABYRINTH_DESTROY_FORCE});
+  return guarded(what, [&] { return pool_destroy(p, flags, what); });
 }
 
 }  // namespace
+
+labyrinth_status lab::pool_reclaim_orphans_unless_in_use(labyrinth_pool *pool,
+                                                         const void *const *in_use,
+                                                         std::size_t n_in_use,
+                                                         std::size_t *reclaimed) {
+  const char *what = "labyrinth_pool_reclaim_orphans";
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return pool_reclaim_orphans(p, reclaimed, in_use, n_in_use); });
+}
 
 extern "C" {
 
@@ -79,69 +105,56 @@ LABYRINTH_API void labyrinth_pool_options_init(labyrinth_pool_options *opts) {
 
 LABYRINTH_API labyrinth_status labyrinth_pool_create(const labyrinth_pool_options *opts,
                                                      labyrinth_pool **out) {
-  LAB_BOUNDARY("labyrinth_pool_create", return pool_create(opts, out);)
+  const char *what = "labyrinth_pool_create";
+  if (!opts || !out)
+    return set_error(LABYRINTH_ERR_INVALID, "%s: %s is NULL", what, !opts ? "opts" : "out");
+  const std::size_t kMin = offsetof(labyrinth_pool_options, numa_node) + sizeof(int);
+  if (labyrinth_status st = check_struct_size(opts->struct_size, kMin, what, "opts",
+                                              "call labyrinth_pool_options_init first");
+      st != LABYRINTH_OK)
+    return st;
+  labyrinth_pool_options full;
+  labyrinth_pool_options_init(&full);
+  copy_in(opts, &full);
+  return guarded(what, [&] { return pool_create(&full, out); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_pool_destroy(labyrinth_pool *pool) {
-  LAB_BOUNDARY("labyrinth_pool_destroy", return pool_destroy(pool, 0);)
+  return destroy(pool, 0, "labyrinth_pool_destroy");
 }
 
 LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool, uint32_t flags) {
-  LAB_BOUNDARY("labyrinth_pool_destroy_ex", return pool_destroy(pool, flags);)
+  return destroy(pool, flags, "labyrinth_pool_destroy_ex");
 }
 
 LABYRINTH_API labyrinth_status labyrinth_pool_trim(labyrinth_pool *pool) {
-  if (!pool) return null_pool("labyrinth_pool_trim");
-  LAB_BOUNDARY("labyrinth_pool_trim", return pool_trim(from_handle(pool));)
+  const char *what = "labyrinth_pool_trim";
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return pool_trim(p); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_pool_arena(const labyrinth_pool *pool, void **base,
                                                     size_t *size_bytes) {
-  if (!pool) return null_pool("labyrinth_pool_arena");
-  const Pool *p = from_handle(pool);
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, "labyrinth_pool_arena", &p); st != LABYRINTH_OK)
+    return st;
   if (base) *base = p->base;
   if (size_bytes) *size_bytes = p->size;
   return LABYRINTH_OK;
 }
 
 LABYRINTH_API void *labyrinth_void_alloc_page_gfp_atomic_exclusive(labyrinth_pool *pool) {
-  // The common case is the header's inline code (one copy of the fast path).
   void *page = labyrinth_fast_alloc_v1_(pool);
   if (LAB_LIKELY(page != nullptr)) return page;
-  if (LAB_LIKELY(pool != nullptr)) return flagship_slow(from_handle(pool));
-  null_pool("labyrinth_void_alloc_page_gfp_atomic_exclusive");
-  return nullptr;
+  return flagship_slow(pool);
 }
-
-// Everything but a hit in the thread's caches, out of line so that the hit
-// needs no stack frame.
-__attribute__((noinline)) static labyrinth_status alloc_pages_slow(labyrinth_pool *pool, unsigned order,
-                                                                  labyrinth_gfp gfp, uint32_t timeout_ms,
-                                                                  void **out_page) {
-  const char *what = "labyrinth_alloc_pages";
-  if (!pool) return null_pool(what);
-  Pool *p = from_handle(pool);
-  if (!out_page) return set_error(p->fail(LABYRINTH_ERR_INVALID), "%s: out_page is NULL", what);
-  if (gfp & ~LABYRINTH_GFP_ALL)
-    return set_error(p->fail(LABYRINTH_ERR_INVALID), "%s: unknown gfp bits 0x%x", what,
-                     gfp & ~LABYRINTH_GFP_ALL);
-  if ((gfp & LABYRINTH_GFP_ATOMIC) && (gfp & LABYRINTH_GFP_WAIT))
-    return set_error(p->fail(LABYRINTH_ERR_INVALID),
-                     "%s: LABYRINTH_GFP_ATOMIC and LABYRINTH_GFP_WAIT exclude each other (an "
-                     "atomic allocation never waits)",
-                     what);
-  if (order > LABYRINTH_MAX_ORDER)
-    return set_error(p->fail(LABYRINTH_ERR_INVALID), "%s: order %u is above the maximum %u", what,
-                     order, LABYRINTH_MAX_ORDER);
-  LAB_BOUNDARY(what, return pool_alloc(p, order, gfp, timeout_ms, out_page);)
-}
-
 
 LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsigned order,
                                                      labyrinth_gfp gfp, uint32_t timeout_ms,
                                                      void **out_page) {
   // The common cases first: a block from the thread's caches.
-  if (LAB_LIKELY(out_page && (gfp & ~(LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE)) == 0)) {
+  if (LAB_LIKELY(out_page && (gfp & ~kFlagshipGfp) == 0)) {
     void *b = order - 1u < LABYRINTH_MAX_ORDER
                   ? labyrinth_fast_alloc_block_v1_(pool, order, (gfp & LABYRINTH_GFP_EXCLUSIVE) != 0)
               : (order == 0 && (gfp & LABYRINTH_GFP_EXCLUSIVE)) ? labyrinth_fast_alloc_v1_(pool)
@@ -156,52 +169,54 @@ LABYRINTH_API labyrinth_status labyrinth_alloc_pages(labyrinth_pool *pool, unsig
 
 LABYRINTH_API labyrinth_status labyrinth_free_pages(labyrinth_pool *pool, void *page) {
   if (LAB_LIKELY(labyrinth_fast_free_v1_(pool, page))) return LABYRINTH_OK;
-  if (LAB_LIKELY(pool != nullptr)) return free_slow(from_handle(pool), page);
-  return null_pool("labyrinth_free_pages");
+  return free_slow(pool, page, false, 0);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_free_pages_order(labyrinth_pool *pool, void *page,
                                                           unsigned order) {
   if (LAB_LIKELY(labyrinth_fast_free_order_v1_(pool, page, order))) return LABYRINTH_OK;
-  if (!pool) return null_pool("labyrinth_free_pages_order");
-  if (order > LABYRINTH_MAX_ORDER)
-    return set_error(from_handle(pool)->fail(LABYRINTH_ERR_INVALID),
-                     "labyrinth_free_pages_order: order %u is above the maximum %u", order,
-                     LABYRINTH_MAX_ORDER);
-  return free_order_slow(from_handle(pool), page, order);
+  return free_slow(pool, page, true, order);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_page_transfer(labyrinth_pool *pool, void *page,
                                                        labyrinth_owner new_owner) {
   if (LAB_LIKELY(labyrinth_fast_transfer_v1_(pool, page, new_owner))) return LABYRINTH_OK;
-  if (!pool) return null_pool("labyrinth_page_transfer");
-  LAB_BOUNDARY("labyrinth_page_transfer", return pool_transfer(from_handle(pool), page, new_owner);)
+  const char *what = "labyrinth_page_transfer";
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return pool_transfer(p, page, new_owner); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_page_info(const labyrinth_pool *pool, const void *page,
                                                    labyrinth_owner *owner, unsigned *order) {
-  if (!pool) return null_pool("labyrinth_page_info");
-  LAB_BOUNDARY("labyrinth_page_info", return pool_page_info(from_handle(pool), page, owner, order);)
+  const char *what = "labyrinth_page_info";
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return counted(p, pool_page_info(p, page, owner, order)); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_pool_reclaim_orphans(labyrinth_pool *pool,
                                                               size_t *reclaimed) {
-  if (!pool) return null_pool("labyrinth_pool_reclaim_orphans");
-  LAB_BOUNDARY("labyrinth_pool_reclaim_orphans",
-               return pool_reclaim_orphans(from_handle(pool), reclaimed);)
+  return pool_reclaim_orphans_unless_in_use(pool, nullptr, 0, reclaimed);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_pool_stats(const labyrinth_pool *pool,
                                                     labyrinth_stats *out) {
   const char *what = "labyrinth_pool_stats";
-  if (!pool) return null_pool(what);
-  if (!out) return set_error(LABYRINTH_ERR_INVALID, "%s: out is NULL", what);
+  Pool *p;
+  if (labyrinth_status st = usable_pool(pool, what, &p); st != LABYRINTH_OK) return st;
+  if (!out) return refuse(p, LABYRINTH_ERR_INVALID, "%s: out is NULL", what);
   const std::size_t kMin = offsetof(labyrinth_stats, total_pages) + sizeof(uint64_t);
-  if (out->struct_size < kMin || out->struct_size > (1u << 16))
-    return set_error(LABYRINTH_ERR_INVALID,
-                     "%s: out->struct_size is %zu; set it to sizeof(labyrinth_stats) (at least %zu)",
-                     what, out->struct_size, kMin);
-  LAB_BOUNDARY(what, return pool_stats(from_handle(pool), out);)
+  if (labyrinth_status st = check_struct_size(out->struct_size, kMin, what, "out",
+                                              "set it to sizeof(labyrinth_stats)");
+      st != LABYRINTH_OK)
+    return counted(p, st);
+  return guarded(what, [&] {
+    labyrinth_stats full;
+    labyrinth_status st = pool_stats(p, &full);
+    if (st == LABYRINTH_OK) copy_out(full, out);
+    return st;
+  });
 }
 
 // The second names labyrinth.h's inline code calls (see there): aliases, so

@@ -3,12 +3,14 @@
 // beyond the public C ABI. Not installed; not part of the stable ABI.
 //
 // All functions set the thread's last status/message on failure, like the
-// public calls, and never throw.
+// public calls, and never throw. The pool passed must be usable here
+// (boundary.hpp: pool_usable): callers check it at their own C boundary.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "common.hpp"
 #include "labyrinth/labyrinth.h"
 
 namespace lab {
@@ -37,16 +39,17 @@ labyrinth_status page_end_io(labyrinth_pool *pool, void *page,
 // May block (a zone's mutex).
 labyrinth_status page_release_from_io(labyrinth_pool *pool, void *page);
 
+// labyrinth_pool_reclaim_orphans, except that it is refused with BUSY, and
+// reclaims nothing, if one of the n_in_use blocks at in_use is an orphan:
+// blocks whose memory the caller still lends out (the Python binding's
+// buffer exports). May block (the registry mutex); not async-signal-safe.
+labyrinth_status pool_reclaim_orphans_unless_in_use(labyrinth_pool *pool,
+                                                    const void *const *in_use,
+                                                    std::size_t n_in_use, std::size_t *reclaimed);
+
 // Registration holds: while a pool has holds (io_uring registrations,
-// managed rings), labyrinth_pool_destroy returns BUSY. `what` is kept for
-// the message ("registered with io_uring fd 5"). Never blocks.
+// managed rings), labyrinth_pool_destroy returns BUSY. Never blocks.
 void pool_hold(labyrinth_pool *pool);
 void pool_unhold(labyrinth_pool *pool);
-std::uint64_t pool_holds(const labyrinth_pool *pool);
-
-// Set this thread's last status and message (printf-like subset: %s %d %u
-// %ld %lu %zu %llu %p %x). Returns `status`. Async-signal-safe.
-labyrinth_status set_error(labyrinth_status status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 }  // namespace lab

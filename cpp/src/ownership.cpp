@@ -89,15 +89,16 @@ labyrinth_status classify(const Pool *p, const void *page, const char *what, std
     return LABYRINTH_OK;
   }
   if (s == UNUSED || s == TAKEN) return inner_page_error(p, page, what, i, s);
+  if (s == BUDDY)
+    return set_error(LABYRINTH_ERR_DOUBLE_FREE,
+                     "%s: %p is already free (in the buddy allocator: the first page of a free "
+                     "order-%u block)",
+                     what, page, order(w));
   return set_error(LABYRINTH_ERR_DOUBLE_FREE, "%s: %p is already %s", what, page, state_name(s));
 }
 
 labyrinth_status pool_free(Pool *p, void *page, int expected_order) {
   const char *what = expected_order < 0 ? "labyrinth_free_pages" : "labyrinth_free_pages_order";
-  if (LAB_UNLIKELY(p->forked()))
-    return set_error(LABYRINTH_ERR_INVALID,
-                     "%s: the pool belongs to the parent process; it cannot be used after fork()",
-                     what);
   std::size_t idx;
   std::uint64_t w;
   labyrinth_status st = classify(p, page, what, &idx, &w);
@@ -131,9 +132,6 @@ labyrinth_status pool_free(Pool *p, void *page, int expected_order) {
 }
 
 labyrinth_status pool_transfer(Pool *p, void *page, labyrinth_owner new_owner) {
-  if (LAB_UNLIKELY(p->forked()))
-    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_page_transfer: the pool belongs to the "
-                                            "parent process; it cannot be used after fork()");
   if (new_owner == LABYRINTH_OWNER_NONE || new_owner > LABYRINTH_OWNER_MAX)
     return set_error(p->fail(LABYRINTH_ERR_INVALID),
                      "labyrinth_page_transfer: new owner %llu is not a valid owner id (1..%llu)",
@@ -187,33 +185,43 @@ labyrinth_status pool_page_info(const Pool *p, const void *page, labyrinth_owner
   return LABYRINTH_OK;
 }
 
-// Orphans: exclusive blocks whose owner id belongs to a thread that exited.
+// Orphans: exclusive blocks whose owner id belongs to a thread that exited
+// (`dead`: exited_owners(), registry mutex held).
+static bool is_orphan(std::uint64_t w, const std::vector<std::uint64_t> &dead) {
+  return state(w) == ALLOC && exclusive(w) && std::binary_search(dead.begin(), dead.end(), owner(w));
+}
+
 std::uint64_t count_orphaned_pages(const Pool *p) {
   const auto &dead = exited_owners();
   if (dead.empty()) return 0;
   std::uint64_t n = 0;
   for (std::size_t i = 0; i < p->npages; ++i) {
     std::uint64_t w = p->meta[i].load(kRelaxed);
-    if (state(w) == ALLOC && exclusive(w) && std::binary_search(dead.begin(), dead.end(), owner(w)))
-      n += std::uint64_t{1} << order(w);
+    if (is_orphan(w, dead)) n += std::uint64_t{1} << order(w);
   }
   return n;
 }
 
-labyrinth_status pool_reclaim_orphans(Pool *p, std::size_t *reclaimed) {
-  if (p->forked())
-    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_reclaim_orphans: the pool belongs to "
-                                            "the parent process; it cannot be used after fork()");
+labyrinth_status pool_reclaim_orphans(Pool *p, std::size_t *reclaimed, const void *const *in_use,
+                                      std::size_t n_in_use) {
   std::vector<std::size_t> orphans;
   std::vector<std::uint64_t> owners;
   {
     std::lock_guard<std::mutex> reg(registry_mutex());
     const auto &dead = exited_owners();
+    // No owner exits while the registry mutex is held: an orphan found in
+    // use here is refused before anything is claimed.
+    for (std::size_t k = 0; k < n_in_use && !dead.empty(); ++k) {
+      const auto off = static_cast<std::uintptr_t>(static_cast<const std::uint8_t *>(in_use[k]) - p->base);
+      if (off < p->size && is_orphan(p->meta[off >> kPageShift].load(std::memory_order_acquire), dead))
+        return set_error(p->fail(LABYRINTH_ERR_BUSY),
+                         "labyrinth_pool_reclaim_orphans: the orphaned block at %p is still in "
+                         "use; nothing was reclaimed",
+                         in_use[k]);
+    }
     for (std::size_t i = 0; i < p->npages && !dead.empty(); ++i) {
       std::uint64_t w = p->meta[i].load(std::memory_order_acquire);
-      if (state(w) != ALLOC || !exclusive(w) ||
-          !std::binary_search(dead.begin(), dead.end(), owner(w)))
-        continue;
+      if (!is_orphan(w, dead)) continue;
       // Nobody can change an orphan's word (its owner is gone), but claim it
       // with a CAS all the same.
       if (p->meta[i].compare_exchange_strong(w, with_state(w, CACHED))) {
@@ -309,6 +317,5 @@ labyrinth_status page_release_from_io(labyrinth_pool *pool, void *page) {
 
 void pool_hold(labyrinth_pool *pool) { from_handle(pool)->holds.fetch_add(1); }
 void pool_unhold(labyrinth_pool *pool) { from_handle(pool)->holds.fetch_sub(1); }
-std::uint64_t pool_holds(const labyrinth_pool *pool) { return from_handle(pool)->holds.load(); }
 
 }  // namespace lab

@@ -21,6 +21,7 @@
 #include <new>
 #include <vector>
 
+#include "boundary.hpp"
 #include "pkeys.hpp"
 
 namespace lab {
@@ -163,19 +164,7 @@ static void fill_reserve(Pool *p) {
 }
 
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out) {
-  if (!opts || !out)
-    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: %s is NULL",
-                     !opts ? "opts" : "out");
-  const std::size_t kMinSize = offsetof(labyrinth_pool_options, numa_node) + sizeof(int);
-  if (opts->struct_size < kMinSize || opts->struct_size > (1u << 16))
-    return set_error(LABYRINTH_ERR_INVALID,
-                     "labyrinth_pool_create: opts->struct_size is %zu; it must be at least %zu "
-                     "(call labyrinth_pool_options_init first)",
-                     opts->struct_size, kMinSize);
-  labyrinth_pool_options o;
-  labyrinth_pool_options_init(&o);
-  std::memcpy(&o, opts, std::min(opts->struct_size, sizeof o));
-  o.struct_size = sizeof o;
+  labyrinth_pool_options o = *opts;
   if (o.size_bytes == 0 || o.size_bytes % kPageSize != 0)
     return set_error(LABYRINTH_ERR_INVALID,
                      "labyrinth_pool_create: size_bytes %zu is not a non-zero multiple of %zu",
@@ -345,48 +334,39 @@ static std::uint64_t cached_pages(const Pool *p, std::uint64_t *mine = nullptr) 
   return n;
 }
 
-labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
-  if (!handle) return LABYRINTH_OK;
-  Pool *p = from_handle(handle);
-  if (flags & ~std::uint32_t{LABYRINTH_DESTROY_FORCE})
-    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_destroy_ex: unknown flags 0x%x",
-                     flags & ~std::uint32_t{LABYRINTH_DESTROY_FORCE});
+// Why the pool cannot be destroyed now (BUSY, counted), or OK.
+static labyrinth_status destroy_refusal(Pool *p, std::uint32_t flags, const char *what) {
+  if (std::uint64_t h = p->holds.load())
+    return refuse(p, LABYRINTH_ERR_BUSY,
+                  "%s: the pool is registered with %llu io_uring instance(s) or managed ring(s); "
+                  "unregister or destroy them first",
+                  what, static_cast<unsigned long long>(h));
+  if (std::uint64_t inflight = p->inflight_pages.load())
+    return refuse(p, LABYRINTH_ERR_BUSY, "%s: %llu page(s) are in flight in the kernel", what,
+                  static_cast<unsigned long long>(inflight));
+  const std::uint64_t live = p->npages - p->free_pages() - p->reserve.pages() - cached_pages(p);
+  if (!live || (flags & LABYRINTH_DESTROY_FORCE)) return LABYRINTH_OK;
+  std::size_t example = 0;
+  for (std::size_t i = 0; i < p->npages; ++i) {
+    State s = state(p->meta[i].load(kRelaxed));
+    if (s == ALLOC || s == INFLIGHT) { example = i; break; }
+  }
+  return refuse(p, LABYRINTH_ERR_BUSY,
+                "%s: %llu page(s) are still allocated (e.g. %p); free them or pass "
+                "LABYRINTH_DESTROY_FORCE",
+                what, static_cast<unsigned long long>(live), p->page_at(example));
+}
+
+labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
   std::lock_guard<std::mutex> reg(registry_mutex());
   auto &pools = registry_pools();
   auto it = std::find(pools.begin(), pools.end(), p);
-  if (it == pools.end())
-    return set_error(LABYRINTH_ERR_INVALID,
-                     "labyrinth_pool_destroy: %p is not a live pool (already destroyed?)",
-                     static_cast<void *>(handle));
-  if (!p->forked()) {
-    if (std::uint64_t h = p->holds.load()) {
-      return set_error(p->fail(LABYRINTH_ERR_BUSY),
-                       "labyrinth_pool_destroy: the pool is registered with %llu io_uring "
-                       "instance(s) or managed ring(s); unregister or destroy them first",
-                       static_cast<unsigned long long>(h));
-    }
-    if (std::uint64_t inflight = p->inflight_pages.load()) {
-      return set_error(p->fail(LABYRINTH_ERR_BUSY),
-                       "labyrinth_pool_destroy: %llu page(s) are in flight in the kernel",
-                       static_cast<unsigned long long>(inflight));
-    }
-    std::uint64_t live = p->npages - p->free_pages() - p->reserve.pages() - cached_pages(p);
-    if (live && !(flags & LABYRINTH_DESTROY_FORCE)) {
-      std::size_t example = 0;
-      for (std::size_t i = 0; i < p->npages; ++i) {
-        State s = state(p->meta[i].load(kRelaxed));
-        if (s == ALLOC || s == INFLIGHT) { example = i; break; }
-      }
-      return set_error(p->fail(LABYRINTH_ERR_BUSY),
-                       "labyrinth_pool_destroy: %llu page(s) are still allocated (e.g. %p); free "
-                       "them or pass LABYRINTH_DESTROY_FORCE",
-                       static_cast<unsigned long long>(live), p->page_at(example));
-    }
-  }
+  if (it == pools.end()) return refuse_unusable(p, what);  // destroyed by another thread just now
+  if (labyrinth_status st = destroy_refusal(p, flags, what); st != LABYRINTH_OK) return st;
   pools.erase(it);
-  // Threads whose inline fast-path record names this pool forget it, so a
-  // future pool at the same address cannot be mistaken for it.
-  for (std::uint32_t i = 0; i < p->max_caches && !p->forked(); ++i) {
+  // Threads whose inline fast-path record names this pool forget it: their
+  // inline code then hands every call on it to the library, which refuses it.
+  for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     if (labyrinth_thread_fast_v1 *rec = p->cache_at(i)->record.load(kRelaxed)) {
       const labyrinth_pool *expected = p;
       __atomic_compare_exchange_n(&rec->pool, &expected, nullptr, false, __ATOMIC_RELAXED,
@@ -395,23 +375,21 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
   }
   if (p->flags & LABYRINTH_POOL_PKEYS) {
     // Blocks still owned (a forced destroy) stop carrying their owners' keys.
-    for (std::size_t i = 0; i < p->npages && !p->forked(); ++i) {
+    for (std::size_t i = 0; i < p->npages; ++i) {
       const std::uint64_t w = p->meta[i].load(kRelaxed);
       if ((state(w) == ALLOC || state(w) == INFLIGHT) && exclusive(w)) pkeys::drop(owner(w));
     }
     pkeys::detach();
   }
-  if (!p->forked()) {
-    meta_unmap(p->meta, p->npages * sizeof(std::uint64_t));
-    meta_unmap(p->cache_mem, p->cache_mem_bytes);
-    meta_unmap(p->poison_owner, p->npages * sizeof(std::uint64_t));
-    arena_unmap(&p->arena);
-  }
+  meta_unmap(p->meta, p->npages * sizeof(std::uint64_t));
+  meta_unmap(p->cache_mem, p->cache_mem_bytes);
+  meta_unmap(p->poison_owner, p->npages * sizeof(std::uint64_t));
+  arena_unmap(&p->arena);
   for (auto &slot : tls.slots)
     if (slot.pool_id == p->id) slot = CacheSlot{0, nullptr};
   if (fast_pool() == p) fast_forget();
   if (tls.stash == p) tls.stash = nullptr;
-  delete p;
+  retire_pool(p);  // the handle stays a tombstone: later calls on it are refused
   return LABYRINTH_OK;
 }
 
@@ -567,9 +545,6 @@ static void renew_reserve(Pool *p, std::vector<std::size_t> &scratch) {
 }
 
 labyrinth_status pool_trim(Pool *p) {
-  if (p->forked())
-    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_trim: the pool belongs to the parent "
-                                            "process; it cannot be used after fork()");
   // The reserve's renewal needs room for its page numbers; if that cannot be
   // had (NOMEM through the C boundary), nothing has changed yet.
   std::vector<std::size_t> scratch;
@@ -872,9 +847,6 @@ static labyrinth_status wait_for_block(Pool *p, unsigned order, labyrinth_gfp gf
 
 labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uint32_t timeout_ms,
                             void **out) {
-  if (LAB_UNLIKELY(p->forked()))
-    return set_error(LABYRINTH_ERR_INVALID, "the pool belongs to the parent process; it cannot "
-                                            "be used after fork()");
   const bool atomic = gfp & LABYRINTH_GFP_ATOMIC;
   std::size_t idx = 0;
   bool got = false;
@@ -1076,9 +1048,6 @@ void pkeys_explain(const PkeysProbe &r, char *buf, std::size_t cap) {
 
 labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
   Pool *p = const_cast<Pool *>(cp);
-  if (p->forked())
-    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_stats: the pool belongs to the "
-                                            "parent process; it cannot be used after fork()");
   labyrinth_stats s;
   std::memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;
@@ -1117,10 +1086,7 @@ labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
   s.huge_pages = p->arena.huge_pages ? 1 : 0;
   s.cache_reclaims = p->cache_reclaims.load(kRelaxed);
   s.reclaimed_pages = p->reclaimed_pages.load(kRelaxed);
-  // Write only what the caller's struct covers; struct_size stays theirs.
-  std::size_t n = std::min(out->struct_size, sizeof s);
-  std::memcpy(reinterpret_cast<char *>(out) + sizeof(std::size_t),
-              reinterpret_cast<const char *>(&s) + sizeof(std::size_t), n - sizeof(std::size_t));
+  *out = s;
   return LABYRINTH_OK;
 }
 

@@ -114,6 +114,9 @@ struct Pool : labyrinth_pool {
   std::uint32_t cache_start = 0;     // where each cache's high mark starts (thread_cache.hpp)
   std::uint32_t cache_high_max = 0;  // how far it may rise: capacity, or 1/16 of the pool
   std::uint64_t fork_gen = 0;
+  // Destroyed: the object stays as a tombstone, never freed (boundary.hpp).
+  std::atomic<bool> destroyed{false};
+  Pool *next_tombstone = nullptr;
   Arena arena;
   // POISON only (else nullptr): per page, the last owner of a free page that
   // holds the poison pattern; 0 if the page is not poisoned (never freed, or
@@ -248,9 +251,12 @@ class ZonesLock {
   Pool *p_;
 };
 
-// Lifecycle and statistics (pool.cpp).
+// Lifecycle and statistics (pool.cpp). The boundary (boundary.hpp) has
+// checked the handle and copied versioned structs in full: pool_create's
+// opts and pool_stats' out are complete structs of this version.
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out);
-labyrinth_status pool_destroy(labyrinth_pool *pool, std::uint32_t flags);
+// Destroy a usable pool (boundary.hpp); `what` names the call for messages.
+labyrinth_status pool_destroy(Pool *pool, std::uint32_t flags, const char *what);
 labyrinth_status pool_trim(Pool *pool);
 labyrinth_status pool_stats(const Pool *pool, labyrinth_stats *out);
 void pool_thread_exit(Pool *pool, std::uint64_t owner);  // registry mutex held
@@ -293,7 +299,11 @@ labyrinth_status pool_free(Pool *pool, void *page, int order = -1);
 labyrinth_status pool_transfer(Pool *pool, void *page, labyrinth_owner new_owner);
 labyrinth_status pool_page_info(const Pool *pool, const void *page, labyrinth_owner *owner,
                                 unsigned *order);
-labyrinth_status pool_reclaim_orphans(Pool *pool, std::size_t *reclaimed);
+// Reclaim every orphan; refused with BUSY, nothing reclaimed, if one of the
+// n_in_use blocks at in_use is an orphan.
+labyrinth_status pool_reclaim_orphans(Pool *pool, std::size_t *reclaimed,
+                                      const void *const *in_use = nullptr,
+                                      std::size_t n_in_use = 0);
 std::uint64_t count_orphaned_pages(const Pool *pool);  // registry mutex held
 
 // Validate a pointer as the first page of an allocated (or in-flight) block:

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 TEST(CppWrapper, PagesFreeThemselves) {
   labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
@@ -108,4 +109,58 @@ TEST(CppWrapper, ReclaimFlag) {
   EXPECT_TRUE(off.stats().flags & LABYRINTH_POOL_NO_RECLAIM);
   labyrinth::Pool on(labyrinth::PoolOptions().size(1u << 20).pin(false).reclaim(false).reclaim(true));
   EXPECT_FALSE(on.stats().flags & LABYRINTH_POOL_NO_RECLAIM);
+}
+
+// An empty Page says why: status() and labyrinth::last_error().
+TEST(CppWrapper, EmptyPageSaysWhy) {
+  labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
+  std::vector<labyrinth::Page> pages;
+  for (;;) {
+    labyrinth::Page page = pool.alloc_page();
+    if (!page) {
+      EXPECT_EQ(page.status(), LABYRINTH_ERR_NOMEM);
+      const labyrinth::Error e = labyrinth::last_error();
+      EXPECT_EQ(e.status(), LABYRINTH_ERR_NOMEM);
+      EXPECT_NE(std::string(e.what()).find("LABYRINTH_ERR_NOMEM"), std::string::npos) << e.what();
+      break;
+    }
+    EXPECT_EQ(page.status(), LABYRINTH_OK);
+    pages.push_back(std::move(page));
+    ASSERT_LE(pages.size(), 256u);
+  }
+}
+
+// A Page that outlives its Pool: ~Pool says so on stderr and keeps the pool,
+// so the page stays valid and frees normally.
+TEST(CppWrapper, PageOutlivingItsPoolKeepsThePoolAndSaysSo) {
+  labyrinth::Page page;
+  testing::internal::CaptureStderr();
+  {
+    labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
+    page = pool.alloc_page();
+    ASSERT_TRUE(page);
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  ASSERT_NE(err.find("destroyed while in use"), std::string::npos) << err;
+  EXPECT_NE(err.find("still allocated"), std::string::npos) << err;
+  std::memset(page.data(), 1, LABYRINTH_PAGE_SIZE);  // still the pool's memory
+  EXPECT_NO_THROW(page.free());
+}
+
+// destroy_force() with a live Page: the Page dangles, and its free is
+// refused (INVALID, "not a live pool"), never a success into freed memory.
+TEST(CppWrapper, PageOfAForcedDestroyIsRefused) {
+  labyrinth::Pool pool(labyrinth::PoolOptions().size(1u << 20).pin(false));
+  labyrinth::Page page = pool.alloc_page();
+  ASSERT_TRUE(page);
+  EXPECT_THROW(pool.destroy(), labyrinth::Error);  // BUSY: the page is live
+  pool.destroy_force();
+  try {
+    page.free();
+    FAIL() << "freeing into a destroyed pool succeeded";
+  } catch (const labyrinth::Error &e) {
+    EXPECT_EQ(e.status(), LABYRINTH_ERR_INVALID);
+    EXPECT_NE(std::string(e.what()).find("not a live pool"), std::string::npos) << e.what();
+  }
+  page.release();
 }

@@ -2,6 +2,7 @@
 // changes nothing: the pool's counts are the same and the pages are intact.
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -68,6 +69,82 @@ TEST_F(Misuse, DoubleFreeOfALargeBlock) {
   Snapshot snap(pool);
   EXPECT_EQ(labyrinth_free_pages(pool, b), LABYRINTH_ERR_DOUBLE_FREE);
   snap.expect_same(pool);
+}
+
+// A block back in the buddy allocator (freed, then trimmed out of the
+// caches): a second free says where it sits.
+TEST_F(Misuse, DoubleFreeSaysWhereInTheBuddy) {
+  void *b = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(pool, 2, 0, 0, &b), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(pool, b), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(pool), LABYRINTH_OK);
+  Snapshot snap(pool);
+  EXPECT_EQ(labyrinth_free_pages(pool, b), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_NE(last_message().find(hex(b)), std::string::npos) << last_message();
+  EXPECT_NE(last_message().find("free order-"), std::string::npos) << last_message();
+  EXPECT_NE(last_message().find("in the buddy allocator"), std::string::npos) << last_message();
+  void *inner = static_cast<char *>(b) + 4096;  // never a block head of order >= 1
+  EXPECT_EQ(labyrinth_free_pages(pool, inner), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_NE(last_message().find("of the free order-"), std::string::npos) << last_message();
+  EXPECT_NE(last_message().find("in the buddy allocator"), std::string::npos) << last_message();
+  snap.expect_same(pool);
+}
+
+// Refusals by destroy_ex (unknown flags), page_info and stats count in
+// failures[] like every other call's.
+TEST_F(Misuse, EveryRefusalIsCounted) {
+  const labyrinth_stats before = stats(pool);
+  EXPECT_EQ(labyrinth_pool_destroy_ex(pool, 0x80), LABYRINTH_ERR_INVALID);
+  int on_stack = 0;
+  EXPECT_EQ(labyrinth_page_info(pool, &on_stack, nullptr, nullptr), LABYRINTH_ERR_FOREIGN);
+  EXPECT_EQ(labyrinth_page_info(pool, static_cast<char *>(page) + 1, nullptr, nullptr),
+            LABYRINTH_ERR_INVALID);
+  labyrinth_stats bad;
+  bad.struct_size = 2;
+  EXPECT_EQ(labyrinth_pool_stats(pool, &bad), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_pool_stats(pool, nullptr), LABYRINTH_ERR_INVALID);
+  const labyrinth_stats after = stats(pool);
+  EXPECT_EQ(after.failures[LABYRINTH_ERR_INVALID], before.failures[LABYRINTH_ERR_INVALID] + 4);
+  EXPECT_EQ(after.failures[LABYRINTH_ERR_FOREIGN], before.failures[LABYRINTH_ERR_FOREIGN] + 1);
+  EXPECT_EQ(after.failures[LABYRINTH_OK], 0u);
+}
+
+// A failed allocation leaves every block, its owner and order, every page's
+// contents and the number of free pages as they were (labyrinth.h, Errors);
+// it may only move free pages to where they coalesce.
+TEST_F(Misuse, FailedAllocationKeepsBlocksOwnersContentsAndTheFreeCount) {
+  std::vector<unsigned char *> held;
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool))
+    held.push_back(static_cast<unsigned char *>(pg));
+  std::vector<unsigned char *> kept;
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    if (i % 2) {
+      ASSERT_EQ(labyrinth_free_pages(pool, held[i]), LABYRINTH_OK);
+    } else {
+      std::memset(held[i], static_cast<int>(i & 0xFF), 4096);
+      kept.push_back(held[i]);
+    }
+  }
+  const labyrinth_stats before = stats(pool);
+  const auto free_count = [](const labyrinth_stats &s) {
+    return s.free_pages + s.cached_pages + s.reserve_pages;
+  };
+  void *out = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(pool, 6, 0, 0, &out), LABYRINTH_ERR_NOMEM) << last_message();
+  EXPECT_EQ(labyrinth_alloc_pages(pool, 6, LABYRINTH_GFP_ATOMIC, 0, &out), LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(out, nullptr);
+  const labyrinth_stats after = stats(pool);
+  EXPECT_EQ(after.allocated_pages, before.allocated_pages);
+  EXPECT_EQ(free_count(after), free_count(before));
+  for (std::size_t k = 0; k < kept.size(); ++k) {
+    labyrinth_owner owner = 0;
+    unsigned order = 9;
+    ASSERT_EQ(labyrinth_page_info(pool, kept[k], &owner, &order), LABYRINTH_OK);
+    EXPECT_EQ(owner, labyrinth_owner_self());
+    EXPECT_EQ(order, 0u);
+    EXPECT_EQ(kept[k][k % 4096], static_cast<unsigned char>((2 * k) & 0xFF)) << "page " << k;
+    ASSERT_EQ(labyrinth_free_pages(pool, kept[k]), LABYRINTH_OK);
+  }
 }
 
 TEST_F(Misuse, ForeignPointers) {

@@ -19,11 +19,32 @@
  *             including one that interrupted a Labyrinth call on the same
  *             thread.
  *  Errors     Calls returning labyrinth_status return LABYRINTH_OK or an
- *             error. On error, nothing the call was asked to change has
- *             changed, output parameters are left untouched, and the
+ *             error. On error, output parameters are left untouched, the
  *             thread-local labyrinth_last_status() and
- *             labyrinth_last_error_message() describe what went wrong.
- *             Successful calls leave them alone (like errno).
+ *             labyrinth_last_error_message() describe what went wrong, and
+ *             the pool's statistics count the failure (failures[], by
+ *             status). Successful calls leave them alone (like errno).
+ *             A failed call leaves untouched every allocated block, its
+ *             owner and order, the contents of every page, and the number
+ *             of free pages (labyrinth_stats.allocated_pages is the same).
+ *             It may tidy where free pages sit: a failing allocation may
+ *             first move free pages from the caller's own thread cache and
+ *             the shared list (and, without ATOMIC, other threads' caches)
+ *             into the buddy allocator, where they coalesce, as
+ *             labyrinth_pool_trim() does; free_blocks[], shared_free_pages,
+ *             cached_pages and free_pages may then read differently, their
+ *             sum with reserve_pages does not.
+ *  Handles    A pool handle is usable from labyrinth_pool_create() until
+ *             labyrinth_pool_destroy(). After that, every call on it is
+ *             refused with INVALID ("not a live pool (already destroyed?)")
+ *             and changes nothing: a destroyed pool's handle is never given
+ *             to another pool (the library keeps about 2 KiB per destroyed
+ *             pool for that, for the life of the process). In a child made
+ *             by fork(), every call on a pool the parent created is refused
+ *             the same way (INVALID, "the pool belongs to the parent
+ *             process") and changes nothing in either process; the child
+ *             may create pools of its own. A call on a pool made while
+ *             another thread destroys it is undefined.
  *  Threads    Every call may be made from any thread; no registration.
  *
  * ABI stability: names and meanings in this header never change within
@@ -175,8 +196,7 @@ typedef uint64_t labyrinth_owner;
  *  without ATOMIC that would fail or sleep first takes back the free pages in
  *  the caches of threads outside a call (labyrinth_alloc_pages); that makes a
  *  membarrier() system call, which interrupts every CPU then running a thread
- *  of the process (an inter-processor interrupt: microseconds on bare metal,
- *  8-32 us on the Firecracker VM this project is measured on), ATOMIC
+ *  of the process (an inter-processor interrupt: microseconds), ATOMIC
  *  callers included. Set this for pools whose ATOMIC threads must never
  *  be interrupted, and in processes whose seccomp filter does not allow
  *  membarrier (the first reclaim asks the kernel with membarrier(QUERY));
@@ -244,17 +264,21 @@ labyrinth_pool_create(const labyrinth_pool_options *opts,
  * Destroy a pool and unmap its arena. Refused with BUSY (nothing changes) if
  * any block is still allocated (pages sitting in thread caches do not count)
  * or the pool is registered with an io_uring or a managed ring. NULL is a
- * no-op returning OK. No other thread may use the pool during or after this
- * call. May block; not async-signal-safe.
+ * no-op returning OK. INVALID for a pool already destroyed, and in a forked
+ * child for the parent's pool (see Handles above). No other thread may use
+ * the pool during this call; afterwards every call on the handle is
+ * refused. May block; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_pool_destroy(labyrinth_pool *pool);
 
 /** Flags for labyrinth_pool_destroy_ex(). */
 /** Destroy even with blocks still allocated; every pointer into the arena
- *  becomes invalid. Still BUSY while the kernel may hold a page. */
+ *  becomes invalid (freeing one is refused: INVALID, the pool is destroyed).
+ *  Still BUSY while the kernel may hold a page. */
 #define LABYRINTH_DESTROY_FORCE (1u << 0)
 
-/** labyrinth_pool_destroy() with flags (LABYRINTH_DESTROY_*). */
+/** labyrinth_pool_destroy() with flags (LABYRINTH_DESTROY_*); unknown flags
+ *  are INVALID and change nothing. */
 LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
                                                          uint32_t flags);
 

@@ -2,17 +2,27 @@
 //
 //   labyrinth::Pool pool(labyrinth::PoolOptions{}.size(64 << 20));
 //   labyrinth::Page page = pool.alloc_page();      // atomic, exclusive
-//   if (!page) { /* page.status() / labyrinth::last_error() say why */ }
+//   if (!page) { /* page.status() and labyrinth::last_error() say why */ }
 //   std::memcpy(page.data(), src, 100);
 //   // freed when `page` goes out of scope; page.release() gives up ownership.
 //
 // Errors: calls that construct things throw labyrinth::Error (a
 // std::runtime_error carrying the status and the C message); the hot calls
 // (alloc_page, Page destructor) never throw and report through return values.
+//
+// Lifetimes: a Page must not outlive its Pool. If it does, the mistake is
+// loud and harmless: ~Pool (and a move-assignment over a Pool) destroys the
+// pool only when no block of it is live; otherwise it writes a line to
+// stderr naming the live pages and keeps the pool (a leak, for the life of
+// the process), so that every Page still holding a block of it stays valid
+// and frees it normally. Pool::destroy() refuses instead (throws BUSY), and
+// Pool::destroy_force() destroys all the same (every block then dangles;
+// freeing one afterwards is refused with INVALID: "not a live pool").
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -33,6 +43,10 @@ class Error : public std::runtime_error {
  private:
   labyrinth_status status_;
 };
+
+/// The calling thread's last failure (labyrinth_last_status() and its
+/// message) as an Error, to read or to throw.
+inline Error last_error() { return Error(labyrinth_last_status()); }
 
 /// Throws Error unless status is LABYRINTH_OK.
 inline void check(labyrinth_status status) {
@@ -64,7 +78,8 @@ class PoolOptions {
 };
 
 /// One allocated block, owned by this handle: freed on destruction.
-/// Move-only. An empty Page (allocation failed) converts to false.
+/// Move-only. An empty Page (allocation failed) converts to false, and its
+/// status() says why.
 class Page {
  public:
   /// Order of a block adopted without saying it.
@@ -75,13 +90,22 @@ class Page {
   /// takes the faster labyrinth_free_pages_order().
   Page(labyrinth_pool *pool, void *ptr, unsigned order = kUnknownOrder) noexcept
       : pool_(pool), ptr_(ptr), order_(order) {}
-  Page(Page &&o) noexcept : pool_(o.pool_), ptr_(std::exchange(o.ptr_, nullptr)), order_(o.order_) {}
+  /// The result of an allocation: empty (ptr NULL) records the thread's
+  /// last status, the reason the allocation failed.
+  static Page allocated(labyrinth_pool *pool, void *ptr, unsigned order) noexcept {
+    Page page(pool, ptr, order);
+    if (!ptr) page.status_ = labyrinth_last_status();
+    return page;
+  }
+  Page(Page &&o) noexcept
+      : pool_(o.pool_), ptr_(std::exchange(o.ptr_, nullptr)), order_(o.order_), status_(o.status_) {}
   Page &operator=(Page &&o) noexcept {
     if (this != &o) {
       reset();
       pool_ = o.pool_;
       ptr_ = std::exchange(o.ptr_, nullptr);
       order_ = o.order_;
+      status_ = o.status_;
     }
     return *this;
   }
@@ -97,6 +121,10 @@ class Page {
   labyrinth_pool *pool() const noexcept { return pool_; }
   /// The block's order, or kUnknownOrder if it was adopted without one.
   unsigned order() const noexcept { return order_; }
+  /// Why this Page is empty: the status of the allocation that failed
+  /// (the message is labyrinth::last_error() until the thread's next failure).
+  /// LABYRINTH_OK for a Page that got a block (also once freed or moved from).
+  labyrinth_status status() const noexcept { return status_; }
 
   /// Free now; throws Error (and keeps the block) if the pool refuses.
   void free() {
@@ -124,9 +152,11 @@ class Page {
   labyrinth_pool *pool_ = nullptr;
   void *ptr_ = nullptr;
   unsigned order_ = kUnknownOrder;
+  labyrinth_status status_ = LABYRINTH_OK;
 };
 
-/// A pool, destroyed with the object. Move-only.
+/// A pool, destroyed with the object when none of its blocks is live (see
+/// "Lifetimes" above). Move-only.
 class Pool {
  public:
   explicit Pool(const PoolOptions &opts) { check(labyrinth_pool_create(&opts.c(), &pool_)); }
@@ -134,24 +164,21 @@ class Pool {
   Pool(Pool &&o) noexcept : pool_(std::exchange(o.pool_, nullptr)) {}
   Pool &operator=(Pool &&o) noexcept {
     if (this != &o) {
-      if (pool_) labyrinth_pool_destroy_ex(pool_, LABYRINTH_DESTROY_FORCE);
+      release_or_keep(pool_);
       pool_ = std::exchange(o.pool_, nullptr);
     }
     return *this;
   }
   Pool(const Pool &) = delete;
   Pool &operator=(const Pool &) = delete;
-  /// Destroys the pool even if pages are still allocated (they must not be
-  /// used afterwards); call destroy() to be told about live pages instead.
-  ~Pool() {
-    if (pool_) labyrinth_pool_destroy_ex(pool_, LABYRINTH_DESTROY_FORCE);
-  }
+  /// Destroys the pool; with blocks still live, says so on stderr and keeps it.
+  ~Pool() { release_or_keep(pool_); }
 
   labyrinth_pool *get() const noexcept { return pool_; }
 
   /// The flagship: atomic, exclusive, one page. Empty Page on failure.
   Page alloc_page() noexcept {
-    return Page(pool_, labyrinth_void_alloc_page_gfp_atomic_exclusive(pool_), 0);
+    return Page::allocated(pool_, labyrinth_void_alloc_page_gfp_atomic_exclusive(pool_), 0);
   }
   /// General allocation; throws Error on failure.
   Page alloc(unsigned order, labyrinth_gfp gfp, std::uint32_t timeout_ms = 0) {
@@ -172,8 +199,27 @@ class Pool {
     check(labyrinth_pool_destroy(pool_));
     pool_ = nullptr;
   }
+  /// Destroy now even with live blocks (LABYRINTH_DESTROY_FORCE): every
+  /// Page of it then dangles, and freeing it is refused (INVALID). Throws
+  /// Error(BUSY) and keeps the pool while the kernel holds a page.
+  void destroy_force() {
+    if (!pool_) return;
+    check(labyrinth_pool_destroy_ex(pool_, LABYRINTH_DESTROY_FORCE));
+    pool_ = nullptr;
+  }
 
  private:
+  // Destroy `pool`; if that is refused as BUSY (live blocks, io_uring), tell
+  // stderr and keep it, so that the blocks stay valid. The other refusal, in
+  // a forked child for the parent's pool, needs no word: that pool is not
+  // this process's to destroy.
+  static void release_or_keep(labyrinth_pool *pool) noexcept {
+    if (!pool || labyrinth_pool_destroy(pool) != LABYRINTH_ERR_BUSY) return;
+    std::fprintf(stderr,
+                 "labyrinth::Pool: destroyed while in use (%s); the pool is kept until the "
+                 "process exits so that its pages stay valid\n",
+                 labyrinth_last_error_message());
+  }
   labyrinth_pool *pool_ = nullptr;
 };
 

@@ -22,6 +22,7 @@
 #include <new>
 #include <vector>
 
+#include "boundary.hpp"
 #include "uring/uring_internal.hpp"
 
 namespace lab {
@@ -182,7 +183,6 @@ std::vector<iovec> arena_iovecs(std::uintptr_t base, std::size_t size) {
 
 labyrinth_status register_arena(labyrinth_pool *pool, int ring_fd, labyrinth_ring *managed,
                                 const char *what) {
-  if (!pool) return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
   if (ring_fd < 0) return set_error(LABYRINTH_ERR_INVALID, "%s: ring_fd %d is not a file descriptor", what, ring_fd);
   auto base = reinterpret_cast<std::uintptr_t>(pool_arena_base(pool));
   std::size_t size = pool_arena_size(pool);
@@ -264,7 +264,6 @@ labyrinth_status register_arena(labyrinth_pool *pool, int ring_fd, labyrinth_rin
 
 labyrinth_status unregister_arena(labyrinth_pool *pool, int ring_fd, const char *what,
                                   bool from_ring_destroy) {
-  if (!pool) return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
   std::lock_guard<std::mutex> lock(registry_mutex());
   auto &regs = registrations();
   auto it = std::find_if(regs.begin(), regs.end(), [&](const Registration &r) {
@@ -316,28 +315,22 @@ extern "C" {
 
 LABYRINTH_API labyrinth_status labyrinth_pool_register_io_uring(labyrinth_pool *pool, int ring_fd) {
   const char *what = "labyrinth_pool_register_io_uring";
-  try {
-    return uring::register_arena(pool, ring_fd, nullptr, what);
-  } catch (...) {
-    return set_error(LABYRINTH_ERR_SYSTEM, "%s: internal error", what);
-  }
+  if (labyrinth_status st = pool_usable(pool, what); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return uring::register_arena(pool, ring_fd, nullptr, what); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_pool_unregister_io_uring(labyrinth_pool *pool,
                                                                   int ring_fd) {
   const char *what = "labyrinth_pool_unregister_io_uring";
-  try {
-    return uring::unregister_arena(pool, ring_fd, what, false);
-  } catch (...) {
-    return set_error(LABYRINTH_ERR_SYSTEM, "%s: internal error", what);
-  }
+  if (labyrinth_status st = pool_usable(pool, what); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return uring::unregister_arena(pool, ring_fd, what, false); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_page_buf_index(const labyrinth_pool *pool,
                                                         const void *page,
                                                         uint16_t *buf_index) {
   const char *what = "labyrinth_page_buf_index";
-  if (!pool) return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
+  if (labyrinth_status st = pool_usable(pool, what); st != LABYRINTH_OK) return st;
   if (!buf_index) return set_error(LABYRINTH_ERR_INVALID, "%s: buf_index is NULL", what);
   auto base = reinterpret_cast<std::uintptr_t>(pool_arena_base(pool));
   std::size_t size = pool_arena_size(pool);
@@ -352,7 +345,7 @@ LABYRINTH_API labyrinth_status labyrinth_page_buf_index(const labyrinth_pool *po
 LABYRINTH_API labyrinth_status labyrinth_pool_io_uring_buffers(const labyrinth_pool *pool,
                                                                uint32_t *count) {
   const char *what = "labyrinth_pool_io_uring_buffers";
-  if (!pool) return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
+  if (labyrinth_status st = pool_usable(pool, what); st != LABYRINTH_OK) return st;
   if (!count) return set_error(LABYRINTH_ERR_INVALID, "%s: count is NULL", what);
   *count = uring::buffer_count(reinterpret_cast<std::uintptr_t>(pool_arena_base(pool)),
                                pool_arena_size(pool));

@@ -30,6 +30,7 @@
 #include <new>
 #include <vector>
 
+#include "boundary.hpp"
 #include "uring/ring_internal.hpp"
 
 using namespace lab;
@@ -393,21 +394,17 @@ void free_ring(labyrinth_ring *r, bool held) {
 labyrinth_status ring_create(labyrinth_pool *pool, const labyrinth_ring_options *user_opts,
                              labyrinth_ring **out) {
   const char *what = "labyrinth_ring_create";
-  if (!pool) return set_error(LABYRINTH_ERR_INVALID, "%s: pool is NULL", what);
+  if (labyrinth_status st = pool_usable(pool, what); st != LABYRINTH_OK) return st;
   if (!out) return set_error(LABYRINTH_ERR_INVALID, "%s: out is NULL", what);
   labyrinth_ring_options o;
   labyrinth_ring_options_init(&o);
   if (user_opts) {
     const std::size_t kMin = offsetof(labyrinth_ring_options, sq_entries) + sizeof(std::uint32_t);
-    if (user_opts->struct_size < kMin || user_opts->struct_size > (1u << 16))
-      return set_error(LABYRINTH_ERR_INVALID,
-                       "%s: opts->struct_size is %zu; initialise opts with "
-                       "labyrinth_ring_options_init() (sizeof is %zu)",
-                       what, user_opts->struct_size, sizeof(labyrinth_ring_options));
-    std::size_t n = user_opts->struct_size < sizeof(o) ? user_opts->struct_size : sizeof(o);
-    std::memcpy(reinterpret_cast<char *>(&o) + sizeof(std::size_t),
-                reinterpret_cast<const char *>(user_opts) + sizeof(std::size_t),
-                n - sizeof(std::size_t));
+    if (labyrinth_status st = check_struct_size(user_opts->struct_size, kMin, what, "opts",
+                                                "initialise opts with labyrinth_ring_options_init()");
+        st != LABYRINTH_OK)
+      return st;
+    copy_in(user_opts, &o);
   }
   if (o.sq_entries == 0 || o.sq_entries > 32768)
     return set_error(LABYRINTH_ERR_INVALID, "%s: sq_entries %u is not within 1..32768", what,
@@ -613,21 +610,85 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
   return LABYRINTH_OK;
 }
 
-}  // namespace
+// Cancel every operation in flight with user_data (their completions follow).
+labyrinth_status ring_cancel(labyrinth_ring *r, std::uint64_t user_data, const char *what) {
+  std::size_t matched = 0;
+  std::size_t queued = 0;
+  for (std::uint32_t i = 0; i < r->ops.size(); ++i) {
+    if (!r->ops[i].live || r->ops[i].user_data != user_data) continue;
+    ++matched;
+    // A starved receive is not in the kernel: it ends here (and stays
+    // ended until its completion is taken).
+    if (r->ops[i].ended || uring::recv_cancel_starved(r, i)) continue;
+    io_uring_sqe *sqe = get_sqe(r);
+    if (!sqe) return set_error(LABYRINTH_ERR_BUSY, "%s: the submission queue is full", what);
+    r->ops[i].cancel_requested = true;
+    io_uring_prep_cancel64(sqe, encode(kKindOp, i), 0);
+    io_uring_sqe_set_data64(sqe, encode(kKindCancel, 0));
+    ++queued;
+  }
+  if (!matched)
+    return set_error(LABYRINTH_ERR_INVALID, "%s: no operation with user_data %llu is in flight",
+                     what, static_cast<unsigned long long>(user_data));
+  if (!queued) return LABYRINTH_OK;
+  int ret = uring::submit_now(&r->ring);
+  if (ret < 0)
+    return set_error(ret == -EAGAIN || ret == -EBUSY ? LABYRINTH_ERR_BUSY : LABYRINTH_ERR_SYSTEM,
+                     "%s: io_uring_enter failed (%s); the cancellation will be submitted "
+                     "with the next operation",
+                     what, uring::errno_name(-ret));
+  return LABYRINTH_OK;
+}
+
+// Put an order-0 exclusive page of the caller on the provided-buffer ring.
+labyrinth_status ring_provide(labyrinth_ring *r, void *page, const char *what) {
+  if (!page) return set_error(LABYRINTH_ERR_INVALID, "%s: page is NULL", what);
+  if (!r->br)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: the ring has no provided-buffer ring (created with pbuf_entries 0)", what);
+  labyrinth_owner owner = LABYRINTH_OWNER_NONE;
+  unsigned order = 0;
+  labyrinth_status st = labyrinth_page_info(r->pool, page, &owner, &order);
+  if (st != LABYRINTH_OK) return st;
+  if (order != 0 || owner == LABYRINTH_OWNER_NONE)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: %p is not an order-0 exclusive page (order %u, %s)", what, page,
+                     order, owner == LABYRINTH_OWNER_NONE ? "not exclusive" : "exclusive");
+  if (r->free_bids.empty())
+    return set_error(LABYRINTH_ERR_BUSY,
+                     "%s: the provided-buffer ring is full (%u pages); the page stays yours",
+                     what, r->pb_entries);
+  st = page_begin_io(r->pool, page, labyrinth_owner_self());
+  if (st != LABYRINTH_OK) return st;
+  pbuf_add(r, page, 0);
+  io_uring_buf_ring_advance(r->br, 1);
+  uring::recv_rearm(r);
+  return LABYRINTH_OK;
+}
 
 // ---------------------------------------------------------------------------
 // C boundary
 // ---------------------------------------------------------------------------
 
-#define RING_BOUNDARY(what, ...)                                                            \
-  try {                                                                                     \
-    __VA_ARGS__                                                                             \
-  } catch (const std::bad_alloc &) {                                                        \
-    return set_error(LABYRINTH_ERR_NOMEM, "%s: out of memory", what);                       \
-  } catch (...) {                                                                           \
-    return set_error(LABYRINTH_ERR_SYSTEM, "%s: internal error (exception caught at the C " \
-                                           "boundary)", what);                              \
-  }
+// A ring is usable while its pool is: not the parent's ring and pool in a
+// forked child.
+labyrinth_status enter_ring(const labyrinth_ring *r, const char *what) {
+  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
+  return pool_usable(r->pool, what);
+}
+
+// The operations on a page (or, for multishot receive, on none).
+labyrinth_status ring_op(labyrinth_ring *ring, unsigned op, int fd, void *page,
+                                std::uint32_t len, std::uint64_t offset, int msg_flags,
+                                std::uint64_t user_data) {
+  const char *what = op_name(op);
+  if (labyrinth_status st = enter_ring(ring, what); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] {
+    return submit_op(ring, op, fd, page, len, offset, msg_flags, user_data);
+  });
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -645,17 +706,22 @@ LABYRINTH_API void labyrinth_ring_options_init(labyrinth_ring_options *opts) {
 LABYRINTH_API labyrinth_status labyrinth_ring_create(labyrinth_pool *pool,
                                                      const labyrinth_ring_options *opts,
                                                      labyrinth_ring **out) {
-  RING_BOUNDARY("labyrinth_ring_create", return ring_create(pool, opts, out);)
+  return guarded("labyrinth_ring_create", [&] { return ring_create(pool, opts, out); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_destroy(labyrinth_ring *ring) {
+  const char *what = "labyrinth_ring_destroy";
   if (!ring) return LABYRINTH_OK;
+  if (labyrinth_status st = enter_ring(ring, what); st != LABYRINTH_OK) return st;
   if (ring->single_issuer && labyrinth_owner_self() != ring->creator)
     return set_error(LABYRINTH_ERR_INVALID,
-                     "labyrinth_ring_destroy: the ring was created with "
-                     "LABYRINTH_RING_SINGLE_THREAD by another thread; only that thread can "
-                     "wait for its pages (nothing was changed)");
-  RING_BOUNDARY("labyrinth_ring_destroy", free_ring(ring, true); return LABYRINTH_OK;)
+                     "%s: the ring was created with LABYRINTH_RING_SINGLE_THREAD by another "
+                     "thread; only that thread can wait for its pages (nothing was changed)",
+                     what);
+  return guarded(what, [&] {
+    free_ring(ring, true);
+    return LABYRINTH_OK;
+  });
 }
 
 LABYRINTH_API int labyrinth_ring_fd(const labyrinth_ring *ring) {
@@ -665,129 +731,71 @@ LABYRINTH_API int labyrinth_ring_fd(const labyrinth_ring *ring) {
 LABYRINTH_API labyrinth_status labyrinth_ring_read_fixed(labyrinth_ring *ring, int fd, void *page,
                                                          uint32_t len, uint64_t offset,
                                                          uint64_t user_data) {
-  RING_BOUNDARY("labyrinth_ring_read_fixed",
-                return submit_op(ring, LABYRINTH_OP_READ_FIXED, fd, page, len, offset, 0, user_data);)
+  return ring_op(ring, LABYRINTH_OP_READ_FIXED, fd, page, len, offset, 0, user_data);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_write_fixed(labyrinth_ring *ring, int fd, void *page,
                                                           uint32_t len, uint64_t offset,
                                                           uint64_t user_data) {
-  RING_BOUNDARY("labyrinth_ring_write_fixed",
-                return submit_op(ring, LABYRINTH_OP_WRITE_FIXED, fd, page, len, offset, 0, user_data);)
+  return ring_op(ring, LABYRINTH_OP_WRITE_FIXED, fd, page, len, offset, 0, user_data);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_send(labyrinth_ring *ring, int fd, void *page,
                                                    uint32_t len, int msg_flags,
                                                    uint64_t user_data) {
-  RING_BOUNDARY("labyrinth_ring_send",
-                return submit_op(ring, LABYRINTH_OP_SEND, fd, page, len, 0, msg_flags, user_data);)
+  return ring_op(ring, LABYRINTH_OP_SEND, fd, page, len, 0, msg_flags, user_data);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_recv(labyrinth_ring *ring, int fd, void *page,
                                                    uint32_t len, int msg_flags,
                                                    uint64_t user_data) {
-  RING_BOUNDARY("labyrinth_ring_recv",
-                return submit_op(ring, LABYRINTH_OP_RECV, fd, page, len, 0, msg_flags, user_data);)
+  return ring_op(ring, LABYRINTH_OP_RECV, fd, page, len, 0, msg_flags, user_data);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int fd, void *page,
                                                       uint32_t len, int msg_flags,
                                                       uint64_t user_data) {
-  RING_BOUNDARY("labyrinth_ring_send_zc",
-                return submit_op(ring, LABYRINTH_OP_SEND_ZC, fd, page, len, 0, msg_flags, user_data);)
+  return ring_op(ring, LABYRINTH_OP_SEND_ZC, fd, page, len, 0, msg_flags, user_data);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_recv_multishot(labyrinth_ring *ring, int fd,
                                                              int msg_flags, uint64_t user_data) {
-  RING_BOUNDARY("labyrinth_ring_recv_multishot",
-                return submit_op(ring, LABYRINTH_OP_RECV_MULTISHOT, fd, nullptr, 0, 0, msg_flags,
-                                 user_data);)
+  return ring_op(ring, LABYRINTH_OP_RECV_MULTISHOT, fd, nullptr, 0, 0, msg_flags, user_data);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_cancel(labyrinth_ring *r, uint64_t user_data) {
   const char *what = "labyrinth_ring_cancel";
-  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
-  RING_BOUNDARY(what, {
-    std::size_t matched = 0;
-    std::size_t queued = 0;
-    for (std::uint32_t i = 0; i < r->ops.size(); ++i) {
-      if (!r->ops[i].live || r->ops[i].user_data != user_data) continue;
-      ++matched;
-      // A starved receive is not in the kernel: it ends here (and stays
-      // ended until its completion is taken).
-      if (r->ops[i].ended || uring::recv_cancel_starved(r, i)) continue;
-      io_uring_sqe *sqe = get_sqe(r);
-      if (!sqe)
-        return set_error(LABYRINTH_ERR_BUSY, "%s: the submission queue is full", what);
-      r->ops[i].cancel_requested = true;
-      io_uring_prep_cancel64(sqe, encode(kKindOp, i), 0);
-      io_uring_sqe_set_data64(sqe, encode(kKindCancel, 0));
-      ++queued;
-    }
-    if (!matched)
-      return set_error(LABYRINTH_ERR_INVALID,
-                       "%s: no operation with user_data %llu is in flight", what,
-                       static_cast<unsigned long long>(user_data));
-    if (!queued) return LABYRINTH_OK;
-    int ret = uring::submit_now(&r->ring);
-    if (ret < 0)
-      return set_error(ret == -EAGAIN || ret == -EBUSY ? LABYRINTH_ERR_BUSY : LABYRINTH_ERR_SYSTEM,
-                       "%s: io_uring_enter failed (%s); the cancellation will be submitted "
-                       "with the next operation",
-                       what, uring::errno_name(-ret));
-    return LABYRINTH_OK;
-  })
+  if (labyrinth_status st = enter_ring(r, what); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return ring_cancel(r, user_data, what); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *r, void *page) {
   const char *what = "labyrinth_ring_provide";
-  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
-  if (!page) return set_error(LABYRINTH_ERR_INVALID, "%s: page is NULL", what);
-  if (!r->br)
-    return set_error(LABYRINTH_ERR_INVALID,
-                     "%s: the ring has no provided-buffer ring (created with pbuf_entries 0)", what);
-  RING_BOUNDARY(what, {
-    labyrinth_owner owner = LABYRINTH_OWNER_NONE;
-    unsigned order = 0;
-    labyrinth_status st = labyrinth_page_info(r->pool, page, &owner, &order);
-    if (st != LABYRINTH_OK) return st;
-    if (order != 0 || owner == LABYRINTH_OWNER_NONE)
-      return set_error(LABYRINTH_ERR_INVALID,
-                       "%s: %p is not an order-0 exclusive page (order %u, %s)", what, page,
-                       order, owner == LABYRINTH_OWNER_NONE ? "not exclusive" : "exclusive");
-    if (r->free_bids.empty())
-      return set_error(LABYRINTH_ERR_BUSY,
-                       "%s: the provided-buffer ring is full (%u pages); the page stays yours",
-                       what, r->pb_entries);
-    st = page_begin_io(r->pool, page, labyrinth_owner_self());
-    if (st != LABYRINTH_OK) return st;
-    pbuf_add(r, page, 0);
-    io_uring_buf_ring_advance(r->br, 1);
-    uring::recv_rearm(r);
-    return LABYRINTH_OK;
-  })
+  if (labyrinth_status st = enter_ring(r, what); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return ring_provide(r, page, what); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_complete(labyrinth_ring *ring,
                                                        labyrinth_completion *out, size_t max,
                                                        size_t wait_nr, uint32_t timeout_ms,
                                                        size_t *count) {
-  RING_BOUNDARY("labyrinth_ring_complete",
-                return ring_complete(ring, out, max, wait_nr, timeout_ms, count);)
+  const char *what = "labyrinth_ring_complete";
+  if (labyrinth_status st = enter_ring(ring, what); st != LABYRINTH_OK) return st;
+  return guarded(what, [&] { return ring_complete(ring, out, max, wait_nr, timeout_ms, count); });
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
                                                     labyrinth_ring_stats *out) {
   const char *what = "labyrinth_ring_get_stats";
-  if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
+  if (labyrinth_status st = enter_ring(r, what); st != LABYRINTH_OK) return st;
   if (!out) return set_error(LABYRINTH_ERR_INVALID, "%s: out is NULL", what);
-  if (out->struct_size < sizeof(std::size_t) + sizeof(std::uint64_t) ||
-      out->struct_size > (1u << 16))
-    return set_error(LABYRINTH_ERR_INVALID,
-                     "%s: out->struct_size is %zu; set it to sizeof(labyrinth_ring_stats)", what,
-                     out->struct_size);
+  if (labyrinth_status st = check_struct_size(out->struct_size,
+                                              sizeof(std::size_t) + sizeof(std::uint64_t), what,
+                                              "out", "set it to sizeof(labyrinth_ring_stats)");
+      st != LABYRINTH_OK)
+    return st;
   labyrinth_ring_stats s{};
-  s.struct_size = out->struct_size;
+  s.struct_size = sizeof s;
   s.submitted = r->submitted.get();
   s.submit_failures = r->submit_failures.get();
   s.completions = r->completions.get();
@@ -807,8 +815,7 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
   s.registered = r->registered.load();
   s.fixed_buffers = uring::buffer_count(reinterpret_cast<std::uintptr_t>(pool_arena_base(r->pool)),
                                         pool_arena_size(r->pool));
-  std::size_t n = out->struct_size < sizeof(s) ? out->struct_size : sizeof(s);
-  std::memcpy(out, &s, n);
+  copy_out(s, out);
   return LABYRINTH_OK;
 }
 
