@@ -193,7 +193,9 @@ TEST_P(Interior, InnerPagesOfAFreeBuddyBlockAreRefused) {
     orders_seen[order] = true;
     void *head = const_cast<std::uint8_t *>(base) + i * kPage;
     SCOPED_TRACE("free order-" + std::to_string(order) + " block at page " + std::to_string(i));
-    expect_refused(p, head, order, LABYRINTH_ERR_DOUBLE_FREE, "already free (in the buddy allocator)");
+    expect_refused(p, head, order, LABYRINTH_ERR_DOUBLE_FREE,
+                   "already free (in the buddy allocator: the first page of a free order-" +
+                       std::to_string(order) + " block)");
     for (std::size_t k : inner_pages_to_try(order)) {
       const std::string says = "page " + std::to_string(k) + " of the free order-" + std::to_string(order) +
                                " block at " + hex(head) + ", in the buddy allocator";
