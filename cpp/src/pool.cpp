@@ -446,12 +446,15 @@ static std::size_t free_chain(Pool *p, std::size_t *page, std::size_t most, bool
   return n;
 }
 
-// Pull the shared list's chains into the buddy allocator (free_chain). An
-// ATOMIC caller stops at the first busy zone: the rest of that chain goes
-// back to the list.
+// Pull the shared list's chains into the buddy allocator (free_chain), as
+// many pages as it held when the flush began (frees on other threads cannot
+// keep it going). An ATOMIC caller stops at the first busy zone: the rest of
+// that chain goes back to the list.
 static void flush_shared(Pool *p, bool atomic) {
-  for (std::size_t i; (i = p->shared.pop_chain()) != kNil30;) {
+  std::size_t budget = p->shared.pages();
+  for (std::size_t i; budget && (i = p->shared.pop_chain()) != kNil30;) {
     const std::size_t n = free_chain(p, &i, SIZE_MAX, atomic);
+    budget -= std::min(budget, n);
     if (i == kNil30) {
       p->shared.taken(n);
       continue;
@@ -689,6 +692,20 @@ static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t
   return zone.buddy.alloc(order, idx);
 }
 
+// An allocation of order >= 1 found no block: the caller's own cache may
+// hold the pages that would merge into one (cache_give_back_own). Only when
+// they could: with the pool's free pages they make the block (and, unless
+// ATOMIC, the min watermark); else the cache stays as it is. True if
+// anything moved, so that trying again may succeed.
+static bool give_back_own_cache(Pool *p, unsigned order, bool atomic) {
+  ThreadCache *c = enter_cache(p);
+  if (!c) return false;
+  const std::size_t need = (std::size_t{1} << order) + (atomic ? 0 : p->wm_min);
+  const std::size_t moved = p->free_pages() + c->held() >= need ? cache_give_back_own(p, c, atomic) : 0;
+  leave_call();
+  return moved != 0;
+}
+
 static bool take_reserve(Pool *p, std::size_t *idx) {
   const std::size_t first = p->reserve.pop_page();
   if (first == kNil30) return false;
@@ -904,6 +921,7 @@ labyrinth_status pool_alloc(Pool *p, unsigned order, labyrinth_gfp gfp, std::uin
     };
     got = order > 0 && (cached = take_cached_block(p, order, &idx));
     if (!got) got = attempt();
+    if (!got && order > 0 && give_back_own_cache(p, order, atomic)) got = attempt();
     if (!got && atomic && order == 0) got = take_reserve(p, &idx);
     // Free pages may sit in the caches of threads that have gone idle: a
     // caller that may block takes them back (reclaim_caches) and tries once

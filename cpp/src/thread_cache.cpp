@@ -350,7 +350,8 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   return added;
 }
 
-void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
+// cache_drain without its wake: the pages move, nothing else happens.
+static void move_to_depot(Pool *p, ThreadCache *c, std::uint32_t count) {
   std::uint32_t n = c->n();
   if (count > n) count = n;
   std::uint32_t from = n - count;
@@ -375,8 +376,20 @@ void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
   }
   c->set_n(from);
   c->drains.store(c->drains.load(kRelaxed) + 1, kRelaxed);
+}
+
+void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
+  move_to_depot(p, c, count);
   update_pressure(p);
   if (p->nwaiters.load(std::memory_order_seq_cst)) wake_waiters(p);
+}
+
+std::size_t cache_give_back_own(Pool *p, ThreadCache *c, bool atomic) {
+  const std::size_t pages = c->n();
+  move_to_depot(p, c, c->n());
+  const std::size_t blocks = order_cache_flush(p, c, atomic);
+  if (pages) update_pressure(p);
+  return pages + blocks;
 }
 
 bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) {
@@ -409,11 +422,20 @@ void give_back_cache(Pool *p, ThreadCache *c) {
   cache_reset_mark(p, c);
 }
 
-void order_cache_flush(Pool *p, ThreadCache *c) {
+std::size_t order_cache_flush(Pool *p, ThreadCache *c, bool atomic) {
   OrderCache *oc = c->orders();
-  if (oc->pages.load(kRelaxed) == 0) return;
-  for (unsigned o = 1; o <= kMaxOrder; ++o)
-    while (void *b = order_cache_pop(c, o)) buddy_free_block(p, p->index_of(b), o);
+  std::size_t given = 0;
+  for (unsigned o = 1; o <= kMaxOrder && oc->pages.load(kRelaxed) != 0; ++o) {
+    while (oc->n[o] != 0) {
+      // The zone of the block order_cache_pop gives, locked before the pop.
+      Zone &zone = p->zone_of(p->index_of(oc->slot[o][oc->n[o] - 1]));
+      if (!zone.mu.acquire(atomic)) return given;
+      std::lock_guard<ZoneMutex> lock(zone.mu, std::adopt_lock);
+      zone.buddy.free(p->index_of(order_cache_pop(c, o)), o);
+      given += std::size_t{1} << o;
+    }
+  }
+  return given;
 }
 
 }  // namespace lab

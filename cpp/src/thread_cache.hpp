@@ -184,6 +184,14 @@ void cache_reset_mark(Pool *pool, ThreadCache *cache);
 // trim, and a reclaim by another thread.
 void give_back_cache(Pool *pool, ThreadCache *cache);
 
+// The owner's allocation of order >= 1 found no block: give back the
+// caller's own cache, its pages to the reserve and the depot (lock-free, no
+// waiter woken) and its order cache's blocks to the buddy allocator
+// (order_cache_flush, ATOMIC: try-locks only), so that they can merge. The
+// high mark stays. No system call. Returns the pages moved. Owner thread,
+// cache entered (enter_cache).
+std::size_t cache_give_back_own(Pool *pool, ThreadCache *cache, bool atomic);
+
 // Order cache (order >= 1). The caller holds the re-entry guard (enter_call).
 // pop: a block of `order`, or nullptr. push: false if the block does not fit
 // (full for its order, over budget, or the pool is under pressure); on true
@@ -200,8 +208,9 @@ inline void *order_cache_pop(ThreadCache *c, unsigned order) {
 // A block over the budget pushes out blocks of other orders (to the buddy
 // allocator, taking their zones' mutexes one at a time).
 bool order_cache_push(Pool *pool, ThreadCache *cache, std::size_t idx, unsigned order);
-// Give every cached block back to the buddy allocator (each under its
-// zone's mutex; hold none).
-void order_cache_flush(Pool *pool, ThreadCache *cache);
+// Give every cached block back to the buddy allocator, each under its
+// zone's mutex (hold none). ATOMIC callers only try the mutexes and stop at
+// the first busy one (noted in tls.mutex_busy). Returns the pages given.
+std::size_t order_cache_flush(Pool *pool, ThreadCache *cache, bool atomic = false);
 
 }  // namespace lab

@@ -288,11 +288,10 @@ TEST_P(IdleCache, AnAllocationThatWouldFailTakesItBackUnlessThePoolSaysNo) {
 INSTANTIATE_TEST_SUITE_P(ThreadCache, IdleCache, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool> &i) { return i.param ? "Reclaim" : "NoReclaim"; });
 
-// A refusal counts the free pages the call could not reach in thread
-// caches, its own apart: here order-0 pages in the caller's own cache, which
-// cannot make the order-3 block it asked for (labyrinth_pool_trim would
-// give them back).
-TEST(ThreadCache, ARefusalCountsThePagesInTheCallersOwnCache) {
+// A refusal of order >= 1 first gives back the caller's own cache (see
+// OwnCache below): its order-0 pages, which cannot make the order-3 block it
+// asked for, are then counted as free, none as in its cache.
+TEST(ThreadCache, ARefusalCountsThePagesTheCallersOwnCacheGaveBack) {
   labyrinth_pool_options o = options(16u << 20);
   o.atomic_reserve_pages = 0;
   o.watermark_min_pages = o.watermark_low_pages = o.watermark_high_pages = 0;  // no pressure
@@ -309,7 +308,7 @@ TEST(ThreadCache, ARefusalCountsThePagesInTheCallersOwnCache) {
   EXPECT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_EXCLUSIVE, 0, &block), LABYRINTH_ERR_NOMEM);
   EXPECT_EQ(block, nullptr);
   const std::string plain = last_message();
-  EXPECT_NE(plain.find("no free block of order 3 (without waiting): 0 free, 100 in thread caches (100 this "
+  EXPECT_NE(plain.find("no free block of order 3 (without waiting): 100 free, 0 in thread caches (0 this "
                        "thread's)"),
             std::string::npos)
       << plain;
@@ -704,3 +703,70 @@ TEST(ThreadCache, PoolWithoutCachesStillWorks) {
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
 }
+
+// With every page free, a block of any order can be had: an allocation of
+// order >= 1 that finds no block gives back the caller's own cache (its
+// pages and its order cache's blocks) and flushes the depot under the zones'
+// try-locks before it fails, ATOMIC included. A 4 MiB pool, exhausted page by
+// page and freed on the same thread, then asked for an order-8 block.
+class OwnCache : public ::testing::TestWithParam<bool> {
+ protected:
+  labyrinth_pool_options o = options(4u << 20);
+  PoolGuard p{o};
+  std::vector<void *> pages;  // every page of the pool, allocated by this thread
+  labyrinth_gfp gfp = LABYRINTH_GFP_EXCLUSIVE | (GetParam() ? LABYRINTH_GFP_ATOMIC : 0);
+
+  void SetUp() override {
+    while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) pages.push_back(pg);
+    ASSERT_EQ(pages.size(), 1024u);
+  }
+};
+
+TEST_P(OwnCache, AnAllocationThatWouldFailGivesItBack) {
+  for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  ASSERT_GT(stats(p).cached_pages, 0u);  // the case at hand: pages wait in this thread's cache
+  void *block = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 8, gfp, 0, &block), LABYRINTH_OK) << last_message();
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 0x5A, 256 * 4096);
+  ASSERT_EQ(labyrinth_free_pages(p, block), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// What stays as it was when even that does not help: every block, its owner
+// and its contents, and the number of pages not allocated (the give-back
+// only moves free pages between the caller's cache, the depot and the buddy
+// allocator).
+TEST_P(OwnCache, AFailureAfterTheGiveBackChangesNoBlock) {
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    if (i % 2 == 0) ASSERT_EQ(labyrinth_free_pages(p, pages[i]), LABYRINTH_OK);
+    else std::memset(pages[i], static_cast<int>(i & 0xFF), 4096);
+  }
+  const labyrinth_stats before = stats(p);
+  ASSERT_GT(before.cached_pages, 0u);
+  void *block = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(p, 1, gfp, 0, &block), LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(block, nullptr);
+  const labyrinth_stats after = stats(p);
+  expect_accounting(after);
+  EXPECT_EQ(after.allocated_pages, before.allocated_pages);
+  EXPECT_EQ(after.free_pages + after.cached_pages + after.reserve_pages,
+            before.free_pages + before.cached_pages + before.reserve_pages);
+  if (!GetParam()) {
+    EXPECT_NE(last_message().find("(0 this thread's)"), std::string::npos) << last_message();
+  }
+  for (std::size_t i = 1; i < pages.size(); i += 2) {
+    labyrinth_owner owner = 0;
+    unsigned order = 99;
+    ASSERT_EQ(labyrinth_page_info(p, pages[i], &owner, &order), LABYRINTH_OK) << last_message();
+    EXPECT_EQ(order, 0u);
+    EXPECT_EQ(owner, labyrinth_owner_self());
+    const auto *b = static_cast<const unsigned char *>(pages[i]);
+    EXPECT_TRUE(b[0] == (i & 0xFF) && b[4095] == (i & 0xFF)) << i;
+    ASSERT_EQ(labyrinth_free_pages(p, pages[i]), LABYRINTH_OK);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ThreadCache, OwnCache, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool> &i) { return i.param ? "Atomic" : "NotAtomic"; });
