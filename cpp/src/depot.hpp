@@ -274,4 +274,37 @@ class Depot {
   std::atomic<std::size_t> pages_{0};
 };
 
+// ---- Between a pool's depot and its zones (depot.cpp) ----
+// Each page goes to the buddy allocator under its zone's mutex, held from
+// one page to the next while they share a zone (a chain's pages mostly came
+// from one refill, so from one zone), never two at once. ATOMIC callers only
+// try the mutexes and stop at a busy one (noted in tls.mutex_busy).
+
+struct Pool;
+
+// Give up to `most` pages of the chain from *page (a popped chain, the
+// caller's) to the buddy allocator, following its links. *page becomes the
+// first page not given (kNil30 at the end). Returns how many were given.
+std::size_t free_chain(Pool *pool, std::size_t *page, std::size_t most, bool atomic = false);
+
+// Give every page of the chains from `first` (chains linked as on a Depot,
+// now the caller's) to the buddy allocator; returns how many. May block.
+std::size_t free_chains(Pool *pool, std::size_t first);
+
+// Pull the depot's chains into the buddy allocator, as many pages as it
+// held when the flush began (frees on other threads cannot keep it going).
+// An ATOMIC caller stops at the first busy zone: the rest of that chain
+// goes back to the depot. No system call.
+void flush_depot(Pool *pool, bool atomic);
+
+// labyrinth_pool_trim's flush: the pages the depot held when it began, a
+// slice at a time, each page under its own zone's mutex (so ATOMIC callers,
+// which only try the mutexes, find the other zones free). May block.
+void trim_depot(Pool *pool);
+
+// A block of any order from the buddy allocator (take_block); if there is
+// none, the depot may hold the pages that would merge into one: it is
+// flushed (flush_depot) and the zones tried again.
+bool take_block_flushing(Pool *pool, unsigned order, bool atomic, std::size_t *idx);
+
 }  // namespace lab

@@ -10,6 +10,7 @@
 
 #include "pool.hpp"
 #include "test_util.hpp"
+#include "zones_lock.hpp"
 
 using namespace labtest;
 
@@ -31,7 +32,7 @@ TEST(ThreadCache, RefillsAndDrainsInBatches) {
   EXPECT_EQ(again, first);
   ASSERT_EQ(labyrinth_free_pages(p, again), LABYRINTH_OK);
 
-  // Past the high mark a batch drains to the shared list.
+  // Past the high mark a batch drains to the depot.
   std::vector<void *> pages;
   for (int i = 0; i < 200; ++i) pages.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
   for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
@@ -47,11 +48,11 @@ TEST(ThreadCache, RefillsAndDrainsInBatches) {
   expect_maximal(p, o);
 }
 
-// A refill from the buddy allocator that finds the shared list empty also
+// A refill from the buddy allocator that finds the depot empty also
 // puts two batches there (in whole blocks, smallest first), so the next
 // threads to refill take them without the pool mutex: another thread's
 // first refill takes one of those chains and the buddy allocator is not
-// touched. When the shared list has pages, a refill takes those and stocks
+// touched. When the depot has pages, a refill takes those and stocks
 // nothing.
 TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
   labyrinth_pool_options o = options(16u << 20);
@@ -81,7 +82,7 @@ TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
   expect_maximal(p, o);
 }
 
-// A whole cache goes back to the shared list (here at thread exit; also at
+// A whole cache goes back to the depot (here at thread exit; also at
 // trim and on the first free under pressure) in chains of a batch at most.
 // A refill pops a whole chain and hides it from other threads until it has
 // taken its batch and pushed the rest back; one chain of the whole cache
@@ -102,20 +103,20 @@ TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
   ASSERT_GE(cached, 10 * 32u) << "the thread should have left many batches in its cache";
   const labyrinth_stats s = stats(p);
   EXPECT_EQ(s.cached_pages, 0u);
-  // Take the list apart (nothing else runs), look at each chain, put it back.
-  lab::Depot &shared = lab::from_handle(p)->shared;
+  // Take the depot apart (nothing else runs), look at each chain, put it back.
+  lab::Depot &depot = lab::from_handle(p)->depot;
   std::vector<std::pair<std::size_t, std::size_t>> chains;  // first page, length
   std::size_t total = 0;
-  for (std::size_t first; (first = shared.pop_chain()) != lab::side::kNil30;) {
-    const std::size_t length = shared.length_from(first);
+  for (std::size_t first; (first = depot.pop_chain()) != lab::side::kNil30;) {
+    const std::size_t length = depot.length_from(first);
     EXPECT_LE(length, 32u) << "chain " << chains.size();
     chains.emplace_back(first, length);
-    shared.taken(length);
+    depot.taken(length);
     total += length;
   }
   EXPECT_EQ(total, s.shared_free_pages);
   EXPECT_GE(chains.size(), cached / 32 - 8);  // the reserve took a few pages first
-  for (auto it = chains.rbegin(); it != chains.rend(); ++it) shared.push_linked(it->first, it->second);
+  for (auto it = chains.rbegin(); it != chains.rend(); ++it) depot.push_linked(it->first, it->second);
   expect_accounting(stats(p));
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
@@ -124,7 +125,7 @@ TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
 // While other threads hold every zone's mutex (refills or frees preempted
 // in the middle of their holds, one per zone; simulated here by holding them
 // all), an ATOMIC caller whose cache runs dry can still have every page of
-// the shared list and the reserve, without waiting; after that it is refused
+// the depot and the reserve, without waiting; after that it is refused
 // at once, saying why.
 TEST(ThreadCache, WhileTheMutexIsHeldAtomicCallersHaveTheLockFreePages) {
   labyrinth_pool_options o = options(64u << 20);
@@ -132,14 +133,14 @@ TEST(ThreadCache, WhileTheMutexIsHeldAtomicCallersHaveTheLockFreePages) {
   PoolGuard p(o);
   std::vector<void *> mine;
   for (int i = 0; i < 3000; ++i) mine.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
-  for (void *pg : mine) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);  // most to the shared list
+  for (void *pg : mine) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);  // most to the depot
   labyrinth_stats s = stats(p);
   ASSERT_GT(s.shared_free_pages, 1000u);
   ASSERT_EQ(s.reserve_pages, 32u);
   std::vector<void *> theirs;
   std::string refusal;
   {
-    lab::ZonesLock hold(lab::from_handle(p));  // every zone's mutex
+    labtest::ZonesLock hold(lab::from_handle(p));  // every zone's mutex
     std::thread other([&] {
       while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) theirs.push_back(pg);
       refusal = last_message();
@@ -433,7 +434,7 @@ TEST(ThreadCache, PressureLowersTheHighMark) {
 }
 
 // Under pressure, the first free a thread makes gives its whole cache back
-// (to the reserve first, then the shared list), so the pages it had cached
+// (to the reserve first, then the depot), so the pages it had cached
 // reach the threads that lack them; without pressure a free keeps them.
 TEST(ThreadCache, AFreeUnderPressureGivesTheWholeCacheBack) {
   labyrinth_pool_options o = options(4u << 20);  // 1024 pages
@@ -474,7 +475,7 @@ TEST(ThreadCache, AFreeUnderPressureGivesTheWholeCacheBack) {
 
 TEST(ThreadCache, RemoteFreeGoesBackWithoutLoss) {
   // One thread allocates and transfers, another frees: pages flow back to the
-  // allocator through the lock-free shared list.
+  // allocator through the lock-free depot.
   labyrinth_pool_options o = options(4u << 20);
   o.thread_cache_pages = 64;
   o.thread_cache_batch = 16;
@@ -539,7 +540,7 @@ TEST(ThreadCache, RemoteFreeGoesBackWithoutLoss) {
 
 namespace {
 // One thread allocates `n` pages, touches them, and frees them in a shuffled
-// order, then exits: its caches drain scattered chains to the shared list
+// order, then exits: its caches drain scattered chains to the depot
 // (with magazines, in pools that allow them).
 std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::size_t n) {
   std::vector<void *> pages;
@@ -561,7 +562,7 @@ std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::siz
 // Pages freed in a scattered order reach another thread through the shared
 // list, each exactly once, even when every free page was written over (a
 // write after free) with a list of pages that are still allocated, laid out
-// as the magazine the shared list keeps in a chain's first page (all but its
+// as the magazine the depot keeps in a chain's first page (all but its
 // checksum, which a stray write does not know).
 // Pinned pools only get magazines: small enough for any RLIMIT_MEMLOCK of
 // at least 4 MiB (the machine's non-root default is 8 MiB).
@@ -624,7 +625,7 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
 }
 
 // Free pages must stay zero in a SCRUB pool: nothing (no magazine) is
-// written into them on the way through the shared list.
+// written into them on the way through the depot.
 TEST(ThreadCache, ScrubPoolsKeepFreePagesZeroThroughTheSharedList) {
   labyrinth_pool_options o = pinned_options();
   o.flags |= LABYRINTH_POOL_SCRUB;
