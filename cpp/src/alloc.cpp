@@ -34,7 +34,7 @@ static bool take_page(Pool *p, bool atomic, std::size_t *idx) {
   // one page from the depot, lock-free.
   if (p->use_caches && (atomic || p->free_pages() > p->wm_min)) {
     const std::size_t first = p->depot.pop_page();
-    if (first != kNil30) {
+    if (first != kNoPage) {
       *idx = first;
       return true;
     }

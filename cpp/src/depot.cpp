@@ -22,7 +22,7 @@ constexpr std::size_t kTrimSlice = 256;
 std::size_t free_chain(Pool *p, std::size_t *page, std::size_t most, bool atomic) {
   std::size_t n = 0, i = *page;
   Zone *held = nullptr;
-  for (; i != kNil30 && n < most; ++n) {
+  for (; i != kNoPage && n < most; ++n) {
     const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
     Zone &zone = p->zone_of(i);
     if (&zone != held) {
@@ -41,10 +41,10 @@ std::size_t free_chain(Pool *p, std::size_t *page, std::size_t most, bool atomic
 
 void flush_depot(Pool *p, bool atomic) {
   std::size_t budget = p->depot.pages();
-  for (std::size_t i; budget && (i = p->depot.pop_chain()) != kNil30;) {
+  for (std::size_t i; budget && (i = p->depot.pop_chain()) != kNoPage;) {
     const std::size_t n = free_chain(p, &i, SIZE_MAX, atomic);
     budget -= std::min(budget, n);
-    if (i == kNil30) {
+    if (i == kNoPage) {
       p->depot.taken(n);
       continue;
     }
@@ -57,7 +57,7 @@ void flush_depot(Pool *p, bool atomic) {
 
 std::size_t free_chains(Pool *p, std::size_t first) {
   std::size_t n = 0;
-  while (first != kNil30) {
+  while (first != kNoPage) {
     std::size_t i = first;
     first = chain_next_chain(p->meta[first].load(kRelaxed));
     n += free_chain(p, &i, SIZE_MAX);
@@ -69,8 +69,8 @@ void trim_depot(Pool *p) {
   std::size_t budget = p->depot.pages();
   while (budget) {
     std::size_t i = p->depot.pop_chain();
-    if (i == kNil30) break;
-    while (i != kNil30) {  // a chain's pages not yet freed still count as the depot's
+    if (i == kNoPage) break;
+    while (i != kNoPage) {  // a chain's pages not yet freed still count as the depot's
       const std::size_t n = free_chain(p, &i, kTrimSlice);
       p->depot.taken(n);
       budget -= n < budget ? n : budget;

@@ -291,6 +291,5 @@ labyrinth_status page_release_from_io(labyrinth_pool *pool, void *page) {
 
 void pool_hold(labyrinth_pool *pool) { from_handle(pool)->holds.fetch_add(1); }
 void pool_unhold(labyrinth_pool *pool) { from_handle(pool)->holds.fetch_sub(1); }
-std::uint64_t pool_holds(const labyrinth_pool *pool) { return from_handle(pool)->holds.load(); }
 
 }  // namespace lab

@@ -45,7 +45,7 @@
 #include "arena.hpp"
 #include "common.hpp"
 #include "depot.hpp"
-#include "owner.hpp"
+#include "process.hpp"
 #include "side_table.hpp"
 #include "zones.hpp"
 

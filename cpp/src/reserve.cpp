@@ -107,7 +107,7 @@ void renew_reserve(Pool *p, std::vector<std::size_t> &scratch) {
 
 bool take_reserve(Pool *p, std::size_t *idx) {
   const std::size_t first = p->reserve.pop_page();
-  if (first == kNil30) return false;
+  if (first == kNoPage) return false;
   p->reserve_uses.fetch_add(1, kRelaxed);
   *idx = first;
   return true;

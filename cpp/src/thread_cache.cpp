@@ -9,7 +9,7 @@
 
 #include <mutex>
 
-#include "owner.hpp"
+#include "process.hpp"
 #include "pool.hpp"
 #include "waiters.hpp"
 #include "zones.hpp"
@@ -271,15 +271,15 @@ std::size_t refill_allowed(const Pool *p, std::size_t want, bool atomic) {
 // the pages taken. Lock-free.
 std::uint32_t refill_from_depot(Pool *p, void **to, std::size_t take) {
   const std::size_t first = p->depot.pop_chain();
-  if (first == kNil30) return 0;
+  if (first == kNoPage) return 0;
   std::uint32_t added = 0;
-  std::size_t i = kNil30, rest;  // i: the first page left over, rest: how many
+  std::size_t i = kNoPage, rest;  // i: the first page left over, rest: how many
   if (const std::size_t length = p->depot.take_magazine(first, to, take, &i)) {
     // The chain's pages, read from its magazine (depot.hpp).
     added = static_cast<std::uint32_t>(length < take ? length : take);
     rest = length - added;
   } else {
-    for (i = first; i != kNil30 && added < take; ++added) {
+    for (i = first; i != kNoPage && added < take; ++added) {
       const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
       to[added] = p->page_at(i);
       i = next;
@@ -391,13 +391,11 @@ static void move_to_depot(Pool *p, ThreadCache *c, std::uint32_t count) {
     p->reserve.push([idx](std::size_t) { return idx; }, 1);
     --count;
   }
-  // In chains of a batch at most, the cache's newest pages last (on top).
-  // A refill pops a whole chain, takes what it has room for and pushes the
-  // rest back, and meanwhile the whole chain is hidden from other threads. A
-  // whole cache drained as one chain (thread exit, trim, the first free under
-  // pressure: up to 4096 pages, more than a magazine lists) made every refill
-  // from it follow the chain's links to its end, ~5 us, during which the
-  // list could look empty to other threads.
+  // In chains of a batch at most, the cache's newest pages last (on top):
+  // a refill pops a whole chain, takes what it has room for and pushes the
+  // rest back, and meanwhile the whole chain is hidden from other threads; a
+  // chain longer than a magazine lists would make it follow the chain's links
+  // to the end (ThreadCache.AWholeCacheGoesBackInChainsOfABatchAtMost).
   for (std::uint32_t done = 0; done < count;) {
     const std::uint32_t k = count - done < c->batch ? count - done : c->batch;
     void **slots = c->slots() + from + done;

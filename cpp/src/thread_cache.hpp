@@ -18,8 +18,8 @@
 // drained, up to the capacity (or 1/16 of the pool if that is less, so a
 // few bursty threads cannot park a small pool in their caches). A burst that
 // fits then costs no refill and no drain at all: a refill from pages another
-// CPU drained is a few cross-CPU cache misses, hundreds of ns, the tail of an
-// otherwise ~2 ns allocation. Memory pressure, labyrinth_pool_trim, the
+// CPU drained costs a few cross-CPU cache misses, many times an allocation
+// from the cache. Memory pressure, labyrinth_pool_trim, the
 // thread's exit and a reclaim put it back to its start. It never falls on
 // its own: a thread that once had a large burst keeps its larger cache
 // (pages it holds are not lost, only idle: trim gives them back, and so

@@ -102,7 +102,7 @@ labyrinth_status wait_for_block(Pool *p, unsigned order, std::uint32_t timeout_m
       // Only the first waiter takes pages: arrival order is service order.
       if (order == 0 && p->use_caches && p->free_pages() > p->wm_min) {
         const std::size_t first = p->depot.pop_page();
-        if (first != kNil30) {
+        if (first != kNoPage) {
           *idx = first;
           got = true;
         }

@@ -107,7 +107,7 @@ TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
   lab::Depot &depot = lab::from_handle(p)->depot;
   std::vector<std::pair<std::size_t, std::size_t>> chains;  // first page, length
   std::size_t total = 0;
-  for (std::size_t first; (first = depot.pop_chain()) != lab::side::kNil30;) {
+  for (std::size_t first; (first = depot.pop_chain()) != lab::side::kNoPage;) {
     const std::size_t length = depot.length_from(first);
     EXPECT_LE(length, 32u) << "chain " << chains.size();
     chains.emplace_back(first, length);

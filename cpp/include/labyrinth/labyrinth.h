@@ -175,9 +175,8 @@ typedef uint64_t labyrinth_owner;
  *  without ATOMIC that would fail or sleep first takes back the free pages in
  *  the caches of threads outside a call (labyrinth_alloc_pages); that makes a
  *  membarrier() system call, which interrupts every CPU then running a thread
- *  of the process (an inter-processor interrupt: microseconds on bare metal,
- *  8-32 us on the Firecracker VM this project is measured on), ATOMIC
- *  callers included. Set this for pools whose ATOMIC threads must never
+ *  of the process (an inter-processor interrupt, microseconds; more in a
+ *  virtual machine; docs/performance.md), ATOMIC callers included. Set this for pools whose ATOMIC threads must never
  *  be interrupted, and in processes whose seccomp filter does not allow
  *  membarrier (the first reclaim asks the kernel with membarrier(QUERY));
  *  idle threads then keep their caches until they trim or exit. */
