@@ -18,7 +18,7 @@
 // the list (a few lines, fetched in parallel) instead of following the links
 // one dependent load at a time, and it neither reads nor writes the chain's
 // other side-table words: when another CPU drained the chain, each of those
-// is a cache miss, and 64 of them were most of a refill's latency.
+// is a cache miss, and 64 of them would be most of a refill's latency.
 //
 // Why a list can be believed without checking it against the side table:
 //  - it is fresh: only push() marks a word MAGAZINE, right after writing the
