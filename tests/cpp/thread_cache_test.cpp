@@ -771,3 +771,53 @@ TEST_P(OwnCache, AFailureAfterTheGiveBackChangesNoBlock) {
 
 INSTANTIATE_TEST_SUITE_P(ThreadCache, OwnCache, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool> &i) { return i.param ? "Atomic" : "NotAtomic"; });
+
+// The give-back never waits for a zone's mutex when the caller is ATOMIC:
+// with another thread holding every zone's mutex, an ATOMIC order-8 call
+// whose own cache holds pages and an order-1 block fails at once (NOMEM,
+// the busy mutex named), and succeeds once the mutexes are free.
+TEST(ThreadCache, AtomicGiveBackNeverWaitsForAZone) {
+  labyrinth_pool_options o = options(4u << 20);
+  o.atomic_reserve_pages = 0;
+  o.watermark_min_pages = o.watermark_low_pages = o.watermark_high_pages = 0;  // no pressure
+  PoolGuard p(o);
+  void *pair = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 1, LABYRINTH_GFP_EXCLUSIVE, 0, &pair), LABYRINTH_OK);
+  std::vector<void *> pages;
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) pages.push_back(pg);
+  ASSERT_EQ(labyrinth_free_pages(p, pair), LABYRINTH_OK);  // into this thread's order cache
+  for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  ASSERT_GE(stats(p).cached_pages, 2u);
+  const labyrinth_gfp ae = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
+  std::mutex mu;
+  std::condition_variable cv;
+  int step = 0;  // 1: the mutexes are held; 2: the ATOMIC call is done
+  std::thread holder([&] {
+    labtest::ZonesLock hold(lab::from_handle(p));
+    std::unique_lock<std::mutex> lock(mu);
+    step = 1;
+    cv.notify_all();
+    cv.wait(lock, [&] { return step == 2; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return step == 1; });
+  }
+  void *block = nullptr;
+  const labyrinth_status st = labyrinth_alloc_pages(p, 8, ae, 0, &block);
+  const std::string refusal = last_message();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    step = 2;
+  }
+  cv.notify_all();
+  holder.join();
+  EXPECT_EQ(st, LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(block, nullptr);
+  EXPECT_NE(refusal.find("was busy (ATOMIC never waits for it)"), std::string::npos) << refusal;
+  const labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.allocated_pages, 0u);
+  expect_accounting(s);
+  ASSERT_EQ(labyrinth_alloc_pages(p, 8, ae, 0, &block), LABYRINTH_OK) << last_message();
+  ASSERT_EQ(labyrinth_free_pages(p, block), LABYRINTH_OK);
+}
