@@ -14,7 +14,7 @@ void Buddy::init(std::atomic<std::uint64_t> *meta, std::size_t begin, std::size_
   begin_ = begin;
   end_ = end;
   for (unsigned o = 0; o <= kMaxOrder; ++o) {
-    head_[o] = kNil28;
+    head_[o] = kNoBlock;
     count_[o].store(0, kRelaxed);
   }
   pages_.store(0, kRelaxed);
@@ -40,8 +40,8 @@ void Buddy::set_prev(std::size_t idx, std::uint64_t prev) {
 
 void Buddy::push(std::size_t idx, unsigned o) {
   std::uint64_t old = head_[o];
-  meta_[idx].store(buddy_word(o, kNil28, old), kRelaxed);
-  if (old != kNil28) set_prev(old, idx);
+  meta_[idx].store(buddy_word(o, kNoBlock, old), kRelaxed);
+  if (old != kNoBlock) set_prev(old, idx);
   head_[o] = idx;
   count_[o].store(count_[o].load(kRelaxed) + 1, kRelaxed);
   pages_.store(pages_.load(kRelaxed) + (std::size_t{1} << o), kRelaxed);
@@ -50,9 +50,9 @@ void Buddy::push(std::size_t idx, unsigned o) {
 void Buddy::remove(std::size_t idx, unsigned o) {
   std::uint64_t w = meta_[idx].load(kRelaxed);
   std::uint64_t prev = buddy_prev(w), next = buddy_next(w);
-  if (prev == kNil28) head_[o] = next;
+  if (prev == kNoBlock) head_[o] = next;
   else set_next(prev, next);
-  if (next != kNil28) set_prev(next, prev);
+  if (next != kNoBlock) set_prev(next, prev);
   meta_[idx].store(UNUSED, kRelaxed);
   count_[o].store(count_[o].load(kRelaxed) - 1, kRelaxed);
   pages_.store(pages_.load(kRelaxed) - (std::size_t{1} << o), kRelaxed);
@@ -60,7 +60,7 @@ void Buddy::remove(std::size_t idx, unsigned o) {
 
 bool Buddy::alloc(unsigned o, std::size_t *idx) {
   unsigned k = o;
-  while (k <= kMaxOrder && head_[k] == kNil28) ++k;
+  while (k <= kMaxOrder && head_[k] == kNoBlock) ++k;
   if (k > kMaxOrder) return false;
   std::size_t block = head_[k];
   remove(block, k);
@@ -69,7 +69,7 @@ bool Buddy::alloc(unsigned o, std::size_t *idx) {
     push(block + (std::size_t{1} << k), k);  // keep the low half, free the high half
   }
   // Not free any more: until the caller writes the block's real state
-  // (possibly after dropping the zone's mutex), no merge may see it as a
+  // (possibly after dropping its zone's mutex), no merge may see it as a
   // free buddy. Its other pages are UNUSED already.
   meta_[block].store(TAKEN, kRelaxed);
   *idx = block;
@@ -93,7 +93,7 @@ void Buddy::free(std::size_t idx, unsigned o) {
 }
 
 int Buddy::largest_free_order() const {
-  // From the counters, so it may be called without the pool mutex.
+  // From the counters, so it may be called without its zone's mutex.
   for (int o = kMaxOrder; o >= 0; --o)
     if (count_[o].load(kRelaxed) != 0) return o;
   return -1;

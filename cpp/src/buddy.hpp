@@ -49,7 +49,7 @@ class Buddy {
       unsigned fit = 0;  // the largest order that fits in what is left
       while (fit < kMaxOrder && (std::size_t{2} << fit) <= left) ++fit;
       unsigned o = 0;
-      while (o <= fit && head_[o] == side::kNil28) ++o;
+      while (o <= fit && head_[o] == side::kNoBlock) ++o;
       std::size_t block;
       if (o <= fit) {
         block = head_[o];

@@ -12,7 +12,6 @@
 
 #define LAB_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LAB_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define LAB_HIDDEN __attribute__((visibility("hidden")))
 
 namespace lab {
 
@@ -42,7 +41,7 @@ struct ThreadLocal {
   const labyrinth_pool *stash;     // the fast-path record's pool while we are inside a call
   std::uint8_t exit_hook_set;      // thread-exit destructor registered
   std::uint8_t mutex_busy;         // this allocation found a zone's mutex held (ATOMIC try-lock failed)
-  std::uint8_t zones_held;         // zone mutexes this thread holds (ZoneMutex; 0 or 1 by design)
+  std::uint8_t zones_held;         // zone mutexes this thread holds (test builds; zones.hpp)
   labyrinth_status status;         // last failure
   char message[kMessageBytes];     // its message
 };
@@ -52,8 +51,8 @@ extern __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
 // The public per-thread record of the inline fast path (labyrinth.h). Its
 // pool field doubles as the thread's re-entry guard for the whole library:
 // LABYRINTH_FAST_BUSY_V1 while the thread modifies its cache, so a signal
-// handler that interrupts it (inline code or library) takes the shared
-// lock-free path instead of the cache.
+// handler that interrupts it (inline code or library) takes the depot,
+// lock-free, instead of the cache.
 inline labyrinth_thread_fast_v1 &fast() { return labyrinth_thread_fast; }
 inline const labyrinth_pool *fast_pool() {
   return __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED);

@@ -1,5 +1,5 @@
-// depot.hpp - a lock-free stack of page chains, the pool's shared order-0
-// free list. Thread caches drain a batch of pages here as one chain with one
+// depot.hpp - a lock-free stack of page chains: a pool's depot of free
+// order-0 pages. Thread caches drain a batch of pages here as one chain with one
 // compare-and-swap and refill from it the same way, so a page freed on one
 // thread reaches an allocating thread without a lock (the remote-free path).
 // The atomic reserve is a second Depot.
@@ -18,7 +18,7 @@
 // the list (a few lines, fetched in parallel) instead of following the links
 // one dependent load at a time, and it neither reads nor writes the chain's
 // other side-table words: when another CPU drained the chain, each of those
-// is a cache miss, and 64 of them were most of a refill's latency.
+// is a cache miss, and 64 of them would be most of a refill's latency.
 //
 // Why a list can be believed without checking it against the side table:
 //  - it is fresh: only push() marks a word MAGAZINE, right after writing the
@@ -69,16 +69,16 @@ class Depot {
   void push(PageAt page_at, std::size_t count, bool counted = false) {
     if (count == 0) return;
     const std::size_t first = page_at(0);
-    std::uint64_t first_next = side::kNil30;
+    std::uint64_t first_next = side::kNoPage;
     std::size_t prev = first;
     for (std::size_t i = 1; i < count; ++i) {
       const std::size_t cur = page_at(i);
       if (i == 1) first_next = cur;
-      else meta_[prev].store(side::chain_word(state_, cur, side::kNil30), std::memory_order_relaxed);
+      else meta_[prev].store(side::chain_word(state_, cur, side::kNoPage), std::memory_order_relaxed);
       prev = cur;
     }
     if (count > 1)
-      meta_[prev].store(side::chain_word(state_, side::kNil30, side::kNil30),
+      meta_[prev].store(side::chain_word(state_, side::kNoPage, side::kNoPage),
                         std::memory_order_relaxed);
     side::State head_state = state_;
     if (arena_ && count > 1 && count <= Magazine::kMax) {
@@ -100,7 +100,7 @@ class Depot {
   // For a chain this thread popped: if its first page's word says it holds
   // the chain's magazine and the magazine passes its checks (see above), put
   // the first min(length, max) pages into out[], set *rest to the page after
-  // them (kNil30 if none) and return the chain's length; else return 0
+  // them (kNoPage if none) and return the chain's length; else return 0
   // (follow the links instead). Only loads: no side-table word is changed,
   // and the only one read is the first page's.
   std::size_t take_magazine(std::size_t first, void **out, std::size_t max, std::size_t *rest) const {
@@ -124,7 +124,7 @@ class Depot {
       if (k < max) out[k] = arena_ + (std::size_t{page} << kPageShift);
     }
     if (!in_arena || seal(sum, first, n) != __atomic_load_n(&m->sum, __ATOMIC_RELAXED)) return 0;
-    *rest = n > max ? __atomic_load_n(&m->page[max], __ATOMIC_RELAXED) : side::kNil30;
+    *rest = n > max ? __atomic_load_n(&m->page[max], __ATOMIC_RELAXED) : side::kNoPage;
     return n;
   }
 
@@ -144,7 +144,7 @@ class Depot {
     std::uint64_t old = head_.load(std::memory_order_relaxed);
     for (;;) {
       std::uint64_t top = old & 0xFFFFFFFFu;
-      meta_[first].store(side::chain_word(head_state, first_next, top ? top - 1 : side::kNil30),
+      meta_[first].store(side::chain_word(head_state, first_next, top ? top - 1 : side::kNoPage),
                          std::memory_order_relaxed);
       std::uint64_t next = (((old >> 32) + 1) << 32) | (first + 1);
       if (head_.compare_exchange_weak(old, next, std::memory_order_release,
@@ -155,14 +155,14 @@ class Depot {
 
  public:
 
-  // Pop one whole chain; returns its first page or side::kNil30 if empty.
+  // Pop one whole chain; returns its first page or side::kNoPage if empty.
   // Follow it with chain_next_page() on each page's word; pages_.sub is the
   // caller's job through taken().
   std::size_t pop_chain() {
     std::uint64_t old = head_.load(std::memory_order_acquire);
     for (;;) {
       std::uint64_t top = old & 0xFFFFFFFFu;
-      if (top == 0) return side::kNil30;
+      if (top == 0) return side::kNoPage;
       std::size_t first = top - 1;
       // Start fetching the chain's magazine now, in parallel with its first
       // word and the CAS, rather than after them: when another CPU drained
@@ -178,7 +178,7 @@ class Depot {
       // moved on and the CAS below fails.
       std::uint64_t w = meta_[first].load(std::memory_order_relaxed);
       std::uint64_t nc = side::chain_next_chain(w);
-      std::uint64_t next = (((old >> 32) + 1) << 32) | (nc == side::kNil30 ? 0 : nc + 1);
+      std::uint64_t next = (((old >> 32) + 1) << 32) | (nc == side::kNoPage ? 0 : nc + 1);
       if (head_.compare_exchange_weak(old, next, std::memory_order_acquire,
                                       std::memory_order_acquire))
         return first;
@@ -187,7 +187,7 @@ class Depot {
 
   // Replace the whole list at once with `count` single-page chains, the pages
   // page_at(0..count) (the caller's, e.g. taken from the buddy allocator),
-  // and return the old list: the first page of its first chain, or kNil30 if
+  // and return the old list: the first page of its first chain, or kNoPage if
   // it was empty. Its chains are now the caller's, linked as on the list
   // (the next chain from each chain's first word); the caller calls taken()
   // for their pages. Poppers and pushers see the old list or the new one,
@@ -195,7 +195,7 @@ class Depot {
   template <typename PageAt>
   std::size_t replace(PageAt page_at, std::size_t count) {
     for (std::size_t i = 0; i < count; ++i)
-      meta_[page_at(i)].store(side::chain_word(state_, side::kNil30, i + 1 < count ? page_at(i + 1) : side::kNil30),
+      meta_[page_at(i)].store(side::chain_word(state_, side::kNoPage, i + 1 < count ? page_at(i + 1) : side::kNoPage),
                               std::memory_order_relaxed);
     pages_.fetch_add(count, std::memory_order_relaxed);
     std::uint64_t old = head_.load(std::memory_order_relaxed);
@@ -204,22 +204,22 @@ class Depot {
                                         std::memory_order_acq_rel, std::memory_order_relaxed)) {
     }
     const std::uint64_t was = old & 0xFFFFFFFFu;
-    return was ? was - 1 : side::kNil30;
+    return was ? was - 1 : side::kNoPage;
   }
 
   // How many pages the chain from `page` has left, following its links.
   std::size_t length_from(std::size_t page) const {
     std::size_t n = 0;
-    for (; page != side::kNil30; page = side::chain_next_page(meta_[page].load(std::memory_order_relaxed))) ++n;
+    for (; page != side::kNoPage; page = side::chain_next_page(meta_[page].load(std::memory_order_relaxed))) ++n;
     return n;
   }
 
   // One page off the list (the first of a popped chain; the rest of the
-  // chain goes back), or kNil30 if the list is empty. Its word is left as
+  // chain goes back), or kNoPage if the list is empty. Its word is left as
   // it was: the caller relabels it.
   std::size_t pop_page() {
     const std::size_t first = pop_chain();
-    if (first == side::kNil30) return first;
+    if (first == side::kNoPage) return first;
     const std::size_t rest = side::chain_next_page(meta_[first].load(std::memory_order_relaxed));
     const std::size_t n = length_from(rest);
     taken(n + 1);
@@ -273,5 +273,38 @@ class Depot {
   alignas(64) std::atomic<std::uint64_t> head_{0};
   std::atomic<std::size_t> pages_{0};
 };
+
+// ---- Between a pool's depot and its zones (depot.cpp) ----
+// Each page goes to the buddy allocator under its zone's mutex, held from
+// one page to the next while they share a zone (a chain's pages mostly came
+// from one refill, so from one zone), never two at once. ATOMIC callers only
+// try the mutexes and stop at a busy one (noted in tls.mutex_busy).
+
+struct Pool;
+
+// Give up to `most` pages of the chain from *page (a popped chain, the
+// caller's) to the buddy allocator, following its links. *page becomes the
+// first page not given (kNoPage at the end). Returns how many were given.
+std::size_t free_chain(Pool *pool, std::size_t *page, std::size_t most, bool atomic = false);
+
+// Give every page of the chains from `first` (chains linked as on a Depot,
+// now the caller's) to the buddy allocator; returns how many. May block.
+std::size_t free_chains(Pool *pool, std::size_t first);
+
+// Pull the depot's chains into the buddy allocator, as many pages as it
+// held when the flush began (frees on other threads cannot keep it going).
+// An ATOMIC caller stops at the first busy zone: the rest of that chain
+// goes back to the depot. No system call.
+void flush_depot(Pool *pool, bool atomic);
+
+// labyrinth_pool_trim's flush: the pages the depot held when it began, a
+// slice at a time, each page under its own zone's mutex (so ATOMIC callers,
+// which only try the mutexes, find the other zones free). May block.
+void trim_depot(Pool *pool);
+
+// A block of any order from the buddy allocator (take_block); if there is
+// none, the depot may hold the pages that would merge into one: it is
+// flushed (flush_depot) and the zones tried again.
+bool take_block_flushing(Pool *pool, unsigned order, bool atomic, std::size_t *idx);
 
 }  // namespace lab

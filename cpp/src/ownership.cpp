@@ -7,6 +7,7 @@
 #include "internal_api.hpp"
 #include "pkeys.hpp"
 #include "pool.hpp"
+#include "waiters.hpp"
 
 namespace lab {
 

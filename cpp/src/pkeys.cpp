@@ -3,9 +3,17 @@
 #include "pkeys.hpp"
 
 #include <errno.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <atomic>
+#include <cstdarg>
 #include <mutex>
 #include <new>
 
@@ -195,3 +203,68 @@ bool any_pool() { return g_pools.load(std::memory_order_relaxed) > 0; }
 void after_fork_child() { new (&table().mu) std::mutex; }
 
 }  // namespace lab::pkeys
+
+// ---------------------------------------------------------------------------
+// The run-time probe behind PKEYS' UNSUPPORTED.
+// ---------------------------------------------------------------------------
+
+namespace lab {
+
+PkeysProbe pkeys_probe() {
+  PkeysProbe r;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    r.cpu = (c >> 3) & 1;  // CPUID.(EAX=7,ECX=0):ECX.PKU[bit 3]
+    r.os = (c >> 4) & 1;   // ECX.OSPKE[bit 4]: the kernel set CR4.PKE
+  }
+#elif defined(__aarch64__)
+#ifndef HWCAP2_POE
+#define HWCAP2_POE (1UL << 63)
+#endif
+  r.cpu = (getauxval(AT_HWCAP2) & HWCAP2_POE) ? 1 : 0;  // the kernel reports POE only if it uses it
+  r.os = r.cpu;
+#endif
+#ifdef SYS_pkey_alloc
+  long key = syscall(SYS_pkey_alloc, 0ul, 0ul);
+  if (key >= 0) {
+    r.key = static_cast<int>(key);
+    syscall(SYS_pkey_free, key);
+  } else {
+    r.err = errno;
+  }
+#else
+  r.err = ENOSYS;
+#endif
+  return r;
+}
+
+static std::size_t format_into(char *buf, std::size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::size_t n = format_message(buf, cap, fmt, ap);
+  va_end(ap);
+  return n;
+}
+
+void pkeys_explain(const PkeysProbe &r, char *buf, std::size_t cap) {
+  if (r.cpu == 0)
+    format_into(buf, cap, "this CPU has no memory protection keys (no x86 PKU, no arm64 POE), so "
+                          "exclusivity cannot be enforced in hardware here");
+  else if (r.cpu == 1 && r.os == 0)
+    format_into(buf, cap, "the CPU has memory protection keys but the kernel has not enabled them "
+                          "(booted with nopku, or built without protection key support)");
+  else if (r.key < 0 && r.err == ENOSYS)
+    format_into(buf, cap, "the kernel has no pkey_alloc system call (ENOSYS)");
+  else if (r.key < 0 && r.err == ENOSPC)
+    format_into(buf, cap, "the kernel has no protection key left for this process (pkey_alloc: "
+                          "ENOSPC)");
+  else if (r.key < 0)
+    format_into(buf, cap, "pkey_alloc failed (errno %d)", r.err);
+  else
+    format_into(buf, cap, "this CPU and kernel have memory protection keys (pkey_alloc gave key "
+                          "%d)",
+                r.key);
+}
+
+}  // namespace lab

@@ -91,3 +91,22 @@ bool any_pool();
 void after_fork_child();
 
 }  // namespace lab::pkeys
+
+namespace lab {
+
+// Memory protection keys, probed at run time: what labyrinth_pool_create
+// checks before it accepts LABYRINTH_POOL_PKEYS.
+struct PkeysProbe {
+  int cpu = -1;  // 1: the CPU has protection keys, 0: it has none, -1: cannot tell here
+  int os = -1;   // 1: the OS enabled them (x86 OSPKE), 0: it did not, -1: cannot tell
+  int key = -1;  // the key pkey_alloc() gave (freed again), or -1
+  int err = 0;   // errno of pkey_alloc() when it failed
+  // PKEYS pools can be created: the CPU and kernel have keys and one was given.
+  bool usable() const { return cpu != 0 && os != 0 && key >= 0; }
+};
+// Two system calls (pkey_alloc, pkey_free); not async-signal-safe.
+PkeysProbe pkeys_probe();
+// Why PKEYS cannot be used, in words, for the UNSUPPORTED message.
+void pkeys_explain(const PkeysProbe &probe, char *buf, std::size_t cap);
+
+}  // namespace lab

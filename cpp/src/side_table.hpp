@@ -29,8 +29,8 @@
 // inline free and transfer (labyrinth.h) leave such a pointer to the library.
 // Tests: tests/cpp/interior_test.cpp.
 // An order-0 page in a thread cache is CACHED, or keeps the SHARED or
-// MAGAZINE word it had on the shared list when a refill took it from there
-// (rewriting 64 words a refill cost more than the rest of it): either way,
+// MAGAZINE word it had in the depot when a refill took it from there (a
+// refill does not rewrite the words it takes: depot.hpp): either way,
 // not an owner's word, so freeing or handing on such a page is refused.
 // An all-ones link field means "none". Page indexes are therefore below
 // 2^28 - 1: arenas up to 1 TiB.
@@ -46,18 +46,20 @@ enum State : std::uint64_t {
   ALLOC = 2,     // first page of an allocated block
   TAKEN = 3,     // first page of a block taken from the buddy allocator, not yet labelled
   CACHED = 4,    // free block in a thread cache (order 0) or order cache (bits 4-7: order)
-  SHARED = 5,    // order-0 page on the shared lock-free list (the depot)
+  SHARED = 5,    // order-0 page in the depot
   RESERVE = 6,   // order-0 page in the atomic reserve
   INFLIGHT = 7,  // allocated block the kernel holds (io_uring)
-  MAGAZINE = 8,  // first page of a chain on the shared list that holds its magazine
+  MAGAZINE = 8,  // first page of a chain in the depot that holds its magazine
 };
 
 constexpr std::uint64_t kStateMask = 0xF;
 constexpr std::uint64_t kExclusive = 1u << 8;
 constexpr unsigned kOwnerShift = 16;
-constexpr std::uint64_t kNil28 = (1u << 28) - 1;
-constexpr std::uint64_t kNil30 = (1u << 30) - 1;
-constexpr std::uint64_t kMaxPages = kNil28;  // page indexes must stay below every nil
+// "None" in a link field (all ones), and the field's mask: no block in a
+// buddy free-list link (28 bits), no page in a chain link (30 bits).
+constexpr std::uint64_t kNoBlock = (1u << 28) - 1;
+constexpr std::uint64_t kNoPage = (1u << 30) - 1;
+constexpr std::uint64_t kMaxPages = kNoBlock;  // page indexes stay below both
 
 inline State state(std::uint64_t w) { return static_cast<State>(w & kStateMask); }
 inline unsigned order(std::uint64_t w) { return static_cast<unsigned>((w >> 4) & 0xF); }
@@ -78,14 +80,14 @@ inline std::uint64_t with_owner(std::uint64_t w, std::uint64_t new_owner) {
 inline std::uint64_t buddy_word(unsigned ord, std::uint64_t prev, std::uint64_t next) {
   return BUDDY | (std::uint64_t{ord} << 4) | (prev << 8) | (next << 36);
 }
-inline std::uint64_t buddy_prev(std::uint64_t w) { return (w >> 8) & kNil28; }
-inline std::uint64_t buddy_next(std::uint64_t w) { return (w >> 36) & kNil28; }
+inline std::uint64_t buddy_prev(std::uint64_t w) { return (w >> 8) & kNoBlock; }
+inline std::uint64_t buddy_next(std::uint64_t w) { return (w >> 36) & kNoBlock; }
 
 // Lock-free chain nodes.
 inline std::uint64_t chain_word(State s, std::uint64_t next_page, std::uint64_t next_chain) {
   return s | (next_page << 4) | (next_chain << 34);
 }
-inline std::uint64_t chain_next_page(std::uint64_t w) { return (w >> 4) & kNil30; }
-inline std::uint64_t chain_next_chain(std::uint64_t w) { return (w >> 34) & kNil30; }
+inline std::uint64_t chain_next_page(std::uint64_t w) { return (w >> 4) & kNoPage; }
+inline std::uint64_t chain_next_chain(std::uint64_t w) { return (w >> 34) & kNoPage; }
 
 }  // namespace lab::side

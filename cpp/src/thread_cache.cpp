@@ -9,8 +9,10 @@
 
 #include <mutex>
 
-#include "owner.hpp"
+#include "process.hpp"
 #include "pool.hpp"
+#include "waiters.hpp"
+#include "zones.hpp"
 
 namespace lab {
 
@@ -18,18 +20,11 @@ using namespace side;
 
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
-// A refill that takes a zone's mutex and finds the shared list empty puts
+// A refill that takes a zone's mutex and finds the depot empty puts
 // two batches there, at most this many pages.
 constexpr std::size_t kStockPages = 128;
 // ...and gives the atomic reserve at most this many pages it lacks.
 constexpr std::size_t kReserveTopUp = 64;
-
-// Give a block to the buddy allocator under its zone's mutex.
-void buddy_free_block(Pool *p, std::size_t idx, unsigned order) {
-  Zone &zone = p->zone_of(idx);
-  std::lock_guard<ZoneMutex> lock(zone.mu);
-  zone.buddy.free(idx, order);
-}
 
 // A Buddy::alloc_pages emitter that lists the pages' numbers from `to` on.
 struct ListPages {
@@ -244,104 +239,119 @@ void cache_overflow(Pool *p, ThreadCache *c) {
   c->drained = c->drained + count < c->capacity ? c->drained + count : c->capacity;
 }
 
-std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
-  std::uint32_t added = 0;
-  std::uint32_t n = c->n();
-  // Dry after draining past the high mark: the thread's bursts are larger
-  // than its cache. Raise the mark by what was drained (thread_cache.hpp).
-  if (c->drained) {
-    std::uint32_t high = c->high.load(kRelaxed);
-    const std::uint32_t most = p->cache_high_max;
-    if (!p->pressure.load(kRelaxed) && high < most) {
-      high = most - high > c->drained ? high + c->drained : most;
-      c->high.store(high, kRelaxed);
-      cache_sync_limit(p, c);
-    }
-    c->drained = 0;
+namespace {
+
+// Dry after draining past the high mark: the thread's bursts are larger
+// than its cache. Raise the mark by what was drained (thread_cache.hpp).
+void raise_high_mark(Pool *p, ThreadCache *c) {
+  if (!c->drained) return;
+  std::uint32_t high = c->high.load(kRelaxed);
+  const std::uint32_t most = p->cache_high_max;
+  if (!p->pressure.load(kRelaxed) && high < most) {
+    high = most - high > c->drained ? high + c->drained : most;
+    c->high.store(high, kRelaxed);
+    cache_sync_limit(p, c);
   }
+  c->drained = 0;
+}
+
+// Non-ATOMIC callers stop at the min watermark; ATOMIC ones may go to zero.
+std::size_t refill_allowed(const Pool *p, std::size_t want, bool atomic) {
+  if (atomic) return want;
+  const std::size_t free = p->free_pages();
+  if (free <= p->wm_min) return 0;
+  return free - p->wm_min < want ? free - p->wm_min : want;
+}
+
+// 1. The depot: one CAS for a whole chain, up to `take` pages of it into the
+// slots from `to` on; what is left of the chain goes back. The pages keep
+// their chain words (SHARED or MAGAZINE, see side_table.hpp): not writing
+// them saves a refill one cache-line transfer per 8 pages when another CPU
+// drained the chain; the free that puts a page back writes CACHED. Returns
+// the pages taken. Lock-free.
+std::uint32_t refill_from_depot(Pool *p, void **to, std::size_t take) {
+  const std::size_t first = p->depot.pop_chain();
+  if (first == kNoPage) return 0;
+  std::uint32_t added = 0;
+  std::size_t i = kNoPage, rest;  // i: the first page left over, rest: how many
+  if (const std::size_t length = p->depot.take_magazine(first, to, take, &i)) {
+    // The chain's pages, read from its magazine (depot.hpp).
+    added = static_cast<std::uint32_t>(length < take ? length : take);
+    rest = length - added;
+  } else {
+    for (i = first; i != kNoPage && added < take; ++added) {
+      const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
+      to[added] = p->page_at(i);
+      i = next;
+    }
+    rest = p->depot.length_from(i);
+  }
+  p->depot.taken(added + rest);
+  if (rest) p->depot.push_linked(i, rest);  // longer than our room: give the rest back
+  return added;
+}
+
+// 2. The buddy allocator, zone by zone (in_zones: ATOMIC callers take only
+// a zone whose mutex is free now; the first zone that gives pages ends the
+// search, even if fewer than a batch), into the slots from `to` on. If the
+// depot is empty, every other thread's next refill needs a zone's mutex as
+// well, and an ATOMIC one that finds them busy (their holders may have been
+// preempted) falls back on the small reserve, then fails: so the holder also
+// puts a few batches in the depot, lock-free for the others, and tops the
+// reserve up if ATOMIC callers have been using it (otherwise only frees
+// refill it, and a run of allocations spends it for good). Returns the
+// pages taken.
+std::uint32_t refill_from_zones(Pool *p, ThreadCache *c, void **to, std::size_t want, bool atomic) {
+  std::uint32_t stock[kStockPages], spare[kReserveTopUp];
+  std::size_t stocked = 0, spares = 0;
+  std::uint32_t added = 0;
+  in_zones(p->zones, p->nzones, 0, atomic, [&](Zone &zone) {
+    const std::size_t limit = refill_allowed(p, want, atomic);
+    void **slots = to;
+    added = static_cast<std::uint32_t>(zone.buddy.alloc_pages(limit, [p, &slots](std::size_t first, std::size_t pages) {
+      for (std::size_t i = 0; i < pages; ++i) {
+        p->meta[first + i].store(CACHED, kRelaxed);
+        *slots++ = p->page_at(first + i);
+      }
+    }));
+    if (added == want && p->depot.empty()) {
+      const std::size_t most = 2 * std::size_t{c->batch} < kStockPages ? 2 * std::size_t{c->batch} : kStockPages;
+      stocked = zone.buddy.alloc_pages(most, ListPages{stock});
+      p->depot.announce(stocked);  // counted as free again before the mutex is released; pushed after
+    }
+    const std::size_t in_reserve = p->reserve.pages();
+    if (added == want && in_reserve < p->reserve_target) {
+      const std::size_t missing = p->reserve_target - in_reserve;
+      spares = zone.buddy.alloc_pages(missing < kReserveTopUp ? missing : kReserveTopUp, ListPages{spare});
+    }
+    return added != 0 || limit == 0;
+  });
+  for (std::size_t i = 0; i < spares; ++i) {
+    const std::size_t idx = spare[i];
+    p->reserve.push([idx](std::size_t) { return idx; }, 1);
+  }
+  for (std::size_t done = 0; done < stocked;) {  // in chains of a batch, each with its magazine
+    const std::size_t k = stocked - done < c->batch ? stocked - done : c->batch;
+    const std::uint32_t *from = stock + done;
+    p->depot.push([from](std::size_t i) { return std::size_t{from[i]}; }, k, true);
+    done += k;
+  }
+  return added;
+}
+
+}  // namespace
+
+std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
+  raise_high_mark(p, c);
+  const std::uint32_t n = c->n();
   const std::uint32_t room = c->high.load(kRelaxed) - n;  // n is 0: only an empty cache refills
   const std::size_t want = c->batch < room ? c->batch : room;
-  // Non-ATOMIC callers stop at the min watermark; ATOMIC ones may go to zero.
-  auto allowed = [&]() -> std::size_t {
-    if (atomic) return want;
-    std::size_t free = p->free_pages();
-    if (free <= p->wm_min) return 0;
-    return free - p->wm_min < want ? free - p->wm_min : want;
-  };
-  std::size_t limit = allowed();
+  const std::size_t limit = refill_allowed(p, want, atomic);
   if (limit == 0) return 0;
-
-  // 1. The shared list: one CAS for a whole chain. A full batch may take the
-  // whole chain (up to the room left); a non-ATOMIC caller near the min
-  // watermark takes only what it may, and the rest goes back. The pages keep
-  // their chain words (SHARED or MAGAZINE, see side_table.hpp): not writing
-  // them saves a refill one cache-line transfer per 8 pages when another CPU
-  // drained the chain; the free that puts a page back writes CACHED.
-  {
-    const std::size_t take = limit == want ? room : limit;
-    const std::size_t first = p->shared.pop_chain();
-    if (first != kNil30) {
-      std::size_t i = kNil30, rest;  // i: the first page left over, rest: how many
-      if (const std::size_t length = p->shared.take_magazine(first, c->slots() + n, take, &i)) {
-        // The chain's pages, read from its magazine (depot.hpp).
-        added = static_cast<std::uint32_t>(length < take ? length : take);
-        rest = length - added;
-      } else {
-        for (i = first; i != kNil30 && added < take; ++added) {
-          const std::size_t next = chain_next_page(p->meta[i].load(kRelaxed));
-          c->slots()[n + added] = p->page_at(i);
-          i = next;
-        }
-        rest = p->shared.length_from(i);
-      }
-      p->shared.taken(added + rest);
-      if (rest) p->shared.push_linked(i, rest);  // longer than our room: give the rest back
-    }
-  }
-  // 2. The buddy allocator, zone by zone (in_zones: ATOMIC callers take
-  // only a zone whose mutex is free now; the first zone that gives pages
-  // ends the search, even if fewer than a batch). If the shared list is
-  // empty, every other thread's next refill needs a zone's mutex as well,
-  // and an ATOMIC one that finds them busy (their holders may have been
-  // preempted) falls back on the small reserve, then fails: so the holder
-  // also puts a few batches there, lock-free for the others, and tops the
-  // reserve up if ATOMIC callers have been using it (otherwise only frees
-  // refill it, and a run of allocations spends it for good).
-  if (added == 0) {
-    std::uint32_t stock[kStockPages], spare[kReserveTopUp];
-    std::size_t stocked = 0, spares = 0;
-    in_zones(p, 0, atomic, [&](Zone &zone) {
-      limit = allowed();
-      void **slots = c->slots() + n;
-      added = static_cast<std::uint32_t>(zone.buddy.alloc_pages(limit, [p, &slots](std::size_t first, std::size_t pages) {
-        for (std::size_t i = 0; i < pages; ++i) {
-          p->meta[first + i].store(CACHED, kRelaxed);
-          *slots++ = p->page_at(first + i);
-        }
-      }));
-      if (added == want && p->shared.empty()) {
-        const std::size_t most = 2 * std::size_t{c->batch} < kStockPages ? 2 * std::size_t{c->batch} : kStockPages;
-        stocked = zone.buddy.alloc_pages(most, ListPages{stock});
-        p->shared.announce(stocked);  // counted as free again before the mutex is released; pushed after
-      }
-      const std::size_t in_reserve = p->reserve.pages();
-      if (added == want && in_reserve < p->reserve_target) {
-        const std::size_t missing = p->reserve_target - in_reserve;
-        spares = zone.buddy.alloc_pages(missing < kReserveTopUp ? missing : kReserveTopUp, ListPages{spare});
-      }
-      return added != 0 || limit == 0;
-    });
-    for (std::size_t i = 0; i < spares; ++i) {
-      const std::size_t idx = spare[i];
-      p->reserve.push([idx](std::size_t) { return idx; }, 1);
-    }
-    for (std::size_t done = 0; done < stocked;) {  // in chains of a batch, each with its magazine
-      const std::size_t k = stocked - done < c->batch ? stocked - done : c->batch;
-      const std::uint32_t *from = stock + done;
-      p->shared.push([from](std::size_t i) { return std::size_t{from[i]}; }, k, true);
-      done += k;
-    }
-  }
+  // A full batch may take the depot's whole chain (up to the room left); a
+  // non-ATOMIC caller near the min watermark takes only what it may.
+  std::uint32_t added = refill_from_depot(p, c->slots() + n, limit == want ? room : limit);
+  if (added == 0) added = refill_from_zones(p, c, c->slots() + n, want, atomic);
   if (added) {
     c->set_n(n + added);
     c->refills.store(c->refills.load(kRelaxed) + 1, kRelaxed);
@@ -350,7 +360,28 @@ std::uint32_t cache_refill(Pool *p, ThreadCache *c, bool atomic) {
   return added;
 }
 
-void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
+bool cache_take_page(Pool *p, ThreadCache *c, bool atomic, std::size_t *idx) {
+  std::uint32_t n = c->n();
+  if (n == 0 && cache_refill(p, c, atomic) == 0) return false;
+  n = c->n();
+  *idx = p->index_of(c->slots()[n - 1]);
+  c->set_n(n - 1);
+  return true;
+}
+
+void cache_put_page(Pool *p, ThreadCache *c, std::size_t idx) {
+  const std::uint32_t high = c->high.load(kRelaxed);
+  if (c->n() >= high) cache_overflow(p, c);
+  // A limit left at 0 by pressure that has ended sends every free here.
+  if (c->limit.load(kRelaxed) != high) cache_sync_limit(p, c);
+  const std::uint32_t n = c->n();
+  p->meta[idx].store(CACHED, kRelaxed);
+  c->slots()[n] = p->page_at(idx);
+  c->set_n(n + 1);
+}
+
+// cache_drain without its wake: the pages move, nothing else happens.
+static void move_to_depot(Pool *p, ThreadCache *c, std::uint32_t count) {
   std::uint32_t n = c->n();
   if (count > n) count = n;
   std::uint32_t from = n - count;
@@ -360,23 +391,33 @@ void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
     p->reserve.push([idx](std::size_t) { return idx; }, 1);
     --count;
   }
-  // In chains of a batch at most, the cache's newest pages last (on top).
-  // A refill pops a whole chain, takes what it has room for and pushes the
-  // rest back, and meanwhile the whole chain is hidden from other threads. A
-  // whole cache drained as one chain (thread exit, trim, the first free under
-  // pressure: up to 4096 pages, more than a magazine lists) made every refill
-  // from it follow the chain's links to its end, ~5 us, during which the
-  // list could look empty to other threads.
+  // In chains of a batch at most, the cache's newest pages last (on top):
+  // a refill pops a whole chain, takes what it has room for and pushes the
+  // rest back, and meanwhile the whole chain is hidden from other threads; a
+  // chain longer than a magazine lists would make it follow the chain's links
+  // to the end (ThreadCache.AWholeCacheGoesBackInChainsOfABatchAtMost).
   for (std::uint32_t done = 0; done < count;) {
     const std::uint32_t k = count - done < c->batch ? count - done : c->batch;
     void **slots = c->slots() + from + done;
-    p->shared.push([p, slots](std::size_t i) { return p->index_of(slots[i]); }, k);
+    p->depot.push([p, slots](std::size_t i) { return p->index_of(slots[i]); }, k);
     done += k;
   }
   c->set_n(from);
   c->drains.store(c->drains.load(kRelaxed) + 1, kRelaxed);
+}
+
+void cache_drain(Pool *p, ThreadCache *c, std::uint32_t count) {
+  move_to_depot(p, c, count);
   update_pressure(p);
   if (p->nwaiters.load(std::memory_order_seq_cst)) wake_waiters(p);
+}
+
+std::size_t cache_give_back_own(Pool *p, ThreadCache *c, bool atomic) {
+  const std::size_t pages = c->n();
+  move_to_depot(p, c, c->n());
+  const std::size_t blocks = order_cache_flush(p, c, atomic);
+  if (pages) update_pressure(p);
+  return pages + blocks;
 }
 
 bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) {
@@ -409,11 +450,33 @@ void give_back_cache(Pool *p, ThreadCache *c) {
   cache_reset_mark(p, c);
 }
 
-void order_cache_flush(Pool *p, ThreadCache *c) {
+std::size_t order_cache_flush(Pool *p, ThreadCache *c, bool atomic) {
   OrderCache *oc = c->orders();
-  if (oc->pages.load(kRelaxed) == 0) return;
-  for (unsigned o = 1; o <= kMaxOrder; ++o)
-    while (void *b = order_cache_pop(c, o)) buddy_free_block(p, p->index_of(b), o);
+  std::size_t given = 0;
+  for (unsigned o = 1; o <= kMaxOrder && oc->pages.load(kRelaxed) != 0; ++o) {
+    while (oc->n[o] != 0) {
+      // The zone of the block order_cache_pop gives, locked before the pop.
+      Zone &zone = p->zone_of(p->index_of(oc->slot[o][oc->n[o] - 1]));
+      if (!zone.mu.acquire(atomic)) return given;
+      std::lock_guard<ZoneMutex> lock(zone.mu, std::adopt_lock);
+      zone.buddy.free(p->index_of(order_cache_pop(c, o)), o);
+      given += std::size_t{1} << o;
+    }
+  }
+  return given;
+}
+
+std::uint64_t cached_pages(const Pool *p, std::uint64_t *mine) {
+  std::uint64_t n = 0, own = 0;
+  for (std::uint32_t i = 0; i < p->max_caches; ++i) {
+    const ThreadCache *c = p->cache_at(i);
+    const std::uint64_t user = c->user.load(kRelaxed);
+    if (!user) continue;
+    n += c->held();
+    if (user == tls.owner) own += c->held();
+  }
+  if (mine) *mine = own;
+  return n;
 }
 
 }  // namespace lab

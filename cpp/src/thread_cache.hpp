@@ -4,22 +4,22 @@
 // are a pop/push with no atomic read-modify-write and no lock. (One
 // exception: a non-ATOMIC allocation that would fail takes back the caches
 // of threads outside a call, reclaim_caches below.) When it runs
-// dry it refills a batch from the shared list (lock-free) or the buddy (under
-// a zone's mutex, in whole blocks; an empty shared list gets two batches
+// dry it refills a batch from the depot (lock-free) or the buddy (under
+// a zone's mutex, in whole blocks; an empty depot gets two batches
 // more); when it reaches its high mark it drains a batch to the
-// shared list. A pool preallocates max_thread_caches of them; a thread claims
+// depot. A pool preallocates max_thread_caches of them; a thread claims
 // one (lock-free) on first use and gives it back when it exits.
 //
 // The high mark adapts to the thread's bursts, as tcmalloc's thread caches
 // do: it starts at min(512, capacity) pages, and when the cache runs dry
 // after it drained pages past its high mark (the thread allocates and frees
-// in bursts larger than the cache, so it keeps handing pages to the shared
-// list that it takes back moments later), the high mark rises by what was
+// in bursts larger than the cache, so it keeps handing pages to the depot
+// that it takes back moments later), the high mark rises by what was
 // drained, up to the capacity (or 1/16 of the pool if that is less, so a
 // few bursty threads cannot park a small pool in their caches). A burst that
 // fits then costs no refill and no drain at all: a refill from pages another
-// CPU drained is a few cross-CPU cache misses, hundreds of ns, the tail of an
-// otherwise ~2 ns allocation. Memory pressure, labyrinth_pool_trim, the
+// CPU drained costs a few cross-CPU cache misses, many times an allocation
+// from the cache. Memory pressure, labyrinth_pool_trim, the
 // thread's exit and a reclaim put it back to its start. It never falls on
 // its own: a thread that once had a large burst keeps its larger cache
 // (pages it holds are not lost, only idle: trim gives them back, and so
@@ -45,7 +45,7 @@ constexpr std::uint32_t kCacheStartPages = 512;
 // allocation of the same order, as Linux's per-cpu lists keep small orders.
 // A cached block's first word is CACHED with the block's order; its other
 // pages stay UNUSED, so handing it out again is one side-table store, not one
-// per page, and it never meets the pool mutex. Bounded: kSlots blocks per
+// per page, and it never takes a zone's mutex. Bounded: kSlots blocks per
 // order and `budget` pages in all (1/32 of the pool), and nothing is cached
 // while the pool is under pressure. Owner thread only, like the page slots.
 struct OrderCache {
@@ -115,7 +115,7 @@ static_assert(offsetof(ThreadCache, count) == 0 && offsetof(ThreadCache, limit) 
               "the inline fast path reads count, limit and capacity at these offsets");
 
 // The calling thread's cache for `pool`, claimed on first use; nullptr if
-// every cache is taken (the thread then uses the shared lock-free path).
+// every cache is taken (the thread then uses the depot, lock-free).
 // Async-signal-safe.
 ThreadCache *cache_for(Pool *pool);
 
@@ -123,7 +123,7 @@ ThreadCache *cache_for(Pool *pool);
 // marked BUSY (enter_call) and the cache is not being reclaimed by another
 // thread. nullptr (nothing entered) if the thread has none, is inside a call
 // already (a signal handler), or another thread is reclaiming its cache:
-// the caller then takes the shared lock-free path. A non-null return is
+// the caller then takes the depot, lock-free. A non-null return is
 // paired with leave_call(). Every library access to the calling thread's own
 // cache goes through here (reclaim_caches relies on it). Async-signal-safe.
 ThreadCache *enter_cache(Pool *pool);
@@ -158,12 +158,26 @@ ThreadCache *enter_cache(Pool *pool);
 // async-signal-safe.
 std::size_t reclaim_caches(Pool *pool, std::size_t want);
 
-// Refill an empty cache by one batch. ATOMIC callers never wait for the pool
-// mutex (try-lock only). Returns the number of pages added.
+// Refill an empty cache by one batch: from the depot, else from the zones.
+// ATOMIC callers never wait for a zone's mutex (try-lock only). Returns the
+// number of pages added.
 std::uint32_t cache_refill(Pool *pool, ThreadCache *cache, bool atomic);
 
-// Move the top `n` pages of the cache to the shared list (topping up the
-// atomic reserve first). Lock-free; async-signal-safe.
+// The only pop and push of a cache's pages in the library (the inline code
+// in labyrinth.h has its own). Owner thread, cache entered (enter_cache).
+// Take the top page, after a refill if the cache is empty; false if none.
+bool cache_take_page(Pool *pool, ThreadCache *cache, bool atomic, std::size_t *idx);
+// Put a freed page on top (its word becomes CACHED), after draining a batch
+// if the cache is at its high mark. Not while the pool is under pressure.
+void cache_put_page(Pool *pool, ThreadCache *cache, std::size_t idx);
+
+// Free pages in thread caches (page slots and order caches); with `mine`,
+// also how many of them are in the calling thread's own. Lock-free: only
+// loads, so async-signal-safe.
+std::uint64_t cached_pages(const Pool *pool, std::uint64_t *mine = nullptr);
+
+// Move the top `n` pages of the cache to the depot (topping up the atomic
+// reserve first), and wake waiters. Lock-free; async-signal-safe.
 void cache_drain(Pool *pool, ThreadCache *cache, std::uint32_t n);
 
 // The owner's free found its cache at or past the high mark: drain down to a
@@ -179,10 +193,18 @@ void cache_sync_limit(Pool *pool, ThreadCache *cache);
 void cache_reset_mark(Pool *pool, ThreadCache *cache);
 
 // Give back everything a cache holds: its pages to the reserve and the
-// shared list, its order cache's blocks to the buddy allocator (each under
+// depot, its order cache's blocks to the buddy allocator (each under
 // its zone's mutex), and put its high mark back at the start. Thread exit,
 // trim, and a reclaim by another thread.
 void give_back_cache(Pool *pool, ThreadCache *cache);
+
+// The owner's allocation of order >= 1 found no block: give back the
+// caller's own cache, its pages to the reserve and the depot (lock-free, no
+// waiter woken) and its order cache's blocks to the buddy allocator
+// (order_cache_flush, ATOMIC: try-locks only), so that they can merge. The
+// high mark stays. No system call. Returns the pages moved. Owner thread,
+// cache entered (enter_cache).
+std::size_t cache_give_back_own(Pool *pool, ThreadCache *cache, bool atomic);
 
 // Order cache (order >= 1). The caller holds the re-entry guard (enter_call).
 // pop: a block of `order`, or nullptr. push: false if the block does not fit
@@ -200,8 +222,9 @@ inline void *order_cache_pop(ThreadCache *c, unsigned order) {
 // A block over the budget pushes out blocks of other orders (to the buddy
 // allocator, taking their zones' mutexes one at a time).
 bool order_cache_push(Pool *pool, ThreadCache *cache, std::size_t idx, unsigned order);
-// Give every cached block back to the buddy allocator (each under its
-// zone's mutex; hold none).
-void order_cache_flush(Pool *pool, ThreadCache *cache);
+// Give every cached block back to the buddy allocator, each under its
+// zone's mutex (hold none). ATOMIC callers only try the mutexes and stop at
+// the first busy one (noted in tls.mutex_busy). Returns the pages given.
+std::size_t order_cache_flush(Pool *pool, ThreadCache *cache, bool atomic = false);
 
 }  // namespace lab

@@ -44,7 +44,7 @@ struct Arena {
   // The chain from `first`, by its links.
   std::vector<std::size_t> walk(std::size_t first) const {
     std::vector<std::size_t> v;
-    for (std::size_t i = first; i != side::kNil30; i = side::chain_next_page(meta[i].load())) v.push_back(i);
+    for (std::size_t i = first; i != side::kNoPage; i = side::chain_next_page(meta[i].load())) v.push_back(i);
     return v;
   }
   // The magazine in `page` as 32-bit words: [0] first, [1] count, [2] sum,
@@ -90,7 +90,7 @@ TEST(Magazine, ScatteredChainIsReadFromItsFirstPage) {
   std::vector<void *> out;
   std::size_t rest = 0;
   ASSERT_EQ(take(a, first, 64, &out, &rest), 64u);
-  EXPECT_EQ(rest, side::kNil30);
+  EXPECT_EQ(rest, side::kNoPage);
   for (std::size_t k = 0; k < 64; ++k) EXPECT_EQ(out[k], a.at(pages[k])) << k;
   EXPECT_EQ(a.head_state(first), side::MAGAZINE);
   // Its first entry is not even read: the chain starts where the pop said.
@@ -168,11 +168,11 @@ TEST(Magazine, AChangedMagazineIsNotBelieved) {
       {"two distant entries swapped", [](std::uint32_t *m, const std::vector<std::size_t> &) { std::swap(m[3 + 2], m[3 + 60]); }},
       {"count too small", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 63; }},
       {"count too large", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 65; m[3 + 64] = kOther; }},
-      {"count too large, ending in nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 65; m[3 + 64] = side::kNil30; }},
+      {"count too large, ending in nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 65; m[3 + 64] = side::kNoPage; }},
       {"count absurd", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 0xFFFFFFFF; }},
       {"count zero", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[1] = 0; }},
       {"an entry out of the arena", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 30] = kPages + 3; }},
-      {"an entry nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 30] = side::kNil30; }},
+      {"an entry nil", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[3 + 30] = side::kNoPage; }},
       {"first names another page", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[0] = kOther; }},
       {"the sum changed", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[2] ^= 1; }},
       {"the sum zeroed", [](std::uint32_t *m, const std::vector<std::size_t> &) { m[2] = 0; }},
@@ -244,7 +244,7 @@ TEST(Magazine, TheRestStartsAfterTheRoom) {
   for (const std::size_t max : {std::size_t{1}, std::size_t{2}, std::size_t{63}, std::size_t{64}}) {
     std::size_t rest = 0;
     ASSERT_EQ(take(a, first, max, &out, &rest), 64u) << max;
-    EXPECT_EQ(rest, max < 64 ? pages[max] : side::kNil30) << max;
+    EXPECT_EQ(rest, max < 64 ? pages[max] : side::kNoPage) << max;
     for (std::size_t k = 0; k < max; ++k) EXPECT_EQ(out[k], a.at(pages[k])) << max << " " << k;
     EXPECT_EQ(out[max], nullptr) << max;
   }
@@ -266,7 +266,7 @@ TEST(Replace, TheOldListComesBackWholeAndTheListIsNeverEmpty) {
   std::thread user([&] {
     while (!stop.load()) {
       const std::size_t pg = a.depot.pop_page();
-      if (pg == side::kNil30) {
+      if (pg == side::kNoPage) {
         ++empty;
         continue;
       }
@@ -281,7 +281,7 @@ TEST(Replace, TheOldListComesBackWholeAndTheListIsNeverEmpty) {
     for (const long c = cycles.load(); cycles.load() < c + 3;) std::this_thread::yield();
     std::size_t chain = a.depot.replace([r](std::size_t i) { return r * kRun + i; }, kRun);
     std::size_t n = 0;
-    while (chain != side::kNil30) {  // as the pool walks it: chains, then pages
+    while (chain != side::kNoPage) {  // as the pool walks it: chains, then pages
       const std::size_t next_chain = side::chain_next_chain(a.meta[chain].load());
       for (std::size_t pg : a.walk(chain)) {
         ++seen[pg];
@@ -297,7 +297,7 @@ TEST(Replace, TheOldListComesBackWholeAndTheListIsNeverEmpty) {
   stop = true;
   user.join();
   for (std::size_t r : bad_rounds) ADD_FAILURE() << "round " << r << " gave back too few or too many pages";
-  for (std::size_t pg = a.depot.pop_page(); pg != side::kNil30; pg = a.depot.pop_page()) ++seen[pg];
+  for (std::size_t pg = a.depot.pop_page(); pg != side::kNoPage; pg = a.depot.pop_page()) ++seen[pg];
   EXPECT_EQ(a.depot.pages(), 0u);
   for (std::size_t pg = 0; pg < (kRounds + 1) * kRun; ++pg) EXPECT_EQ(seen[pg], 1) << "page " << pg;
   EXPECT_EQ(empty.load(), 0) << "the list was seen empty during a replace";

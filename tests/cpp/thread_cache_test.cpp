@@ -10,6 +10,7 @@
 
 #include "pool.hpp"
 #include "test_util.hpp"
+#include "zones_lock.hpp"
 
 using namespace labtest;
 
@@ -31,7 +32,7 @@ TEST(ThreadCache, RefillsAndDrainsInBatches) {
   EXPECT_EQ(again, first);
   ASSERT_EQ(labyrinth_free_pages(p, again), LABYRINTH_OK);
 
-  // Past the high mark a batch drains to the shared list.
+  // Past the high mark a batch drains to the depot.
   std::vector<void *> pages;
   for (int i = 0; i < 200; ++i) pages.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
   for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
@@ -47,11 +48,11 @@ TEST(ThreadCache, RefillsAndDrainsInBatches) {
   expect_maximal(p, o);
 }
 
-// A refill from the buddy allocator that finds the shared list empty also
+// A refill from the buddy allocator that finds the depot empty also
 // puts two batches there (in whole blocks, smallest first), so the next
 // threads to refill take them without the pool mutex: another thread's
 // first refill takes one of those chains and the buddy allocator is not
-// touched. When the shared list has pages, a refill takes those and stocks
+// touched. When the depot has pages, a refill takes those and stocks
 // nothing.
 TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
   labyrinth_pool_options o = options(16u << 20);
@@ -81,7 +82,7 @@ TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
   expect_maximal(p, o);
 }
 
-// A whole cache goes back to the shared list (here at thread exit; also at
+// A whole cache goes back to the depot (here at thread exit; also at
 // trim and on the first free under pressure) in chains of a batch at most.
 // A refill pops a whole chain and hides it from other threads until it has
 // taken its batch and pushed the rest back; one chain of the whole cache
@@ -102,20 +103,20 @@ TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
   ASSERT_GE(cached, 10 * 32u) << "the thread should have left many batches in its cache";
   const labyrinth_stats s = stats(p);
   EXPECT_EQ(s.cached_pages, 0u);
-  // Take the list apart (nothing else runs), look at each chain, put it back.
-  lab::Depot &shared = lab::from_handle(p)->shared;
+  // Take the depot apart (nothing else runs), look at each chain, put it back.
+  lab::Depot &depot = lab::from_handle(p)->depot;
   std::vector<std::pair<std::size_t, std::size_t>> chains;  // first page, length
   std::size_t total = 0;
-  for (std::size_t first; (first = shared.pop_chain()) != lab::side::kNil30;) {
-    const std::size_t length = shared.length_from(first);
+  for (std::size_t first; (first = depot.pop_chain()) != lab::side::kNoPage;) {
+    const std::size_t length = depot.length_from(first);
     EXPECT_LE(length, 32u) << "chain " << chains.size();
     chains.emplace_back(first, length);
-    shared.taken(length);
+    depot.taken(length);
     total += length;
   }
   EXPECT_EQ(total, s.shared_free_pages);
   EXPECT_GE(chains.size(), cached / 32 - 8);  // the reserve took a few pages first
-  for (auto it = chains.rbegin(); it != chains.rend(); ++it) shared.push_linked(it->first, it->second);
+  for (auto it = chains.rbegin(); it != chains.rend(); ++it) depot.push_linked(it->first, it->second);
   expect_accounting(stats(p));
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
@@ -124,7 +125,7 @@ TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
 // While other threads hold every zone's mutex (refills or frees preempted
 // in the middle of their holds, one per zone; simulated here by holding them
 // all), an ATOMIC caller whose cache runs dry can still have every page of
-// the shared list and the reserve, without waiting; after that it is refused
+// the depot and the reserve, without waiting; after that it is refused
 // at once, saying why.
 TEST(ThreadCache, WhileTheMutexIsHeldAtomicCallersHaveTheLockFreePages) {
   labyrinth_pool_options o = options(64u << 20);
@@ -132,14 +133,14 @@ TEST(ThreadCache, WhileTheMutexIsHeldAtomicCallersHaveTheLockFreePages) {
   PoolGuard p(o);
   std::vector<void *> mine;
   for (int i = 0; i < 3000; ++i) mine.push_back(labyrinth_void_alloc_page_gfp_atomic_exclusive(p));
-  for (void *pg : mine) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);  // most to the shared list
+  for (void *pg : mine) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);  // most to the depot
   labyrinth_stats s = stats(p);
   ASSERT_GT(s.shared_free_pages, 1000u);
   ASSERT_EQ(s.reserve_pages, 32u);
   std::vector<void *> theirs;
   std::string refusal;
   {
-    lab::ZonesLock hold(lab::from_handle(p));  // every zone's mutex
+    labtest::ZonesLock hold(lab::from_handle(p));  // every zone's mutex
     std::thread other([&] {
       while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) theirs.push_back(pg);
       refusal = last_message();
@@ -288,11 +289,10 @@ TEST_P(IdleCache, AnAllocationThatWouldFailTakesItBackUnlessThePoolSaysNo) {
 INSTANTIATE_TEST_SUITE_P(ThreadCache, IdleCache, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool> &i) { return i.param ? "Reclaim" : "NoReclaim"; });
 
-// A refusal counts the free pages the call could not reach in thread
-// caches, its own apart: here order-0 pages in the caller's own cache, which
-// cannot make the order-3 block it asked for (labyrinth_pool_trim would
-// give them back).
-TEST(ThreadCache, ARefusalCountsThePagesInTheCallersOwnCache) {
+// A refusal of order >= 1 first gives back the caller's own cache (see
+// OwnCache below): its order-0 pages, which cannot make the order-3 block it
+// asked for, are then counted as free, none as in its cache.
+TEST(ThreadCache, ARefusalCountsThePagesTheCallersOwnCacheGaveBack) {
   labyrinth_pool_options o = options(16u << 20);
   o.atomic_reserve_pages = 0;
   o.watermark_min_pages = o.watermark_low_pages = o.watermark_high_pages = 0;  // no pressure
@@ -309,7 +309,7 @@ TEST(ThreadCache, ARefusalCountsThePagesInTheCallersOwnCache) {
   EXPECT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_EXCLUSIVE, 0, &block), LABYRINTH_ERR_NOMEM);
   EXPECT_EQ(block, nullptr);
   const std::string plain = last_message();
-  EXPECT_NE(plain.find("no free block of order 3 (without waiting): 0 free, 100 in thread caches (100 this "
+  EXPECT_NE(plain.find("no free block of order 3 (without waiting): 100 free, 0 in thread caches (0 this "
                        "thread's)"),
             std::string::npos)
       << plain;
@@ -434,7 +434,7 @@ TEST(ThreadCache, PressureLowersTheHighMark) {
 }
 
 // Under pressure, the first free a thread makes gives its whole cache back
-// (to the reserve first, then the shared list), so the pages it had cached
+// (to the reserve first, then the depot), so the pages it had cached
 // reach the threads that lack them; without pressure a free keeps them.
 TEST(ThreadCache, AFreeUnderPressureGivesTheWholeCacheBack) {
   labyrinth_pool_options o = options(4u << 20);  // 1024 pages
@@ -475,7 +475,7 @@ TEST(ThreadCache, AFreeUnderPressureGivesTheWholeCacheBack) {
 
 TEST(ThreadCache, RemoteFreeGoesBackWithoutLoss) {
   // One thread allocates and transfers, another frees: pages flow back to the
-  // allocator through the lock-free shared list.
+  // allocator through the lock-free depot.
   labyrinth_pool_options o = options(4u << 20);
   o.thread_cache_pages = 64;
   o.thread_cache_batch = 16;
@@ -540,7 +540,7 @@ TEST(ThreadCache, RemoteFreeGoesBackWithoutLoss) {
 
 namespace {
 // One thread allocates `n` pages, touches them, and frees them in a shuffled
-// order, then exits: its caches drain scattered chains to the shared list
+// order, then exits: its caches drain scattered chains to the depot
 // (with magazines, in pools that allow them).
 std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::size_t n) {
   std::vector<void *> pages;
@@ -562,7 +562,7 @@ std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::siz
 // Pages freed in a scattered order reach another thread through the shared
 // list, each exactly once, even when every free page was written over (a
 // write after free) with a list of pages that are still allocated, laid out
-// as the magazine the shared list keeps in a chain's first page (all but its
+// as the magazine the depot keeps in a chain's first page (all but its
 // checksum, which a stray write does not know).
 // Pinned pools only get magazines: small enough for any RLIMIT_MEMLOCK of
 // at least 4 MiB (the machine's non-root default is 8 MiB).
@@ -625,7 +625,7 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
 }
 
 // Free pages must stay zero in a SCRUB pool: nothing (no magazine) is
-// written into them on the way through the shared list.
+// written into them on the way through the depot.
 TEST(ThreadCache, ScrubPoolsKeepFreePagesZeroThroughTheSharedList) {
   labyrinth_pool_options o = pinned_options();
   o.flags |= LABYRINTH_POOL_SCRUB;
@@ -703,4 +703,121 @@ TEST(ThreadCache, PoolWithoutCachesStillWorks) {
   for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, o);
+}
+
+// With every page free, a block of any order can be had: an allocation of
+// order >= 1 that finds no block gives back the caller's own cache (its
+// pages and its order cache's blocks) and flushes the depot under the zones'
+// try-locks before it fails, ATOMIC included. A 4 MiB pool, exhausted page by
+// page and freed on the same thread, then asked for an order-8 block.
+class OwnCache : public ::testing::TestWithParam<bool> {
+ protected:
+  labyrinth_pool_options o = options(4u << 20);
+  PoolGuard p{o};
+  std::vector<void *> pages;  // every page of the pool, allocated by this thread
+  labyrinth_gfp gfp = LABYRINTH_GFP_EXCLUSIVE | (GetParam() ? LABYRINTH_GFP_ATOMIC : 0);
+
+  void SetUp() override {
+    while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) pages.push_back(pg);
+    ASSERT_EQ(pages.size(), 1024u);
+  }
+};
+
+TEST_P(OwnCache, AnAllocationThatWouldFailGivesItBack) {
+  for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  ASSERT_GT(stats(p).cached_pages, 0u);  // the case at hand: pages wait in this thread's cache
+  void *block = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 8, gfp, 0, &block), LABYRINTH_OK) << last_message();
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 0x5A, 256 * 4096);
+  ASSERT_EQ(labyrinth_free_pages(p, block), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, o);
+}
+
+// What stays as it was when even that does not help: every block, its owner
+// and its contents, and the number of pages not allocated (the give-back
+// only moves free pages between the caller's cache, the depot and the buddy
+// allocator).
+TEST_P(OwnCache, AFailureAfterTheGiveBackChangesNoBlock) {
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    if (i % 2 == 0) ASSERT_EQ(labyrinth_free_pages(p, pages[i]), LABYRINTH_OK);
+    else std::memset(pages[i], static_cast<int>(i & 0xFF), 4096);
+  }
+  const labyrinth_stats before = stats(p);
+  ASSERT_GT(before.cached_pages, 0u);
+  void *block = nullptr;
+  EXPECT_EQ(labyrinth_alloc_pages(p, 1, gfp, 0, &block), LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(block, nullptr);
+  const labyrinth_stats after = stats(p);
+  expect_accounting(after);
+  EXPECT_EQ(after.allocated_pages, before.allocated_pages);
+  EXPECT_EQ(after.free_pages + after.cached_pages + after.reserve_pages,
+            before.free_pages + before.cached_pages + before.reserve_pages);
+  if (!GetParam()) {
+    EXPECT_NE(last_message().find("(0 this thread's)"), std::string::npos) << last_message();
+  }
+  for (std::size_t i = 1; i < pages.size(); i += 2) {
+    labyrinth_owner owner = 0;
+    unsigned order = 99;
+    ASSERT_EQ(labyrinth_page_info(p, pages[i], &owner, &order), LABYRINTH_OK) << last_message();
+    EXPECT_EQ(order, 0u);
+    EXPECT_EQ(owner, labyrinth_owner_self());
+    const auto *b = static_cast<const unsigned char *>(pages[i]);
+    EXPECT_TRUE(b[0] == (i & 0xFF) && b[4095] == (i & 0xFF)) << i;
+    ASSERT_EQ(labyrinth_free_pages(p, pages[i]), LABYRINTH_OK);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ThreadCache, OwnCache, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool> &i) { return i.param ? "Atomic" : "NotAtomic"; });
+
+// The give-back never waits for a zone's mutex when the caller is ATOMIC:
+// with another thread holding every zone's mutex, an ATOMIC order-8 call
+// whose own cache holds pages and an order-1 block fails at once (NOMEM,
+// the busy mutex named), and succeeds once the mutexes are free.
+TEST(ThreadCache, AtomicGiveBackNeverWaitsForAZone) {
+  labyrinth_pool_options o = options(4u << 20);
+  o.atomic_reserve_pages = 0;
+  o.watermark_min_pages = o.watermark_low_pages = o.watermark_high_pages = 0;  // no pressure
+  PoolGuard p(o);
+  void *pair = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 1, LABYRINTH_GFP_EXCLUSIVE, 0, &pair), LABYRINTH_OK);
+  std::vector<void *> pages;
+  while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) pages.push_back(pg);
+  ASSERT_EQ(labyrinth_free_pages(p, pair), LABYRINTH_OK);  // into this thread's order cache
+  for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);
+  ASSERT_GE(stats(p).cached_pages, 2u);
+  const labyrinth_gfp ae = LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE;
+  std::mutex mu;
+  std::condition_variable cv;
+  int step = 0;  // 1: the mutexes are held; 2: the ATOMIC call is done
+  std::thread holder([&] {
+    labtest::ZonesLock hold(lab::from_handle(p));
+    std::unique_lock<std::mutex> lock(mu);
+    step = 1;
+    cv.notify_all();
+    cv.wait(lock, [&] { return step == 2; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return step == 1; });
+  }
+  void *block = nullptr;
+  const labyrinth_status st = labyrinth_alloc_pages(p, 8, ae, 0, &block);
+  const std::string refusal = last_message();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    step = 2;
+  }
+  cv.notify_all();
+  holder.join();
+  EXPECT_EQ(st, LABYRINTH_ERR_NOMEM);
+  EXPECT_EQ(block, nullptr);
+  EXPECT_NE(refusal.find("was busy (ATOMIC never waits for it)"), std::string::npos) << refusal;
+  const labyrinth_stats s = stats(p);
+  EXPECT_EQ(s.allocated_pages, 0u);
+  expect_accounting(s);
+  ASSERT_EQ(labyrinth_alloc_pages(p, 8, ae, 0, &block), LABYRINTH_OK) << last_message();
+  ASSERT_EQ(labyrinth_free_pages(p, block), LABYRINTH_OK);
 }

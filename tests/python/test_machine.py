@@ -23,7 +23,7 @@ owner and the worker's thread cache is in play. Checked:
 
 It runs on small pools (16-96 pages, one zone) and, with an eighth of the
 examples, on pools of 2,048-3,100 pages (two or three zones, each with its
-own mutex: cpp/src/pool.hpp). A page freed into the wrong zone fails the
+own mutex: cpp/src/zones.hpp). A page freed into the wrong zone fails the
 second within its first examples; the first cannot see it.
 """
 
@@ -411,7 +411,7 @@ TestPoolMachine.settings = settings(
 class ZonedPoolMachine(PoolMachine):
     """The same machine on pools of 2,048 to 3,100 pages (8 to 12 MiB): two
     or three zones, each a buddy allocator with its own mutex (see
-    cpp/src/pool.hpp), so allocation, the reserve, trim and "back to a fresh
+    cpp/src/zones.hpp), so allocation, the reserve, trim and "back to a fresh
     pool" cross zone boundaries. Unpinned: RLIMIT_MEMLOCK may be 8 MiB."""
 
     @initialize(

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "fault_scenarios.hpp"
+#include "pkeys.hpp"
 #include "pool.hpp"
 #include "test_util.hpp"
 

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "pool.hpp"
+#include "zones_lock.hpp"
 #include "test_util.hpp"
 
 using namespace labtest;
@@ -154,7 +155,7 @@ TEST(Regression, AtomicNomemSaysWhenThePoolMutexWasBusy) {
   lab::Pool *pool = lab::from_handle(p.pool);
   void *b = nullptr;
   {
-    lab::ZonesLock hold(pool);  // every zone's mutex
+    labtest::ZonesLock hold(pool);  // every zone's mutex
     std::thread([&] {
       EXPECT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b),
                 LABYRINTH_ERR_NOMEM);

@@ -444,8 +444,9 @@ typedef struct labyrinth_stats {
   uint64_t inflight_pages;      /**< allocated pages the kernel holds now */
   uint64_t orphaned_pages;      /**< exclusive pages whose owner thread exited */
   uint64_t free_blocks[LABYRINTH_MAX_ORDER + 1]; /**< buddy free blocks per order */
-  uint64_t shared_free_pages;   /**< order-0 pages in the shared (depot) list;
-                                     included in free_pages */
+  uint64_t shared_free_pages;   /**< order-0 pages in the depot, the lock-free
+                                     list thread caches drain to and refill
+                                     from; included in free_pages */
   uint64_t reserve_uses;        /**< allocations served from the atomic reserve */
   uint64_t failures[LABYRINTH_STATUS_COUNT]; /**< failed calls by status */
   uint64_t waits;               /**< WAIT allocations that had to sleep */

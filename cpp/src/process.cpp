@@ -1,6 +1,6 @@
-// owner.cpp - owner ids never reused, a thread-exit hook that returns the
+// process.cpp - owner ids never reused, a thread-exit hook that returns the
 // thread's caches, the registry of pools, and fork handling.
-#include "owner.hpp"
+#include "process.hpp"
 
 #include <pthread.h>
 

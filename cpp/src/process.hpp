@@ -1,5 +1,5 @@
-// owner.hpp - owner ids, thread lifetime, the process-wide registry of
-// pools, and fork detection.
+// process.hpp - what the process has once: owner ids, thread lifetime, the
+// registry of pools, and fork detection.
 #pragma once
 
 #include <cstdint>
