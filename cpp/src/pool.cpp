@@ -188,7 +188,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   const std::uint32_t known = LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES |
                               LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
                               LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS |
-                              LABYRINTH_POOL_NO_RECLAIM;
+                              LABYRINTH_POOL_NO_RECLAIM | LABYRINTH_POOL_PIN_BEST_EFFORT;
   if (o.flags & ~known)
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
                      o.flags & ~known);
