@@ -249,7 +249,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
   p->base = p->arena.base;
   p->size = o.size_bytes;
   p->npages = npages;
-  p->flags = o.flags & ~(p->arena.pinned ? 0u : LABYRINTH_POOL_PIN);
+  p->flags = (o.flags & ~LABYRINTH_POOL_PIN) | (p->arena.pinned ? LABYRINTH_POOL_PIN : 0u);
   p->meta = static_cast<std::atomic<std::uint64_t> *>(meta_map(npages * sizeof(std::uint64_t)));
   p->max_caches = o.max_thread_caches;
   p->cache_capacity = o.thread_cache_pages;

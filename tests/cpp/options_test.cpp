@@ -1,4 +1,5 @@
 // Pool creation: options, defaults, validation, pinning, versions.
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -131,6 +132,11 @@ TEST(Options, DefaultPinsBestEffort) {
   labyrinth_pool *pool = nullptr;
   ASSERT_EQ(labyrinth_pool_create(&o, &pool), LABYRINTH_OK) << last_message();
   EXPECT_TRUE(stats(pool).flags & LABYRINTH_POOL_PIN_BEST_EFFORT);
+  // Pinned exactly when this process may lock that much: PIN in effect says so.
+  std::vector<char> probe(o.size_bytes);
+  const bool may_lock = mlock(probe.data(), probe.size()) == 0;
+  if (may_lock) munlock(probe.data(), probe.size());
+  EXPECT_EQ((stats(pool).flags & LABYRINTH_POOL_PIN) != 0, may_lock);
   labyrinth_pool_destroy(pool);
 }
 
