@@ -15,6 +15,7 @@ __all__ = [
     "Status",
     "LabyrinthError",
     "OutOfPages",
+    "MemlockLimitError",
     "InvalidArgument",
     "NotOwner",
     "DoubleFree",
@@ -72,6 +73,16 @@ class LabyrinthError(Exception):
 
 class OutOfPages(LabyrinthError):
     """No block of the asked order is available (and the call may not wait)."""
+
+    STATUS = Status.NOMEM
+
+
+class MemlockLimitError(LabyrinthError):
+    """``Pool(..., pin=True)`` (strict pinning) was refused by the memlock
+    limit (RLIMIT_MEMLOCK without CAP_IPC_LOCK). The message gives the limit,
+    the size asked and the fix: ``pin="auto"`` (the default) or ``pin=False``,
+    or a higher ``ulimit -l``. Not an :class:`OutOfPages`: the pool was never
+    created. Its status is ``NOMEM``."""
 
     STATUS = Status.NOMEM
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import random
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,6 +171,13 @@ def test_to_pandas(big_pool: labyrinth.Pool) -> None:
     frames = res.to_pandas()
     assert list(frames["samples"].columns)[:2] == ["ops", "free_pages"]
     assert set(frames["summary"].index) >= {"alloc_atomic", "free"}
+
+
+def test_to_pandas_without_pandas_names_the_extra(big_pool: labyrinth.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    res = run(Workload(threads=1, duration_s=0.05), big_pool)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    with pytest.raises(ImportError, match=r"labyrinth-pages\[pandas\]"):
+        res.to_pandas()
 
 
 @pytest.mark.parametrize(
