@@ -341,6 +341,32 @@ Example (CSV):
 """
 
 
+def _stress_options(sp: argparse.ArgumentParser) -> None:
+    """The workload options of ``labyrinth stress``."""
+    sp.add_argument("--threads", "-t", type=positive_int, default=2,
+                    help="C++ threads allocating and freeing (default 2)")
+    sp.add_argument("--duration", "-d", type=positive_float, default=5.0, help="seconds (default 5)")
+    sp.add_argument("--steps", type=positive_int, default=None,
+                    help="stop after this many steps per thread instead of after --duration")
+    sp.add_argument("--orders", type=parse_orders, default={0: 1.0}, help="e.g. 0:0.9,2:0.1 (default 0)")
+    sp.add_argument("--lifetime", type=parse_dist, default=Exponential(32.0),
+                    help="steps a block stays allocated (N, fixed:N, uniform:LO:HI, exp:MEAN); default exp:32")
+    sp.add_argument("--burst", type=parse_dist, default=Fixed(1), help="blocks allocated per step; default 1")
+    sp.add_argument("--transfer", type=share, default=0.0,
+                    help="share of blocks handed to another thread, which frees them (0..1)")
+    sp.add_argument("--wait", type=share, default=0.0,
+                    help="share of allocations that may sleep (GFP_WAIT) instead of atomic (0..1)")
+    sp.add_argument("--wait-timeout-ms", type=nonneg_int, default=10,
+                    help="how long a --wait allocation may sleep for a page before it fails with "
+                         "TIMEOUT (ms, default 10)")
+    sp.add_argument("--seed", type=nonneg_int, default=0,
+                    help="random seed of the workload (same seed, same sequence per thread; default 0)")
+    sp.add_argument("--latency-every", type=positive_int, default=1,
+                    help="time one call in N of each kind (default 1: every call)")
+    sp.add_argument("--save", help="save the full result as JSON to this file")
+    sp.add_argument("--full", action="store_true", help="with --json: the full result, histograms included")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labyrinth", description="Labyrinth page allocator: tools for researchers.")
     p.add_argument("--version", action="version", version=f"labyrinth {__version__}")
@@ -376,28 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and print call latencies, throughput and failures. Ctrl-C stops it "
                                     "and prints the result so far.")
     common(sp)
-    sp.add_argument("--threads", "-t", type=positive_int, default=2,
-                    help="C++ threads allocating and freeing (default 2)")
-    sp.add_argument("--duration", "-d", type=positive_float, default=5.0, help="seconds (default 5)")
-    sp.add_argument("--steps", type=positive_int, default=None,
-                    help="stop after this many steps per thread instead of after --duration")
-    sp.add_argument("--orders", type=parse_orders, default={0: 1.0}, help="e.g. 0:0.9,2:0.1 (default 0)")
-    sp.add_argument("--lifetime", type=parse_dist, default=Exponential(32.0),
-                    help="steps a block stays allocated (N, fixed:N, uniform:LO:HI, exp:MEAN); default exp:32")
-    sp.add_argument("--burst", type=parse_dist, default=Fixed(1), help="blocks allocated per step; default 1")
-    sp.add_argument("--transfer", type=share, default=0.0,
-                    help="share of blocks handed to another thread, which frees them (0..1)")
-    sp.add_argument("--wait", type=share, default=0.0,
-                    help="share of allocations that may sleep (GFP_WAIT) instead of atomic (0..1)")
-    sp.add_argument("--wait-timeout-ms", type=nonneg_int, default=10,
-                    help="how long a --wait allocation may sleep for a page before it fails with "
-                         "TIMEOUT (ms, default 10)")
-    sp.add_argument("--seed", type=nonneg_int, default=0,
-                    help="random seed of the workload (same seed, same sequence per thread; default 0)")
-    sp.add_argument("--latency-every", type=positive_int, default=1,
-                    help="time one call in N of each kind (default 1: every call)")
-    sp.add_argument("--save", help="save the full result as JSON to this file")
-    sp.add_argument("--full", action="store_true", help="with --json: the full result, histograms included")
+    _stress_options(sp)
     sp.set_defaults(func=cmd_stress)
 
     sp = sub.add_parser("replay", help="replay a CSV or JSONL trace", epilog=TRACE_FORMAT,
