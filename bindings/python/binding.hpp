@@ -79,9 +79,9 @@ std::uint32_t pin_flags(py::handle pin);
 // labyrinth_pool_options from Pool(size_bytes, **kw) (kw: the Python Pool's
 // keywords; a missing or None one keeps the library's default).
 labyrinth_pool_options pool_options(py::handle size_bytes, const py::dict &kw);
-// Raise labyrinth.MemlockLimitError: strict pinning refused by the memlock
-// limit; core_msg is the core's message, rewritten in Python's terms.
-[[noreturn]] void raise_memlock(const std::string &core_msg);
+// Raise labyrinth.MemlockLimitError (the memlock limit refused to pin): the
+// core's reason from core_msg, then python_fix (the remedy in Python terms).
+[[noreturn]] void raise_memlock(const std::string &core_msg, const std::string &python_fix);
 
 // The pool of a Pool object; raises InvalidArgument if it is closed.
 labyrinth_pool *open_pool(const PoolRef &ps);

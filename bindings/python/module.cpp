@@ -55,11 +55,9 @@ PyObject *error_class(labyrinth_status status) {
   raise_status(status, msg);
 }
 
-[[noreturn]] void raise_memlock(const std::string &core_msg) {
+[[noreturn]] void raise_memlock(const std::string &core_msg, const std::string &python_fix) {
   // The core's reason (up to its C advice) and the fix in Python's terms.
-  const std::string why = core_msg.substr(0, core_msg.find(';'));
-  const std::string msg = why + "; pass pin=\"auto\" (the default: pin when the limit allows, "
-                                "else run unpinned) or pin=False, or raise the limit (ulimit -l)";
+  const std::string msg = core_msg.substr(0, core_msg.find(';')) + "; " + python_fix;
   py::object inst = py::reinterpret_borrow<py::object>(g_memlock_error)(msg, int(LABYRINTH_ERR_NOMEM));
   PyErr_SetObject(g_memlock_error, inst.ptr());
   throw py::error_already_set();
@@ -222,7 +220,8 @@ PoolPy *pool_new(const py::object &size_bytes, const py::dict &kw) {
   // Strict pinning refused by the memlock limit: its own class, Python's fix.
   if (st == LABYRINTH_ERR_NOMEM && (o.flags & LABYRINTH_POOL_PIN) &&
       msg.find("RLIMIT_MEMLOCK") != std::string::npos)
-    raise_memlock(msg);
+    raise_memlock(msg, "pass pin=\"auto\" (the default: pin when the limit allows, else run "
+                       "unpinned) or pin=False, or raise the limit (ulimit -l)");
   if (st != LABYRINTH_OK) raise_status(st, msg);
   auto ps = std::make_shared<PoolState>();
   ps->pool = pool;

@@ -237,7 +237,14 @@ RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object
             (bool_arg(register_arena, "register") ? 0 : LABYRINTH_RING_NO_REGISTER) |
             (bool_arg(single_thread, "single_thread") ? LABYRINTH_RING_SINGLE_THREAD : 0);
   labyrinth_ring *r = nullptr;
-  check(labyrinth_ring_create(p, &o, &r));
+  const labyrinth_status st = labyrinth_ring_create(p, &o, &r);
+  if (st != LABYRINTH_OK) {
+    const std::string msg = labyrinth_last_error_message();
+    if (st == LABYRINTH_ERR_NOMEM && msg.find("RLIMIT_MEMLOCK") != std::string::npos)
+      raise_memlock(msg, "pass register=False (no fixed read/write then), use a smaller pool, or "
+                         "raise the limit (ulimit -l)");
+    raise_status(st, msg);
+  }
   return new RingPy(ps, r);
 }
 

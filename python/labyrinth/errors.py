@@ -78,11 +78,12 @@ class OutOfPages(LabyrinthError):
 
 
 class MemlockLimitError(LabyrinthError):
-    """``Pool(..., pin=True)`` (strict pinning) was refused by the memlock
-    limit (RLIMIT_MEMLOCK without CAP_IPC_LOCK). The message gives the limit,
-    the size asked and the fix: ``pin="auto"`` (the default) or ``pin=False``,
-    or a higher ``ulimit -l``. Not an :class:`OutOfPages`: the pool was never
-    created. Its status is ``NOMEM``."""
+    """The memlock limit (RLIMIT_MEMLOCK without CAP_IPC_LOCK) refused to pin
+    memory: ``Pool(..., pin=True)`` (strict pinning), or a ring registering
+    the arena as fixed buffers. The message gives the limit, the size asked
+    and the fix in Python's terms (``pin="auto"``/``pin=False``,
+    ``register=False``, a higher ``ulimit -l``). Not an :class:`OutOfPages`:
+    nothing was created. Its status is ``NOMEM``."""
 
     STATUS = Status.NOMEM
 

@@ -163,20 +163,22 @@ UNPRIVILEGED = textwrap.dedent(
         with labyrinth.Pool(8 << 20, pin=mode) as pool:
             page = pool.alloc_page(); page.write(b"x"); page.free()
             print("created", pool.stats().pinned)
+            if len(sys.argv) > 2:  # then register the 8 MiB arena with a ring
+                pool.ring(sq_entries=8).close()
     except labyrinth.LabyrinthError as exc:
         print("raised", type(exc).__name__, exc.message)
     """
 )
 
 
-def _unprivileged(mode: str) -> subprocess.CompletedProcess[str]:
+def _unprivileged(mode: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run UNPRIVILEGED with a 64 KiB memlock limit and no CAP_IPC_LOCK."""
     if not (shutil.which("prlimit") and shutil.which("setpriv")):
         pytest.skip("needs prlimit and setpriv (util-linux) to lower the memlock limit")
     cmd = ["prlimit", "--memlock=65536:65536"]
     if os.geteuid() == 0:
         cmd += ["setpriv", "--bounding-set=-ipc_lock", "--inh-caps=-ipc_lock", "--"]
-    r = subprocess.run([*cmd, sys.executable, "-c", UNPRIVILEGED, mode], capture_output=True, text=True,
+    r = subprocess.run([*cmd, sys.executable, "-c", UNPRIVILEGED, mode, *extra], capture_output=True, text=True,
                        timeout=60)
     if r.returncode != 0 and "setpriv" in r.stderr:
         pytest.skip(f"cannot drop CAP_IPC_LOCK here: {r.stderr.strip()}")
@@ -203,3 +205,13 @@ def test_pin_strict_raises_memlock_error_naming_the_python_fix() -> None:
 def test_pin_off_never_pins_or_warns() -> None:
     r = _unprivileged("off")
     assert r.stdout.strip() == "created False" and r.stderr == "", r.stdout + r.stderr
+
+
+def test_ring_registration_refused_by_the_limit_is_a_memlock_error() -> None:
+    r = _unprivileged("off", "ring")
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "created False", r.stdout + r.stderr
+    if "Unsupported" in lines[-1]:
+        pytest.skip(f"no io_uring for this process: {lines[-1]}")
+    assert lines[-1].startswith("raised MemlockLimitError"), r.stdout
+    assert "register=False" in lines[-1] and "65536" in lines[-1]
