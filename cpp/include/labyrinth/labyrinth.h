@@ -196,8 +196,10 @@ typedef uint64_t labyrinth_owner;
  *  then sleep in the kernel's fault handler; the allocation call itself
  *  still makes no system call) and may be swapped out; the faster free path
  *  that keeps free lists inside free pages is off; registering it with
- *  io_uring pins the pages then and may fail on the same limit. Not
- *  together with LABYRINTH_POOL_PIN (INVALID); neither flag: never pin. */
+ *  io_uring pins the pages then and may fail on the same limit. Decided
+ *  once, in labyrinth_pool_create() (may block; not async-signal-safe); it
+ *  changes no later call's blocking or signal-safety. Not together with
+ *  LABYRINTH_POOL_PIN (INVALID); neither flag: never pin. */
 #define LABYRINTH_POOL_PIN_BEST_EFFORT (1u << 7)
 /** Both pinning flags: clear it to never pin, or before setting one of them. */
 #define LABYRINTH_POOL_PIN_MASK (LABYRINTH_POOL_PIN | LABYRINTH_POOL_PIN_BEST_EFFORT)
