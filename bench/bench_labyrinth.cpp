@@ -184,14 +184,14 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "labbench labyrinth: a pinned 128 MiB pool failed (%s); using an unpinned one\n",
                  labyrinth_last_error_message());
     pinned = std::string("no (") + labyrinth_last_error_message() + ")";
-    if (make_pool(std::size_t{128} << 20, LABYRINTH_POOL_DEFAULT_FLAGS & ~LABYRINTH_POOL_PIN,
+    if (make_pool(std::size_t{128} << 20, LABYRINTH_POOL_DEFAULT_FLAGS & ~LABYRINTH_POOL_PIN_MASK,
                   &g_pool) != LABYRINTH_OK) {
       std::fprintf(stderr, "labbench labyrinth: pool creation failed: %s\n",
                    labyrinth_last_error_message());
       return 3;
     }
   }
-  const std::uint32_t unpinned = LABYRINTH_POOL_DEFAULT_FLAGS & ~LABYRINTH_POOL_PIN;
+  const std::uint32_t unpinned = LABYRINTH_POOL_DEFAULT_FLAGS & ~LABYRINTH_POOL_PIN_MASK;
   if (make_pool(std::size_t{16} << 20, unpinned, &g_pool_16m) != LABYRINTH_OK ||
       make_pool(std::size_t{16} << 30, unpinned, &g_pool_16g) != LABYRINTH_OK ||
       make_pool(std::size_t{128} << 20, pinned == "yes" ? LABYRINTH_POOL_DEFAULT_FLAGS : unpinned,

@@ -21,13 +21,21 @@
  * counts the starvations, re-arms and time starved.
  *
  * usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N]
- *                     [--entries N] [--pool-mb MB] [--no-baseline] [--starve]
+ *                     [--entries N] [--pool-mb MB] [--pin auto|strict|off]
+ *                     [--no-baseline] [--starve]
+ *
+ * Pinning: --pin auto (the default) mlocks the pool when RLIMIT_MEMLOCK
+ * allows and otherwise runs it unpinned with one warning, so a normal user
+ * with Debian's 8 MiB limit can run it; --pin strict refuses to run unpinned.
+ * The arena is not registered as fixed buffers (multishot receive into a
+ * provided-buffer ring does not use them), so the limit only meets mlock.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +61,7 @@ static unsigned opt_entries = 4096;
 static unsigned opt_pool_mb = 64;
 static int opt_baseline = 1;
 static int opt_starve = 0;
+static uint32_t opt_pin = LABYRINTH_POOL_PIN_BEST_EFFORT;
 
 /* ---- timing: TSC ticks for the allocation latency, calibrated to ns ---- */
 static double ns_per_tick = 1.0;
@@ -235,7 +244,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   o.pbuf_entries = opt_entries;
   /* We feed the ring ourselves (timing each allocation); only this thread
      uses the ring, so the kernel may batch completion work for it. */
-  o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD;
+  o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER;
   labyrinth_ring *ring = NULL;
   labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
   if (st != LABYRINTH_OK) {
@@ -373,48 +382,97 @@ static void print_row(const char *name, const result *r) {
 static void usage(void) {
   fprintf(stderr,
           "usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N] [--entries N]\n"
-          "                    [--pool-mb MB] [--no-baseline] [--starve]\n"
-          "  --duration SEC  seconds per receiver (default 3)\n"
-          "  --size BYTES    datagram size, 16..4096 (default 1472)\n"
-          "  --senders N     sender threads (default 1)\n"
-          "  --entries N     pages in the provided-buffer ring, power of two (default 4096)\n"
-          "  --pool-mb MB    pool size (default 64)\n"
+          "                    [--pool-mb MB] [--pin auto|strict|off] [--no-baseline] [--starve]\n"
+          "  --duration SEC  seconds per receiver, 0..600 (default 3)\n"
+          "  --size BYTES    datagram size, %zu..4096 (default 1472)\n"
+          "  --senders N     sender threads, 1..64 (default 1)\n"
+          "  --entries N     pages in the provided-buffer ring, power of two up to 32768\n"
+          "                  (default 4096)\n"
+          "  --pool-mb MB    pool size; it must hold twice --entries pages (default 64)\n"
+          "  --pin MODE      auto: mlock the pool when the memlock limit allows, else run\n"
+          "                  unpinned with a warning (default); strict: mlock or fail;\n"
+          "                  off: never mlock\n"
           "  --no-baseline   skip the recvmsg + malloc comparison\n"
           "  --starve        give received pages back only once a millisecond, so that\n"
-          "                  the provided-buffer ring runs dry and the receive is re-armed\n");
+          "                  the provided-buffer ring runs dry and the receive is re-armed\n",
+          sizeof(header));
 }
 
-int main(int argc, char **argv) {
+/* Print why the command line was refused, then the usage; returns 2. */
+static int refuse(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("labyrinth-rx: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs("\n\n", stderr);
+  va_end(ap);
+  usage();
+  return 2;
+}
+
+/* The pool flag for --pin MODE, or UINT32_MAX for an unknown mode. */
+static uint32_t pin_flag(const char *mode) {
+  if (!strcmp(mode, "auto")) return LABYRINTH_POOL_PIN_BEST_EFFORT;
+  if (!strcmp(mode, "strict")) return LABYRINTH_POOL_PIN;
+  if (!strcmp(mode, "off")) return 0;
+  return UINT32_MAX;
+}
+
+/* Parse the command line into the opt_* globals; 0, or 2 after saying why. */
+static int parse_options(int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--duration") && v) opt_duration = atof(argv[++i]);
-    else if (!strcmp(a, "--size") && v) opt_size = (unsigned)atoi(argv[++i]);
-    else if (!strcmp(a, "--senders") && v) opt_senders = (unsigned)atoi(argv[++i]);
-    else if (!strcmp(a, "--entries") && v) opt_entries = (unsigned)atoi(argv[++i]);
-    else if (!strcmp(a, "--pool-mb") && v) opt_pool_mb = (unsigned)atoi(argv[++i]);
-    else if (!strcmp(a, "--no-baseline")) opt_baseline = 0;
-    else if (!strcmp(a, "--starve")) opt_starve = 1;
-    else {
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage();
-      return 2;
+      exit(0);
     }
+    if (!strcmp(a, "--no-baseline")) {
+      opt_baseline = 0;
+      continue;
+    }
+    if (!strcmp(a, "--starve")) {
+      opt_starve = 1;
+      continue;
+    }
+    if (!v) return refuse("%s needs a value", a);
+    ++i;
+    if (!strcmp(a, "--duration")) opt_duration = atof(v);
+    else if (!strcmp(a, "--size")) opt_size = (unsigned)atoi(v);
+    else if (!strcmp(a, "--senders")) opt_senders = (unsigned)atoi(v);
+    else if (!strcmp(a, "--entries")) opt_entries = (unsigned)atoi(v);
+    else if (!strcmp(a, "--pool-mb")) opt_pool_mb = (unsigned)atoi(v);
+    else if (!strcmp(a, "--pin") && (opt_pin = pin_flag(v)) == UINT32_MAX)
+      return refuse("--pin %s: give auto, strict or off", v);
+    else if (strcmp(a, "--pin")) return refuse("unknown option %s", a);
   }
-  if (opt_size < sizeof(header) || opt_size > 4096 || opt_senders < 1 || opt_senders > 64 ||
-      opt_duration <= 0 || opt_duration > 600 || opt_entries < 1 ||
-      (opt_entries & (opt_entries - 1)) || opt_entries > 32768 ||
-      (uint64_t)opt_pool_mb * 256 < 2ull * opt_entries) {
-    usage();
-    return 2;
-  }
+  if (opt_size < sizeof(header) || opt_size > 4096)
+    return refuse("--size %u: a datagram is %zu..4096 bytes", opt_size, sizeof(header));
+  if (opt_senders < 1 || opt_senders > 64) return refuse("--senders %u: give 1..64", opt_senders);
+  if (!(opt_duration > 0) || opt_duration > 600)
+    return refuse("--duration %g: give more than 0 and at most 600 seconds", opt_duration);
+  if (opt_entries < 1 || (opt_entries & (opt_entries - 1)) || opt_entries > 32768)
+    return refuse("--entries %u: give a power of two up to 32768", opt_entries);
+  if ((uint64_t)opt_pool_mb * 256 < 2ull * opt_entries)
+    return refuse("--pool-mb %u: the pool must hold twice --entries (%u) pages, so at least %u MB; "
+                  "or give fewer --entries",
+                  opt_pool_mb, opt_entries, (2 * opt_entries + 255) / 256);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (parse_options(argc, argv) != 0) return 2;
   calibrate();
 
   labyrinth_pool_options po;
   labyrinth_pool_options_init(&po);
   po.size_bytes = (size_t)opt_pool_mb << 20;
+  po.flags = (po.flags & ~LABYRINTH_POOL_PIN_MASK) | opt_pin;
   labyrinth_pool *pool = NULL;
   if (labyrinth_pool_create(&po, &pool) != LABYRINTH_OK) {
     fprintf(stderr, "labyrinth-rx: pool: %s\n", labyrinth_last_error_message());
+    if (opt_pin == LABYRINTH_POOL_PIN)
+      fprintf(stderr, "labyrinth-rx: here: --pin auto (the default) or --pin off runs unpinned\n");
     return 1;
   }
   struct utsname u;
@@ -422,8 +480,13 @@ int main(int argc, char **argv) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   printf("labyrinth-rx: %u-byte UDP datagrams on 127.0.0.1, %u sender thread(s), %.1f s per "
          "receiver\n", opt_size, opt_senders, opt_duration);
-  printf("machine: %ld CPU(s), %s %s; pool %u MiB, provided-buffer ring %u pages\n\n", cpus,
-         u.sysname, u.release, opt_pool_mb, opt_entries);
+  labyrinth_stats ps;
+  memset(&ps, 0, sizeof(ps));
+  ps.struct_size = sizeof(ps);
+  labyrinth_pool_stats(pool, &ps);
+  printf("machine: %ld CPU(s), %s %s; pool %u MiB (%s), provided-buffer ring %u pages\n\n", cpus,
+         u.sysname, u.release, opt_pool_mb,
+         (ps.flags & LABYRINTH_POOL_PIN) ? "pinned" : "not pinned", opt_entries);
 
   hist *h1 = calloc(1, sizeof(hist)), *h2 = calloc(1, sizeof(hist));
   result lab = {0, 0, 0, 0, 0, 0, h1}, base = {0, 0, 0, 0, 0, 0, h2};

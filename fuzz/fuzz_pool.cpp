@@ -225,7 +225,8 @@ struct Fuzz {
     if (f & 2) opts.flags |= LABYRINTH_POOL_GUARD;
     if (f & 4) opts.flags |= LABYRINTH_POOL_POISON;
     if (f & 8) opts.flags |= LABYRINTH_POOL_HUGEPAGES;
-    if ((f & 48) == 48) opts.flags |= LABYRINTH_POOL_PIN;  // a quarter pinned: magazines (mlock is slow)
+    // a quarter pinned: magazines (mlock is slow)
+    if ((f & 48) == 48) opts.flags = (opts.flags & ~LABYRINTH_POOL_PIN_MASK) | LABYRINTH_POOL_PIN;
     std::uint8_t r = in.u8();
     opts.atomic_reserve_pages = (r & 0x80) ? LABYRINTH_AUTO : r % (npages + 1);
     std::uint8_t w = in.u8();
@@ -251,7 +252,7 @@ struct Fuzz {
     labyrinth_status st = labyrinth_pool_create(&opts, &p);
     if (st != LABYRINTH_OK && (opts.flags & LABYRINTH_POOL_PIN)) {
       // RLIMIT_MEMLOCK refused the pin (a user without CAP_IPC_LOCK): unpinned then.
-      opts.flags &= ~LABYRINTH_POOL_PIN;
+      opts.flags &= ~LABYRINTH_POOL_PIN_MASK;
       st = labyrinth_pool_create(&opts, &p);
     }
     CHECK(st == LABYRINTH_OK, "create %zu pages flags 0x%x: %s", npages, opts.flags,

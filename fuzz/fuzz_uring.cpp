@@ -113,7 +113,7 @@ struct Fuzz {
     labyrinth_pool_options_init(&o);
     std::uint8_t a = in.u8();
     o.size_bytes = (32 + in.u8() % 224) * kPage;
-    o.flags &= ~LABYRINTH_POOL_PIN;
+    o.flags &= ~LABYRINTH_POOL_PIN_MASK;
     if (a & 1) o.flags |= LABYRINTH_POOL_SCRUB;
     if (a & 2) o.flags |= LABYRINTH_POOL_POISON;
     o.max_thread_caches = (a & 4) ? 0 : 4;

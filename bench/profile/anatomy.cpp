@@ -669,7 +669,7 @@ int main(int argc, char **argv) {
   labyrinth_pool_options_init(&o);
   o.size_bytes = std::size_t{64} << 20;
   if (labyrinth_pool_create(&o, &g_pool) != LABYRINTH_OK) {
-    o.flags &= ~LABYRINTH_POOL_PIN;
+    o.flags &= ~LABYRINTH_POOL_PIN_MASK;
     if (labyrinth_pool_create(&o, &g_pool) != LABYRINTH_OK) {
       std::fprintf(stderr, "pool: %s\n", labyrinth_last_error_message());
       return 3;

@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
   o.size_bytes = std::size_t{128} << 20;
-  o.flags &= ~LABYRINTH_POOL_PIN;  // valgrind: no need to lock 128 MiB
+  o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // valgrind: no need to lock 128 MiB
   labyrinth_pool *pool;
   if (labyrinth_pool_create(&o, &pool) != LABYRINTH_OK) {
     std::fprintf(stderr, "pool: %s\n", labyrinth_last_error_message());

@@ -25,7 +25,7 @@ bool lab_setup() {
     o.flags &= ~LABYRINTH_POOL_PIN;
   }
   if (labyrinth_pool_create(&o, &g_pool) == LABYRINTH_OK) return true;
-  o.flags &= ~LABYRINTH_POOL_PIN;  // RLIMIT_MEMLOCK
+  o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // RLIMIT_MEMLOCK
   if (labyrinth_pool_create(&o, &g_pool) == LABYRINTH_OK) return true;
   std::fprintf(stderr, "versus: pool: %s\n", labyrinth_last_error_message());
   return false;
@@ -83,7 +83,7 @@ bool lab_sizes_setup() {
     labyrinth_pool_options o;
     labyrinth_pool_options_init(&o);
     o.size_bytes = i == 0 ? std::size_t{16} << 20 : std::size_t{16} << 30;
-    o.flags &= ~LABYRINTH_POOL_PIN;  // as the bench's size/ rows: only touched pages cost
+    o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // as the bench's size/ rows: only touched pages cost
     if (labyrinth_pool_create(&o, &g_sized[i]) != LABYRINTH_OK) {
       std::fprintf(stderr, "versus: %s pool: %s\n", i == 0 ? "16 MiB" : "16 GiB",
                    labyrinth_last_error_message());

@@ -64,6 +64,25 @@ struct PageObj {
 inline void check(labyrinth_status status) {
   if (status != LABYRINTH_OK) raise_last(status);
 }
+// Argument checks (args.cpp): `what` names the argument in the message.
+// An int (or __index__) in [lo, hi]; TypeError otherwise (bool included),
+// InvalidArgument out of range.
+long long int_arg(py::handle v, const char *what, long long lo, long long hi);
+// An int in [0, hi] (up to 2**64 - 1), checked the same way.
+unsigned long long uint_arg(py::handle v, const char *what, unsigned long long hi);
+// True/False (numpy bools, 0 and 1 too); TypeError otherwise.
+bool bool_arg(py::handle v, const char *what);
+// A finite number of seconds >= 0 (not None); TypeError or InvalidArgument.
+double seconds_arg(py::handle v, const char *what);
+// Pool(pin=...): "auto" (PIN_BEST_EFFORT), True (PIN) or False (neither).
+std::uint32_t pin_flags(py::handle pin);
+// labyrinth_pool_options from Pool(size_bytes, **kw) (kw: the Python Pool's
+// keywords; a missing or None one keeps the library's default).
+labyrinth_pool_options pool_options(py::handle size_bytes, const py::dict &kw);
+// Raise labyrinth.MemlockLimitError (the memlock limit refused to pin): the
+// core's reason from core_msg, then python_fix (the remedy in Python terms).
+[[noreturn]] void raise_memlock(const std::string &core_msg, const std::string &python_fix);
+
 // The pool of a Pool object; raises InvalidArgument if it is closed.
 labyrinth_pool *open_pool(const PoolRef &ps);
 

@@ -11,6 +11,7 @@
 //    creation, workload runs, ring waits).
 #include <pybind11/stl.h>
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -31,6 +32,7 @@ namespace {
 // they live as long as the interpreter.
 std::vector<PyObject *> g_errors;
 PyObject *g_base_error = nullptr;
+PyObject *g_memlock_error = nullptr;
 
 PyObject *error_class(labyrinth_status status) {
   auto i = static_cast<size_t>(status);
@@ -52,6 +54,14 @@ PyObject *error_class(labyrinth_status status) {
   std::string msg = labyrinth_last_error_message();
   if (msg.empty()) msg = labyrinth_status_name(status);
   raise_status(status, msg);
+}
+
+[[noreturn]] void raise_memlock(const std::string &core_msg, const std::string &python_fix) {
+  // The core's reason (up to its C advice) and the fix in Python's terms.
+  const std::string msg = core_msg.substr(0, core_msg.find(';')) + "; " + python_fix;
+  py::object inst = py::reinterpret_borrow<py::object>(g_memlock_error)(msg, int(LABYRINTH_ERR_NOMEM));
+  PyErr_SetObject(g_memlock_error, inst.ptr());
+  throw py::error_already_set();
 }
 
 labyrinth_pool *open_pool(const PoolRef &ps) {
@@ -118,7 +128,11 @@ struct PoolPy {
 
 }  // namespace
 
-PoolRef pool_ref(py::handle pool) { return pool.cast<PoolPy &>().ps; }
+PoolRef pool_ref(py::handle pool) {
+  if (!py::isinstance<PoolPy>(pool))
+    throw py::type_error(std::string("pool must be a labyrinth.Pool, got ") + Py_TYPE(pool.ptr())->tp_name);
+  return pool.cast<PoolPy &>().ps;
+}
 
 namespace {
 
@@ -193,49 +207,8 @@ std::string hex(uintptr_t v) {
 
 // ---------------------------------------------------------------- Pool
 
-long long want_nonneg(const char *name, long long v) {
-  if (v < 0) raise_status(LABYRINTH_ERR_INVALID, std::string(name) + " must be >= 0, got " + std::to_string(v));
-  return v;
-}
-
-PoolPy *pool_new(long long size_bytes, std::optional<long long> atomic_reserve_pages, bool pin,
-                 bool scrub, bool hugepages, bool guard, bool poison, bool pkeys, bool reclaim,
-                 std::optional<int> numa_node, std::optional<long long> watermark_min_pages,
-                 std::optional<long long> watermark_low_pages,
-                 std::optional<long long> watermark_high_pages,
-                 std::optional<long long> max_thread_caches,
-                 std::optional<long long> thread_cache_pages,
-                 std::optional<long long> thread_cache_batch) {
-  labyrinth_pool_options o;
-  labyrinth_pool_options_init(&o);
-  o.size_bytes = static_cast<size_t>(want_nonneg("size_bytes", size_bytes));
-  if (atomic_reserve_pages)
-    o.atomic_reserve_pages = static_cast<size_t>(want_nonneg("atomic_reserve_pages", *atomic_reserve_pages));
-  uint32_t f = 0;
-  if (pin) f |= LABYRINTH_POOL_PIN;
-  if (hugepages) f |= LABYRINTH_POOL_HUGEPAGES;
-  if (scrub) f |= LABYRINTH_POOL_SCRUB;
-  if (guard) f |= LABYRINTH_POOL_GUARD;
-  if (poison) f |= LABYRINTH_POOL_POISON;
-  if (pkeys) f |= LABYRINTH_POOL_PKEYS;
-  if (!reclaim) f |= LABYRINTH_POOL_NO_RECLAIM;
-  o.flags = f;
-  if (numa_node) o.numa_node = *numa_node;
-  if (watermark_min_pages)
-    o.watermark_min_pages = static_cast<size_t>(want_nonneg("watermark_min_pages", *watermark_min_pages));
-  if (watermark_low_pages)
-    o.watermark_low_pages = static_cast<size_t>(want_nonneg("watermark_low_pages", *watermark_low_pages));
-  if (watermark_high_pages)
-    o.watermark_high_pages = static_cast<size_t>(want_nonneg("watermark_high_pages", *watermark_high_pages));
-  auto u32 = [](const char *name, long long v) {
-    want_nonneg(name, v);
-    if (v > 0xFFFFFFFFll) raise_status(LABYRINTH_ERR_INVALID, std::string(name) + " is too large");
-    return static_cast<uint32_t>(v);
-  };
-  if (max_thread_caches) o.max_thread_caches = u32("max_thread_caches", *max_thread_caches);
-  if (thread_cache_pages) o.thread_cache_pages = u32("thread_cache_pages", *thread_cache_pages);
-  if (thread_cache_batch) o.thread_cache_batch = u32("thread_cache_batch", *thread_cache_batch);
-
+PoolPy *pool_new(const py::object &size_bytes, const py::dict &kw) {
+  labyrinth_pool_options o = pool_options(size_bytes, kw);
   labyrinth_pool *pool = nullptr;
   labyrinth_status st;
   std::string msg;
@@ -245,6 +218,11 @@ PoolPy *pool_new(long long size_bytes, std::optional<long long> atomic_reserve_p
     st = labyrinth_pool_create(&o, &pool);
     if (st != LABYRINTH_OK) msg = labyrinth_last_error_message();
   }
+  // Strict pinning refused by the memlock limit: its own class, Python's fix.
+  if (st == LABYRINTH_ERR_NOMEM && (o.flags & LABYRINTH_POOL_PIN) &&
+      msg.find("RLIMIT_MEMLOCK") != std::string::npos)
+    raise_memlock(msg, "pass pin=\"auto\" (the default: pin when the limit allows, else run "
+                       "unpinned) or pin=False, or raise the limit (ulimit -l)");
   if (st != LABYRINTH_OK) raise_status(st, msg);
   auto ps = std::make_shared<PoolState>();
   ps->pool = pool;
@@ -258,24 +236,23 @@ PoolPy *pool_new(long long size_bytes, std::optional<long long> atomic_reserve_p
 
 uint32_t timeout_ms(const py::object &timeout) {
   if (timeout.is_none()) return LABYRINTH_TIMEOUT_INFINITE;
-  double t = timeout.cast<double>();
-  if (!(t >= 0)) raise_status(LABYRINTH_ERR_INVALID, "timeout must be None or >= 0 seconds");
+  const double t = seconds_arg(timeout, "timeout");
   double ms = std::ceil(t * 1000.0);
   if (ms >= double(LABYRINTH_TIMEOUT_INFINITE)) return LABYRINTH_TIMEOUT_INFINITE - 1;
   return static_cast<uint32_t>(ms);
 }
 
-py::object pool_alloc(PoolPy &self, long long order, bool atomic, bool wait, bool zero,
-                      bool exclusive, const py::object &timeout) {
+py::object pool_alloc(PoolPy &self, const py::object &order_arg, const py::object &atomic,
+                      const py::object &wait_arg, const py::object &zero,
+                      const py::object &exclusive, const py::object &timeout) {
   labyrinth_pool *pool = open_pool(self.ps);
-  if (order < 0 || order > 64)
-    raise_status(LABYRINTH_ERR_INVALID, "order must be 0.." + std::to_string(LABYRINTH_MAX_ORDER) +
-                                            ", got " + std::to_string(order));
+  const long long order = int_arg(order_arg, "order", 0, LABYRINTH_MAX_ORDER);
+  const bool wait = bool_arg(wait_arg, "wait");
   labyrinth_gfp gfp = 0;
-  if (atomic) gfp |= LABYRINTH_GFP_ATOMIC;
+  if (bool_arg(atomic, "atomic")) gfp |= LABYRINTH_GFP_ATOMIC;
   if (wait) gfp |= LABYRINTH_GFP_WAIT;
-  if (zero) gfp |= LABYRINTH_GFP_ZERO;
-  if (exclusive) gfp |= LABYRINTH_GFP_EXCLUSIVE;
+  if (bool_arg(zero, "zero")) gfp |= LABYRINTH_GFP_ZERO;
+  if (bool_arg(exclusive, "exclusive")) gfp |= LABYRINTH_GFP_EXCLUSIVE;
   uint32_t tmo = wait ? timeout_ms(timeout) : 0;
   void *page = nullptr;
   labyrinth_status st;
@@ -366,7 +343,10 @@ void pool_close(PoolPy &self, bool force) {
 uintptr_t addr_arg(const py::object &a) {
   // Accept an int or a Page.
   if (py::isinstance<PageObj>(a)) return a.cast<PageObj &>().address();
-  return a.cast<uintptr_t>();
+  if (PyBool_Check(a.ptr()) || !PyIndex_Check(a.ptr()))
+    throw py::type_error(std::string("address must be an int or a labyrinth.Page, got ") +
+                         Py_TYPE(a.ptr())->tp_name);
+  return static_cast<uintptr_t>(uint_arg(a, "address", UINTPTR_MAX));
 }
 
 void pool_free_address(PoolPy &self, const py::object &address, const py::object &order) {
@@ -375,10 +355,7 @@ void pool_free_address(PoolPy &self, const py::object &address, const py::object
   auto it = self.ps->live.find(a);
   if (!order.is_none()) {
     // A stated order is checked by the library, Page object or not.
-    const long o = order.cast<long>();
-    if (o < 0 || o > LABYRINTH_MAX_ORDER)
-      raise_status(LABYRINTH_ERR_INVALID, "order " + std::to_string(o) + " is not in 0.." +
-                                              std::to_string(LABYRINTH_MAX_ORDER));
+    const long long o = int_arg(order, "order", 0, LABYRINTH_MAX_ORDER);
     // A Page of that order frees through the Page (buffer exports are
     // checked); anything else is the library's to free or refuse (a Page of
     // another order: refused, its block stays allocated).
@@ -415,6 +392,8 @@ PYBIND11_MODULE(_core, m) {
     py::module_ errors = py::module_::import("labyrinth.errors");
     g_base_error = errors.attr("LabyrinthError").ptr();
     Py_INCREF(g_base_error);
+    g_memlock_error = errors.attr("MemlockLimitError").ptr();
+    Py_INCREF(g_memlock_error);
     py::object by_status = errors.attr("error_class");
     g_errors.assign(LABYRINTH_STATUS_COUNT, nullptr);
     for (int i = 1; i < LABYRINTH_STATUS_COUNT; ++i) {
@@ -475,9 +454,10 @@ Busy while buffer exports are alive or the kernel holds the page. Never
 blocks for an exclusive order-0 page.)doc")
       .def(
           "transfer",
-          [](PageObj &p, labyrinth_owner owner) {
+          [](PageObj &p, const py::object &owner) {
+            const labyrinth_owner o = uint_arg(owner, "owner", LABYRINTH_OWNER_MAX);
             page_check_usable(p, "transfer");
-            check(labyrinth_page_transfer(p.ps->pool, p.ptr, owner));
+            check(labyrinth_page_transfer(p.ps->pool, p.ptr, o));
           },
           py::arg("owner"), R"doc(
 Hand the exclusive block to another owner id (labyrinth.owner_self() of
@@ -486,9 +466,11 @@ InvalidArgument for a non-exclusive block or owner 0. Pass the Page to the
 receiving thread through a queue or a lock. Never blocks.)doc")
       .def(
           "read",
-          [](const PageObj &p, py::object size, long long offset) {
+          [](const PageObj &p, py::object size, const py::object &offset_arg) {
             page_check_usable(p, "read");
-            long long n = size.is_none() ? static_cast<long long>(p.size()) - offset : size.cast<long long>();
+            const long long offset = int_arg(offset_arg, "offset", LLONG_MIN, LLONG_MAX);
+            long long n = size.is_none() ? static_cast<long long>(p.size()) - offset
+                                         : int_arg(size, "size", LLONG_MIN, LLONG_MAX);
             if (offset < 0 || n < 0 || static_cast<unsigned long long>(offset) + static_cast<unsigned long long>(n) > p.size())
               raise_status(LABYRINTH_ERR_INVALID, "read of " + std::to_string(n) + " bytes at offset " +
                                                       std::to_string(offset) + " does not fit the " +
@@ -499,8 +481,9 @@ receiving thread through a queue or a lock. Never blocks.)doc")
           "Copy bytes out of the block (no export is kept).")
       .def(
           "write",
-          [](PageObj &p, py::object data, long long offset) {
+          [](PageObj &p, py::object data, const py::object &offset_arg) {
             page_check_usable(p, "write");
+            const long long offset = int_arg(offset_arg, "offset", LLONG_MIN, LLONG_MAX);
             Py_buffer view;
             if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) < 0) throw py::error_already_set();
             size_t n = static_cast<size_t>(view.len);
@@ -538,14 +521,7 @@ receiving thread through a queue or a lock. Never blocks.)doc")
   py::class_<PoolPy>(m, "Pool", R"doc(
 A page pool: one arena of size_bytes and everything that manages it.
 See labyrinth.Pool for the documentation of every argument.)doc")
-      .def(py::init(&pool_new), py::arg("size_bytes"), py::kw_only(),
-           py::arg("atomic_reserve_pages") = py::none(), py::arg("pin") = true,
-           py::arg("scrub") = false, py::arg("hugepages") = true, py::arg("guard") = false,
-           py::arg("poison") = false, py::arg("pkeys") = false, py::arg("reclaim") = true,
-           py::arg("numa_node") = py::none(),
-           py::arg("watermark_min_pages") = py::none(), py::arg("watermark_low_pages") = py::none(),
-           py::arg("watermark_high_pages") = py::none(), py::arg("max_thread_caches") = py::none(),
-           py::arg("thread_cache_pages") = py::none(), py::arg("thread_cache_batch") = py::none())
+      .def(py::init(&pool_new), py::arg("size_bytes"), py::arg("options") = py::dict())
       .def("alloc_page", &pool_alloc_page)
       .def("alloc", &pool_alloc, py::arg("order") = 0, py::kw_only(), py::arg("atomic") = true,
            py::arg("wait") = false, py::arg("zero") = false, py::arg("exclusive") = true,
@@ -588,15 +564,16 @@ See labyrinth.Pool for the documentation of every argument.)doc")
            "(orphans); returns how many. Raises Busy, and reclaims nothing, while a buffer "
            "export (memoryview, numpy array, ...) of an orphan's Page is alive; exports of "
            "other pages do not matter.")
-      .def("close", &pool_close, py::arg("force") = false)
+      .def("close", [](PoolPy &self, const py::object &force) { pool_close(self, bool_arg(force, "force")); },
+           py::arg("force") = false)
       .def_property_readonly("closed", [](const PoolPy &self) { return self.ps->closed(); })
       .def_property_readonly("base", [](const PoolPy &self) { return self.ps->base; })
       .def_property_readonly("size_bytes", [](const PoolPy &self) { return self.ps->size_bytes; })
       .def_property_readonly("live_pages", [](const PoolPy &self) { return self.ps->live.size(); })
       .def_property_readonly("exports", [](const PoolPy &self) { return self.ps->exports; })
       .def("page_at",
-           [](PoolPy &self, uintptr_t address) -> py::object {
-             auto it = self.ps->live.find(address);
+           [](PoolPy &self, const py::object &address) -> py::object {
+             auto it = self.ps->live.find(addr_arg(address));
              if (it == self.ps->live.end()) return py::none();
              return py::cast(it->second, py::return_value_policy::reference);
            },
@@ -608,9 +585,10 @@ must be exactly of that order (InvalidArgument otherwise, and nothing
 changes), as labyrinth_free_pages_order() checks.)doc")
       .def(
           "transfer_address",
-          [](PoolPy &self, const py::object &address, labyrinth_owner owner) {
-            check(labyrinth_page_transfer(open_pool(self.ps),
-                                          reinterpret_cast<void *>(addr_arg(address)), owner));
+          [](PoolPy &self, const py::object &address, const py::object &owner) {
+            const uintptr_t a = addr_arg(address);
+            const labyrinth_owner o = uint_arg(owner, "owner", LABYRINTH_OWNER_MAX);
+            check(labyrinth_page_transfer(open_pool(self.ps), reinterpret_cast<void *>(a), o));
           },
           py::arg("address"), py::arg("owner"))
       .def(

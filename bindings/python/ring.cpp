@@ -14,6 +14,7 @@
 //    calls on the ring raise Busy (a ring is used by one thread at a time).
 #include <pybind11/stl.h>
 
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -62,6 +63,9 @@ class RingPy {
   }
 
   PageObj &page_arg(py::handle page, const char *what) {
+    if (!py::isinstance<PageObj>(page))
+      throw py::type_error(std::string(what) + ": page must be a labyrinth.Page, got " +
+                           Py_TYPE(page.ptr())->tp_name);
     auto &p = page.cast<PageObj &>();
     if (p.ps.get() != ps_.get())
       raise_status(LABYRINTH_ERR_FOREIGN, std::string("cannot ") + what + ": the page is from another pool");
@@ -71,11 +75,7 @@ class RingPy {
 
   uint32_t len_arg(const PageObj &p, const py::object &length) {
     if (length.is_none()) return static_cast<uint32_t>(p.size());
-    long long n = length.cast<long long>();
-    if (n <= 0 || static_cast<size_t>(n) > p.size())
-      raise_status(LABYRINTH_ERR_INVALID, "length must be 1.." + std::to_string(p.size()) + ", got " +
-                                              std::to_string(n));
-    return static_cast<uint32_t>(n);
+    return static_cast<uint32_t>(int_arg(length, "length", 1, static_cast<long long>(p.size())));
   }
 
   // Submits through f(ring, ptr, len); on OK the ring holds the Page.
@@ -89,13 +89,14 @@ class RingPy {
     inflight_[p.address()] = py::reinterpret_borrow<py::object>(page);
   }
 
-  std::vector<Completion> complete(size_t max, size_t wait_nr, const py::object &timeout) {
+  std::vector<Completion> complete(const py::object &max_arg, const py::object &wait_arg,
+                                   const py::object &timeout) {
     labyrinth_ring *r = ring("complete");
-    if (max == 0) raise_status(LABYRINTH_ERR_INVALID, "max must be >= 1");
+    const size_t max = static_cast<size_t>(int_arg(max_arg, "max", 1, 1 << 20));
+    const size_t wait_nr = static_cast<size_t>(int_arg(wait_arg, "wait_nr", 0, 1 << 20));
     uint32_t tmo = LABYRINTH_TIMEOUT_INFINITE;
     if (!timeout.is_none()) {
-      double t = timeout.cast<double>();
-      if (!(t >= 0)) raise_status(LABYRINTH_ERR_INVALID, "timeout must be None or >= 0 seconds");
+      const double t = seconds_arg(timeout, "timeout");
       double ms = t * 1000.0;
       tmo = ms >= double(LABYRINTH_TIMEOUT_INFINITE - 1) ? LABYRINTH_TIMEOUT_INFINITE - 1
                                                           : static_cast<uint32_t>(ms + 0.999);
@@ -219,21 +220,35 @@ class RingPy {
   std::unordered_map<uintptr_t, py::object> inflight_;
 };
 
-RingPy *ring_new(py::object pool, uint32_t sq_entries, uint32_t max_inflight, uint32_t pbuf_entries,
-                 uint16_t pbuf_group, bool manual_refill, bool register_arena, bool single_thread) {
+// A file descriptor, send/recv flags and user_data, checked (args.cpp).
+int ring_fd(py::handle v) { return static_cast<int>(int_arg(v, "fd", 0, INT_MAX)); }
+int msg_flags(py::handle v) { return static_cast<int>(int_arg(v, "flags", INT_MIN, INT_MAX)); }
+uint64_t user_data(py::handle v) { return uint_arg(v, "user_data", UINT64_MAX); }
+
+RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object &max_inflight,
+                 const py::object &pbuf_entries, const py::object &pbuf_group,
+                 const py::object &manual_refill, const py::object &register_arena,
+                 const py::object &single_thread) {
   PoolRef ps = pool_ref(pool);
   labyrinth_pool *p = open_pool(ps);
   labyrinth_ring_options o;
   labyrinth_ring_options_init(&o);
-  o.sq_entries = sq_entries;
-  o.max_inflight = max_inflight;
-  o.pbuf_entries = pbuf_entries;
-  o.pbuf_group = pbuf_group;
-  o.flags = (manual_refill ? LABYRINTH_RING_MANUAL_REFILL : 0) |
-            (register_arena ? 0 : LABYRINTH_RING_NO_REGISTER) |
-            (single_thread ? LABYRINTH_RING_SINGLE_THREAD : 0);
+  o.sq_entries = static_cast<uint32_t>(uint_arg(sq_entries, "sq_entries", UINT32_MAX));
+  o.max_inflight = static_cast<uint32_t>(uint_arg(max_inflight, "max_inflight", UINT32_MAX));
+  o.pbuf_entries = static_cast<uint32_t>(uint_arg(pbuf_entries, "pbuf_entries", UINT32_MAX));
+  o.pbuf_group = static_cast<uint16_t>(uint_arg(pbuf_group, "pbuf_group", UINT16_MAX));
+  o.flags = (bool_arg(manual_refill, "manual_refill") ? LABYRINTH_RING_MANUAL_REFILL : 0) |
+            (bool_arg(register_arena, "register") ? 0 : LABYRINTH_RING_NO_REGISTER) |
+            (bool_arg(single_thread, "single_thread") ? LABYRINTH_RING_SINGLE_THREAD : 0);
   labyrinth_ring *r = nullptr;
-  check(labyrinth_ring_create(p, &o, &r));
+  const labyrinth_status st = labyrinth_ring_create(p, &o, &r);
+  if (st != LABYRINTH_OK) {
+    const std::string msg = labyrinth_last_error_message();
+    if (st == LABYRINTH_ERR_NOMEM && msg.find("RLIMIT_MEMLOCK") != std::string::npos)
+      raise_memlock(msg, "pass register=False (no fixed read/write then), use a smaller pool, or "
+                         "raise the limit (ulimit -l)");
+    raise_status(st, msg);
+  }
   return new RingPy(ps, r);
 }
 
@@ -279,7 +294,10 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
                              "Page objects the kernel holds through this ring.")
       .def(
           "read_fixed",
-          [](RingPy &self, int fd, py::handle page, py::object length, uint64_t offset, uint64_t ud) {
+          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &offset_arg,
+             const py::object &ud_arg) {
+            const int fd = ring_fd(fd_arg);
+            const uint64_t offset = uint_arg(offset_arg, "offset", UINT64_MAX), ud = user_data(ud_arg);
             self.submit(page, length, "read", [&](labyrinth_ring *r, void *p, uint32_t n) {
               return labyrinth_ring_read_fixed(r, fd, p, n, offset, ud);
             });
@@ -288,7 +306,10 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
           py::arg("user_data") = 0)
       .def(
           "write_fixed",
-          [](RingPy &self, int fd, py::handle page, py::object length, uint64_t offset, uint64_t ud) {
+          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &offset_arg,
+             const py::object &ud_arg) {
+            const int fd = ring_fd(fd_arg);
+            const uint64_t offset = uint_arg(offset_arg, "offset", UINT64_MAX), ud = user_data(ud_arg);
             self.submit(page, length, "write", [&](labyrinth_ring *r, void *p, uint32_t n) {
               return labyrinth_ring_write_fixed(r, fd, p, n, offset, ud);
             });
@@ -297,7 +318,10 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
           py::arg("user_data") = 0)
       .def(
           "send",
-          [](RingPy &self, int fd, py::handle page, py::object length, int flags, uint64_t ud) {
+          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &flags_arg,
+             const py::object &ud_arg) {
+            const int fd = ring_fd(fd_arg), flags = msg_flags(flags_arg);
+            const uint64_t ud = user_data(ud_arg);
             self.submit(page, length, "send", [&](labyrinth_ring *r, void *p, uint32_t n) {
               return labyrinth_ring_send(r, fd, p, n, flags, ud);
             });
@@ -306,7 +330,10 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
           py::arg("user_data") = 0)
       .def(
           "recv",
-          [](RingPy &self, int fd, py::handle page, py::object length, int flags, uint64_t ud) {
+          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &flags_arg,
+             const py::object &ud_arg) {
+            const int fd = ring_fd(fd_arg), flags = msg_flags(flags_arg);
+            const uint64_t ud = user_data(ud_arg);
             self.submit(page, length, "recv", [&](labyrinth_ring *r, void *p, uint32_t n) {
               return labyrinth_ring_recv(r, fd, p, n, flags, ud);
             });
@@ -315,7 +342,10 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
           py::arg("user_data") = 0)
       .def(
           "send_zc",
-          [](RingPy &self, int fd, py::handle page, py::object length, int flags, uint64_t ud) {
+          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &flags_arg,
+             const py::object &ud_arg) {
+            const int fd = ring_fd(fd_arg), flags = msg_flags(flags_arg);
+            const uint64_t ud = user_data(ud_arg);
             self.submit(page, length, "send_zc", [&](labyrinth_ring *r, void *p, uint32_t n) {
               return labyrinth_ring_send_zc(r, fd, p, n, flags, ud);
             });
@@ -324,13 +354,14 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
           py::arg("user_data") = 0)
       .def(
           "recv_multishot",
-          [](RingPy &self, int fd, int flags, uint64_t ud) {
-            check(labyrinth_ring_recv_multishot(self.ring("recv_multishot"), fd, flags, ud));
+          [](RingPy &self, const py::object &fd, const py::object &flags, const py::object &ud) {
+            check(labyrinth_ring_recv_multishot(self.ring("recv_multishot"), ring_fd(fd), msg_flags(flags),
+                                                user_data(ud)));
           },
           py::arg("fd"), py::arg("flags") = 0, py::arg("user_data") = 0)
       .def(
           "cancel",
-          [](RingPy &self, uint64_t ud) { check(labyrinth_ring_cancel(self.ring("cancel"), ud)); },
+          [](RingPy &self, const py::object &ud) { check(labyrinth_ring_cancel(self.ring("cancel"), user_data(ud))); },
           py::arg("user_data"))
       .def("provide", &RingPy::provide, py::arg("page"))
       .def("complete", &RingPy::complete, py::arg("max") = 64, py::arg("wait_nr") = 0,

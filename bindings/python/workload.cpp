@@ -364,6 +364,7 @@ struct Sample {
 struct alignas(64) Worker {
   std::vector<Hist> hist;
   uint64_t calls[OP_COUNT] = {};
+  uint64_t ticks[OP_COUNT] = {};  // calls since the op's last timed one
   uint64_t failures[OP_COUNT][LABYRINTH_STATUS_COUNT] = {};
   uint64_t skipped = 0;      // replay: events on blocks whose alloc failed
   uint64_t drain_frees = 0;  // blocks freed after the run, not timed
@@ -639,13 +640,15 @@ class Run {
     cv_.notify_all();
   }
 
-  // A timed call: records its latency in hist[op] one time in latency_every.
+  // A timed call: records its latency in hist[op] one time in latency_every
+  // calls of that op (each op counts its own calls, so alternating ops are
+  // all sampled whatever the period).
   template <class F>
-  inline labyrinth_status timed(Worker &w, int op, uint64_t &tick, F &&f) {
+  inline labyrinth_status timed(Worker &w, int op, F &&f) {
     ++w.calls[op];
     labyrinth_status st;
-    if (++tick >= spec_.latency_every) {
-      tick = 0;
+    if (++w.ticks[op] >= spec_.latency_every) {
+      w.ticks[op] = 0;
       uint64_t a = timer_.start();
       st = f();
       uint64_t b = timer_.end();
@@ -679,10 +682,10 @@ class Run {
     for (int o = last; o <= LABYRINTH_MAX_ORDER; ++o) cdf[o] = 2.0;  // no rounding past the last order
     barrier_->wait();
     while (!go_.load(std::memory_order_acquire)) std::this_thread::yield();
-    uint64_t tick = 0, step = 0;
+    uint64_t step = 0;
     labyrinth_pool *pool = pool_;
     auto free_one = [&](const Held &h) {
-      timed(w, OP_FREE, tick, [&] { return labyrinth_free_page_inline(pool, h.page); });
+      timed(w, OP_FREE, [&] { return labyrinth_free_page_inline(pool, h.page); });
       w.ops.fetch_add(1, std::memory_order_relaxed);
     };
     for (;;) {
@@ -723,12 +726,12 @@ class Run {
         void *page = nullptr;
         labyrinth_status st;
         if (!waiting && order == 0 && excl && !zero) {
-          st = timed(w, OP_ALLOC_ATOMIC, tick, [&] {
+          st = timed(w, OP_ALLOC_ATOMIC, [&] {
             page = labyrinth_alloc_page_inline(pool);
             return page ? LABYRINTH_OK : labyrinth_last_status();
           });
         } else {
-          st = timed(w, waiting ? OP_ALLOC_WAIT : OP_ALLOC_ATOMIC, tick, [&] {
+          st = timed(w, waiting ? OP_ALLOC_WAIT : OP_ALLOC_ATOMIC, [&] {
             return labyrinth_alloc_pages(pool, order, gfp, spec_.wait_timeout_ms, &page);
           });
         }
@@ -741,7 +744,7 @@ class Run {
           if (dst.inbox.size() >= spec_.max_inbox) {
             ++w.transfers_skipped;  // a full queue: the sender keeps the block
           } else {
-            st = timed(w, OP_TRANSFER, tick, [&] { return labyrinth_page_transfer(pool, page, dst.owner); });
+            st = timed(w, OP_TRANSFER, [&] { return labyrinth_page_transfer(pool, page, dst.owner); });
             w.ops.fetch_add(1, std::memory_order_relaxed);
             if (st == LABYRINTH_OK) {
               dst.inbox.push_back(Held{life, page, order});
@@ -788,7 +791,6 @@ class Run {
     w.owner = labyrinth_owner_self();
     barrier_->wait();
     while (!go_.load(std::memory_order_acquire)) std::this_thread::yield();
-    uint64_t tick = 0;
     labyrinth_pool *pool = pool_;
     bool stopped = false;
     for (size_t e : per_thread_[idx]) {
@@ -820,7 +822,7 @@ class Run {
           auto order = static_cast<unsigned>(spec_.ev_order[e]);
           bool waiting = gfp & LABYRINTH_GFP_WAIT;
           void *np = nullptr;
-          labyrinth_status st = timed(w, waiting ? OP_ALLOC_WAIT : OP_ALLOC_ATOMIC, tick, [&] {
+          labyrinth_status st = timed(w, waiting ? OP_ALLOC_WAIT : OP_ALLOC_ATOMIC, [&] {
             return labyrinth_alloc_pages(pool, order, gfp, static_cast<uint32_t>(spec_.ev_timeout[e]), &np);
           });
           if (st == LABYRINTH_OK) touch(np, order, e);
@@ -833,7 +835,7 @@ class Run {
             break;
           }
           labyrinth_status st =
-              timed(w, OP_FREE, tick, [&] { return labyrinth_free_pages(pool, page); });
+              timed(w, OP_FREE, [&] { return labyrinth_free_pages(pool, page); });
           if (st == LABYRINTH_OK) slot.store(nullptr, std::memory_order_relaxed);
           break;
         }
@@ -843,7 +845,7 @@ class Run {
             break;
           }
           labyrinth_owner to = workers_[static_cast<size_t>(spec_.ev_to[e])]->owner;
-          timed(w, OP_TRANSFER, tick, [&] { return labyrinth_page_transfer(pool, page, to); });
+          timed(w, OP_TRANSFER, [&] { return labyrinth_page_transfer(pool, page, to); });
           break;
         }
       }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace lab {
@@ -27,26 +28,72 @@ const char *errno_name(int e) {
   }
 }
 
-labyrinth_status explain_mlock_failure(int err, std::size_t size) {
+// Why mlock refused: RLIMIT_MEMLOCK's value, or "unlimited" (then the
+// system is short of memory). Writes a NUL-terminated phrase into buf;
+// returns whether a finite limit is in force.
+bool describe_mlock_failure(int err, std::size_t size, char *buf, std::size_t len) {
   struct rlimit rl {};
   getrlimit(RLIMIT_MEMLOCK, &rl);
   if (rl.rlim_cur == RLIM_INFINITY) {
-    return set_error(LABYRINTH_ERR_SYSTEM,
-                     "mlock of %zu bytes failed (%s, errno %d) although RLIMIT_MEMLOCK is "
-                     "unlimited: the system is short of memory; create the pool without "
-                     "LABYRINTH_POOL_PIN or make it smaller",
-                     size, errno_name(err), err);
+    std::snprintf(buf, len,
+                  "mlock of %zu bytes failed (%s, errno %d) although RLIMIT_MEMLOCK is "
+                  "unlimited: the system is short of memory",
+                  size, errno_name(err), err);
+    return false;
   }
-  return set_error(LABYRINTH_ERR_NOMEM,
-                   "mlock of %zu bytes failed (%s, errno %d): RLIMIT_MEMLOCK is %lu bytes "
-                   "without CAP_IPC_LOCK; raise it (ulimit -l, prlimit --memlock, "
-                   "limits.conf) or create the pool without LABYRINTH_POOL_PIN",
-                   size, errno_name(err), err, static_cast<unsigned long>(rl.rlim_cur));
+  std::snprintf(buf, len,
+                "mlock of %zu bytes failed (%s): RLIMIT_MEMLOCK is %lu bytes without "
+                "CAP_IPC_LOCK",
+                size, errno_name(err), static_cast<unsigned long>(rl.rlim_cur));
+  return true;
+}
+
+// Strict pinning (LABYRINTH_POOL_PIN) refused: the caller's error.
+labyrinth_status refuse_pin(int err, std::size_t size) {
+  char why[200];
+  const bool limited = describe_mlock_failure(err, size, why, sizeof why);
+  return set_error(limited ? LABYRINTH_ERR_NOMEM : LABYRINTH_ERR_SYSTEM,
+                   "%s; raise it (ulimit -l) or replace LABYRINTH_POOL_PIN with "
+                   "LABYRINTH_POOL_PIN_BEST_EFFORT or no pin flag",
+                   why);
+}
+
+// Best-effort pinning refused: one line on stderr, the pool runs unpinned.
+void warn_unpinned(int err, std::size_t size) {
+  char why[200];
+  describe_mlock_failure(err, size, why, sizeof why);
+  std::fprintf(stderr,
+               "labyrinth: warning: the pool runs unpinned: %s. Its pages may fault on first "
+               "touch and be swapped out, and io_uring registration pins them itself and may "
+               "fail the same way. To pin, raise the limit (ulimit -l); to silence this, ask "
+               "for strict pinning or none (C: LABYRINTH_POOL_PIN or no pin flag; Python: "
+               "pin=True or pin=False; CLI: --pin strict or --pin off)\n",
+               why);
+}
+
+// mlock the arena as the flags ask. Returns OK with a->pinned set or left
+// false (best effort refused, or no pin flag), or the strict refusal.
+labyrinth_status pin_arena(Arena *a, std::uint32_t flags) {
+  if (!(flags & (LABYRINTH_POOL_PIN | LABYRINTH_POOL_PIN_BEST_EFFORT))) return LABYRINTH_OK;
+  if (mlock(a->base, a->size) == 0) {
+    a->pinned = true;
+    return LABYRINTH_OK;
+  }
+  const int e = errno;
+  munlock(a->base, a->size);  // a refused mlock may have locked a prefix
+  if (flags & LABYRINTH_POOL_PIN) return refuse_pin(e, a->size);
+  warn_unpinned(e, a->size);
+  return LABYRINTH_OK;
 }
 
 }  // namespace
 
 labyrinth_status arena_map(std::size_t size, std::uint32_t flags, int numa_node, Arena *out) {
+  if ((flags & LABYRINTH_POOL_PIN) && (flags & LABYRINTH_POOL_PIN_BEST_EFFORT))
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "labyrinth_pool_create: LABYRINTH_POOL_PIN (strict) and "
+                     "LABYRINTH_POOL_PIN_BEST_EFFORT exclude each other; set one of them, or "
+                     "neither to never pin");
   std::size_t span = size + kArenaAlign;
   void *raw = mmap(nullptr, span, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -91,13 +138,10 @@ labyrinth_status arena_map(std::size_t size, std::uint32_t flags, int numa_node,
                        errno_name(e), e);
     }
   }
-  if (flags & LABYRINTH_POOL_PIN) {
-    if (mlock(a.base, size) != 0) {
-      int e = errno;
-      arena_unmap(&a);
-      return explain_mlock_failure(e, size);
-    }
-    a.pinned = true;
+  const labyrinth_status pinned = pin_arena(&a, flags);
+  if (pinned != LABYRINTH_OK) {
+    arena_unmap(&a);
+    return pinned;
   }
   *out = a;
   return LABYRINTH_OK;

@@ -17,8 +17,10 @@ struct Arena {
 };
 
 // Reserve `size` bytes aligned to kArenaAlign, MADV_DONTFORK, optionally
-// MADV_HUGEPAGE, NUMA binding and mlock. On failure sets the error (with the
-// reason: RLIMIT_MEMLOCK and its value, errno names) and returns it.
+// MADV_HUGEPAGE, NUMA binding and mlock (PIN: or fail; PIN_BEST_EFFORT: or
+// run unpinned with one line on stderr; out->pinned says which). On failure
+// sets the error (with the reason: RLIMIT_MEMLOCK and its value, errno names,
+// the fix) and returns it.
 labyrinth_status arena_map(std::size_t size, std::uint32_t flags, int numa_node, Arena *out);
 void arena_unmap(Arena *arena);
 

@@ -44,7 +44,7 @@ labyrinth_status read_options(const labyrinth_pool_options *opts, labyrinth_pool
   const std::uint32_t known = LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES |
                               LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
                               LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS |
-                              LABYRINTH_POOL_NO_RECLAIM;
+                              LABYRINTH_POOL_NO_RECLAIM | LABYRINTH_POOL_PIN_BEST_EFFORT;
   if (o.flags & ~known)
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
                      o.flags & ~known);
@@ -84,7 +84,7 @@ void size_pool(Pool *p, const labyrinth_pool_options &o) {
   p->base = p->arena.base;
   p->size = o.size_bytes;
   p->npages = o.size_bytes / kPageSize;
-  p->flags = o.flags & ~(p->arena.pinned ? 0u : LABYRINTH_POOL_PIN);
+  p->flags = (o.flags & ~LABYRINTH_POOL_PIN) | (p->arena.pinned ? LABYRINTH_POOL_PIN : 0u);
   p->max_caches = o.max_thread_caches;
   p->cache_capacity = o.thread_cache_pages;
   p->cache_batch = o.thread_cache_batch;

@@ -5,7 +5,7 @@ imitation::
 
     import labyrinth
 
-    with labyrinth.Pool(64 << 20) as pool:          # a 64 MiB pinned arena
+    with labyrinth.Pool(64 << 20) as pool:          # a 64 MiB arena
         page = pool.alloc_page()                   # atomic, exclusive, 4 KiB
         view = memoryview(page)                    # the page itself, no copy
         view[:5] = b"hello"
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, Union
 
 from . import errors
 from ._core import (
@@ -45,6 +45,7 @@ from .errors import (
     ForeignPage,
     InvalidArgument,
     LabyrinthError,
+    MemlockLimitError,
     NotOwner,
     OutOfPages,
     Status,
@@ -70,6 +71,7 @@ __all__ = [
     "Status",
     "LabyrinthError",
     "OutOfPages",
+    "MemlockLimitError",
     "InvalidArgument",
     "NotOwner",
     "DoubleFree",
@@ -80,6 +82,11 @@ __all__ = [
     "SystemFailure",
     "errors",
 ]
+
+
+#: ``Pool(pin=...)``: "auto" (pin when the memlock limit allows), True
+#: (strict) or False (never).
+PinMode = Union[Literal["auto"], bool]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +156,12 @@ class Stats:
         return {Status(i): n for i, n in enumerate(self.failures) if n and i < len(Status)}
 
     @property
+    def pinned(self) -> bool:
+        """Whether the arena is locked in memory (``pin="auto"`` that the
+        memlock limit refused: False)."""
+        return bool(self.flags & 1)  # LABYRINTH_POOL_PIN
+
+    @property
     def available_pages(self) -> int:
         """Free pages anywhere: buddy, shared list, reserve and thread caches."""
         return self.free_pages + self.reserve_pages + self.cached_pages
@@ -169,8 +182,13 @@ class Pool(_CorePool):
 
     * ``atomic_reserve_pages``: pages only atomic callers may take (default
       1/64 of the pool, at most 256).
-    * ``pin``: ``mlock`` the arena so no page faults or is swapped (needs
-      RLIMIT_MEMLOCK or CAP_IPC_LOCK; the error says what is missing).
+    * ``pin``: ``mlock`` the arena so no page faults or is swapped.
+      ``"auto"`` (the default) pins when RLIMIT_MEMLOCK (or CAP_IPC_LOCK)
+      allows and otherwise runs unpinned, saying so once on stderr and in
+      :attr:`Stats.pinned`; unpinned pages may fault on first touch and be
+      swapped out, and a ring's buffer registration then pins them itself and
+      may fail on the same limit. ``True`` pins or raises
+      :class:`MemlockLimitError`; ``False`` never pins.
     * ``scrub``: zero every block when it is freed.
     * ``hugepages``: ask for transparent huge pages.
     * ``guard``: debug mode, freed blocks are ``mprotect``-ed (atomic calls
@@ -199,6 +217,31 @@ class Pool(_CorePool):
     threads are inside calls on it; :meth:`close` without ``force`` is also
     refused while blocks are allocated.
     """
+
+    def __init__(
+        self,
+        size_bytes: int,
+        *,
+        atomic_reserve_pages: int | None = None,
+        pin: PinMode = "auto",
+        scrub: bool = False,
+        hugepages: bool = True,
+        guard: bool = False,
+        poison: bool = False,
+        pkeys: bool = False,
+        reclaim: bool = True,
+        numa_node: int | None = None,
+        watermark_min_pages: int | None = None,
+        watermark_low_pages: int | None = None,
+        watermark_high_pages: int | None = None,
+        max_thread_caches: int | None = None,
+        thread_cache_pages: int | None = None,
+        thread_cache_batch: int | None = None,
+    ) -> None:
+        options = dict(locals())
+        for name in ("self", "size_bytes", "__class__"):
+            options.pop(name, None)
+        super().__init__(size_bytes, options)
 
     def __enter__(self) -> Pool:
         return self

@@ -55,26 +55,7 @@ class Page(Buffer):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> bool: ...
 
 class Pool:
-    def __init__(
-        self,
-        size_bytes: int,
-        *,
-        atomic_reserve_pages: int | None = None,
-        pin: bool = True,
-        scrub: bool = False,
-        hugepages: bool = True,
-        guard: bool = False,
-        poison: bool = False,
-        pkeys: bool = False,
-        reclaim: bool = True,
-        numa_node: int | None = None,
-        watermark_min_pages: int | None = None,
-        watermark_low_pages: int | None = None,
-        watermark_high_pages: int | None = None,
-        max_thread_caches: int | None = None,
-        thread_cache_pages: int | None = None,
-        thread_cache_batch: int | None = None,
-    ) -> None: ...
+    def __init__(self, size_bytes: int, options: dict[str, Any] = ...) -> None: ...
     def alloc_page(self) -> Page: ...
     def alloc(
         self,

@@ -14,24 +14,32 @@ table.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import platform
-import resource
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import PAGE_SIZE, Pool, __version__, abi_version, owner_self
-from .errors import LabyrinthError, Unsupported
+from . import Pool, __version__, owner_self
+from ._cli_info import cmd_info, gather_info
+from ._cli_util import (
+    Progress,
+    nonneg_int,
+    parse_dist,
+    parse_orders,
+    parse_size,
+    positive_float,
+    positive_int,
+    share,
+    table,
+)
+from .errors import LabyrinthError, MemlockLimitError
 from .workload import (
-    Distribution,
     Exponential,
     Fixed,
+    Interrupted,
     Result,
     Trace,
     Uniform,
@@ -42,102 +50,6 @@ from .workload import (
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-def parse_size(text: str) -> int:
-    """'64M', '1G', '512K', '4096' -> bytes."""
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    if t and t[-1] in mult:
-        return int(float(t[:-1]) * mult[t[-1]])
-    return int(t)
-
-
-def parse_dist(text: str) -> Distribution:
-    """'8' or 'fixed:8', 'uniform:1:16', 'exp:64' / 'exponential:64'."""
-    parts = text.split(":")
-    kind = parts[0].lower()
-    try:
-        if len(parts) == 1:
-            return Fixed(int(kind))
-        if kind == "fixed":
-            return Fixed(int(parts[1]))
-        if kind in ("uniform", "u"):
-            return Uniform(int(parts[1]), int(parts[2]))
-        if kind in ("exp", "exponential", "e"):
-            return Exponential(float(parts[1]))
-    except (ValueError, IndexError):
-        pass
-    raise argparse.ArgumentTypeError(f"bad distribution {text!r} (N, fixed:N, uniform:LO:HI, exp:MEAN)")
-
-
-def parse_orders(text: str) -> dict[int, float]:
-    """'0' or '0:0.9,2:0.1' -> {order: weight}."""
-    out: dict[int, float] = {}
-    try:
-        for item in text.split(","):
-            if ":" in item:
-                o, w = item.split(":", 1)
-                out[int(o)] = float(w)
-            else:
-                out[int(item)] = 1.0
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad orders {text!r} (e.g. 0:0.9,2:0.1)") from None
-    return out
-
-
-class Progress:
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.last = 0.0
-
-    def __call__(self, fraction: float, calls: int, elapsed: float) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.1 and fraction < 1.0:
-            return
-        self.last = now
-        width = 30
-        filled = int(round(width * min(max(fraction, 0.0), 1.0)))
-        rate = calls / elapsed if elapsed > 0 else 0.0
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}% "
-            f"{calls:>12,} calls {rate / 1e6:7.2f} M/s {elapsed:6.1f}s"
-        )
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A plain text table."""
-    if not rows:
-        return "(nothing)"
-    cols = list(columns or rows[0].keys())
-
-    def fmt(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3g}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    out = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))]
-    out.append("  ".join("-" * w for w in widths))
-    for row in cells:
-        out.append("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))))
-    return "\n".join(out)
 
 
 def print_result(res: Result, title: str) -> None:
@@ -154,7 +66,13 @@ def print_result(res: Result, title: str) -> None:
           + "; " + "; ".join(extra))
     fb = res.samples.free_blocks
     if fb:
-        print("free blocks per order at the end: " + " ".join(str(x) for x in res.stats_after["free_blocks"]))
+        after = res.stats_after
+        print("free blocks per order 0..10 at the end: "
+              + " ".join(str(x) for x in after["free_blocks"])
+              + " (how the buddy allocator holds its free pages, as blocks of 2**order pages: "
+              "few large blocks = little fragmentation. Not a leak: "
+              f"{after['allocated_pages']} pages still allocated, {after['cached_pages']} in thread "
+              f"caches, {after['reserve_pages']} in the atomic reserve)")
     print(f"latencies in ns, {res.clock} clock, timer overhead {res.timer_overhead_ns} ns included")
 
 
@@ -164,143 +82,16 @@ def emit_json(obj: Any) -> None:
 
 
 # --------------------------------------------------------------------------
-# info
-
-
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
-
-
-def _cpu_flags() -> set[str]:
-    text = _read("/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def _cap_ipc_lock() -> bool | None:
-    text = _read("/proc/self/status") or ""
-    for line in text.splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) & (1 << 14))
-    return None
-
-
-def _pkey_alloc_works() -> str:
-    if platform.machine() != "x86_64":
-        return "unknown (not x86_64)"
-    libc = ctypes.CDLL(None, use_errno=True)
-    SYS_pkey_alloc, SYS_pkey_free = 330, 331
-    key = libc.syscall(SYS_pkey_alloc, 0, 0)
-    if key >= 0:
-        libc.syscall(SYS_pkey_free, key)
-        return "yes"
-    return f"no ({os.strerror(ctypes.get_errno())})"
-
-
-def gather_info() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "labyrinth": {"version": __version__, "abi": f"{abi_version() >> 16}.{(abi_version() >> 8) & 0xFF}."
-                      f"{abi_version() & 0xFF}"},
-        "python": sys.version.split()[0],
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
-    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-
-    def lim(v: int) -> str | int:
-        return "unlimited" if v == resource.RLIM_INFINITY else v
-
-    info["memlock"] = {"soft_bytes": lim(soft), "hard_bytes": lim(hard), "cap_ipc_lock": _cap_ipc_lock(),
-                       "uid": os.getuid()}
-    info["thp"] = {
-        "enabled": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
-        "defrag": _read("/sys/kernel/mm/transparent_hugepage/defrag"),
-    }
-    flags = _cpu_flags()
-    info["pkeys"] = {"cpu_pku": "pku" in flags, "os_pke": "ospke" in flags, "pkey_alloc": _pkey_alloc_works()}
-    nodes = sorted(p.name for p in Path("/sys/devices/system/node").glob("node[0-9]*"))
-    info["numa_nodes"] = len(nodes)
-    vdir = Path("/sys/devices/system/cpu/vulnerabilities")
-    info["cpu_vulnerabilities"] = {p.name: _read(str(p)) for p in sorted(vdir.glob("*"))} if vdir.is_dir() else {}
-
-    # What the library itself can do here: a small pool, pinned, then a ring.
-    uring: dict[str, Any] = {"io_uring_disabled_sysctl": _read("/proc/sys/kernel/io_uring_disabled")}
-    try:
-        with Pool(64 * PAGE_SIZE) as pool:
-            s = pool.stats()
-            info["pool"] = {"pinned": True, "huge_pages_accepted": bool(s.huge_pages)}
-            try:
-                with pool.ring(sq_entries=8) as ring:
-                    uring["available"] = True
-                    uring["fixed_buffers"] = ring.stats().fixed_buffers
-            except LabyrinthError as exc:
-                uring["available"] = False
-                uring["reason"] = str(exc)
-            if uring.get("available"):
-                try:
-                    with pool.ring(sq_entries=8, pbuf_entries=8):
-                        uring["provided_buffer_rings"] = True
-                except LabyrinthError as exc:
-                    uring["provided_buffer_rings"] = False
-                    uring["provided_buffer_rings_reason"] = str(exc)
-    except LabyrinthError as exc:
-        info["pool"] = {"pinned": False, "error": str(exc)}
-    info["io_uring"] = uring
-    try:
-        Pool(16 * PAGE_SIZE, pkeys=True, pin=False).close(force=True)
-        info["pkeys"]["library"] = "supported"
-    except Unsupported as exc:
-        info["pkeys"]["library"] = f"unsupported: {exc.message}"
-    return info
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    info = gather_info()
-    if args.json:
-        emit_json(info)
-        return 0
-    lab = info["labyrinth"]
-    print(f"labyrinth {lab['version']} (ABI {lab['abi']}), Python {info['python']}, "
-          f"Linux {info['kernel']} {info['machine']}, {info['cpus']} CPUs, {info['numa_nodes']} NUMA node(s)")
-    ml = info["memlock"]
-    print(f"memlock limit: soft {ml['soft_bytes']}, hard {ml['hard_bytes']} bytes; "
-          f"CAP_IPC_LOCK {'yes' if ml['cap_ipc_lock'] else 'no'} (uid {ml['uid']})")
-    pool = info.get("pool", {})
-    if pool.get("pinned"):
-        print(f"pinned pool: yes; transparent huge pages accepted: {'yes' if pool['huge_pages_accepted'] else 'no'}")
-    else:
-        print(f"pinned pool: NO: {pool.get('error')}")
-    print(f"THP: enabled {info['thp']['enabled']}; defrag {info['thp']['defrag']}")
-    u = info["io_uring"]
-    if u.get("available"):
-        pb = u.get("provided_buffer_rings")
-        print(f"io_uring: available (arena registered as {u.get('fixed_buffers')} fixed buffer(s)); "
-              f"provided-buffer rings: {'yes' if pb else 'no: ' + str(u.get('provided_buffer_rings_reason'))}")
-    else:
-        print(f"io_uring: NOT available: {u.get('reason')} (sysctl io_uring_disabled={u.get('io_uring_disabled_sysctl')})")
-    pk = info["pkeys"]
-    print(f"memory protection keys: CPU {'yes' if pk['cpu_pku'] else 'no'}, OS {'yes' if pk['os_pke'] else 'no'}, "
-          f"pkey_alloc {pk['pkey_alloc']}; library: {pk['library']}")
-    vul = info["cpu_vulnerabilities"]
-    if vul:
-        affected = {k: v for k, v in vul.items() if v and not v.startswith("Not affected")}
-        print("CPU side-channel mitigations (they change timings): "
-              + ("; ".join(f"{k}: {v}" for k, v in affected.items()) or "none reported"))
-    return 0
-
-
-# --------------------------------------------------------------------------
 # stress / replay
 
 
+#: --pin choices and the Pool(pin=...) each one means.
+PIN_CHOICES = ("auto", "strict", "off")
+_PIN_MODES: dict[str, Any] = {"auto": "auto", "strict": True, "off": False}
+
+
 def _pool_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"pin": not args.no_pin, "scrub": args.scrub}
+    return {"pin": _PIN_MODES[args.pin], "scrub": getattr(args, "scrub", False)}
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
@@ -318,18 +109,37 @@ def cmd_stress(args: argparse.Namespace) -> int:
         latency_every=args.latency_every,
     )
     bar = Progress("stress", not args.json and not args.quiet)
-    res = run(w, pool_size=args.pool_size, pool_options=_pool_kwargs(args), progress=bar)
-    bar.done()
-    return _finish(args, res, "stress")
+    return _run_and_finish(args, bar, "stress",
+                           lambda: run(w, pool_size=args.pool_size, pool_options=_pool_kwargs(args), progress=bar))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    trace = Trace.load(args.trace)
+    show = not args.json and not args.quiet and sys.stderr.isatty()
+    t0 = time.monotonic()
+
+    def parsing(events: int) -> None:
+        sys.stderr.write(f"\rparsing {args.trace}: {events:,} events, {time.monotonic() - t0:.1f}s")
+        sys.stderr.flush()
+
+    trace = Trace.load(args.trace, progress=parsing if show else None)
+    if show:
+        sys.stderr.write(f"\rparsed {args.trace}: {len(trace):,} events in {time.monotonic() - t0:.1f}s\n")
     bar = Progress("replay", not args.json and not args.quiet)
-    res = replay(trace, pool_size=args.pool_size, pool_options=_pool_kwargs(args), progress=bar,
-                 latency_every=args.latency_every)
+    return _run_and_finish(args, bar, f"replay of {args.trace} ({len(trace):,} events)",
+                           lambda: replay(trace, pool_size=args.pool_size, pool_options=_pool_kwargs(args),
+                                          progress=bar, latency_every=args.latency_every))
+
+
+def _run_and_finish(args: argparse.Namespace, bar: Progress, title: str, call: Callable[[], Result]) -> int:
+    """Run, then print (or save) the result; on Ctrl-C the result so far."""
+    try:
+        res = call()
+    except Interrupted as exc:
+        bar.done()
+        _finish(args, exc.partial, f"{title}, INTERRUPTED (Ctrl-C): the result until then")
+        return 130
     bar.done()
-    return _finish(args, res, f"replay of {args.trace} ({len(trace):,} events)")
+    return _finish(args, res, title)
 
 
 def _finish(args: argparse.Namespace, res: Result, title: str) -> int:
@@ -383,15 +193,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = []
     results: dict[str, Any] = {}
     dur = args.duration
+    interrupted = False
     with Pool(args.pool_size, **_pool_kwargs(args)) as pool:
         for name, desc, base in SCENARIOS:
             if args.only and name not in args.only:
                 continue
-            bar = Progress(name, not args.json and not args.quiet)
             # Untimed run for throughput (one call in 4096 timed), then a timed run for latency.
-            fast = run(dataclasses.replace(base, duration_s=dur, latency_every=4096), pool, progress=bar)
-            timed = run(dataclasses.replace(base, duration_s=dur, latency_every=1), pool, progress=bar)
-            bar.done()
+            try:
+                bar = Progress(f"{name} (throughput)", not args.json and not args.quiet)
+                fast = run(dataclasses.replace(base, duration_s=dur, latency_every=4096), pool, progress=bar)
+                bar.done()
+                bar = Progress(f"{name} (latency)", not args.json and not args.quiet)
+                timed = run(dataclasses.replace(base, duration_s=dur, latency_every=1), pool, progress=bar)
+                bar.done()
+            except Interrupted:
+                bar.done()
+                interrupted = True
+                break
             calls = fast.total_calls
             per_thread_ns = fast.duration_s * 1e9 * fast.threads / calls if calls else None
             a = timed.latency["alloc_atomic"]
@@ -411,9 +229,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             results[name] = {"description": desc, "row": row, "throughput_run": fast.to_dict(),
                              "latency_run": timed.to_dict()}
     if args.json:
-        emit_json({"scenarios": results, "info": {k: v for k, v in gather_info().items()
-                                                  if k in ("kernel", "cpus", "cpu_vulnerabilities")}})
-        return 0
+        emit_json({"scenarios": results, "interrupted": interrupted,
+                   "info": {k: v for k, v in gather_info().items() if k in ("kernel", "cpus", "cpu_vulnerabilities")}})
+        return 130 if interrupted else 0
     for name, desc, _ in SCENARIOS:
         if name in results:
             print(f"  {name:9s} {desc}")
@@ -423,6 +241,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"latency percentiles in ns ({clock['clock']} clock; timer overhead {clock['timer_overhead_ns']} ns "
               f"included); throughput runs time 1 call in 4096. Python is not in these loops: "
               f"the C++ runner makes every call.")
+    if interrupted:
+        print("INTERRUPTED (Ctrl-C): the scenarios that finished before it")
+        return 130
     return 0
 
 
@@ -439,9 +260,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(text)
 
     say("Labyrinth demo: a pool, the flagship page, views, ownership, misuse, a workload.\n")
-    with Pool(4 << 20, atomic_reserve_pages=16) as pool:
+    with Pool(4 << 20, atomic_reserve_pages=16, pin=_PIN_MODES[args.pin]) as pool:
         s = pool.stats()
-        say(f"pool: {s.total_pages} pages of 4 KiB, pinned, atomic reserve {s.reserve_target} pages")
+        say(f"pool: {s.total_pages} pages of 4 KiB, {'pinned' if s.pinned else 'NOT pinned'}, "
+            f"atomic reserve {s.reserve_target} pages")
         page = pool.alloc_page()
         say(f"alloc_page() -> {page!r}; owner {page.owner} (this thread: owner_self() = {owner_self()})")
         view = memoryview(page)
@@ -497,56 +319,110 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # main
 
 
+TRACE_FORMAT = """\
+trace format: CSV with a header line, or JSON Lines (one object per line);
+"#" lines are comments. Fields (CSV columns or JSON keys):
+  op          alloc | free | transfer
+  thread      the trace thread that makes the call (0, 1, ...; default 0)
+  block       a name for the block, chosen by the trace (alloc defines it,
+              free/transfer refer to it); "id" is accepted too
+  order       alloc: log2 of the block's pages, 0..10 (default 0)
+  flags       alloc: "|"-separated atomic, wait, zero, exclusive
+              (default atomic|exclusive)
+  timeout_ms  alloc with wait: how long to wait (default 0)
+  to          transfer: the receiving trace thread
+Each trace thread runs on its own C++ thread, in order; an event on a block
+waits for the event before it on that block (e.g. a free for its alloc).
+Example (CSV):
+  op,thread,block,order,flags,to
+  alloc,0,a,0,atomic|exclusive,
+  transfer,0,a,,,1
+  free,1,a,,,
+"""
+
+
+def _stress_options(sp: argparse.ArgumentParser) -> None:
+    """The workload options of ``labyrinth stress``."""
+    sp.add_argument("--threads", "-t", type=positive_int, default=2,
+                    help="C++ threads allocating and freeing (default 2)")
+    sp.add_argument("--duration", "-d", type=positive_float, default=5.0, help="seconds (default 5)")
+    sp.add_argument("--steps", type=positive_int, default=None,
+                    help="stop after this many steps per thread instead of after --duration")
+    sp.add_argument("--orders", type=parse_orders, default={0: 1.0}, help="e.g. 0:0.9,2:0.1 (default 0)")
+    sp.add_argument("--lifetime", type=parse_dist, default=Exponential(32.0),
+                    help="steps a block stays allocated (N, fixed:N, uniform:LO:HI, exp:MEAN); default exp:32")
+    sp.add_argument("--burst", type=parse_dist, default=Fixed(1), help="blocks allocated per step; default 1")
+    sp.add_argument("--transfer", type=share, default=0.0,
+                    help="share of blocks handed to another thread, which frees them (0..1)")
+    sp.add_argument("--wait", type=share, default=0.0,
+                    help="share of allocations that may sleep (GFP_WAIT) instead of atomic (0..1)")
+    sp.add_argument("--wait-timeout-ms", type=nonneg_int, default=10,
+                    help="how long a --wait allocation may sleep for a page before it fails with "
+                         "TIMEOUT (ms, default 10)")
+    sp.add_argument("--seed", type=nonneg_int, default=0,
+                    help="random seed of the workload (same seed, same sequence per thread; default 0)")
+    sp.add_argument("--latency-every", type=positive_int, default=1,
+                    help="time one call in N of each kind (default 1: every call)")
+    sp.add_argument("--save", help="save the full result as JSON to this file")
+    sp.add_argument("--full", action="store_true", help="with --json: the full result, histograms included")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labyrinth", description="Labyrinth page allocator: tools for researchers.")
     p.add_argument("--version", action="version", version=f"labyrinth {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    json_help = "machine-readable output (JSON) on stdout instead of text"
 
     def common(sp: argparse.ArgumentParser, pool_default: str = "64M") -> None:
-        sp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        sp.add_argument("--json", action="store_true", help=json_help)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
         sp.add_argument("--pool-size", type=parse_size, default=parse_size(pool_default),
-                        help=f"arena size (default {pool_default})")
-        sp.add_argument("--no-pin", action="store_true", help="do not mlock the arena")
+                        help=f"arena size, e.g. 64M, 1G (default {pool_default})")
+        sp.add_argument("--pin", choices=PIN_CHOICES, default="auto",
+                        help="mlock the arena: auto (default) pins when the memlock limit allows and "
+                             "otherwise runs unpinned with a warning; strict pins or fails; off never pins")
         sp.add_argument("--scrub", action="store_true", help="zero blocks when freed")
 
-    sp = sub.add_parser("info", help="what this machine and kernel support")
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("info", help="what this machine and kernel support",
+                        description="What this machine, kernel and user allow: the memlock limit and the "
+                                    "largest pool it pins, transparent huge pages, io_uring, memory "
+                                    "protection keys, NUMA, CPU side-channel mitigations.")
+    sp.add_argument("--json", action="store_true", help=json_help)
     sp.set_defaults(func=cmd_info)
 
-    sp = sub.add_parser("demo", help="a short guided tour")
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("demo", help="a short guided tour of the API",
+                        description="A guided tour: a pool, the flagship page, zero-copy views, ownership "
+                                    "and transfer, misuse and its errors, a short workload.")
+    sp.add_argument("--json", action="store_true", help=json_help)
+    sp.add_argument("--pin", choices=PIN_CHOICES, default="auto", help="mlock the arena (see stress --help)")
     sp.set_defaults(func=cmd_demo)
 
-    sp = sub.add_parser("stress", help="run a synthetic workload")
+    sp = sub.add_parser("stress", help="run a synthetic workload",
+                        description="Run a synthetic workload on C++ threads (Python is not in the loop) "
+                                    "and print call latencies, throughput and failures. Ctrl-C stops it "
+                                    "and prints the result so far.")
     common(sp)
-    sp.add_argument("--threads", "-t", type=int, default=2)
-    sp.add_argument("--duration", "-d", type=float, default=5.0, help="seconds (default 5)")
-    sp.add_argument("--steps", type=int, default=None, help="stop after this many steps per thread")
-    sp.add_argument("--orders", type=parse_orders, default={0: 1.0}, help="e.g. 0:0.9,2:0.1 (default 0)")
-    sp.add_argument("--lifetime", type=parse_dist, default=Exponential(32.0), help="steps; default exp:32")
-    sp.add_argument("--burst", type=parse_dist, default=Fixed(1), help="blocks per step; default 1")
-    sp.add_argument("--transfer", type=float, default=0.0, help="share handed to another thread")
-    sp.add_argument("--wait", type=float, default=0.0, help="share of GFP_WAIT allocations")
-    sp.add_argument("--wait-timeout-ms", type=int, default=10)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--latency-every", type=int, default=1, help="time one call in N (default 1)")
-    sp.add_argument("--save", help="save the full result as JSON to this file")
-    sp.add_argument("--full", action="store_true", help="with --json: the full result, histograms included")
+    _stress_options(sp)
     sp.set_defaults(func=cmd_stress)
 
-    sp = sub.add_parser("replay", help="replay a CSV or JSONL trace")
+    sp = sub.add_parser("replay", help="replay a CSV or JSONL trace", epilog=TRACE_FORMAT,
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Replay a trace of allocations, frees and transfers as fast as its "
+                                    "order allows, one C++ thread per trace thread.")
     common(sp)
-    sp.add_argument("trace")
-    sp.add_argument("--latency-every", type=int, default=1)
-    sp.add_argument("--save")
-    sp.add_argument("--full", action="store_true")
+    sp.add_argument("trace", help="the trace file (.csv, or .jsonl/.ndjson; see the format below)")
+    sp.add_argument("--latency-every", type=positive_int, default=1,
+                    help="time one call in N of each kind (default 1: every call)")
+    sp.add_argument("--save", help="save the full result as JSON to this file")
+    sp.add_argument("--full", action="store_true", help="with --json: the full result, histograms included")
     sp.set_defaults(func=cmd_replay)
 
-    sp = sub.add_parser("bench", help="standard scenarios: throughput and latency")
+    sp = sub.add_parser("bench", help="standard scenarios: throughput and latency",
+                        description="Each scenario runs twice: untimed for throughput (1 call in 4096 "
+                                    "timed), then timed for latency percentiles; one row per scenario.")
     common(sp)
-    sp.add_argument("--duration", "-d", type=float, default=1.0, help="seconds per run (default 1)")
-    sp.add_argument("--only", nargs="*", choices=[s[0] for s in SCENARIOS])
+    sp.add_argument("--duration", "-d", type=positive_float, default=1.0, help="seconds per run (default 1)")
+    sp.add_argument("--only", nargs="*", choices=[s[0] for s in SCENARIOS], help="run only these scenarios")
     sp.set_defaults(func=cmd_bench)
     return p
 
@@ -556,6 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
         return rc
+    except MemlockLimitError as exc:  # its message names the Python fix: give the CLI's
+        why = exc.message.split(";")[0]
+        print(f"labyrinth: {why}; use --pin auto (the default: run unpinned when the limit refuses) "
+              f"or --pin off, or raise the limit (ulimit -l)", file=sys.stderr)
+        return 1
     except LabyrinthError as exc:
         print(f"labyrinth: {exc}", file=sys.stderr)
         return 1

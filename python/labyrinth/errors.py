@@ -15,6 +15,7 @@ __all__ = [
     "Status",
     "LabyrinthError",
     "OutOfPages",
+    "MemlockLimitError",
     "InvalidArgument",
     "NotOwner",
     "DoubleFree",
@@ -72,6 +73,17 @@ class LabyrinthError(Exception):
 
 class OutOfPages(LabyrinthError):
     """No block of the asked order is available (and the call may not wait)."""
+
+    STATUS = Status.NOMEM
+
+
+class MemlockLimitError(LabyrinthError):
+    """The memlock limit (RLIMIT_MEMLOCK without CAP_IPC_LOCK) refused to pin
+    memory: ``Pool(..., pin=True)`` (strict pinning), or a ring registering
+    the arena as fixed buffers. The message gives the limit, the size asked
+    and the fix in Python's terms (``pin="auto"``/``pin=False``,
+    ``register=False``, a higher ``ulimit -l``). Not an :class:`OutOfPages`:
+    nothing was created. Its status is ``NOMEM``."""
 
     STATUS = Status.NOMEM
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import _core
+from ._trace_csv import NO_TARGET, OP_CODES, CsvTrace, read_csv
 from .errors import InvalidArgument
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "Result",
     "run",
     "replay",
+    "Interrupted",
     "OPS",
 ]
 
@@ -69,6 +71,17 @@ __all__ = [
 OPS = ("alloc_atomic", "alloc_wait", "free", "transfer")
 
 ProgressFn = Callable[[float, int, float], None]
+
+
+def _optional(module: str, what: str) -> Any:
+    """Import an optional dependency, or say which extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"{what} needs {module}, which is not installed: pip install {module} "
+            f"(or the package's extra: pip install 'labyrinth-pages[{module}]')"
+        ) from None
 
 
 # --------------------------------------------------------------------------
@@ -221,7 +234,6 @@ _FLAG_BITS = {
     "zero": _core.GFP_ZERO,
     "exclusive": _core.GFP_EXCLUSIVE,
 }
-_OPS_CODES = {"alloc": 0, "free": 1, "transfer": 2}
 
 
 def _parse_flags(flags: str | int | None) -> int:
@@ -296,9 +308,10 @@ class Trace:
     """
 
     def __init__(self, events: Iterable[TraceEvent]) -> None:
-        self.events: list[TraceEvent] = list(events)
-        for i, e in enumerate(self.events):
-            if e.op not in _OPS_CODES:
+        self._events: list[TraceEvent] | None = list(events)
+        self._csv: CsvTrace | None = None
+        for i, e in enumerate(self._events):
+            if e.op not in OP_CODES:
                 raise InvalidArgument(f"trace event {i}: op must be alloc, free or transfer, got {e.op!r}")
             if e.thread < 0:
                 raise InvalidArgument(f"trace event {i}: thread must be >= 0")
@@ -307,8 +320,22 @@ class Trace:
             if e.op == "alloc":
                 _parse_flags(e.flags)
 
+    @classmethod
+    def _of_csv(cls, parsed: CsvTrace) -> Trace:
+        t = cls.__new__(cls)
+        t._events, t._csv = None, parsed
+        return t
+
+    @property
+    def events(self) -> list[TraceEvent]:
+        """The events (built on first use for a trace read from CSV)."""
+        if self._events is None:
+            assert self._csv is not None
+            self._events = _csv_events(self._csv)
+        return self._events
+
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self._csv) if self._events is None and self._csv is not None else len(self.events)
 
     def __repr__(self) -> str:
         return f"Trace({self.events!r})"
@@ -324,6 +351,9 @@ class Trace:
     @property
     def threads(self) -> int:
         """Trace threads (1 + the largest thread index named)."""
+        if self._events is None and self._csv is not None:
+            c = self._csv
+            return max(1, max(c.cols["thread"], default=0) + 1, max(c.to_given, default=-1) + 1)
         n = 0
         for e in self.events:
             n = max(n, e.thread + 1, (e.to + 1) if e.to is not None else 0)
@@ -331,22 +361,24 @@ class Trace:
 
     # -- files
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Trace:
-        """Read a ``.csv`` or ``.jsonl`` / ``.ndjson`` file (else sniffed)."""
+    def load(cls, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> Trace:
+        """Read a ``.csv`` or ``.jsonl`` / ``.ndjson`` file (else sniffed).
+        ``progress(events_read)`` is called now and then while a CSV file is
+        parsed."""
         text = Path(path).read_text()
         suffix = Path(path).suffix.lower()
         if suffix == ".csv":
-            return cls.from_csv(text)
+            return cls.from_csv(text, progress)
         if suffix in (".jsonl", ".ndjson", ".json"):
             return cls.from_jsonl(text)
         first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
-        return cls.from_jsonl(text) if first.lstrip().startswith("{") else cls.from_csv(text)
+        return cls.from_jsonl(text) if first.lstrip().startswith("{") else cls.from_csv(text, progress)
 
     @classmethod
-    def from_csv(cls, text: str) -> Trace:
-        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        reader = csv.DictReader(lines)
-        return cls(_event_from_mapping(row, i) for i, row in enumerate(reader))
+    def from_csv(cls, text: str, progress: Callable[[int], None] | None = None) -> Trace:
+        """Parse CSV text (see the class for the columns) straight into
+        columns; ``progress(events_read)`` as in :meth:`load`."""
+        return cls._of_csv(read_csv(text.splitlines(), _parse_flags, _core.TIMEOUT_INFINITE, progress))
 
     @classmethod
     def from_jsonl(cls, text: str) -> Trace:
@@ -387,11 +419,13 @@ class Trace:
 
     def columns(self) -> dict[str, array[int]]:
         """The events as int64 columns (what the C++ runner reads)."""
+        if self._events is None and self._csv is not None:
+            return self._csv.cols
         names: dict[int | str, int] = {}
         cols = {k: array("q") for k in ("op", "thread", "block", "order", "gfp", "timeout_ms", "to")}
         for e in self.events:
             b = names.setdefault(e.block, len(names))
-            cols["op"].append(_OPS_CODES[e.op])
+            cols["op"].append(OP_CODES[e.op])
             cols["thread"].append(e.thread)
             cols["block"].append(b)
             cols["order"].append(e.order if e.op == "alloc" else 0)
@@ -399,6 +433,23 @@ class Trace:
             cols["timeout_ms"].append(min(max(e.timeout_ms, 0), _core.TIMEOUT_INFINITE))
             cols["to"].append(e.to if (e.op == "transfer" and e.to is not None) else 0)
         return cols
+
+
+def _csv_events(c: CsvTrace) -> list[TraceEvent]:
+    ops = {code: name for name, code in OP_CODES.items()}
+    cols = c.cols
+    return [
+        TraceEvent(
+            op=ops[cols["op"][i]],
+            thread=cols["thread"][i],
+            block=c.names[cols["block"][i]],
+            order=cols["order"][i],
+            flags=c.flag_texts[c.flags[i]],
+            timeout_ms=cols["timeout_ms"][i],
+            to=None if c.to_given[i] == NO_TARGET else c.to_given[i],
+        )
+        for i in range(len(c))
+    ]
 
 
 def _event_from_mapping(m: Mapping[str, Any], i: int) -> TraceEvent:
@@ -534,8 +585,7 @@ class Histogram:
 
     def to_numpy(self) -> tuple[Any, Any]:
         """``(values, counts)`` as numpy int64 arrays (needs numpy)."""
-        import numpy as np
-
+        np = _optional("numpy", "to_numpy()")
         return np.asarray(self.values, dtype=np.int64), np.asarray(self.counts, dtype=np.int64)
 
     def to_dict(self) -> dict[str, Any]:
@@ -595,7 +645,7 @@ class Samples:
     def to_pandas(self) -> Any:
         """A DataFrame indexed by time, one column per counter and
         ``free_blocks_0`` .. ``free_blocks_10`` (needs pandas)."""
-        pd = importlib.import_module("pandas")
+        pd = _optional("pandas", "to_pandas()")
 
         data: dict[str, Any] = {
             k: getattr(self, k)
@@ -608,8 +658,7 @@ class Samples:
 
     def free_blocks_array(self) -> Any:
         """``free_blocks`` as a (samples, orders) numpy array (needs numpy)."""
-        import numpy as np
-
+        np = _optional("numpy", "free_blocks_array()")
         return np.asarray(self.free_blocks, dtype=np.int64).reshape(len(self.t), _core.MAX_ORDER + 1)
 
 
@@ -718,7 +767,7 @@ class Result:
     def to_pandas(self) -> dict[str, Any]:
         """{"samples": DataFrame over time, "summary": DataFrame per op,
         "latency": DataFrame (op, value_ns, count)} (needs pandas)."""
-        pd = importlib.import_module("pandas")
+        pd = _optional("pandas", "to_pandas()")
 
         lat = [
             {"op": op, "value_ns": v, "count": c}
@@ -736,26 +785,40 @@ class Result:
 # Running
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (KeyboardInterrupt) during :func:`run` or :func:`replay`: the
+    C++ threads were stopped cleanly and :attr:`partial` holds what they
+    measured until then (its ``cancelled`` is True)."""
+
+    def __init__(self, partial: Result) -> None:
+        super().__init__("interrupted")
+        self.partial = partial
+
+
 def _execute(
     pool: Any,
     spec: dict[str, Any],
     progress: ProgressFn | None,
     poll_s: float,
-) -> dict[str, Any]:
+    finish: Callable[[dict[str, Any]], Result],
+) -> Result:
     r = _core.Run(pool, spec)
     r.start()
     try:
         while not r.wait(poll_s):
             if progress is not None:
                 progress(*r.progress())
-    except BaseException:  # KeyboardInterrupt included: stop the threads cleanly
+    except KeyboardInterrupt:
+        r.cancel()
+        r.wait()
+        raise Interrupted(finish(r.result())) from None
+    except BaseException:  # stop the threads cleanly
         r.cancel()
         r.wait()
         raise
     if progress is not None:
         progress(*r.progress())
-    out: dict[str, Any] = r.result()
-    return out
+    return finish(r.result())
 
 
 def _pool_info(pool: Any) -> dict[str, Any]:
@@ -800,12 +863,13 @@ def run(
     refused while the run goes on), else a new ``Pool(pool_size,
     **pool_options)`` closed afterwards. The GIL is released while the
     threads run; ``progress(fraction, calls, elapsed_s)`` is called about
-    every ``poll_s`` seconds from the calling thread. Ctrl-C cancels cleanly.
+    every ``poll_s`` seconds from the calling thread. Ctrl-C stops the
+    threads cleanly and raises :class:`Interrupted` with the partial result.
     """
     spec = workload.to_dict()
 
     def body(p: Any) -> Result:
-        return _result(_execute(p, spec, progress, poll_s), spec, p)
+        return _execute(p, spec, progress, poll_s, lambda raw: _result(raw, spec, p))
 
     return _with_pool(pool, pool_size, pool_options, body)
 
@@ -841,7 +905,7 @@ def replay(
     }
 
     def body(p: Any) -> Result:
-        return _result(_execute(p, spec, progress, poll_s), None, p)
+        return _execute(p, spec, progress, poll_s, lambda raw: _result(raw, None, p))
 
     return _with_pool(pool, pool_size, pool_options, body)
 

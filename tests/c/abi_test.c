@@ -69,7 +69,7 @@ int main(void) {
   labyrinth_pool_options_init(&opts);
   CHECK(opts.struct_size == sizeof opts);
   opts.size_bytes = 8u << 20;
-  opts.flags &= ~LABYRINTH_POOL_PIN; /* may run unprivileged with a small memlock limit */
+  opts.flags &= ~LABYRINTH_POOL_PIN_MASK; /* may run unprivileged with a small memlock limit */
   opts.atomic_reserve_pages = 16;
   st = labyrinth_pool_create(&opts, &pool);
   CHECK(st == LABYRINTH_OK);

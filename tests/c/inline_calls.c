@@ -13,7 +13,7 @@ int main(void) {
   int bad = 0;
   labyrinth_pool_options_init(&o);
   o.size_bytes = 16u << 20;
-  o.flags &= ~(uint32_t)LABYRINTH_POOL_PIN;
+  o.flags &= ~(uint32_t)LABYRINTH_POOL_PIN_MASK;
   if (labyrinth_pool_create(&o, &pool) != LABYRINTH_OK) {
     fprintf(stderr, "inline_calls: %s\n", labyrinth_last_error_message());
     return 1;

@@ -135,12 +135,12 @@ TEST(Concurrency, PingPongTransfersBetweenThreads) {
 // for the sanitizer stage, which runs it under TSan.
 TEST(Concurrency, BurstyThreadsRaiseTheirMarksThroughPressure) {
   labyrinth_pool_options o = options(64u << 20);  // 16384 pages: marks up to 1024
-  o.flags |= LABYRINTH_POOL_PIN;
+  o.flags = (o.flags & ~LABYRINTH_POOL_PIN_MASK) | LABYRINTH_POOL_PIN;
   o.watermark_low_pages = 14336;  // pressure once 2048 pages are held or cached
   o.watermark_high_pages = 14848;
   labyrinth_pool *probe = nullptr;
   if (labyrinth_pool_create(&o, &probe) == LABYRINTH_OK) labyrinth_pool_destroy(probe);
-  else o.flags &= ~LABYRINTH_POOL_PIN;  // RLIMIT_MEMLOCK: without magazines then
+  else o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // RLIMIT_MEMLOCK: without magazines then
   PoolGuard p(o);
   void *base = nullptr;
   ASSERT_EQ(labyrinth_pool_arena(p, &base, nullptr), LABYRINTH_OK);

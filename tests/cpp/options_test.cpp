@@ -1,8 +1,11 @@
 // Pool creation: options, defaults, validation, pinning, versions.
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "test_util.hpp"
 
@@ -98,10 +101,17 @@ TEST(Options, ShorterStructFromOlderCallerIsAccepted) {
   labyrinth_pool_destroy(pool);
 }
 
-TEST(Options, PinnedPoolIsLockedOrExplainsTheLimit) {
+// Default options with `pin` (LABYRINTH_POOL_PIN, _PIN_BEST_EFFORT or 0).
+labyrinth_pool_options pin_options(std::size_t bytes, std::uint32_t pin) {
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
-  o.size_bytes = 4u << 20;
+  o.size_bytes = bytes;
+  o.flags = (o.flags & ~LABYRINTH_POOL_PIN_MASK) | pin;
+  return o;
+}
+
+TEST(Options, StrictPinIsLockedOrExplainsTheLimit) {
+  labyrinth_pool_options o = pin_options(4u << 20, LABYRINTH_POOL_PIN);
   labyrinth_pool *pool = nullptr;
   labyrinth_status st = labyrinth_pool_create(&o, &pool);
   if (st == LABYRINTH_OK) {
@@ -114,42 +124,141 @@ TEST(Options, PinnedPoolIsLockedOrExplainsTheLimit) {
   }
 }
 
-TEST(Options, MemlockFailureNamesLimitAndSize) {
-  // In a child: drop to an unprivileged user (no CAP_IPC_LOCK) with a 64 KiB
-  // memlock limit, create an 8 MiB pinned pool, and report what happened
-  // through a pipe.
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+TEST(Options, DefaultPinsBestEffort) {
+  labyrinth_pool_options o;
+  labyrinth_pool_options_init(&o);
+  EXPECT_EQ(o.flags & LABYRINTH_POOL_PIN_MASK, LABYRINTH_POOL_PIN_BEST_EFFORT);
+  o.size_bytes = 1u << 20;
+  labyrinth_pool *pool = nullptr;
+  ASSERT_EQ(labyrinth_pool_create(&o, &pool), LABYRINTH_OK) << last_message();
+  EXPECT_TRUE(stats(pool).flags & LABYRINTH_POOL_PIN_BEST_EFFORT);
+  // Pinned exactly when this process may lock that much: PIN in effect says so.
+  std::vector<char> probe(o.size_bytes);
+  const bool may_lock = mlock(probe.data(), probe.size()) == 0;
+  if (may_lock) munlock(probe.data(), probe.size());
+  EXPECT_EQ((stats(pool).flags & LABYRINTH_POOL_PIN) != 0, may_lock);
+  labyrinth_pool_destroy(pool);
+}
+
+TEST(Options, StrictAndBestEffortPinTogetherAreInvalid) {
+  labyrinth_pool_options o = options(1u << 20);
+  o.flags |= LABYRINTH_POOL_PIN_MASK;
+  labyrinth_pool *pool = nullptr;
+  EXPECT_EQ(labyrinth_pool_create(&o, &pool), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(pool, nullptr);
+  EXPECT_NE(last_message().find("exclude each other"), std::string::npos) << last_message();
+}
+
+namespace {
+
+// What a pool creation did in a child without CAP_IPC_LOCK and with a 64 KiB
+// memlock limit: its status, message, flags in effect and stderr.
+struct Unprivileged {
+  int exit_code = -1;  // 0: ran; 77: could not drop the privilege
+  labyrinth_status status = LABYRINTH_OK;
+  std::string message, stderr_text;
+  std::uint32_t flags = 0;
+};
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[1024];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+// Child side: drop to an unprivileged user (that drops CAP_IPC_LOCK), lower
+// the limit, create an 8 MiB pool with `pin` flags, use it, report on `fd`.
+[[noreturn]] void unprivileged_child(std::uint32_t pin, int fd, int err_fd) {
+  if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(77);
+  struct rlimit small = {64 * 1024, 64 * 1024};
+  if (setrlimit(RLIMIT_MEMLOCK, &small) != 0) _exit(78);
+  if (dup2(err_fd, 2) < 0) _exit(79);
+  labyrinth_pool_options o = pin_options(8u << 20, pin);
+  labyrinth_pool *pool = nullptr;
+  labyrinth_status st = labyrinth_pool_create(&o, &pool);
+  std::string report = std::to_string(st) + "|";
+  if (st == LABYRINTH_OK) {
+    for (int i = 0; i < 100; ++i) {  // the pool works, and warns no more
+      void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
+      if (!page) _exit(80);
+      std::memset(page, 1, 4096);
+      if (labyrinth_free_pages(pool, page) != LABYRINTH_OK) _exit(81);
+    }
+    report += std::to_string(stats(pool).flags);
+    labyrinth_pool_destroy(pool);
+  } else {
+    report += std::string("0|") + labyrinth_last_error_message();
+  }
+  if (write(fd, report.data(), report.size()) < 0) _exit(82);
+  _exit(0);
+}
+
+Unprivileged create_unprivileged(std::uint32_t pin) {
+  Unprivileged r;
+  int fds[2], errs[2];
+  if (pipe(fds) != 0 || pipe(errs) != 0) return r;
   pid_t child = fork();
-  ASSERT_GE(child, 0);
   if (child == 0) {
     close(fds[0]);
-    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(77);
-    struct rlimit small = {64 * 1024, 64 * 1024};
-    if (setrlimit(RLIMIT_MEMLOCK, &small) != 0) _exit(78);
-    labyrinth_pool_options o;
-    labyrinth_pool_options_init(&o);
-    o.size_bytes = 8u << 20;
-    labyrinth_pool *pool = nullptr;
-    labyrinth_status st = labyrinth_pool_create(&o, &pool);
-    std::string report = std::to_string(st) + "|" + labyrinth_last_error_message();
-    if (write(fds[1], report.data(), report.size()) < 0) _exit(79);
-    _exit(0);
+    close(errs[0]);
+    unprivileged_child(pin, fds[1], errs[1]);
   }
   close(fds[1]);
-  std::string report;
-  char buf[512];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, n);
+  close(errs[1]);
+  std::string report = read_all(fds[0]);
+  r.stderr_text = read_all(errs[0]);
   close(fds[0]);
+  close(errs[0]);
   int status = 0;
   waitpid(child, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot drop root privileges here";
-  ASSERT_EQ(WEXITSTATUS(status), 0);
-  EXPECT_EQ(report.substr(0, 2), std::to_string(LABYRINTH_ERR_NOMEM) + "|") << report;
-  EXPECT_NE(report.find("RLIMIT_MEMLOCK is 65536 bytes"), std::string::npos) << report;
-  EXPECT_NE(report.find("8388608"), std::string::npos) << report;  // the size asked
-  EXPECT_NE(report.find("without LABYRINTH_POOL_PIN"), std::string::npos) << report;
+  if (!WIFEXITED(status)) return r;
+  r.exit_code = WEXITSTATUS(status);
+  std::size_t bar = report.find('|'), bar2 = report.find('|', bar + 1);
+  if (r.exit_code != 0 || bar == std::string::npos) return r;
+  r.status = static_cast<labyrinth_status>(std::stoi(report.substr(0, bar)));
+  r.flags = static_cast<std::uint32_t>(std::stoul(report.substr(bar + 1, bar2 - bar - 1)));
+  if (bar2 != std::string::npos) r.message = report.substr(bar2 + 1);
+  return r;
+}
+
+std::size_t count_lines(const std::string &text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+}  // namespace
+
+TEST(Options, StrictPinRefusedNamesLimitSizeAndFix) {
+  Unprivileged r = create_unprivileged(LABYRINTH_POOL_PIN);
+  if (r.exit_code == 77) GTEST_SKIP() << "cannot drop root privileges here";
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.status, LABYRINTH_ERR_NOMEM) << r.message;
+  EXPECT_NE(r.message.find("RLIMIT_MEMLOCK is 65536 bytes"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("8388608"), std::string::npos) << r.message;  // the size asked
+  EXPECT_NE(r.message.find("LABYRINTH_POOL_PIN_BEST_EFFORT"), std::string::npos) << r.message;
+  EXPECT_EQ(r.stderr_text, "");
+}
+
+TEST(Options, BestEffortPinRunsUnpinnedWithOneWarning) {
+  Unprivileged r = create_unprivileged(LABYRINTH_POOL_PIN_BEST_EFFORT);
+  if (r.exit_code == 77) GTEST_SKIP() << "cannot drop root privileges here";
+  ASSERT_EQ(r.exit_code, 0);
+  ASSERT_EQ(r.status, LABYRINTH_OK) << r.message;
+  EXPECT_FALSE(r.flags & LABYRINTH_POOL_PIN);  // the stats say: not pinned
+  EXPECT_TRUE(r.flags & LABYRINTH_POOL_PIN_BEST_EFFORT);
+  EXPECT_EQ(count_lines(r.stderr_text), 1u) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("runs unpinned"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("RLIMIT_MEMLOCK is 65536 bytes"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("ulimit -l"), std::string::npos) << r.stderr_text;
+}
+
+TEST(Options, NoPinFlagNeverPins) {
+  Unprivileged r = create_unprivileged(0);
+  if (r.exit_code == 77) GTEST_SKIP() << "cannot drop root privileges here";
+  ASSERT_EQ(r.exit_code, 0);
+  ASSERT_EQ(r.status, LABYRINTH_OK) << r.message;
+  EXPECT_EQ(r.flags & LABYRINTH_POOL_PIN_MASK, 0u);
+  EXPECT_EQ(r.stderr_text, "");
 }
 
 TEST(Options, NumaNodeBinding) {

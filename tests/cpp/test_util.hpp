@@ -15,7 +15,7 @@ inline labyrinth_pool_options options(std::size_t bytes) {
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
   o.size_bytes = bytes;
-  o.flags &= ~LABYRINTH_POOL_PIN;  // tests make many pools; pinning is tested on its own
+  o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // tests make many pools; pinning is tested on its own
   return o;
 }
 

@@ -568,7 +568,7 @@ std::vector<void *> free_scattered_on_another_thread(labyrinth_pool *p, std::siz
 // at least 4 MiB (the machine's non-root default is 8 MiB).
 labyrinth_pool_options pinned_options() {
   labyrinth_pool_options o = options(4u << 20);
-  o.flags |= LABYRINTH_POOL_PIN;
+  o.flags = (o.flags & ~LABYRINTH_POOL_PIN_MASK) | LABYRINTH_POOL_PIN;
   o.thread_cache_pages = 128;
   o.thread_cache_batch = 32;
   return o;
@@ -651,7 +651,7 @@ TEST(ThreadCache, ScrubPoolsKeepFreePagesZeroThroughTheSharedList) {
 // exactly the bytes their last owner left.
 TEST(ThreadCache, UnpinnedPoolsWriteNothingIntoFreePages) {
   labyrinth_pool_options o = pinned_options();
-  o.flags &= ~LABYRINTH_POOL_PIN;
+  o.flags &= ~LABYRINTH_POOL_PIN_MASK;
   PoolGuard p(o);
   const std::vector<void *> v = free_scattered_on_another_thread(p, 768);  // filled with 0x5C
   const std::set<void *> freed(v.begin(), v.end());

@@ -51,7 +51,7 @@ def test_alloc_general_form(pool: labyrinth.Pool) -> None:
 @pytest.mark.parametrize(
     "call, exc, text",
     [
-        (lambda p: p.alloc(11), labyrinth.InvalidArgument, "order 11"),
+        (lambda p: p.alloc(11), labyrinth.InvalidArgument, "order must be 0..10, got 11"),
         (lambda p: p.alloc(-1), labyrinth.InvalidArgument, "order"),
         (lambda p: p.alloc(0, atomic=True, wait=True), labyrinth.InvalidArgument, "exclude"),
         (lambda p: p.alloc(0, atomic=False, wait=True, timeout=-1), labyrinth.InvalidArgument, "timeout"),

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import random
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,6 +173,13 @@ def test_to_pandas(big_pool: labyrinth.Pool) -> None:
     assert set(frames["summary"].index) >= {"alloc_atomic", "free"}
 
 
+def test_to_pandas_without_pandas_names_the_extra(big_pool: labyrinth.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    res = run(Workload(threads=1, duration_s=0.05), big_pool)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    with pytest.raises(ImportError, match=r"labyrinth-pages\[pandas\]"):
+        res.to_pandas()
+
+
 @pytest.mark.parametrize(
     "kw, text",
     [
@@ -284,3 +292,16 @@ def test_misuse_in_traces_is_refused_and_changes_nothing(big_pool: labyrinth.Poo
     # was freed exactly once (by the trace or, if the trace left it, at the end).
     assert res.drain_failures == 0
     assert big_pool.stats().allocated_pages == 0
+
+
+def test_csv_traces_quoted_short_rows_and_errors() -> None:
+    t = Trace.from_csv('# a comment\nthread,op,id,flags\n0,alloc,"x",atomic|exclusive\n0,free,x\n')
+    assert [e.op for e in t] == ["alloc", "free"] and t.events[0].block == "x" and len(t) == 2
+    assert t.columns()["block"].tolist() == [0, 0]
+    same = Trace.from_csv("op,block\nalloc,7\nfree, 7\n")
+    assert same.columns()["block"].tolist() == [0, 0]  # " 7" and "7" name one block
+    for text, words in (("op,block\nallocate,1\n", "event 0: op"), ("op,block,thread\nalloc,1,x\n", "thread"),
+                        ("op,thread\nalloc,0\n", "no 'block' column"), ("op,block,to\nalloc,1,\ntransfer,1,\n",
+                                                                          "event 1: a transfer needs")):
+        with pytest.raises(labyrinth.InvalidArgument, match=words):
+            Trace.from_csv(text)

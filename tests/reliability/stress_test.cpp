@@ -402,7 +402,7 @@ void run_stress(std::uint32_t extra_flags, double seconds) {
 TEST(Stress, ManyThreadsNearExhaustionLoseNothing) {
   std::uint32_t pin = LABYRINTH_POOL_PIN;
   labyrinth_pool_options o = options(8u << 20);
-  o.flags |= LABYRINTH_POOL_PIN;
+  o.flags = (o.flags & ~LABYRINTH_POOL_PIN_MASK) | LABYRINTH_POOL_PIN;
   labyrinth_pool *probe = nullptr;
   if (labyrinth_pool_create(&o, &probe) == LABYRINTH_OK) {
     labyrinth_pool_destroy(probe);

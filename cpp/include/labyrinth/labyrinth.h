@@ -153,7 +153,12 @@ typedef uint64_t labyrinth_owner;
 /* ---------------------------------------------------------------------- */
 
 /** Pool flags (labyrinth_pool_options.flags). */
-/** mlock() the arena so no page ever faults or is swapped (default on). */
+/** Strict pinning: mlock() the arena so no page ever faults or is swapped;
+ *  labyrinth_pool_create() fails (NOMEM, with RLIMIT_MEMLOCK's value and the
+ *  fix) when the memlock limit refuses it. Not together with
+ *  LABYRINTH_POOL_PIN_BEST_EFFORT (INVALID). Pinning happens at creation
+ *  only (which may block); it changes no later call's blocking or
+ *  signal-safety. */
 #define LABYRINTH_POOL_PIN (1u << 0)
 /** Ask for transparent huge pages (MADV_HUGEPAGE) where the system allows. */
 #define LABYRINTH_POOL_HUGEPAGES (1u << 1)
@@ -202,8 +207,24 @@ typedef uint64_t labyrinth_owner;
  *  membarrier (the first reclaim asks the kernel with membarrier(QUERY));
  *  idle threads then keep their caches until they trim or exit. */
 #define LABYRINTH_POOL_NO_RECLAIM (1u << 6)
+/** Best-effort pinning (default on): mlock() the arena when RLIMIT_MEMLOCK
+ *  (or CAP_IPC_LOCK) allows, as LABYRINTH_POOL_PIN does; otherwise create
+ *  the pool unpinned and write one warning line to stderr per pool. The
+ *  statistics' flags in effect then lack LABYRINTH_POOL_PIN (and keep this
+ *  flag), so a caller can tell. An unpinned pool gives up: its pages may
+ *  fault on first touch (an ATOMIC caller's first write to a fresh page may
+ *  then sleep in the kernel's fault handler; the allocation call itself
+ *  still makes no system call) and may be swapped out; the faster free path
+ *  that keeps free lists inside free pages is off; registering it with
+ *  io_uring pins the pages then and may fail on the same limit. Decided
+ *  once, in labyrinth_pool_create() (may block; not async-signal-safe); it
+ *  changes no later call's blocking or signal-safety. Not together with
+ *  LABYRINTH_POOL_PIN (INVALID); neither flag: never pin. */
+#define LABYRINTH_POOL_PIN_BEST_EFFORT (1u << 7)
+/** Both pinning flags: clear it to never pin, or before setting one of them. */
+#define LABYRINTH_POOL_PIN_MASK (LABYRINTH_POOL_PIN | LABYRINTH_POOL_PIN_BEST_EFFORT)
 /** Default flags set by labyrinth_pool_options_init(). */
-#define LABYRINTH_POOL_DEFAULT_FLAGS (LABYRINTH_POOL_PIN | LABYRINTH_POOL_HUGEPAGES)
+#define LABYRINTH_POOL_DEFAULT_FLAGS (LABYRINTH_POOL_PIN_BEST_EFFORT | LABYRINTH_POOL_HUGEPAGES)
 
 /**
  * Options for labyrinth_pool_create(). Always initialise with
@@ -216,7 +237,8 @@ typedef struct labyrinth_pool_options {
   size_t atomic_reserve_pages; /**< pages only ATOMIC callers may take
                                     (LABYRINTH_AUTO, the default: 1/64 of the
                                     pool, at most 256) */
-  uint32_t flags;              /**< LABYRINTH_POOL_* (default PIN|HUGEPAGES) */
+  uint32_t flags;              /**< LABYRINTH_POOL_* (default
+                                    PIN_BEST_EFFORT|HUGEPAGES) */
   int numa_node;               /**< NUMA node to bind the arena to; -1: none */
   /* --- fields below were added in ABI 1.0 as well; later ones follow --- */
   size_t watermark_min_pages;  /**< below this many free pages only ATOMIC callers
@@ -252,8 +274,9 @@ LABYRINTH_API void labyrinth_pool_options_init(labyrinth_pool_options *opts);
 
 /**
  * Create a pool. On success *out receives a pool the caller owns; destroy it
- * with labyrinth_pool_destroy(). Reserves and, with PIN, locks the arena:
- * failures say why (e.g. RLIMIT_MEMLOCK with the limit and the size asked).
+ * with labyrinth_pool_destroy(). Reserves and, with PIN or PIN_BEST_EFFORT,
+ * locks the arena: failures say why (e.g. RLIMIT_MEMLOCK with the limit and
+ * the size asked); PIN_BEST_EFFORT's fallback writes one line to stderr.
  * opts is borrowed for the call. May block; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status
@@ -459,7 +482,8 @@ typedef struct labyrinth_stats {
   uint64_t watermark_high;
   uint64_t thread_caches_in_use; /**< thread caches handed out now */
   uint64_t metadata_bytes;      /**< bytes of side table (per-page metadata) */
-  uint32_t flags;               /**< the pool's LABYRINTH_POOL_* flags in effect */
+  uint32_t flags;               /**< the pool's LABYRINTH_POOL_* flags in effect
+                                     (PIN only while the arena is locked) */
   uint32_t huge_pages;          /**< 1 if MADV_HUGEPAGE was accepted */
   uint64_t cache_reclaims;      /**< other threads' caches taken back by
                                      allocations without ATOMIC that would

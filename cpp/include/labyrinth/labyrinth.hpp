@@ -60,7 +60,16 @@ class PoolOptions {
   PoolOptions &size(std::size_t bytes) noexcept { opts_.size_bytes = bytes; return *this; }
   PoolOptions &atomic_reserve(std::size_t pages) noexcept { opts_.atomic_reserve_pages = pages; return *this; }
   PoolOptions &flags(std::uint32_t f) noexcept { opts_.flags = f; return *this; }
-  PoolOptions &pin(bool on) noexcept { return set_flag(LABYRINTH_POOL_PIN, on); }
+  /// How the arena is pinned: kBestEffort (the default) pins when the
+  /// memlock limit allows and otherwise runs unpinned with one warning;
+  /// kStrict pins or the pool is not created; kOff never pins.
+  enum class Pin { kOff, kStrict, kBestEffort };
+  PoolOptions &pin(Pin mode) noexcept {
+    set_flag(LABYRINTH_POOL_PIN, mode == Pin::kStrict);
+    return set_flag(LABYRINTH_POOL_PIN_BEST_EFFORT, mode == Pin::kBestEffort);
+  }
+  /// pin(true): strict pinning; pin(false): never pin.
+  PoolOptions &pin(bool strict) noexcept { return pin(strict ? Pin::kStrict : Pin::kOff); }
   PoolOptions &scrub(bool on) noexcept { return set_flag(LABYRINTH_POOL_SCRUB, on); }
   /// Let allocations without ATOMIC that would fail take back idle threads'
   /// cached pages (default on; LABYRINTH_POOL_NO_RECLAIM when off).

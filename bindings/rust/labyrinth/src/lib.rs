@@ -186,8 +186,12 @@ impl PoolOptions {
         if on { self.0.flags |= flag } else { self.0.flags &= !flag }
         self
     }
-    /// `mlock` the arena (default on).
-    pub fn pin(self, on: bool) -> Self { self.flag(sys::LABYRINTH_POOL_PIN, on) }
+    /// `pin(true)`: strict `mlock` of the arena (pool creation fails when the
+    /// memlock limit refuses); `pin(false)`: never pin. The default pins when
+    /// the limit allows and otherwise runs unpinned with one warning.
+    pub fn pin(self, strict: bool) -> Self {
+        self.flag(sys::LABYRINTH_POOL_PIN_MASK, false).flag(sys::LABYRINTH_POOL_PIN, strict)
+    }
     /// Zero every freed block (default off).
     pub fn scrub(self, on: bool) -> Self { self.flag(sys::LABYRINTH_POOL_SCRUB, on) }
     /// Ask for transparent huge pages (default on).
