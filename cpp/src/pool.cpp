@@ -76,7 +76,7 @@ static void set_cache_limits(Pool *p, bool pressure) {
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = p->cache_at(i);
     if (pressure) c->high.store(p->cache_start, kRelaxed);
-    c->limit.store(pressure ? 0 : c->high.load(kRelaxed), kRelaxed);
+    c->set_limit(pressure ? 0 : c->high.load(kRelaxed));
   }
 }
 
@@ -260,9 +260,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
       std::max<std::size_t>(p->cache_start, std::min<std::size_t>(p->cache_capacity, npages / 16)));
   // Each cache starts on its own cache line (ThreadCache is alignas(64)),
   // whatever the capacity: no misaligned objects, no line shared by two threads.
-  p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) +
-                     sizeof(OrderCache) + 63) &
-                    ~std::size_t{63};
+  p->cache_stride = ThreadCache::bytes(p->cache_capacity);
   p->cache_mem_bytes = std::size_t{p->max_caches} * p->cache_stride;
   p->cache_mem = p->cache_mem_bytes ? meta_map(p->cache_mem_bytes) : nullptr;
   if (p->flags & LABYRINTH_POOL_POISON)
@@ -280,13 +278,7 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
                      "labyrinth_pool_create: mmap of the side table failed (errno %d)", e);
   }
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
-    ThreadCache *c = new (p->cache_at(i)) ThreadCache;
-    c->capacity = p->cache_capacity;
-    c->high.store(p->cache_start, kRelaxed);
-    c->limit.store(p->cache_start, kRelaxed);
-    c->batch = p->cache_batch;
-    new (c->orders()) OrderCache;
-    c->orders()->budget = npages / 32;
+    new (p->cache_at(i)) ThreadCache(p->cache_capacity, p->cache_batch, p->cache_start, npages / 32);
   }
   // GUARD and PKEYS change a block's protection at every hand-out and
   // return: every block goes through the buddy allocator, no cache.
@@ -387,7 +379,7 @@ labyrinth_status pool_destroy(labyrinth_pool *handle, std::uint32_t flags) {
   // Threads whose inline fast-path record names this pool forget it, so a
   // future pool at the same address cannot be mistaken for it.
   for (std::uint32_t i = 0; i < p->max_caches && !p->forked(); ++i) {
-    if (labyrinth_thread_fast_v1 *rec = p->cache_at(i)->record.load(kRelaxed)) {
+    if (labyrinth_fast_record *rec = p->cache_at(i)->record.load(kRelaxed)) {
       const labyrinth_pool *expected = p;
       __atomic_compare_exchange_n(&rec->pool, &expected, nullptr, false, __ATOMIC_RELAXED,
                                   __ATOMIC_RELAXED);
@@ -649,7 +641,7 @@ static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
   ThreadCache *c = enter_cache(p);
   if (!c) return false;
   void *b = order_cache_pop(c, order);
-  if (b) c->orders()->n[0] = order;  // the hint the inline free tries first
+  if (b) c->set_order_hint(order);  // the hint the inline free tries first
   leave_call();
   if (!b) return false;
   *idx = p->index_of(b);
@@ -665,10 +657,8 @@ static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
 static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
   ThreadCache *c = enter_cache(p);
   if (!c) return false;
-  const OrderCache *oc = c->orders();
   unsigned from = order + 1;
-  if (oc->pages.load(kRelaxed) == 0) from = kMaxOrder + 1;
-  while (from <= kMaxOrder && oc->n[from] == 0) ++from;
+  while (from <= kMaxOrder && c->blocks(from) == 0) ++from;
   if (from > kMaxOrder) {
     leave_call();
     return false;
@@ -677,7 +667,7 @@ static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t
   // first. Inside the call (BUSY) throughout: the cache cannot change
   // meanwhile, not even by a reclaim (which waits for the call to end, or
   // gives up on this cache).
-  Zone &zone = p->zone_of(p->index_of(oc->slot[from][oc->n[from] - 1]));
+  Zone &zone = p->zone_of(p->index_of(c->order_slots(from).blocks[c->blocks(from) - 1]));
   if (!zone.mu.acquire(atomic)) {
     leave_call();
     return false;
@@ -946,7 +936,7 @@ void release_block(Pool *p, std::size_t idx, unsigned order) {
       const std::uint32_t high = c->high.load(kRelaxed);
       if (c->n() >= high) cache_overflow(p, c);
       // A limit left at 0 by pressure that has ended sends every free here.
-      if (c->limit.load(kRelaxed) != high) cache_sync_limit(p, c);
+      if (c->limit() != high) cache_sync_limit(p, c);
       std::uint32_t n = c->n();
       p->meta[idx].store(CACHED, kRelaxed);
       c->slots()[n] = page;
