@@ -1,15 +1,58 @@
 #!/usr/bin/env bash
-# The ABI guard. `abi.sh check` compares the built liblabyrinth.so with the
-# recorded baseline abi/liblabyrinth.abi and fails on an incompatible change
-# (symbols removed or changed, types changed other than growing the
-# struct_size-versioned structs at their end). Additions pass and are listed.
-# `abi.sh record` rewrites the baseline (do it only when releasing).
+# The ABI guard (docs/abi.md). `abi.sh check`:
+#  1. symbols: the LABYRINTH_API declarations in the public headers, the
+#     names in the version script cpp/src/labyrinth.map and the library's
+#     exported labyrinth_* symbols must be the same set; nothing else may be
+#     exported; the map's last node must be LABYRINTH_<major>.<minor> and
+#     the SONAME liblabyrinth.so.<major> of labyrinth.h's LABYRINTH_ABI_VERSION;
+#  2. types: compares the built liblabyrinth.so with the recorded baseline
+#     abi/liblabyrinth.abi and fails on an incompatible change (symbols
+#     removed or changed, types changed other than growing the
+#     struct_size-versioned structs at their end). Additions pass and are listed.
+# `abi.sh record` checks the symbols and rewrites the baseline (only when
+# releasing, or once after a change the release notes announce).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
 lib="$BUILD_DIR/cpp/liblabyrinth.so"
+map=cpp/src/labyrinth.map
 [ -e "$lib" ] || { echo "abi: $lib not built"; exit 1; }
 command -v abidw >/dev/null || { echo "abi: abidw missing (apt-get install abigail-tools)"; exit 1; }
+
+# Names a header declares with LABYRINTH_API (functions and the TLS record),
+# the declaration possibly spanning lines.
+header_symbols() {
+  perl -0777 -ne 'while (/LABYRINTH_API\s+([^;(]*?)\s*(?:\(|;|__attribute__)/g) {
+      my @ids = ($1 =~ /\b(labyrinth_\w+)/g); print "$ids[-1]\n" if @ids; }' \
+    cpp/include/labyrinth/*.h | sort -u
+}
+map_symbols() { sed -e 's|/\*.*\*/||' -e '/\/\*/,/\*\//d' "$map" | grep -oE '\blabyrinth_[a-z0-9_]+\b' | sort -u; }
+lib_symbols() { nm -D --defined-only "$lib" | awk '$2 != "A" { sub(/@.*/, "", $3); print $3 }' | sort -u; }
+
+check_symbols() {
+  local bad=0 only
+  only=$(comm -23 <(header_symbols) <(map_symbols))
+  [ -z "$only" ] || { echo "abi: declared LABYRINTH_API but missing from $map:" $only; bad=1; }
+  only=$(comm -13 <(header_symbols) <(map_symbols))
+  [ -z "$only" ] || { echo "abi: named in $map but declared in no public header:" $only; bad=1; }
+  only=$(comm -13 <(lib_symbols) <(map_symbols))
+  [ -z "$only" ] || { echo "abi: named in $map but not exported by $lib:" $only; bad=1; }
+  only=$(comm -23 <(lib_symbols) <(map_symbols))
+  [ -z "$only" ] || { echo "abi: exported by $lib but not named in $map:" $only; bad=1; }
+  local h=cpp/include/labyrinth/labyrinth.h major minor node soname
+  major=$(awk '/#define LABYRINTH_ABI_VERSION_MAJOR/ {print $3}' "$h")
+  minor=$(awk '/#define LABYRINTH_ABI_VERSION_MINOR/ {print $3}' "$h")
+  node=$(grep -oE '^LABYRINTH_[0-9]+\.[0-9]+' "$map" | tail -n 1)
+  [ "$node" = "LABYRINTH_$major.$minor" ] ||
+    { echo "abi: the last node of $map is '$node', labyrinth.h says ABI $major.$minor"; bad=1; }
+  soname=$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+  [ "$soname" = "liblabyrinth.so.$major" ] ||
+    { echo "abi: SONAME '$soname', labyrinth.h says major $major (liblabyrinth.so.$major)"; bad=1; }
+  if ((bad)); then echo "abi: symbol check FAILED"; exit 1; fi
+  echo "abi: $(map_symbols | wc -l) symbols: headers, $map and the library agree; $node, $soname"
+}
+
+check_symbols
 current="$BUILD_DIR/liblabyrinth.abi"
 abidw --headers-dir cpp/include/labyrinth --drop-private-types --no-corpus-path --out-file "$current" "$lib"
 case "${1:-check}" in

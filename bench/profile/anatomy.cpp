@@ -69,52 +69,52 @@ void prime() {
 #define RELAXED __ATOMIC_RELAXED
 
 inline void *alloc_no_guard(const labyrinth_pool *pool) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  labyrinth_fast_record *f = &labyrinth_thread_fast;
   if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
-  uint32_t *c = f->cache;
-  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  labyrinth_thread_cache *c = f->cache;
+  uint32_t n = __atomic_load_n(&c->count, RELAXED);
   if (n == 0) return nullptr;
-  void *page = ((void **)(void *)((char *)c + 64))[n - 1];
-  __atomic_store_n(&c[0], n - 1, RELAXED);
-  __atomic_store_n(&f->meta[((uintptr_t)page - f->base) >> 12], f->alloc_word, RELAXED);
+  void *page = labyrinth_cache_pages_v1_(c)[n - 1];
+  __atomic_store_n(&c->count, n - 1, RELAXED);
+  __atomic_store_n(&f->side_table[((uintptr_t)page - f->arena) >> 12], f->alloc_word, RELAXED);
   return page;
 }
 
 inline bool free_no_guard(const labyrinth_pool *pool, void *page) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  labyrinth_fast_record *f = &labyrinth_thread_fast;
   if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
-  uintptr_t off = (uintptr_t)page - f->base;
-  if (((off >> 12) | (off << 52)) >= f->npages) return false;
-  uint64_t *word = &f->meta[off >> 12];
+  uintptr_t off = (uintptr_t)page - f->arena;
+  if (((off >> 12) | (off << 52)) >= f->arena_pages) return false;
+  uint64_t *word = &f->side_table[off >> 12];
   if (__atomic_load_n(word, RELAXED) != f->alloc_word) return false;
-  uint32_t *c = f->cache;
-  uint32_t n = __atomic_load_n(&c[0], RELAXED);
-  if (n >= __atomic_load_n(&c[1], RELAXED)) return false;
+  labyrinth_thread_cache *c = f->cache;
+  uint32_t n = __atomic_load_n(&c->count, RELAXED);
+  if (n >= __atomic_load_n(&c->limit, RELAXED)) return false;
   __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, RELAXED);
-  ((void **)(void *)((char *)c + 64))[n] = page;
-  __atomic_store_n(&c[0], n + 1, RELAXED);
+  labyrinth_cache_pages_v1_(c)[n] = page;
+  __atomic_store_n(&c->count, n + 1, RELAXED);
   return true;
 }
 
 inline void *alloc_no_owner(const labyrinth_pool *pool) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  labyrinth_fast_record *f = &labyrinth_thread_fast;
   if (__atomic_load_n(&f->pool, RELAXED) != pool) return nullptr;
-  uint32_t *c = f->cache;
-  uint32_t n = __atomic_load_n(&c[0], RELAXED);
+  labyrinth_thread_cache *c = f->cache;
+  uint32_t n = __atomic_load_n(&c->count, RELAXED);
   if (n == 0) return nullptr;
-  void *page = ((void **)(void *)((char *)c + 64))[n - 1];
-  __atomic_store_n(&c[0], n - 1, RELAXED);
+  void *page = labyrinth_cache_pages_v1_(c)[n - 1];
+  __atomic_store_n(&c->count, n - 1, RELAXED);
   return page;
 }
 
 inline bool free_no_owner(const labyrinth_pool *pool, void *page) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+  labyrinth_fast_record *f = &labyrinth_thread_fast;
   if (__atomic_load_n(&f->pool, RELAXED) != pool) return false;
-  uint32_t *c = f->cache;
-  uint32_t n = __atomic_load_n(&c[0], RELAXED);
-  if (n >= __atomic_load_n(&c[1], RELAXED)) return false;
-  ((void **)(void *)((char *)c + 64))[n] = page;
-  __atomic_store_n(&c[0], n + 1, RELAXED);
+  labyrinth_thread_cache *c = f->cache;
+  uint32_t n = __atomic_load_n(&c->count, RELAXED);
+  if (n >= __atomic_load_n(&c->limit, RELAXED)) return false;
+  labyrinth_cache_pages_v1_(c)[n] = page;
+  __atomic_store_n(&c->count, n + 1, RELAXED);
   return true;
 }
 
@@ -164,18 +164,18 @@ void BM_no_owner(benchmark::State &st) {
 // A pop and a push on the thread cache, the record read once (when made):
 // the pop_push variant, here and in the interleaved mode.
 struct PopPush {
-  uint32_t *c = labyrinth_thread_fast.cache;
-  void **slots = (void **)(void *)((char *)c + 64);
+  labyrinth_thread_cache *c = labyrinth_thread_fast.cache;
+  void **slots = labyrinth_cache_pages_v1_(c);
   void *pop() const {
-    uint32_t n = __atomic_load_n(&c[0], RELAXED);
+    uint32_t n = __atomic_load_n(&c->count, RELAXED);
     void *page = slots[n - 1];
-    __atomic_store_n(&c[0], n - 1, RELAXED);
+    __atomic_store_n(&c->count, n - 1, RELAXED);
     return page;
   }
   void push(void *page) const {
-    uint32_t n = __atomic_load_n(&c[0], RELAXED);
+    uint32_t n = __atomic_load_n(&c->count, RELAXED);
     slots[n] = page;
-    __atomic_store_n(&c[0], n + 1, RELAXED);
+    __atomic_store_n(&c->count, n + 1, RELAXED);
   }
 };
 template <int kBurst>
@@ -184,7 +184,7 @@ void BM_pop_push(benchmark::State &st) {
   const PopPush pp;
   void *v[kBurst];
   std::uint64_t k = 0;
-  if (pp.c[0] < kBurst) return st.SkipWithError("cache too small");
+  if (pp.c->count < kBurst) return st.SkipWithError("cache too small");
   for (auto _ : st) {
     for (int j = 0; j < kBurst; ++j) {
       v[j] = pp.pop();
@@ -522,7 +522,7 @@ int run_interleaved(const char *label, int rounds) {
   std::vector<void *> held(300);  // fill the cache beyond a burst
   for (auto &p : held) p = labyrinth_void_alloc_page_gfp_atomic_exclusive(g_pool);
   for (auto *p : held) labyrinth_free_pages(g_pool, p);
-  if (labyrinth_thread_fast.pool != g_pool || labyrinth_thread_fast.cache[0] < kBurst) {
+  if (labyrinth_thread_fast.pool != g_pool || labyrinth_thread_fast.cache->count < kBurst) {
     std::fprintf(stderr, "anatomy: the thread cache is not set up with %d pages\n", kBurst);
     return 1;
   }
@@ -537,32 +537,26 @@ int run_interleaved(const char *label, int rounds) {
 //   header_ptr      the header's pointer-returning block helper instead of
 //                   labyrinth_alloc_pages' out parameter
 //   block_copy      the header's block path, copied (the baseline for the rest)
-//   block_no_pages  without the order cache's `pages` count (read by
-//                   statistics and the budget check): a load and a store at
-//                   each end
-//   block_no_hint   without the n[0] hint store at allocation
-//   block_oc_once   the order cache found once, not through the record's cache
-//                   pointer and the capacity (c[2]) on every call
-//   block_no_pages_oc_once, block_none_of_three   those left out together
-//                   (1 + 4, and all three): what an ABI 2 layout of the order
-//                   cache could save at most, if nothing replaced them
-// Mode bits: 1 no pages, 2 no hint, 4 oc given.
+//   block_no_hint   without the order_hint store at allocation
+//   block_line_once the order's line of the order cache found once, not
+//                   through the record's cache pointer on every call
+//   block_neither   both left out
+// Mode bits: 2 no hint, 4 the order's line given.
 template <int kMode>
-inline void *block_alloc(const labyrinth_pool *pool, unsigned order, labyrinth_order_cache_v1 *given) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+inline void *block_alloc(const labyrinth_pool *pool, unsigned order, labyrinth_order_slots *given) {
+  labyrinth_fast_record *f = &labyrinth_thread_fast;
   if (__builtin_expect(__atomic_load_n(&f->pool, RELAXED) != pool, 0)) return nullptr;
   __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  labyrinth_order_cache_v1 *oc = (kMode & 4) ? given : labyrinth_order_cache_of_v1_(f->cache);
-  const uint32_t n = oc->n[order];
+  labyrinth_thread_cache *c = f->cache;
+  labyrinth_order_slots *os = (kMode & 4) ? given : &c->orders[order - 1];
+  const uint32_t n = os->count;
   void *block = nullptr;
   if (__builtin_expect(n != 0, 1)) {
-    block = oc->slot[order][n - 1];
-    oc->n[order] = n - 1;
-    if (!(kMode & 2)) oc->n[0] = order;
-    if (!(kMode & 1))
-      __atomic_store_n(&oc->pages, __atomic_load_n(&oc->pages, RELAXED) - (uint64_t{1} << order), RELAXED);
-    __atomic_store_n(&f->meta[((uintptr_t)block - f->base) >> 12], f->alloc_word | (uint64_t{order} << 4),
+    block = os->blocks[n - 1];
+    os->count = n - 1;
+    if (!(kMode & 2) && c->order_hint != order) c->order_hint = order;
+    __atomic_store_n(&f->side_table[((uintptr_t)block - f->arena) >> 12], f->alloc_word | (uint64_t{order} << 4),
                      __ATOMIC_RELEASE);
   }
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -570,28 +564,24 @@ inline void *block_alloc(const labyrinth_pool *pool, unsigned order, labyrinth_o
   return block;
 }
 template <int kMode>
-inline bool block_free(const labyrinth_pool *pool, void *page, unsigned order, labyrinth_order_cache_v1 *given) {
-  labyrinth_thread_fast_v1 *f = &labyrinth_thread_fast;
+inline bool block_free(const labyrinth_pool *pool, void *page, unsigned order, labyrinth_order_slots *given) {
+  labyrinth_fast_record *f = &labyrinth_thread_fast;
   if (__builtin_expect(__atomic_load_n(&f->pool, RELAXED) != pool, 0)) return false;
-  const uintptr_t off = (uintptr_t)page - f->base;
-  if (__builtin_expect(((off >> 12) | (off << 52)) >= f->npages, 0)) return false;
+  const uintptr_t off = (uintptr_t)page - f->arena;
+  if (__builtin_expect(((off >> 12) | (off << 52)) >= f->arena_pages, 0)) return false;
   __atomic_store_n(&f->pool, LABYRINTH_FAST_BUSY_V1, RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  uint64_t *word = &f->meta[off >> 12];
+  uint64_t *word = &f->side_table[off >> 12];
   bool done = false;
   if (__builtin_expect(__atomic_load_n(word, RELAXED) == (f->alloc_word | (uint64_t{order} << 4)), 1)) {
-    uint32_t *c = f->cache;
-    if (__builtin_expect(__atomic_load_n(&c[1], RELAXED) != 0, 1)) {
-      labyrinth_order_cache_v1 *oc = (kMode & 4) ? given : labyrinth_order_cache_of_v1_(c);
-      const uint64_t held = (kMode & 1) ? 0 : __atomic_load_n(&oc->pages, RELAXED);
-      const uint32_t n = oc->n[order];
-      if (__builtin_expect(n < 4 && held + (uint64_t{1} << order) <= oc->budget, 1)) {
-        __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1 | (uint64_t{order} << 4), __ATOMIC_RELEASE);
-        oc->slot[order][n] = page;
-        oc->n[order] = n + 1;
-        if (!(kMode & 1)) __atomic_store_n(&oc->pages, held + (uint64_t{1} << order), RELAXED);
-        done = true;
-      }
+    labyrinth_thread_cache *c = f->cache;
+    labyrinth_order_slots *os = (kMode & 4) ? given : &c->orders[order - 1];
+    const uint32_t n = os->count;
+    if (__builtin_expect(n < os->limit && __atomic_load_n(&c->limit, RELAXED) != 0, 1)) {
+      __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1 | (uint64_t{order} << 4), __ATOMIC_RELEASE);
+      os->blocks[n] = page;
+      os->count = n + 1;
+      done = true;
     }
   }
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -610,7 +600,7 @@ int run_interleaved_blocks(int rounds) {
       return 1;
     }
   }
-  labyrinth_order_cache_v1 *oc = labyrinth_order_cache_of_v1_(labyrinth_thread_fast.cache);
+  labyrinth_order_slots *os = &labyrinth_thread_fast.cache->orders[kOrder - 1];
   // One page of the block, a different one each time, is touched.
   auto touch_block = [](void *b, std::uint64_t k) {
     touch(static_cast<char *>(b) + (((k * 7) & ((1u << kOrder) - 1)) << 12), k);
@@ -623,8 +613,8 @@ int run_interleaved_blocks(int rounds) {
   };
   auto variant = [&](auto mode) {
     constexpr int m = decltype(mode)::value;
-    return slice([oc] { return block_alloc<m>(g_pool, kOrder, oc); },
-                 [oc](void *b) { return block_free<m>(g_pool, b, kOrder, oc); });
+    return slice([os] { return block_alloc<m>(g_pool, kOrder, os); },
+                 [os](void *b) { return block_free<m>(g_pool, b, kOrder, os); });
   };
   std::vector<std::pair<const char *, std::function<double(long)>>> variants = {
       {"header", slice(
@@ -653,11 +643,9 @@ int run_interleaved_blocks(int rounds) {
                          },
                          [](void *b) { return labyrinth_free_pages_order(g_pool, b, kOrder) == LABYRINTH_OK; })},
       {"block_copy", variant(std::integral_constant<int, 0>())},
-      {"block_no_pages", variant(std::integral_constant<int, 1>())},
       {"block_no_hint", variant(std::integral_constant<int, 2>())},
-      {"block_oc_once", variant(std::integral_constant<int, 4>())},
-      {"block_no_pages_oc_once", variant(std::integral_constant<int, 5>())},
-      {"block_none_of_three", variant(std::integral_constant<int, 7>())},
+      {"block_line_once", variant(std::integral_constant<int, 4>())},
+      {"block_neither", variant(std::integral_constant<int, 6>())},
   };
   char label[64];
   std::snprintf(label, sizeof label, "blocks of order %u (ns a pair)", kOrder);

@@ -47,7 +47,7 @@ static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
   ThreadCache *c = enter_cache(p);
   if (!c) return false;
   void *b = order_cache_pop(c, order);
-  if (b) c->orders()->n[0] = order;  // the hint the inline free tries first
+  if (b) c->set_order_hint(order);  // the hint the inline free tries first
   leave_call();
   if (!b) return false;
   *idx = p->index_of(b);
@@ -63,10 +63,8 @@ static bool take_cached_block(Pool *p, unsigned order, std::size_t *idx) {
 static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t *idx) {
   ThreadCache *c = enter_cache(p);
   if (!c) return false;
-  const OrderCache *oc = c->orders();
   unsigned from = order + 1;
-  if (oc->pages.load(kRelaxed) == 0) from = kMaxOrder + 1;
-  while (from <= kMaxOrder && oc->n[from] == 0) ++from;
+  while (from <= kMaxOrder && c->blocks(from) == 0) ++from;
   if (from > kMaxOrder) {
     leave_call();
     return false;
@@ -75,7 +73,7 @@ static bool carve_cached_block(Pool *p, unsigned order, bool atomic, std::size_t
   // first. Inside the call (BUSY) throughout: the cache cannot change
   // meanwhile, not even by a reclaim (which waits for the call to end, or
   // gives up on this cache).
-  Zone &zone = p->zone_of(p->index_of(oc->slot[from][oc->n[from] - 1]));
+  Zone &zone = p->zone_of(p->index_of(c->order_slots(from).blocks[c->blocks(from) - 1]));
   if (!zone.mu.acquire(atomic)) {
     leave_call();
     return false;

@@ -53,7 +53,7 @@ extern __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
 // LABYRINTH_FAST_BUSY_V1 while the thread modifies its cache, so a signal
 // handler that interrupts it (inline code or library) takes the depot,
 // lock-free, instead of the cache.
-inline labyrinth_thread_fast_v1 &fast() { return labyrinth_thread_fast; }
+inline labyrinth_fast_record &fast() { return labyrinth_thread_fast; }
 inline const labyrinth_pool *fast_pool() {
   return __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED);
 }

@@ -94,9 +94,7 @@ void size_pool(Pool *p, const labyrinth_pool_options &o) {
       std::max<std::size_t>(p->cache_start, std::min<std::size_t>(p->cache_capacity, p->npages / 16)));
   // Each cache starts on its own cache line (ThreadCache is alignas(64)),
   // whatever the capacity: no misaligned objects, no line shared by two threads.
-  p->cache_stride = (sizeof(ThreadCache) + std::size_t{p->cache_capacity} * sizeof(void *) +
-                     sizeof(OrderCache) + 63) &
-                    ~std::size_t{63};
+  p->cache_stride = ThreadCache::bytes(p->cache_capacity);
   p->cache_mem_bytes = std::size_t{p->max_caches} * p->cache_stride;
 }
 
@@ -170,13 +168,7 @@ void init_zones(Pool *p) {
 // Fill an empty pool: its thread caches, zones, depot and reserve.
 void populate(Pool *p, const labyrinth_pool_options &o) {
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
-    ThreadCache *c = new (p->cache_at(i)) ThreadCache;
-    c->capacity = p->cache_capacity;
-    c->high.store(p->cache_start, kRelaxed);
-    c->limit.store(p->cache_start, kRelaxed);
-    c->batch = p->cache_batch;
-    new (c->orders()) OrderCache;
-    c->orders()->budget = p->npages / 32;
+    new (p->cache_at(i)) ThreadCache(p->cache_capacity, p->cache_batch, p->cache_start, p->npages / 32);
   }
   // GUARD and PKEYS change a block's protection at every hand-out and
   // return: every block goes through the buddy allocator, no cache.
@@ -254,7 +246,7 @@ labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
   // Threads whose inline fast-path record names this pool forget it: their
   // inline code then hands every call on it to the library, which refuses it.
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
-    if (labyrinth_thread_fast_v1 *rec = p->cache_at(i)->record.load(kRelaxed)) {
+    if (labyrinth_fast_record *rec = p->cache_at(i)->record.load(kRelaxed)) {
       const labyrinth_pool *expected = p;
       __atomic_compare_exchange_n(&rec->pool, &expected, nullptr, false, __ATOMIC_RELAXED,
                                   __ATOMIC_RELAXED);

@@ -111,7 +111,7 @@ using lab::tls;
 
 extern "C" {
 
-LABYRINTH_API __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
+LABYRINTH_API __thread labyrinth_fast_record labyrinth_thread_fast
     __attribute__((tls_model("initial-exec")));
 
 LABYRINTH_API labyrinth_status labyrinth_last_status(void) { return tls.status; }

@@ -42,7 +42,7 @@ struct ListPages {
 // reclaim_caches' protocol needs (the record then stays as it was, and the
 // next call tries again).
 static void fast_setup(Pool *p, ThreadCache *c) {
-  labyrinth_thread_fast_v1 &f = fast();
+  labyrinth_fast_record &f = fast();
   const labyrinth_pool *before = fast_pool();
   set_fast_pool(LABYRINTH_FAST_BUSY_V1);
   signal_fence();
@@ -51,10 +51,10 @@ static void fast_setup(Pool *p, ThreadCache *c) {
     __atomic_store_n(&f.pool, before, __ATOMIC_RELEASE);
     return;
   }
-  __atomic_store_n(&f.cache, reinterpret_cast<std::uint32_t *>(&c->count), __ATOMIC_RELEASE);
-  f.meta = reinterpret_cast<std::uint64_t *>(p->meta);
-  f.base = reinterpret_cast<std::uintptr_t>(p->base);
-  f.npages = p->npages;
+  __atomic_store_n(&f.cache, &c->pub, __ATOMIC_RELEASE);
+  f.side_table = reinterpret_cast<std::uint64_t *>(p->meta);
+  f.arena = reinterpret_cast<std::uintptr_t>(p->base);
+  f.arena_pages = p->npages;
   f.alloc_word = tls.alloc_word;
   signal_fence();
   __atomic_store_n(&f.pool, static_cast<const labyrinth_pool *>(p), __ATOMIC_RELEASE);
@@ -67,7 +67,7 @@ ThreadCache *cache_for(Pool *p) {
     // reclaim left there (reclaim_caches).
     if (slot.cache && p->fast_ok &&
         (fast_pool() != p ||
-         __atomic_load_n(&fast().cache, __ATOMIC_RELAXED) != reinterpret_cast<std::uint32_t *>(&slot.cache->count)))
+         __atomic_load_n(&fast().cache, __ATOMIC_RELAXED) != &slot.cache->pub))
       fast_setup(p, slot.cache);
     return slot.cache;
   }
@@ -116,8 +116,8 @@ namespace {
 // What a reclaimed cache's owner finds in its inline record: a cache with
 // no pages, no room (limit 0, capacity 0) and an empty order cache, so every
 // inline path falls through to the library. Never written.
-alignas(64) std::uint8_t g_empty_cache[sizeof(ThreadCache) + sizeof(OrderCache)];
-std::uint32_t *empty_cache() { return reinterpret_cast<std::uint32_t *>(g_empty_cache); }
+alignas(64) labyrinth_thread_cache g_empty_cache;
+labyrinth_thread_cache *empty_cache() { return &g_empty_cache; }
 
 // membarrier(PRIVATE_EXPEDITED), registered once per process (and again in
 // a forked child). Guarded by the registry mutex.
@@ -150,8 +150,8 @@ constexpr int kReclaimRounds = 3;
 // Step 1 for one cache: point its owner's record at the empty cache if it
 // names this one (a compare-and-swap: the owner may be changing it).
 void redirect_record(ThreadCache *c) {
-  labyrinth_thread_fast_v1 *rec = c->record.load(kRelaxed);
-  std::uint32_t *mine = reinterpret_cast<std::uint32_t *>(&c->count);
+  labyrinth_fast_record *rec = c->record.load(kRelaxed);
+  labyrinth_thread_cache *mine = &c->pub;
   // Load first: a record that does not name the cache is not written at all.
   if (__atomic_load_n(&rec->cache, __ATOMIC_ACQUIRE) != mine) return;
   __atomic_compare_exchange_n(&rec->cache, &mine, empty_cache(), false, __ATOMIC_SEQ_CST,
@@ -185,7 +185,7 @@ std::size_t reclaim_caches(Pool *p, std::size_t want) {
     std::size_t again = 0;
     for (std::size_t k = 0; k < npending; ++k) {
       ThreadCache *c = pending[k];
-      labyrinth_thread_fast_v1 *rec = c->record.load(kRelaxed);
+      labyrinth_fast_record *rec = c->record.load(kRelaxed);
       bool quiet = true;
       for (unsigned spins = 0; __atomic_load_n(&rec->pool, __ATOMIC_ACQUIRE) == LABYRINTH_FAST_BUSY_V1; ++spins) {
         if (now_ns() > deadline) {
@@ -199,7 +199,7 @@ std::size_t reclaim_caches(Pool *p, std::size_t want) {
         c->reclaim.store(0, std::memory_order_release);
         continue;
       }
-      if (__atomic_load_n(&rec->cache, __ATOMIC_ACQUIRE) == reinterpret_cast<std::uint32_t *>(&c->count)) {
+      if (__atomic_load_n(&rec->cache, __ATOMIC_ACQUIRE) == &c->pub) {
         pending[again++] = c;  // pointed back by a call from before the barrier
         continue;
       }
@@ -217,11 +217,11 @@ std::size_t reclaim_caches(Pool *p, std::size_t want) {
 }
 
 void cache_sync_limit(Pool *p, ThreadCache *c) {
-  c->limit.store(c->high.load(kRelaxed), kRelaxed);
+  c->set_limit(c->high.load(kRelaxed));
   // set_pressure() sets `pressure`, then zeroes every limit: either it zeroes
   // ours after our store, or we see `pressure` here (both sides seq_cst).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (p->pressure.load(kRelaxed)) c->limit.store(0, kRelaxed);
+  if (p->pressure.load(kRelaxed)) c->set_limit(0);
 }
 
 void cache_reset_mark(Pool *p, ThreadCache *c) {
@@ -236,7 +236,7 @@ void cache_overflow(Pool *p, ThreadCache *c) {
   // under memory pressure while the cache held more).
   const std::uint32_t count = n - high + (c->batch < high ? c->batch : high);
   cache_drain(p, c, count);
-  c->drained = c->drained + count < c->capacity ? c->drained + count : c->capacity;
+  c->drained = c->drained + count < c->capacity() ? c->drained + count : c->capacity();
 }
 
 namespace {
@@ -373,7 +373,7 @@ void cache_put_page(Pool *p, ThreadCache *c, std::size_t idx) {
   const std::uint32_t high = c->high.load(kRelaxed);
   if (c->n() >= high) cache_overflow(p, c);
   // A limit left at 0 by pressure that has ended sends every free here.
-  if (c->limit.load(kRelaxed) != high) cache_sync_limit(p, c);
+  if (c->limit() != high) cache_sync_limit(p, c);
   const std::uint32_t n = c->n();
   p->meta[idx].store(CACHED, kRelaxed);
   c->slots()[n] = p->page_at(idx);
@@ -420,27 +420,46 @@ std::size_t cache_give_back_own(Pool *p, ThreadCache *c, bool atomic) {
   return pages + blocks;
 }
 
-bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) {
-  OrderCache *oc = c->orders();
-  const std::uint64_t pages = std::uint64_t{1} << order;
-  const std::uint32_t n = oc->n[order];
-  if (n >= OrderCache::kSlots || pages > oc->budget || p->pressure.load(kRelaxed)) return false;
-  if (oc->pages.load(kRelaxed) + pages > oc->budget) {
-    // Over budget: the newest free wins. Blocks of the other orders go back
-    // to the buddy allocator (each under its zone's mutex), largest first,
-    // until this one fits.
-    for (unsigned o = kMaxOrder; o >= 1 && oc->pages.load(kRelaxed) + pages > oc->budget; --o) {
-      void *b;
-      while (o != order && oc->pages.load(kRelaxed) + pages > oc->budget &&
-             (b = order_cache_pop(c, o)) != nullptr)
-        buddy_free_block(p, p->index_of(b), o);
+namespace {
+// Pages the order cache's limits promise: at most the budget.
+std::uint64_t limit_pages(const ThreadCache *c) {
+  std::uint64_t pages = 0;
+  for (unsigned o = 1; o <= kMaxOrder; ++o) pages += std::uint64_t{c->order_slots(o).limit} << o;
+  return pages;
+}
+
+// Make room in the budget for one more block of `order`: other orders'
+// limits come down to what they hold, largest order first; then their
+// blocks go back to the buddy allocator, largest first (the newest free
+// wins). False if even that is not enough.
+bool make_room(Pool *p, ThreadCache *c, unsigned order) {
+  const std::uint64_t want = c->budget - (std::uint64_t{1} << order);
+  for (unsigned o = kMaxOrder; o >= 1 && limit_pages(c) > want; --o)
+    if (o != order) c->order_slots(o).limit = c->order_slots(o).count;
+  for (unsigned o = kMaxOrder; o >= 1 && limit_pages(c) > want; --o) {
+    if (o == order) continue;
+    while (limit_pages(c) > want) {
+      void *b = order_cache_pop(c, o);
+      if (!b) break;
+      c->order_slots(o).limit -= 1;
+      buddy_free_block(p, p->index_of(b), o);
     }
-    if (oc->pages.load(kRelaxed) + pages > oc->budget) return false;
+  }
+  return limit_pages(c) <= want;
+}
+}  // namespace
+
+bool order_cache_push(Pool *p, ThreadCache *c, std::size_t idx, unsigned order) {
+  OrderSlots &os = c->order_slots(order);
+  const std::uint32_t n = os.count;
+  if (p->pressure.load(kRelaxed) || (std::uint64_t{1} << order) > c->budget) return false;
+  if (n >= os.limit) {
+    if (os.limit >= LABYRINTH_ORDER_CACHE_SLOTS || !make_room(p, c, order)) return false;
+    os.limit += 1;
   }
   p->meta[idx].store(CACHED | (std::uint64_t{order} << 4), std::memory_order_release);
-  oc->slot[order][n] = p->page_at(idx);
-  oc->n[order] = n + 1;
-  oc->pages.store(oc->pages.load(kRelaxed) + pages, kRelaxed);
+  os.blocks[n] = p->page_at(idx);
+  __atomic_store_n(&os.count, n + 1, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -451,12 +470,11 @@ void give_back_cache(Pool *p, ThreadCache *c) {
 }
 
 std::size_t order_cache_flush(Pool *p, ThreadCache *c, bool atomic) {
-  OrderCache *oc = c->orders();
   std::size_t given = 0;
-  for (unsigned o = 1; o <= kMaxOrder && oc->pages.load(kRelaxed) != 0; ++o) {
-    while (oc->n[o] != 0) {
+  for (unsigned o = 1; o <= kMaxOrder; ++o) {
+    while (const std::uint32_t n = c->blocks(o)) {
       // The zone of the block order_cache_pop gives, locked before the pop.
-      Zone &zone = p->zone_of(p->index_of(oc->slot[o][oc->n[o] - 1]));
+      Zone &zone = p->zone_of(p->index_of(c->order_slots(o).blocks[n - 1]));
       if (!zone.mu.acquire(atomic)) return given;
       std::lock_guard<ZoneMutex> lock(zone.mu, std::adopt_lock);
       zone.buddy.free(p->index_of(order_cache_pop(c, o)), o);

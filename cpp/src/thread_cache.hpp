@@ -41,47 +41,50 @@ struct Pool;
 // batch).
 constexpr std::uint32_t kCacheStartPages = 512;
 
-// Free blocks of order 1..kMaxOrder that the thread freed, kept for its next
-// allocation of the same order, as Linux's per-cpu lists keep small orders.
-// A cached block's first word is CACHED with the block's order; its other
-// pages stay UNUSED, so handing it out again is one side-table store, not one
-// per page, and it never takes a zone's mutex. Bounded: kSlots blocks per
-// order and `budget` pages in all (1/32 of the pool), and nothing is cached
-// while the pool is under pressure. Owner thread only, like the page slots.
-struct OrderCache {
-  static constexpr std::uint32_t kSlots = 4;
-  std::uint32_t n[kMaxOrder + 1] = {};       // blocks held per order; n[0]: order of the
-                                              // block last taken (the inline free's hint)
-  std::uint64_t budget = 0;                   // most pages it may hold
-  std::atomic<std::uint64_t> pages{0};        // pages held; statistics read it
-  void *slot[kMaxOrder + 1][kSlots] = {};
-};
-// The header's inline code reads it as labyrinth_order_cache_v1 (ABI 1.x).
-static_assert(sizeof(OrderCache) == sizeof(labyrinth_order_cache_v1), "order cache layout");
-static_assert(offsetof(OrderCache, budget) == offsetof(labyrinth_order_cache_v1, budget), "layout");
-static_assert(offsetof(OrderCache, pages) == offsetof(labyrinth_order_cache_v1, pages), "layout");
-static_assert(offsetof(OrderCache, slot) == offsetof(labyrinth_order_cache_v1, slot), "layout");
-static_assert(OrderCache::kSlots == 4, "labyrinth_fast_free_v1_ assumes 4 blocks per order");
+// The thread cache's layout is labyrinth.h's labyrinth_thread_cache (one
+// definition, read by the inline code): `count` free order-0 pages, and
+// the order cache, one labyrinth_order_slots line per order 1..kMaxOrder:
+// free blocks the thread freed, kept for its next allocation of the same
+// order, as Linux's per-cpu lists keep small orders. A cached block's first
+// word is CACHED with the block's order; its other pages stay UNUSED, so
+// handing it out again is one side-table store, not one per page, and it
+// never takes a zone's mutex. Bounded: LABYRINTH_ORDER_CACHE_SLOTS blocks
+// per order, and each order's `limit` at most that; the library raises an
+// order's limit when a free finds it full (order_cache_push), keeping
+//   sum over orders k of limit[k] << k  <=  budget (1/32 of the pool),
+// so the inline free checks only its own order's count against its limit.
+// Nothing is cached while the pool is under pressure (`limit` 0).
+using OrderSlots = labyrinth_order_slots;
+static_assert(sizeof(OrderSlots) == 64, "one line per order");
+static_assert(offsetof(labyrinth_thread_cache, orders) == 64, "the order lines start on the second line");
 static_assert(side::kOwnerShift == LABYRINTH_SIDE_OWNER_SHIFT_V1, "labyrinth.h: owner field");
 static_assert(side::ALLOC == LABYRINTH_SIDE_ALLOC_V1 && side::CACHED == LABYRINTH_SIDE_CACHED_V1,
               "side-table states named in labyrinth.h (ABI 1.x)");
 
+// A pool's cache: the library's bookkeeping, then (on its own line) the part
+// the inline code reads, `pub`, whose page slots follow this object.
+// The thread's record points at `pub`.
 class alignas(64) ThreadCache {
  public:
-  // Owner-thread fields. count is atomic only so statistics can read it from
-  // other threads; the owner updates it with plain (relaxed) stores.
-  // count and limit are read by the inline fast path (labyrinth.h) as
-  // cache[0] and cache[1]; the slots start 64 bytes in. Do not move them.
-  std::atomic<std::uint32_t> count{0};
-  // How many pages frees may leave here now: the high mark normally, 0 while
-  // the pool is under pressure (so frees take the general path). Set by any thread.
-  std::atomic<std::uint32_t> limit{0};
-  std::uint32_t capacity = 0;  // its slots: the most pages it can ever hold
+  // `capacity` page slots, `batch_pages` a refill or drain, high mark at
+  // `start`, at most `budget_pages` in the order cache (all limits 0).
+  ThreadCache(std::uint32_t capacity, std::uint32_t batch_pages, std::uint32_t start, std::uint64_t budget_pages)
+      : batch(batch_pages), budget(budget_pages), high(start) {
+    pub.capacity = capacity;
+    pub.limit = start;
+  }
+  // Bytes one cache of `capacity` page slots takes, a multiple of 64.
+  static std::size_t bytes(std::uint32_t capacity) {
+    return (sizeof(ThreadCache) + std::size_t{capacity} * sizeof(void *) + 63) & ~std::size_t{63};
+  }
+
   std::uint32_t batch = 0;     // pages per refill / drain
+  std::uint32_t drained = 0;   // pages drained past the high mark since the last refill (owner)
+  std::uint64_t budget = 0;    // most pages the order cache may hold (its limits' sum)
   // Shared: the owner id of the thread using this cache, 0 when free.
   std::atomic<std::uint64_t> user{0};
   // That thread's inline fast-path record, so destroying the pool can clear it.
-  std::atomic<labyrinth_thread_fast_v1 *> record{nullptr};
+  std::atomic<labyrinth_fast_record *> record{nullptr};
   // Statistics, written by the owner thread only (atomic so that statistics
   // may read them): here rather than in the pool, so two threads refilling
   // and draining do not pass a counter's cache line back and forth.
@@ -90,29 +93,40 @@ class alignas(64) ThreadCache {
   // cache_high_max. The owner raises it; memory pressure (any thread) puts
   // it back. `limit` is this, or 0.
   std::atomic<std::uint32_t> high{0};
-  std::uint32_t drained = 0;  // pages drained past the high mark since the last refill (owner)
   // Nonzero while another thread reclaims this cache (reclaim_caches): the
   // owner's calls then treat it as absent (enter_cache) and leave it alone.
   std::atomic<std::uint32_t> reclaim{0};
+  // The inline code's part (labyrinth.h). Its counters are plain fields that
+  // the owner writes with relaxed atomic stores; the accessors below read
+  // and write them atomically, so statistics may read them from any thread.
+  alignas(64) labyrinth_thread_cache pub{};  // its page slots follow this object
 
-  std::uint32_t n() const { return count.load(std::memory_order_relaxed); }
-  void set_n(std::uint32_t v) { count.store(v, std::memory_order_relaxed); }
-  // The free pages, most recently freed on top: `capacity` pointers stored
-  // right after this object, so reaching them costs no extra load.
-  void **slots() { return reinterpret_cast<void **>(this + 1); }
-  // The order cache, right after the `capacity` page slots.
-  OrderCache *orders() { return reinterpret_cast<OrderCache *>(slots() + capacity); }
-  const OrderCache *orders() const {
-    return reinterpret_cast<const OrderCache *>(reinterpret_cast<void *const *>(this + 1) + capacity);
+  std::uint32_t n() const { return __atomic_load_n(&pub.count, __ATOMIC_RELAXED); }
+  void set_n(std::uint32_t v) { __atomic_store_n(&pub.count, v, __ATOMIC_RELAXED); }
+  std::uint32_t limit() const { return __atomic_load_n(&pub.limit, __ATOMIC_RELAXED); }
+  void set_limit(std::uint32_t v) { __atomic_store_n(&pub.limit, v, __ATOMIC_RELAXED); }
+  std::uint32_t capacity() const { return pub.capacity; }
+  // The free pages, most recently freed on top.
+  void **slots() { return labyrinth_cache_pages_v1_(&pub); }
+  // Order `order`'s line of the order cache (1..kMaxOrder).
+  OrderSlots &order_slots(unsigned order) { return pub.orders[order - 1]; }
+  const OrderSlots &order_slots(unsigned order) const { return pub.orders[order - 1]; }
+  std::uint32_t blocks(unsigned order) const {
+    return __atomic_load_n(&order_slots(order).count, __ATOMIC_RELAXED);
+  }
+  // The order the inline free tries first: the order last taken.
+  void set_order_hint(unsigned order) { pub.order_hint = order; }
+  // Pages in the order cache's blocks (any thread, for statistics).
+  std::uint64_t order_pages() const {
+    std::uint64_t pages = 0;
+    for (unsigned o = 1; o <= kMaxOrder; ++o) pages += std::uint64_t{blocks(o)} << o;
+    return pages;
   }
   // Free pages it holds: its page slots and its order cache's blocks.
-  std::uint64_t held() const { return n() + orders()->pages.load(std::memory_order_relaxed); }
+  std::uint64_t held() const { return n() + order_pages(); }
 };
-static_assert(sizeof(ThreadCache) == 64, "one cache line of header before the slots");
-// cache[0], cache[1], cache[2] of labyrinth_thread_fast_v1 (ABI 1.x).
-static_assert(offsetof(ThreadCache, count) == 0 && offsetof(ThreadCache, limit) == 4 &&
-                  offsetof(ThreadCache, capacity) == 8,
-              "the inline fast path reads count, limit and capacity at these offsets");
+static_assert(offsetof(ThreadCache, pub) == 64, "one line of bookkeeping, then the inline code's part");
+static_assert(sizeof(ThreadCache) == 64 + sizeof(labyrinth_thread_cache), "the page slots follow the object");
 
 // The calling thread's cache for `pool`, claimed on first use; nullptr if
 // every cache is taken (the thread then uses the depot, lock-free).
@@ -208,19 +222,18 @@ std::size_t cache_give_back_own(Pool *pool, ThreadCache *cache, bool atomic);
 
 // Order cache (order >= 1). The caller holds the re-entry guard (enter_call).
 // pop: a block of `order`, or nullptr. push: false if the block does not fit
-// (full for its order, over budget, or the pool is under pressure); on true
+// (its order full, over budget, or the pool is under pressure); on true
 // the block's first word is CACHED with its order.
 inline void *order_cache_pop(ThreadCache *c, unsigned order) {
-  OrderCache *oc = c->orders();
-  const std::uint32_t n = oc->n[order];
+  OrderSlots &os = c->order_slots(order);
+  const std::uint32_t n = os.count;
   if (n == 0) return nullptr;
-  oc->n[order] = n - 1;
-  oc->pages.store(oc->pages.load(std::memory_order_relaxed) - (std::uint64_t{1} << order),
-                  std::memory_order_relaxed);
-  return oc->slot[order][n - 1];
+  __atomic_store_n(&os.count, n - 1, __ATOMIC_RELAXED);
+  return os.blocks[n - 1];
 }
-// A block over the budget pushes out blocks of other orders (to the buddy
-// allocator, taking their zones' mutexes one at a time).
+// An order at its limit gets a higher one if the budget allows, taking back
+// other orders' unused limits first, then pushing out their blocks (to the
+// buddy allocator, taking their zones' mutexes one at a time).
 bool order_cache_push(Pool *pool, ThreadCache *cache, std::size_t idx, unsigned order);
 // Give every cached block back to the buddy allocator, each under its
 // zone's mutex (hold none). ATOMIC callers only try the mutexes and stop at

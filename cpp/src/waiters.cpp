@@ -61,7 +61,7 @@ static void set_cache_limits(Pool *p, bool pressure) {
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = p->cache_at(i);
     if (pressure) c->high.store(p->cache_start, kRelaxed);
-    c->limit.store(pressure ? 0 : c->high.load(kRelaxed), kRelaxed);
+    c->set_limit(pressure ? 0 : c->high.load(kRelaxed));
   }
 }
 

@@ -9,6 +9,60 @@
 
 using namespace labtest;
 
+// The structs the inline code reads are compiled into callers (ABI 1.x,
+// docs/abi.md): their fields keep these offsets for all of major version 1.
+// A change here is an incompatible change, not a test to update.
+static_assert(sizeof(labyrinth_fast_record) == 64 && offsetof(labyrinth_fast_record, pool) == 0 &&
+                  offsetof(labyrinth_fast_record, cache) == 8 && offsetof(labyrinth_fast_record, side_table) == 16 &&
+                  offsetof(labyrinth_fast_record, arena) == 24 && offsetof(labyrinth_fast_record, arena_pages) == 32 &&
+                  offsetof(labyrinth_fast_record, alloc_word) == 40 && offsetof(labyrinth_fast_record, reserved) == 48,
+              "labyrinth_fast_record (ABI 1.x)");
+static_assert(sizeof(labyrinth_order_slots) == 64 && offsetof(labyrinth_order_slots, count) == 0 &&
+                  offsetof(labyrinth_order_slots, limit) == 4 && offsetof(labyrinth_order_slots, blocks) == 8 &&
+                  LABYRINTH_ORDER_CACHE_SLOTS == 7,
+              "labyrinth_order_slots (ABI 1.x)");
+// The page slots follow labyrinth_thread_cache, at 704 bytes.
+static_assert(offsetof(labyrinth_thread_cache, count) == 0 && offsetof(labyrinth_thread_cache, limit) == 4 &&
+                  offsetof(labyrinth_thread_cache, capacity) == 8 && offsetof(labyrinth_thread_cache, order_hint) == 12 &&
+                  offsetof(labyrinth_thread_cache, reserved) == 16 && offsetof(labyrinth_thread_cache, orders) == 64 &&
+                  sizeof(labyrinth_thread_cache) == 64 + 64 * LABYRINTH_MAX_ORDER,
+              "labyrinth_thread_cache (ABI 1.x)");
+static_assert(LABYRINTH_SIDE_CACHED_V1 == 4 && LABYRINTH_SIDE_ALLOC_V1 == 2 && LABYRINTH_SIDE_OWNER_SHIFT_V1 == 16,
+              "side-table words the inline code reads (ABI 1.x)");
+
+// What the record shows a thread that used a pool: its cache, with the
+// order cache's limits raised by the library as frees need them.
+TEST(Inline, TheRecordDescribesTheThreadsCache) {
+  PoolGuard p(options(16u << 20));
+  void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(p);
+  ASSERT_NE(page, nullptr);
+  const labyrinth_fast_record &r = labyrinth_thread_fast;
+  ASSERT_EQ(r.pool, static_cast<const labyrinth_pool *>(p));
+  ASSERT_NE(r.cache, nullptr);
+  EXPECT_EQ(r.arena_pages, (16u << 20) / 4096);
+  EXPECT_LE(r.arena, reinterpret_cast<std::uintptr_t>(page));
+  EXPECT_EQ(r.side_table[(reinterpret_cast<std::uintptr_t>(page) - r.arena) >> 12], r.alloc_word);
+  const std::uint32_t n = r.cache->count;
+  ASSERT_EQ(labyrinth_free_pages(p, page), LABYRINTH_OK);
+  EXPECT_EQ(r.cache->count, n + 1);
+  EXPECT_EQ(labyrinth_cache_pages_v1_(r.cache)[n], page);
+  EXPECT_LE(r.cache->count, r.cache->capacity);
+  void *b = nullptr;
+  ASSERT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages_order(p, b, 3), LABYRINTH_OK);
+  const labyrinth_order_slots &o3 = r.cache->orders[3 - 1];
+  EXPECT_EQ(o3.count, 1u);
+  EXPECT_GE(o3.limit, 1u);
+  EXPECT_EQ(o3.blocks[0], b);
+  EXPECT_EQ(labyrinth_alloc_pages(p, 3, LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0, &b), LABYRINTH_OK);
+  EXPECT_EQ(o3.count, 0u);
+  EXPECT_EQ(r.cache->order_hint, 3u);
+  std::uint64_t promised = 0;
+  for (unsigned k = 1; k <= LABYRINTH_MAX_ORDER; ++k) promised += std::uint64_t{r.cache->orders[k - 1].limit} << k;
+  EXPECT_LE(promised, (16u << 20) / 4096 / 32);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+}
+
 TEST(Inline, InteroperatesWithTheLibraryCalls) {
   labyrinth_pool_options o = options(1u << 20);
   PoolGuard p(o);

@@ -1,14 +1,19 @@
 // Order caches: blocks of order 1..10 freed by a thread are kept for its next
 // allocation of that order. What they promise: the same block comes back
 // (one side-table store, no mutex), every misuse of a cached block is still
-// refused, the pages are counted as cached, the cache is bounded (4 blocks
-// per order, 1/32 of the pool, nothing while under pressure), and it gives
+// refused, the pages are counted as cached, the cache is bounded
+// (LABYRINTH_ORDER_CACHE_SLOTS blocks per order, 1/32 of the pool, nothing
+// while under pressure), and it gives
 // its blocks back on trim and on thread exit, and carves its own thread's
 // allocations out of them when nothing else is left (never changing the pool
 // for an allocation that fails anyway).
 #include <thread>
 
 #include "test_util.hpp"
+
+namespace {
+constexpr unsigned kSlots = LABYRINTH_ORDER_CACHE_SLOTS;
+}
 
 using namespace labtest;
 
@@ -118,17 +123,17 @@ TEST_P(OrderCache, AnotherThreadCannotFreeOrTakeIt) {
 }
 
 TEST_P(OrderCache, IsBounded) {
-  // 16 MiB = 4096 pages: at most 128 pages cached, 4 blocks per order.
+  // 16 MiB = 4096 pages: at most 128 pages cached, kSlots blocks per order.
   // (expect_maximal below compares with a default pool: flags do not change the blocks.)
   PoolGuard p(opts(16u << 20));
   std::vector<void *> v;
-  for (int i = 0; i < 8; ++i) v.push_back(alloc(p, 1));
+  for (unsigned i = 0; i < kSlots + 1; ++i) v.push_back(alloc(p, 1));
   for (void *b : v) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
-  EXPECT_EQ(stats(p).cached_pages, 4u * 2);
+  EXPECT_EQ(stats(p).cached_pages, kSlots * 2);
   v.clear();
   for (int i = 0; i < 3; ++i) v.push_back(alloc(p, 6));  // 64 pages each
   for (void *b : v) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
-  // The second order-6 block pushed the four order-1 blocks out (the newest
+  // The second order-6 block pushed the order-1 blocks out (the newest
   // free wins); the third found nothing of another order left to push out.
   EXPECT_EQ(stats(p).cached_pages, 128u);
   void *big = alloc(p, 8);  // 256 pages: never cached in this pool
@@ -244,8 +249,32 @@ TEST_P(OrderCache, SharedBlocksToo) {
   expect_accounting(stats(p));
 }
 
+// Each order has a limit of blocks, and the limits together stay within the
+// budget (1/32 of the pool): an order's limit that its blocks no longer use
+// must not keep another order's block out.
+TEST_P(OrderCache, UnusedLimitsGiveWayToOtherOrders) {
+  PoolGuard p(opts(16u << 20));  // budget: 128 pages
+  void *a = alloc(p, 6), *b = alloc(p, 6);
+  ASSERT_EQ(labyrinth_free_pages(p, a), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  ASSERT_EQ(stats(p).cached_pages, 128u);  // order 6 now has a limit of two blocks
+  a = alloc(p, 6);
+  b = alloc(p, 6);
+  ASSERT_EQ(stats(p).cached_pages, 0u);
+  void *c = alloc(p, 5);
+  ASSERT_EQ(labyrinth_free_pages(p, c), LABYRINTH_OK);
+  EXPECT_EQ(stats(p).cached_pages, 32u);
+  ASSERT_EQ(labyrinth_free_pages(p, a), LABYRINTH_OK);
+  EXPECT_EQ(stats(p).cached_pages, 96u);
+  ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);  // over budget: the order-5 block goes
+  EXPECT_EQ(stats(p).cached_pages, 128u);
+  expect_accounting(stats(p));
+  ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+  expect_maximal(p, options(16u << 20));
+}
+
 // labyrinth_free_pages tries the order of the block last taken from the
-// order cache first (a hint in the cache, n[0]). Blocks of other orders, and
+// order cache first (the cache's order_hint). Blocks of other orders, and
 // a hint that is stale (after a trim, or for an order whose slots are full),
 // must take the general route to the same result.
 TEST_P(OrderCache, UnsizedFreeOfBlocksOfOtherOrdersThanTheLastTaken) {
@@ -262,12 +291,12 @@ TEST_P(OrderCache, UnsizedFreeOfBlocksOfOtherOrdersThanTheLastTaken) {
   for (unsigned order = 1; order <= 5; ++order)
     ASSERT_EQ(labyrinth_free_pages(p, v[order - 1]), LABYRINTH_OK) << order;
   expect_accounting(stats(p));
-  // Full slots for the hinted order: the fifth order-2 block goes to the buddy allocator.
+  // Full slots for the hinted order: the last order-2 block goes to the buddy allocator.
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   v.clear();
-  for (int i = 0; i < 5; ++i) v.push_back(alloc(p, 2));
+  for (unsigned i = 0; i < kSlots + 1; ++i) v.push_back(alloc(p, 2));
   for (void *b : v) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
-  EXPECT_EQ(stats(p).cached_pages, 4u * 4);
+  EXPECT_EQ(stats(p).cached_pages, kSlots * 4);
   expect_accounting(stats(p));
 }
 

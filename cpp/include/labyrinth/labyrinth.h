@@ -541,51 +541,85 @@ LABYRINTH_API uint32_t labyrinth_abi_version(void);
  * else calls the library. By default the flagship calls by name compile to
  * the same inline code (LABYRINTH_INLINE_CALLS, at the end of this section).
  *
- * They read the per-thread record below, which the library maintains. Its
- * layout, the order cache it leads to and the side-table words it names are
- * part of ABI 1.x. Define
- * LABYRINTH_NO_INLINE before including this header to leave them out (for
- * code loaded with dlopen, where initial-exec TLS may not be available).
+ * They read the per-thread record below (labyrinth_fast_record), which the
+ * library maintains, and the thread cache it points at
+ * (labyrinth_thread_cache, with the thread's order cache inside it). These
+ * structs, the LABYRINTH_FAST_BUSY_V1 protocol and the side-table words
+ * named below (LABYRINTH_SIDE_*) are part of ABI 1.x (docs/abi.md): they
+ * are compiled into callers, so within major version 1 their fields keep
+ * their offsets and meanings, and new fields only take reserved space. Names
+ * ending in _v1_ or _V1 belong to this inline protocol and are not for
+ * direct use. Define LABYRINTH_NO_INLINE before including this header to
+ * leave them out (for code loaded with dlopen, where initial-exec TLS may
+ * not be available).
  */
 #if !defined(LABYRINTH_NO_INLINE) && (defined(__GNUC__) || defined(__clang__))
 
-/** Per-thread state of the inline fast path. Written by the library on the
- *  owning thread, except that destroying a pool clears `pool` in records
- *  that name it, and another thread reclaiming this thread's cache points
- *  `cache` at an empty one (both with a compare-and-swap); read by the
- *  inline functions on the owning thread. */
-typedef struct labyrinth_thread_fast_v1 {
-  const labyrinth_pool *pool; /**< pool this record describes; NULL: none;
-                                   LABYRINTH_FAST_BUSY_V1 while the thread is
-                                   inside a Labyrinth call (so a signal handler
-                                   that interrupts it takes the general path) */
-  uint32_t *cache;            /**< the thread's cache for `pool`: cache[0] pages
-                                   in it, cache[1] how many it may hold now (0
-                                   under memory pressure), cache[2] how many it
-                                   can hold at most; the page pointers start 64
-                                   bytes in, the top at cache[0] - 1; after the
-                                   cache[2] pointers, the thread's order cache
-                                   (labyrinth_order_cache_v1) */
-  uint64_t *meta;             /**< the pool's side table, one word per page */
-  uintptr_t base;             /**< the pool's arena */
-  uint64_t npages;            /**< its size in pages */
-  uint64_t alloc_word;        /**< side-table word of an exclusive order-0 page
-                                   owned by this thread */
-} labyrinth_thread_fast_v1;
+/** Most blocks one order of an order cache can hold (what fills its line). */
+#define LABYRINTH_ORDER_CACHE_SLOTS 7
 
-/** Blocks of order 1..LABYRINTH_MAX_ORDER a thread freed, kept for its next
- *  allocation of the same order (ABI 1.x; written by the owning thread only).
- *  A cached block's first side-table word is LABYRINTH_SIDE_CACHED_V1 with
- *  the order in bits 4-7. */
-typedef struct labyrinth_order_cache_v1 {
-  uint32_t n[LABYRINTH_MAX_ORDER + 1]; /**< blocks held per order; n[0]: the
-                                            order of the block last taken
-                                            from it (a hint for the free
-                                            that usually follows; 0: none) */
-  uint64_t budget;                     /**< most pages it may hold */
-  uint64_t pages;                      /**< pages it holds (read atomically by statistics) */
-  void *slot[LABYRINTH_MAX_ORDER + 1][4]; /**< the blocks, top at n[order] - 1 */
-} labyrinth_order_cache_v1;
+/** One order's part of a thread's order cache: free blocks of that order
+ *  the thread freed, kept for its next allocation of the same order. One
+ *  64-byte line, so an alloc + free of a block touches one line of it.
+ *  Written by the owning thread only (inline code and library); the library
+ *  reads `count` from other threads for statistics. */
+typedef struct labyrinth_order_slots {
+  uint32_t count; /**< blocks held; the top is blocks[count - 1] */
+  uint32_t limit; /**< a free may leave a block here while count < limit
+                       (0..LABYRINTH_ORDER_CACHE_SLOTS). The library sets the
+                       limits so that all orders' limits, in pages, stay
+                       within the cache's budget (1/32 of the pool): the
+                       inline free needs no running total of pages. */
+  void *blocks[LABYRINTH_ORDER_CACHE_SLOTS]; /**< the blocks; a cached block's
+                       first side-table word is LABYRINTH_SIDE_CACHED_V1 with
+                       the order in bits 4-7, its other pages' words are as
+                       inside a buddy block */
+} labyrinth_order_slots;
+
+/** A thread's cache for one pool: free order-0 pages and the order cache.
+ *  Written by the owning thread, on the inline path only while its record
+ *  is marked BUSY, with plain (relaxed) stores; `limit` is also written by
+ *  any thread (memory pressure), and a thread reclaiming the cache writes
+ *  it only after the owner provably left every call (see labyrinth_fast_record). */
+typedef struct labyrinth_thread_cache {
+  uint32_t count;      /**< pages held; the top is pages[count - 1] */
+  uint32_t limit;      /**< a free may leave a page here while count < limit:
+                            the cache's high mark, or 0 while the pool is
+                            under memory pressure (which also closes the
+                            order cache to frees) */
+  uint32_t capacity;   /**< entries of `pages` */
+  uint32_t order_hint; /**< order of the block last taken from `orders`
+                            (0: none): the order an unsized free tries first */
+  uint64_t reserved[6]; /**< zero; room for fields of later 1.x versions */
+  labyrinth_order_slots orders[LABYRINTH_MAX_ORDER]; /**< orders[k - 1]: blocks
+                            of order k (1..LABYRINTH_MAX_ORDER) */
+  /* Followed in memory by its page slots, `capacity` pointers to free
+   * order-0 pages, most recently freed on top (labyrinth_cache_pages_v1_;
+   * not a flexible array member, which ISO C++ and C89 lack); each page's
+   * side-table word is LABYRINTH_SIDE_CACHED_V1 (or a free-list word). */
+} labyrinth_thread_cache;
+
+/** Per-thread state of the inline fast path, one per thread (the TLS
+ *  variable labyrinth_thread_fast). Written by the library on the owning
+ *  thread, except that destroying a pool clears `pool` in records that name
+ *  it, and another thread reclaiming this thread's cache points `cache` at
+ *  an empty one (both with a compare-and-swap); read by the inline
+ *  functions on the owning thread. */
+typedef struct labyrinth_fast_record {
+  const labyrinth_pool *pool;    /**< pool this record describes; NULL: none;
+                                      LABYRINTH_FAST_BUSY_V1 while the thread is
+                                      inside a Labyrinth call (so a signal handler
+                                      that interrupts it takes the general path) */
+  labyrinth_thread_cache *cache; /**< the thread's cache for `pool`; read only
+                                      after marking the record BUSY */
+  uint64_t *side_table;          /**< the pool's side table, one word per page */
+  uintptr_t arena;               /**< the pool's arena (its first page) */
+  uint64_t arena_pages;          /**< its size in pages */
+  uint64_t alloc_word;           /**< side-table word of an exclusive order-0 page
+                                      owned by this thread; an exclusive block of
+                                      order k has this word with k in bits 4-7 */
+  uint64_t reserved[2];          /**< zero; room for fields of later 1.x versions */
+} labyrinth_fast_record;
 
 /* The helpers below are GNU "extern inline" and always inlined: no symbol is
  * emitted for them anywhere, and (unlike static functions) they may be used
@@ -612,7 +646,7 @@ typedef struct labyrinth_order_cache_v1 {
 #endif
 #define LABYRINTH_INLINE_V1_ extern __inline__ __attribute__((__gnu_inline__, __always_inline__))
 
-/** Sentinel in labyrinth_thread_fast_v1.pool: the thread is inside a call. */
+/** Sentinel in labyrinth_fast_record.pool: the thread is inside a call. */
 #define LABYRINTH_FAST_BUSY_V1 ((const labyrinth_pool *)1)
 /** Side-table word a free writes for a page it puts in a thread cache (ABI
  *  1.x). A page a refill took from the shared list keeps its free-list word
@@ -624,8 +658,12 @@ typedef struct labyrinth_order_cache_v1 {
 /** Where an exclusive block's owner id starts in its side-table word (ABI 1.x). */
 #define LABYRINTH_SIDE_OWNER_SHIFT_V1 16
 
-LABYRINTH_API extern __thread labyrinth_thread_fast_v1 labyrinth_thread_fast
+/** This thread's record (defined by the library, initial-exec TLS). */
+LABYRINTH_API extern __thread labyrinth_fast_record labyrinth_thread_fast
     __attribute__((tls_model("initial-exec")));
+
+/** The page slots of a thread cache: right after the struct. */
+LABYRINTH_INLINE_V1_ void **labyrinth_cache_pages_v1_(labyrinth_thread_cache *c) { return (void **)(void *)(c + 1); }
 
 /** End an inline call that marked the record BUSY: the record names `pool`
  *  again. A release store (the same plain store as a relaxed one on
@@ -643,7 +681,7 @@ LABYRINTH_INLINE_V1_ void labyrinth_fast_leave_v1_(const labyrinth_pool *pool) {
  *  that marked it BUSY after that barrier sees the empty cache here and
  *  takes the library's path. An atomic load (a plain load on every target)
  *  because that other thread writes it. */
-LABYRINTH_INLINE_V1_ uint32_t *labyrinth_fast_cache_v1_(void) {
+LABYRINTH_INLINE_V1_ labyrinth_thread_cache *labyrinth_fast_cache_v1_(void) {
   return __atomic_load_n(&labyrinth_thread_fast.cache, __ATOMIC_RELAXED);
 }
 
@@ -653,29 +691,26 @@ LABYRINTH_INLINE_V1_ uint32_t *labyrinth_fast_cache_v1_(void) {
  *  cache under us (reading the count first and marking afterwards would let
  *  a handler's refill or drain be overwritten with a stale count). */
 LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_v1_(const labyrinth_pool *pool) {
-  uint32_t *c, n;
+  labyrinth_thread_cache *c;
+  uint32_t n;
   void *page;
   if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool))
     return (void *)0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   c = labyrinth_fast_cache_v1_();
-  n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
+  n = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
   page = (void *)0;
   if (__builtin_expect(n != 0, 1)) {
-    void **top = (void **)(void *)((char *)c + 64) + (n - 1);
+    void **top = labyrinth_cache_pages_v1_(c) + (n - 1);
     LABYRINTH_IN_REGISTER_V1_(top);
     page = *top;
-    __atomic_store_n(&c[0], n - 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&labyrinth_thread_fast.meta[((uintptr_t)page - labyrinth_thread_fast.base) >> 12], labyrinth_thread_fast.alloc_word, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->count, n - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&labyrinth_thread_fast.side_table[((uintptr_t)page - labyrinth_thread_fast.arena) >> 12],
+                     labyrinth_thread_fast.alloc_word, __ATOMIC_RELAXED);
   }
   labyrinth_fast_leave_v1_(pool);
   return page;
-}
-
-/** The thread's order cache behind a record's cache pointer. */
-LABYRINTH_INLINE_V1_ labyrinth_order_cache_v1 *labyrinth_order_cache_of_v1_(uint32_t *c) {
-  return (labyrinth_order_cache_v1 *)(void *)((char *)c + 64 + (size_t)c[2] * sizeof(void *));
 }
 
 /** A block of order 1..LABYRINTH_MAX_ORDER from the thread's order cache, as
@@ -683,27 +718,26 @@ LABYRINTH_INLINE_V1_ labyrinth_order_cache_v1 *labyrinth_order_cache_of_v1_(uint
  *  the library must decide. The same guard as labyrinth_fast_alloc_v1_. */
 LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *pool, unsigned order,
                                                            int exclusive) {
-  labyrinth_order_cache_v1 *oc;
-  uint32_t n, *np;
+  labyrinth_thread_cache *c;
+  labyrinth_order_slots *os;
+  uint32_t n;
   void *block;
   if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool))
     return (void *)0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  oc = labyrinth_order_cache_of_v1_(labyrinth_fast_cache_v1_());
-  np = &oc->n[order];
-  LABYRINTH_IN_REGISTER_V1_(np);
-  n = *np;
+  c = labyrinth_fast_cache_v1_();
+  os = &c->orders[order - 1];
+  LABYRINTH_IN_REGISTER_V1_(os);
+  n = __atomic_load_n(&os->count, __ATOMIC_RELAXED);
   block = (void *)0;
   if (__builtin_expect(n != 0, 1)) {
-    void **top = &oc->slot[order][n - 1];
+    void **top = &os->blocks[n - 1];
     LABYRINTH_IN_REGISTER_V1_(top);
     block = *top;
-    *np = n - 1;
-    if (oc->n[0] != order) oc->n[0] = order; /* a store only when the hint changes */
-    __atomic_store_n(&oc->pages, __atomic_load_n(&oc->pages, __ATOMIC_RELAXED) - ((uint64_t)1 << order),
-                     __ATOMIC_RELAXED);
-    __atomic_store_n(&labyrinth_thread_fast.meta[((uintptr_t)block - labyrinth_thread_fast.base) >> 12],
+    __atomic_store_n(&os->count, n - 1, __ATOMIC_RELAXED);
+    if (c->order_hint != order) c->order_hint = order; /* a store only when the hint changes */
+    __atomic_store_n(&labyrinth_thread_fast.side_table[((uintptr_t)block - labyrinth_thread_fast.arena) >> 12],
                      (exclusive ? labyrinth_thread_fast.alloc_word : LABYRINTH_SIDE_ALLOC_V1) | ((uint64_t)order << 4),
                      __ATOMIC_RELEASE);
   }
@@ -714,40 +748,34 @@ LABYRINTH_INLINE_V1_ void *labyrinth_fast_alloc_block_v1_(const labyrinth_pool *
 /** Push an exclusive order-0 page of the thread (its side-table word at
  *  `word`) onto the thread's cache if there is room; 1 if it did. Call only
  *  while the record is marked BUSY. */
-LABYRINTH_INLINE_V1_ int labyrinth_page_cache_push_v1_(uint32_t *c, uint64_t *word, void *page) {
-  const uint32_t n = __atomic_load_n(&c[0], __ATOMIC_RELAXED);
+LABYRINTH_INLINE_V1_ int labyrinth_page_cache_push_v1_(labyrinth_thread_cache *c, uint64_t *word, void *page) {
+  const uint32_t n = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
   void **top;
-  if (LABYRINTH_UNLIKELY_V1_(n >= __atomic_load_n(&c[1], __ATOMIC_RELAXED))) return 0;
-  top = (void **)(void *)((char *)c + 64) + n;
+  if (LABYRINTH_UNLIKELY_V1_(n >= __atomic_load_n(&c->limit, __ATOMIC_RELAXED))) return 0;
+  top = labyrinth_cache_pages_v1_(c) + n;
   LABYRINTH_IN_REGISTER_V1_(top);
   __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1, __ATOMIC_RELAXED);
   *top = page;
-  __atomic_store_n(&c[0], n + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->count, n + 1, __ATOMIC_RELAXED);
   return 1;
 }
 
 /** Push an exclusive block of order 1..LABYRINTH_MAX_ORDER of the thread onto
- *  its order cache if there is room, it stays within budget and the pool is
- *  not under memory pressure; 1 if it did. Call only while marked BUSY. */
-LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(uint32_t *c, uint64_t *word, void *page,
+ *  its order cache if that order is below its limit and the pool is not
+ *  under memory pressure; 1 if it did. Call only while marked BUSY. */
+LABYRINTH_INLINE_V1_ int labyrinth_order_cache_push_v1_(labyrinth_thread_cache *c, uint64_t *word, void *page,
                                                          unsigned order) {
-  labyrinth_order_cache_v1 *oc;
-  uint64_t held;
-  uint32_t n, *np;
+  labyrinth_order_slots *os = &c->orders[order - 1];
+  uint32_t n;
   void **top;
-  if (LABYRINTH_UNLIKELY_V1_(__atomic_load_n(&c[1], __ATOMIC_RELAXED) == 0)) return 0; /* memory pressure */
-  oc = labyrinth_order_cache_of_v1_(c);
-  held = __atomic_load_n(&oc->pages, __ATOMIC_RELAXED);
-  np = &oc->n[order];
-  LABYRINTH_IN_REGISTER_V1_(np);
-  n = *np;
-  if (LABYRINTH_UNLIKELY_V1_(n >= 4 || held + ((uint64_t)1 << order) > oc->budget)) return 0;
-  top = &oc->slot[order][n];
+  LABYRINTH_IN_REGISTER_V1_(os);
+  n = __atomic_load_n(&os->count, __ATOMIC_RELAXED);
+  if (LABYRINTH_UNLIKELY_V1_(n >= os->limit || __atomic_load_n(&c->limit, __ATOMIC_RELAXED) == 0)) return 0;
+  top = &os->blocks[n];
   LABYRINTH_IN_REGISTER_V1_(top);
   __atomic_store_n(word, LABYRINTH_SIDE_CACHED_V1 | ((uint64_t)order << 4), __ATOMIC_RELEASE);
   *top = page;
-  *np = n + 1;
-  __atomic_store_n(&oc->pages, held + ((uint64_t)1 << order), __ATOMIC_RELAXED);
+  __atomic_store_n(&os->count, n + 1, __ATOMIC_RELAXED);
   return 1;
 }
 
@@ -760,13 +788,13 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_enter_page_v1_(const labyrinth_pool *poo
   uintptr_t off;
   if (LABYRINTH_UNLIKELY_V1_(!pool || __atomic_load_n(&labyrinth_thread_fast.pool, __ATOMIC_RELAXED) != pool))
     return 0;
-  off = (uintptr_t)page - labyrinth_thread_fast.base;
+  off = (uintptr_t)page - labyrinth_thread_fast.arena;
   /* In the arena and page-aligned, in one compare: a misaligned offset
    * rotates its low bits to the top and fails the bound. */
-  if (LABYRINTH_UNLIKELY_V1_(((off >> 12) | (off << 52)) >= labyrinth_thread_fast.npages)) return 0;
+  if (LABYRINTH_UNLIKELY_V1_(((off >> 12) | (off << 52)) >= labyrinth_thread_fast.arena_pages)) return 0;
   __atomic_store_n(&labyrinth_thread_fast.pool, LABYRINTH_FAST_BUSY_V1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  *word = &labyrinth_thread_fast.meta[off >> 12];
+  *word = &labyrinth_thread_fast.side_table[off >> 12];
   return 1;
 }
 
@@ -787,8 +815,8 @@ LABYRINTH_INLINE_V1_ int labyrinth_fast_free_v1_(const labyrinth_pool *pool, voi
      * that order first, as a separate branch: the push then need not wait
      * for the word to be read to know where to go (the branch is predicted),
      * which halves a tight alloc + free loop. */
-    uint32_t *c = labyrinth_fast_cache_v1_();
-    const unsigned hint = labyrinth_order_cache_of_v1_(c)->n[0];
+    labyrinth_thread_cache *c = labyrinth_fast_cache_v1_();
+    const unsigned hint = c->order_hint;
     if (hint - 1u < LABYRINTH_MAX_ORDER && w == (labyrinth_thread_fast.alloc_word | ((uint64_t)hint << 4))) {
       done = labyrinth_order_cache_push_v1_(c, word, page, hint);
     } else if ((w & ~(uint64_t)0xF0) == labyrinth_thread_fast.alloc_word &&

@@ -288,3 +288,49 @@ pub mod uring {
         "labyrinth_ring_complete", "labyrinth_ring_get_stats",
     ];
 }
+
+/// The structs the header's inline fast path reads (labyrinth.h, section
+/// "Inline fast path"; ABI 1.x, docs/abi.md). This crate does not use them:
+/// its calls go through the exported functions, which are the same calls.
+/// Declared so that their layout is checked against the header here too.
+pub mod inline {
+    use super::{labyrinth_pool, LABYRINTH_MAX_ORDER};
+    use core::ffi::c_void;
+
+    pub const LABYRINTH_ORDER_CACHE_SLOTS: usize = 7;
+    pub const LABYRINTH_SIDE_CACHED_V1: u64 = 4;
+    pub const LABYRINTH_SIDE_ALLOC_V1: u64 = 2;
+    pub const LABYRINTH_SIDE_OWNER_SHIFT_V1: u32 = 16;
+
+    /// One order's part of a thread's order cache (one 64-byte line).
+    #[repr(C)]
+    pub struct labyrinth_order_slots {
+        pub count: u32,
+        pub limit: u32,
+        pub blocks: [*mut c_void; LABYRINTH_ORDER_CACHE_SLOTS],
+    }
+
+    /// A thread's cache for one pool, followed in memory by `capacity` page
+    /// slots (`*mut c_void`).
+    #[repr(C)]
+    pub struct labyrinth_thread_cache {
+        pub count: u32,
+        pub limit: u32,
+        pub capacity: u32,
+        pub order_hint: u32,
+        pub reserved: [u64; 6],
+        pub orders: [labyrinth_order_slots; LABYRINTH_MAX_ORDER as usize],
+    }
+
+    /// The thread's record (the C TLS variable `labyrinth_thread_fast`).
+    #[repr(C)]
+    pub struct labyrinth_fast_record {
+        pub pool: *const labyrinth_pool,
+        pub cache: *mut labyrinth_thread_cache,
+        pub side_table: *mut u64,
+        pub arena: usize,
+        pub arena_pages: u64,
+        pub alloc_word: u64,
+        pub reserved: [u64; 2],
+    }
+}

@@ -21,7 +21,7 @@ fn c_facts() -> BTreeMap<String, u64> {
     p("sizeof.opts", "sizeof(labyrinth_pool_options)");
     p("sizeof.stats", "sizeof(labyrinth_stats)");
     p("sizeof.status", "sizeof(labyrinth_status)");
-    for (st, fields) in URING_STRUCTS {
+    for (st, fields) in LISTED_STRUCTS {
         for f in *fields { p(&format!("{st}.{f}"), &format!("offsetof({st}, {f})")); }
         p(&format!("sizeof.{st}"), &format!("sizeof({st})"));
     }
@@ -60,13 +60,16 @@ const STATS_FIELDS: &[&str] = &[
     "flags", "huge_pages", "cache_reclaims", "reclaimed_pages",
 ];
 
-const URING_STRUCTS: &[(&str, &[&str])] = &[
+const LISTED_STRUCTS: &[(&str, &[&str])] = &[
     ("labyrinth_ring_options", &["struct_size", "sq_entries", "max_inflight", "pbuf_entries", "pbuf_group", "reserved0", "flags"]),
     ("labyrinth_completion", &["user_data", "page", "result", "op", "flags", "reserved"]),
     ("labyrinth_ring_stats", &["struct_size", "submitted", "submit_failures", "completions", "ops_inflight",
         "pages_inflight", "pbuf_entries", "pbuf_pages", "pbuf_refills", "pbuf_refill_failures", "pbuf_enobufs",
         "sq_entries", "cq_entries", "registered", "fixed_buffers", "recv_starvations", "recv_rearms",
         "recv_starved_ns", "recv_starved_now"]),
+    ("labyrinth_order_slots", &["count", "limit", "blocks"]),
+    ("labyrinth_thread_cache", &["count", "limit", "capacity", "order_hint", "reserved", "orders"]),
+    ("labyrinth_fast_record", &["pool", "cache", "side_table", "arena", "arena_pages", "alloc_word", "reserved"]),
 ];
 
 fn constants() -> Vec<(&'static str, u64)> {
@@ -118,6 +121,10 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("LABYRINTH_POOL_DEFAULT_FLAGS", LABYRINTH_POOL_DEFAULT_FLAGS as u64),
         ("LABYRINTH_DESTROY_FORCE", LABYRINTH_DESTROY_FORCE as u64),
         ("LABYRINTH_ABI_VERSION_MAJOR", LABYRINTH_ABI_VERSION_MAJOR as u64),
+        ("LABYRINTH_ORDER_CACHE_SLOTS", inline::LABYRINTH_ORDER_CACHE_SLOTS as u64),
+        ("LABYRINTH_SIDE_CACHED_V1", inline::LABYRINTH_SIDE_CACHED_V1),
+        ("LABYRINTH_SIDE_ALLOC_V1", inline::LABYRINTH_SIDE_ALLOC_V1),
+        ("LABYRINTH_SIDE_OWNER_SHIFT_V1", inline::LABYRINTH_SIDE_OWNER_SHIFT_V1 as u64),
     ]
 }
 
@@ -220,9 +227,31 @@ fn structs_and_constants_match_the_header() {
             ("recv_starved_ns", offset_of!(labyrinth_ring_stats, recv_starved_ns)),
             ("recv_starved_now", offset_of!(labyrinth_ring_stats, recv_starved_now)),
         ], size_of::<labyrinth_ring_stats>()),
+        ("labyrinth_order_slots", &[
+            ("count", offset_of!(inline::labyrinth_order_slots, count)),
+            ("limit", offset_of!(inline::labyrinth_order_slots, limit)),
+            ("blocks", offset_of!(inline::labyrinth_order_slots, blocks)),
+        ], size_of::<inline::labyrinth_order_slots>()),
+        ("labyrinth_thread_cache", &[
+            ("count", offset_of!(inline::labyrinth_thread_cache, count)),
+            ("limit", offset_of!(inline::labyrinth_thread_cache, limit)),
+            ("capacity", offset_of!(inline::labyrinth_thread_cache, capacity)),
+            ("order_hint", offset_of!(inline::labyrinth_thread_cache, order_hint)),
+            ("reserved", offset_of!(inline::labyrinth_thread_cache, reserved)),
+            ("orders", offset_of!(inline::labyrinth_thread_cache, orders)),
+        ], size_of::<inline::labyrinth_thread_cache>()),
+        ("labyrinth_fast_record", &[
+            ("pool", offset_of!(inline::labyrinth_fast_record, pool)),
+            ("cache", offset_of!(inline::labyrinth_fast_record, cache)),
+            ("side_table", offset_of!(inline::labyrinth_fast_record, side_table)),
+            ("arena", offset_of!(inline::labyrinth_fast_record, arena)),
+            ("arena_pages", offset_of!(inline::labyrinth_fast_record, arena_pages)),
+            ("alloc_word", offset_of!(inline::labyrinth_fast_record, alloc_word)),
+            ("reserved", offset_of!(inline::labyrinth_fast_record, reserved)),
+        ], size_of::<inline::labyrinth_fast_record>()),
     ];
     for (st, fields, size) in rust {
-        let c_fields = URING_STRUCTS.iter().find(|(n, _)| n == st).unwrap().1;
+        let c_fields = LISTED_STRUCTS.iter().find(|(n, _)| n == st).unwrap().1;
         assert_eq!(fields.len(), c_fields.len(), "{st}: field count");
         for (f, off) in *fields {
             assert_eq!(c[&format!("{st}.{f}")], *off as u64, "{st}.{f}");
