@@ -5,6 +5,7 @@
 #include <linux/if_xdp.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -41,15 +42,33 @@ int bind_socket(labyrinth_xdp_socket *s, const labyrinth_xdp_socket_options &o,
   cfg.tx_size = o.ring_size;
   cfg.xdp_flags = (o.flags & LABYRINTH_XDP_GENERIC) ? XDP_FLAGS_SKB_MODE : 0;
   cfg.bind_flags = bind_flags;
-  return xsk_socket__create_shared(&s->xsk, o.ifname, o.queue, s->umem->umem, &s->rx, &s->tx,
-                                   &s->fill, &s->comp, &cfg);
+  // The UMEM's first socket binds the UMEM's own fd, whose FILL and
+  // COMPLETION rings libxdp mapped at xsk_umem__create: pass libxdp's own
+  // ring structs so that a failed attempt leaves them mapped for the next.
+  labyrinth_xdp_umem *u = s->umem;
+  const bool first = !u->own_fd_bound;
+  int rc = xsk_socket__create_shared(&s->xsk, o.ifname, o.queue, u->umem, &s->rx, &s->tx,
+                                     first ? &u->fill_save : &s->fill,
+                                     first ? &u->comp_save : &s->comp, &cfg);
+  if (rc == 0 && first) {
+    s->fill = u->fill_save;
+    s->comp = u->comp_save;
+    u->own_fd_bound = true;
+  }
+  return rc;
 }
 
 // Zero-copy first unless COPY is asked; copy mode where the driver refuses.
 labyrinth_status open_socket(labyrinth_xdp_socket *s, const labyrinth_xdp_socket_options &o) {
-  int rc = -EOPNOTSUPP;
-  if (!(o.flags & LABYRINTH_XDP_COPY)) rc = bind_socket(s, o, XDP_ZEROCOPY);
-  if (rc == -EOPNOTSUPP || rc == -EPROTONOSUPPORT || rc == -EINVAL) rc = bind_socket(s, o, XDP_COPY);
+  int rc = -EBUSY;
+  // A queue stays taken for a moment after its previous socket closed (the
+  // kernel releases it from a workqueue): retry EBUSY for up to ~0.5 s.
+  for (int tries = 0; rc == -EBUSY && tries < 50; ++tries) {
+    if (tries) usleep(10 * 1000);
+    rc = -EOPNOTSUPP;
+    if (!(o.flags & LABYRINTH_XDP_COPY)) rc = bind_socket(s, o, XDP_ZEROCOPY);
+    if (rc == -EOPNOTSUPP || rc == -EPROTONOSUPPORT || rc == -EINVAL) rc = bind_socket(s, o, XDP_COPY);
+  }
   if (rc != 0) {
     s->xsk = nullptr;
     return xdp::explain_failure(-rc, kCreate, "binding the AF_XDP socket and attaching the XDP program", s->umem->size);
@@ -79,6 +98,23 @@ labyrinth_status take_slot(labyrinth_xdp_umem *u, int ifindex, std::uint32_t que
     return set_error(LABYRINTH_ERR_BUSY, "%s: this UMEM already has %u sockets", kCreate, xdp::kMaxSockets);
   *slot = static_cast<std::uint8_t>(free_slot + 1);
   return LABYRINTH_OK;
+}
+
+// The id of the XDP program on the socket's interface in its mode, 0: none.
+std::uint32_t attached_prog(const labyrinth_xdp_socket *s) {
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (bpf_xdp_query(s->ifindex, 0, &q) != 0) return 0;
+  return s->info.generic ? q.skb_prog_id : q.drv_prog_id;
+}
+
+// libxdp leaves its program attached when it loaded it without the
+// dispatcher (no bpffs): detach it when the last socket of this UMEM on the
+// interface is gone and the program there is still the one it ran.
+void detach_if_left(const labyrinth_xdp_socket *s, std::uint32_t prog) {
+  if (prog == 0 || attached_prog(s) != prog) return;
+  for (labyrinth_xdp_socket *o : s->umem->slots)
+    if (o && o != s && o->ifindex == s->ifindex) return;
+  bpf_xdp_detach(s->ifindex, s->info.generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, nullptr);
 }
 
 }  // namespace
@@ -149,8 +185,10 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_destroy(labyrinth
   return guarded("labyrinth_xdp_socket_destroy", [&]() -> labyrinth_status {
     labyrinth_xdp_umem *u = sock->umem;
     std::lock_guard<std::mutex> lock(u->mutex);
+    const std::uint32_t prog = attached_prog(sock);
     // Closing the socket ends the kernel's use of every frame it held.
     xsk_socket__delete(sock->xsk);
+    detach_if_left(sock, prog);
     xdp::return_frames(sock);
     u->slots[sock->slot - 1] = nullptr;
     delete sock;

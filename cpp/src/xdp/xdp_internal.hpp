@@ -37,8 +37,9 @@ struct labyrinth_xdp_umem {
   std::uintptr_t base = 0;
   std::size_t size = 0;
   xsk_umem *umem = nullptr;
-  xsk_ring_prod fill_save{};  // libxdp's rings of the UMEM's own fd
-  xsk_ring_cons comp_save{};
+  xsk_ring_prod fill_save{};  // libxdp's rings of the UMEM's own fd; libxdp
+  xsk_ring_cons comp_save{};  // keeps pointers to these two until the end
+  bool own_fd_bound = false;  // the UMEM's own fd has served a socket
   std::vector<std::uint8_t> frame_owner;  // see the invariants above
   labyrinth_xdp_socket *slots[lab::xdp::kMaxSockets] = {};
   std::mutex mutex;  // slots, socket create/destroy
