@@ -89,8 +89,12 @@ typedef struct labyrinth_xdp_socket_options {
   size_t struct_size;   /**< sizeof(labyrinth_xdp_socket_options) */
   const char *ifname;   /**< interface name; borrowed for the call */
   uint32_t queue;       /**< queue id on the interface (default 0) */
-  uint32_t ring_size;   /**< entries of each ring, a power of two (default 2048) */
-  uint32_t fill_target; /**< frames kept on the FILL ring (default ring_size / 2) */
+  uint32_t ring_size;   /**< entries of the RX and TX rings, and of the FILL and
+                             COMPLETION rings except on a UMEM's first socket
+                             (those have 32768): a power of two in [64, 32768]
+                             (default 2048) */
+  uint32_t fill_target; /**< pages kept on the FILL ring, at most ring_size
+                             (0, the default: ring_size / 2) */
   uint32_t flags;       /**< LABYRINTH_XDP_* (default 0) */
 } labyrinth_xdp_socket_options;
 

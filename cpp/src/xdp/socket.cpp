@@ -20,13 +20,14 @@ namespace {
 
 constexpr const char *kCreate = "labyrinth_xdp_socket_create";
 
-labyrinth_status check_options(const labyrinth_xdp_socket_options &o) {
+labyrinth_status check_options(labyrinth_xdp_socket_options &o) {
   if (!o.ifname || !o.ifname[0]) return set_error(LABYRINTH_ERR_INVALID, "%s: opts->ifname is NULL or empty", kCreate);
   if (o.ring_size < 64 || o.ring_size > 32768 || (o.ring_size & (o.ring_size - 1)))
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: ring_size %u is not a power of two in [64, 32768]", kCreate, o.ring_size);
-  if (o.fill_target == 0 || o.fill_target > o.ring_size)
-    return set_error(LABYRINTH_ERR_INVALID, "%s: fill_target %u is not in [1, ring_size %u]",
+  if (o.fill_target == 0) o.fill_target = o.ring_size / 2;
+  if (o.fill_target > o.ring_size)
+    return set_error(LABYRINTH_ERR_INVALID, "%s: fill_target %u is above ring_size %u",
                      kCreate, o.fill_target, o.ring_size);
   if (o.flags & ~LABYRINTH_XDP_ALL)
     return set_error(LABYRINTH_ERR_INVALID, "%s: unknown flags 0x%x", kCreate,
@@ -124,7 +125,6 @@ extern "C" LABYRINTH_API void labyrinth_xdp_socket_options_init(labyrinth_xdp_so
   std::memset(opts, 0, sizeof *opts);
   opts->struct_size = sizeof *opts;
   opts->ring_size = 2048;
-  opts->fill_target = 1024;
 }
 
 extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_create(

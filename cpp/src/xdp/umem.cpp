@@ -71,8 +71,8 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_umem_create(labyrinth_po
     u->size = pool_arena_size(pool);
     u->frame_owner.assign(u->size / LABYRINTH_XDP_FRAME_BYTES, 0);
     xsk_umem_config cfg{};
-    cfg.fill_size = XSK_RING_PROD__DEFAULT_NUM_DESCS;
-    cfg.comp_size = XSK_RING_CONS__DEFAULT_NUM_DESCS;
+    cfg.fill_size = xdp::kUmemRingSize;
+    cfg.comp_size = xdp::kUmemRingSize;
     cfg.frame_size = LABYRINTH_XDP_FRAME_BYTES;
     cfg.frame_headroom = 0;
     cfg.flags = 0;

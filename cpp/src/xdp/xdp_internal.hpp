@@ -28,6 +28,9 @@ namespace xdp {
 
 constexpr unsigned kMaxSockets = 64;
 constexpr std::uint8_t kTxBit = 0x80;
+// FILL and COMPLETION ring entries of the UMEM's own fd, which serve its
+// first socket (the largest ring_size a socket may ask for).
+constexpr std::uint32_t kUmemRingSize = 32768;
 
 }  // namespace xdp
 }  // namespace lab
