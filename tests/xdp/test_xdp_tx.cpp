@@ -186,3 +186,18 @@ TEST(XdpMisuse, SocketCreateRefusals) {
   EXPECT_EQ(labyrinth_xdp_umem_create(nullptr, &none), LABYRINTH_ERR_INVALID);
   EXPECT_EQ(none, nullptr);
 }
+
+TEST(XdpMisuse, GuardPoolRefusedAsUmem) {
+  XDP_REQUIRE_WORLD();
+  labyrinth_pool_options o;
+  labyrinth_pool_options_init(&o);
+  o.size_bytes = 1u << 20;
+  o.flags |= LABYRINTH_POOL_GUARD;
+  labyrinth_pool *pool = nullptr;
+  ASSERT_EQ(labyrinth_pool_create(&o, &pool), LABYRINTH_OK) << last_error();
+  labyrinth_xdp_umem *u = nullptr;
+  EXPECT_EQ(labyrinth_xdp_umem_create(pool, &u), LABYRINTH_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(labyrinth_last_error_message()).find("GUARD"), std::string::npos) << last_error();
+  EXPECT_EQ(u, nullptr);
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK) << "no hold left behind";
+}

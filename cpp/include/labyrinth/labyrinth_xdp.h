@@ -64,7 +64,7 @@ typedef struct labyrinth_xdp_socket labyrinth_xdp_socket;
  * labyrinth_xdp_umem_destroy) is written on success only. While the UMEM
  * exists labyrinth_pool_destroy() returns BUSY.
  * Errors: INVALID (NULL argument, unusable pool), UNSUPPORTED (no AF_XDP in
- * the kernel, no CAP_NET_RAW), NOMEM (RLIMIT_MEMLOCK refused the
+ * the kernel, no CAP_NET_RAW, a LABYRINTH_POOL_GUARD pool), NOMEM (RLIMIT_MEMLOCK refused the
  * registration: the message gives the limit and how to raise it), SYSTEM.
  * May block (system calls); not async-signal-safe.
  */

@@ -65,6 +65,11 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_umem_create(labyrinth_po
     Pool *p;
     if (labyrinth_status st = usable_pool(pool, what, &p)) return st;
     if (!out) return refuse(p, LABYRINTH_ERR_INVALID, "%s: out is NULL", what);
+    if (p->flags & LABYRINTH_POOL_GUARD)
+      return refuse(p, LABYRINTH_ERR_UNSUPPORTED,
+                    "%s: a LABYRINTH_POOL_GUARD pool keeps its free pages inaccessible, so the "
+                    "kernel cannot pin its arena as a UMEM; use a pool without GUARD",
+                    what);
     auto *u = new labyrinth_xdp_umem;
     u->pool = pool;
     u->base = reinterpret_cast<std::uintptr_t>(pool_arena_base(pool));
