@@ -47,6 +47,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
+#include <stdarg.h>
+#include <xdp/libxdp.h>
+
 #include <labyrinth/labyrinth.h>
 #include <labyrinth/labyrinth_xdp.h>
 
@@ -77,6 +81,15 @@ static uint64_t now_ns(clockid_t c) {
 static void on_signal(int sig) {
   (void)sig;
   atomic_store(&stop_all, 1);
+}
+
+/* libbpf and libxdp report loading libxdp's program at length: keep their
+ * warnings only (libxdp says so when it runs without its dispatcher). */
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
+  return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+static int libxdp_quiet(enum libxdp_print_level level, const char *fmt, va_list ap) {
+  return level == LIBXDP_WARN ? vfprintf(stderr, fmt, ap) : 0;
 }
 
 static void pin_to_cpu(int cpu) {
@@ -343,6 +356,8 @@ int main(int argc, char **argv) {
     printf("labyrinth-xdp: cannot run here: %s\n", why);
     return 77;
   }
+  libbpf_set_print(libbpf_quiet);
+  libxdp_set_print(libxdp_quiet);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   labyrinth_pool_options po;

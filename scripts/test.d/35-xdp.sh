@@ -25,6 +25,25 @@ if echo "$out" | grep -q "SKIPPED" && ! echo "$out" | grep -q "PASSED  \] [1-9]"
   echo "35-xdp: SKIP: every AF_XDP test skipped (reason above)"
   exit 77
 fi
+echo "--- messages without the privileges: as nobody (no CAP_NET_RAW), as root without CAP_IPC_LOCK under a 64 KiB memlock limit"
+if ! command -v setpriv >/dev/null || ! command -v prlimit >/dev/null; then
+  echo "skipped: needs setpriv and prlimit (util-linux)"
+else
+  # The test binary must be reachable by 'nobody': run a copy from a fresh
+  # world-readable directory.
+  d=$(mktemp -d /tmp/labyrinth-xdp.XXXXXX); chmod 755 "$d"
+  cp "$T" "$d/"; chmod 755 "$d/$(basename "$T")"
+  f='--gtest_filter=XdpPrivileges.*'
+  for how in "setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all" \
+             "prlimit --memlock=65536:65536 setpriv --bounding-set -ipc_lock --inh-caps -ipc_lock"; do
+    out=$(cd "$d" && $how ./"$(basename "$T")" "$f" 2>&1); rc=$?
+    echo "$out" | grep -E "^message:|OK \]|FAILED|SKIPPED \]" | head -3
+    if [ "$rc" != 0 ] || ! echo "$out" | grep -q "OK \]"; then
+      echo "35-xdp: privilege message check failed ($how)"; echo "$out" | tail -20; fail=1
+    fi
+  done
+  rm -rf "$d"
+fi
 if [ -x "$X" ]; then
   echo "--- labyrinth-xdp, 1 s per receiver"
   out=$("$X" --duration 1 2>&1); rc=$?
