@@ -22,8 +22,8 @@
  * Exit 77, saying why, without root or AF_XDP.
  *
  * The AF_XDP receiver naps --nap-us (200 us) when its ring is empty rather
- * than taking a wakeup per datagram; its 4096 FILL frames hold what arrives
- * meanwhile. --nap-us 0 makes it sleep in poll() like the recvmsg receiver.
+ * than taking a wakeup per datagram; its 16384 FILL frames (64 MiB) hold what
+ * arrives meanwhile, and while the receiving thread is not scheduled. --nap-us 0 makes it sleep in poll() like the recvmsg receiver.
  *
  * usage: labyrinth-xdp [--duration SEC] [--sizes N,N] [--generic]
  *                      [--pool-mb MB] [--nap-us US] [--no-baseline]
@@ -60,7 +60,7 @@
 static double opt_duration = 2.0;
 static unsigned opt_sizes[4] = {64, 1472};
 static unsigned opt_nsizes = 2;
-static unsigned opt_pool_mb = 64;
+static unsigned opt_pool_mb = 128;
 static unsigned opt_nap_us = 200;
 static int opt_generic = 0, opt_baseline = 1;
 
@@ -273,7 +273,7 @@ static int usage(const char *why) {
           "  --duration SEC  seconds of sending per receiver and size (default 2)\n"
           "  --sizes LIST    UDP payload sizes, 18..1472, at most 4 (default 64,1472)\n"
           "  --generic       attach the XDP program in generic (SKB) mode\n"
-          "  --pool-mb MB    pool size (default 64)\n"
+          "  --pool-mb MB    pool size (default 128; the FILL ring takes 64 MiB)\n"
           "  --nap-us US     AF_XDP: sleep US when the ring is empty (default 200; 0: poll() wakeups)\n"
           "  --no-baseline   skip recvmsg + malloc\n", why);
   return 2;
@@ -295,7 +295,7 @@ static int parse_args(int argc, char **argv) {
     } else return usage("unknown option");
   }
   if (opt_duration <= 0 || opt_duration > 60) return usage("--duration must be in (0, 60]");
-  if (opt_pool_mb < 32 || opt_pool_mb > 4096) return usage("--pool-mb must be in [32, 4096]");
+  if (opt_pool_mb < 96 || opt_pool_mb > 4096) return usage("--pool-mb must be in [96, 4096]");
   if (opt_nap_us > 10000) return usage("--nap-us must be at most 10000");
   for (unsigned i = 0; i < opt_nsizes; ++i)
     if (opt_sizes[i] < 18 || opt_sizes[i] > 1472) return usage("sizes must be in [18, 1472]");
@@ -316,8 +316,8 @@ static int xdp_round(labyrinth_pool *pool, unsigned payload, struct result *r, c
   labyrinth_xdp_socket_options o;
   labyrinth_xdp_socket_options_init(&o);
   o.ifname = "xb";
-  o.ring_size = 4096;
-  o.fill_target = 4096;
+  o.ring_size = 16384;
+  o.fill_target = 16384;
   o.flags = opt_generic ? LABYRINTH_XDP_GENERIC : 0;
   st = labyrinth_xdp_socket_create(u, &o, &s);
   if (st != LABYRINTH_OK) {
@@ -330,6 +330,11 @@ static int xdp_round(labyrinth_pool *pool, unsigned payload, struct result *r, c
   *mode = in.mode == LABYRINTH_XDP_MODE_ZEROCOPY ? (in.generic ? "zero-copy, generic" : "zero-copy, native")
                                                 : (in.generic ? "copy, generic XDP" : "copy, native XDP");
   run_round(payload, pool, s, -1, r);
+  labyrinth_xdp_socket_info_get(s, &in);
+  printf("AF_XDP %u bytes: socket dropped %llu (RX ring full %llu), FILL ring found empty %llu times, "
+         "refills that found the pool empty %llu\n", payload, (unsigned long long)in.rx_dropped,
+         (unsigned long long)in.rx_ring_full, (unsigned long long)in.fill_ring_empty,
+         (unsigned long long)in.fill_starved);
   if (labyrinth_xdp_socket_destroy(s) != LABYRINTH_OK || labyrinth_xdp_umem_destroy(u) != LABYRINTH_OK)
     return fail_msg("teardown"), 1;
   return 0;

@@ -147,7 +147,9 @@ typedef struct labyrinth_xdp_socket_info {
   uint64_t received;         /**< frames handed to callers */
   uint64_t completed;        /**< transmitted frames given back */
   uint64_t fill_starved;     /**< refills that found the pool empty */
-  uint64_t rx_dropped;       /**< packets the kernel dropped (XDP_STATISTICS) */
+  uint64_t rx_dropped;       /**< packets the socket dropped (XDP_STATISTICS) */
+  uint64_t rx_ring_full;     /**< of those: the RX ring was full (receive sooner) */
+  uint64_t fill_ring_empty;  /**< times the kernel found the FILL ring empty */
 } labyrinth_xdp_socket_info;
 
 /**

@@ -209,7 +209,11 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_info_get(const la
   labyrinth_xdp_socket_info full = sock->info;
   xdp_statistics xs{};
   socklen_t len = sizeof xs;
-  if (getsockopt(sock->fd, SOL_XDP, XDP_STATISTICS, &xs, &len) == 0) full.rx_dropped = xs.rx_dropped;
+  if (getsockopt(sock->fd, SOL_XDP, XDP_STATISTICS, &xs, &len) == 0) {
+    full.rx_dropped = xs.rx_dropped;
+    full.rx_ring_full = xs.rx_ring_full;
+    full.fill_ring_empty = xs.rx_fill_ring_empty_descs;
+  }
   copy_out(full, info);
   return LABYRINTH_OK;
 }
