@@ -108,3 +108,14 @@ TEST_F(XdpReceive, TeardownReturnsFramesTheKernelHeld) {
   EXPECT_EQ(s.inflight_pages, 0u);
   EXPECT_EQ(s.allocated_pages, 0u) << "every frame the kernel held is back in the pool";
 }
+
+TEST_F(XdpReceive, ANewSocketAfterTheFirstIsDestroyed) {
+  ASSERT_TRUE(open(16u << 20, 512, 128));
+  ASSERT_EQ(labyrinth_xdp_socket_destroy(sock), LABYRINTH_OK);
+  sock = open_socket(umem, "xb", 512, 128);
+  ASSERT_NE(sock, nullptr);
+  send_udp(10, 100);
+  auto got = receive(pool, sock, 10, 3000, is_test_udp);
+  EXPECT_EQ(got.size(), 10u);
+  free_all(pool, got);
+}

@@ -123,8 +123,11 @@ TEST(XdpShared, TwoSocketsOnOneUmem) {
   labyrinth_xdp_socket *dup = nullptr;
   EXPECT_EQ(labyrinth_xdp_socket_create(w.umem, &o, &dup), LABYRINTH_ERR_BUSY);
   EXPECT_EQ(dup, nullptr);
-  EXPECT_EQ(labyrinth_xdp_socket_destroy(sa), LABYRINTH_OK);
+  // sb, the first, sits on the UMEM's own fd, which stays open while sa
+  // lives: its FILL pages stay in flight until the last socket goes.
   EXPECT_EQ(labyrinth_xdp_socket_destroy(sb), LABYRINTH_OK);
+  EXPECT_EQ(stats(w.pool).inflight_pages, 256u);
+  EXPECT_EQ(labyrinth_xdp_socket_destroy(sa), LABYRINTH_OK);
   EXPECT_EQ(stats(w.pool).allocated_pages, 0u);
 }
 

@@ -122,7 +122,10 @@ labyrinth_xdp_socket_create(labyrinth_xdp_umem *umem, const labyrinth_xdp_socket
 /**
  * Close the socket; free the pages it held for receive (FILL ring, frames
  * received but not taken) and give pages still queued for transmission
- * back to their owners. NULL is accepted (OK). May block; not
+ * back to their owners. One exception: the UMEM's first socket is bound on
+ * the UMEM's own registration, which stays open while other sockets use the
+ * UMEM; its pages stay in flight until the UMEM's last socket is destroyed,
+ * and are given back then. NULL is accepted (OK). May block; not
  * async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_xdp_socket_destroy(labyrinth_xdp_socket *sock);

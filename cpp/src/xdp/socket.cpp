@@ -54,6 +54,7 @@ int bind_socket(labyrinth_xdp_socket *s, const labyrinth_xdp_socket_options &o,
   if (rc == 0 && first) {
     s->fill = u->fill_save;
     s->comp = u->comp_save;
+    s->on_umem_fd = true;
     u->own_fd_bound = true;
   }
   return rc;
@@ -143,6 +144,8 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_create(
     if (ifindex == 0)
       return refuse(p, LABYRINTH_ERR_INVALID, "%s: no interface named '%s' in this network namespace (see ip link show)", kCreate, o.ifname);
     std::lock_guard<std::mutex> lock(umem->mutex);
+    if (!umem->umem)
+      if (labyrinth_status st = xdp::register_arena(umem, kCreate)) return counted(p, st);
     std::uint8_t slot = 0;
     if (labyrinth_status st = take_slot(umem, ifindex, o.queue, &slot)) return counted(p, st);
     auto *s = new labyrinth_xdp_socket;
@@ -163,13 +166,17 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_create(
   });
 }
 
-void lab::xdp::return_frames(labyrinth_xdp_socket *s) {
+void lab::xdp::return_frames(labyrinth_xdp_socket *s, bool park) {
   labyrinth_xdp_umem *u = s->umem;
   const std::uint8_t fill_mark = s->slot, tx_mark = static_cast<std::uint8_t>(s->slot | kTxBit);
   for (std::size_t i = 0; i < u->frame_owner.size(); ++i) {
     const std::uint8_t m = u->frame_owner[i];
     if (m != fill_mark && m != tx_mark) continue;
     void *page = reinterpret_cast<void *>(u->base + i * LABYRINTH_XDP_FRAME_BYTES);
+    if (park) {
+      u->frame_owner[i] = m == tx_mark ? kParkedTx : kParkedRx;
+      continue;
+    }
     u->frame_owner[i] = 0;
     if (m == tx_mark)
       page_end_io(u->pool, page, LABYRINTH_OWNER_NONE);
@@ -187,11 +194,16 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_destroy(labyrinth
     std::lock_guard<std::mutex> lock(u->mutex);
     const std::uint32_t prog = attached_prog(sock);
     // Closing the socket ends the kernel's use of every frame it held.
+    // A socket on the UMEM's own fd leaves that fd open (libxdp): its
+    // frames stay the kernel's until the registration closes.
     xsk_socket__delete(sock->xsk);
     detach_if_left(sock, prog);
-    xdp::return_frames(sock);
+    xdp::return_frames(sock, sock->on_umem_fd);
     u->slots[sock->slot - 1] = nullptr;
     delete sock;
+    bool any = false;
+    for (labyrinth_xdp_socket *o : u->slots) any = any || o;
+    if (!any && u->own_fd_bound) xdp::close_registration(u);
     return LABYRINTH_OK;
   });
 }

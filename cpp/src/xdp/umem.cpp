@@ -53,6 +53,37 @@ labyrinth_status explain_failure(int err, const char *what, const char *step, st
                    std::strerror(err));
 }
 
+labyrinth_status register_arena(labyrinth_xdp_umem *u, const char *what) {
+  xsk_umem_config cfg{};
+  cfg.fill_size = kUmemRingSize;
+  cfg.comp_size = kUmemRingSize;
+  cfg.frame_size = LABYRINTH_XDP_FRAME_BYTES;
+  u->fill_save = xsk_ring_prod{};
+  u->comp_save = xsk_ring_cons{};
+  u->own_fd_bound = false;
+  int rc = xsk_umem__create(&u->umem, reinterpret_cast<void *>(u->base), u->size, &u->fill_save,
+                            &u->comp_save, &cfg);
+  if (rc == 0) return LABYRINTH_OK;
+  u->umem = nullptr;
+  return explain_failure(-rc, what, "registering the arena (XDP_UMEM_REG)", u->size);
+}
+
+void close_registration(labyrinth_xdp_umem *u) {
+  if (!u->umem) return;
+  xsk_umem__delete(u->umem);
+  u->umem = nullptr;
+  for (std::size_t i = 0; i < u->frame_owner.size(); ++i) {
+    const std::uint8_t m = u->frame_owner[i];
+    if (m != kParkedRx && m != kParkedTx) continue;
+    void *page = reinterpret_cast<void *>(u->base + i * LABYRINTH_XDP_FRAME_BYTES);
+    u->frame_owner[i] = 0;
+    if (m == kParkedTx)
+      page_end_io(u->pool, page, LABYRINTH_OWNER_NONE);
+    else
+      page_release_from_io(u->pool, page);
+  }
+}
+
 }  // namespace xdp
 }  // namespace lab
 
@@ -75,18 +106,9 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_umem_create(labyrinth_po
     u->base = reinterpret_cast<std::uintptr_t>(pool_arena_base(pool));
     u->size = pool_arena_size(pool);
     u->frame_owner.assign(u->size / LABYRINTH_XDP_FRAME_BYTES, 0);
-    xsk_umem_config cfg{};
-    cfg.fill_size = xdp::kUmemRingSize;
-    cfg.comp_size = xdp::kUmemRingSize;
-    cfg.frame_size = LABYRINTH_XDP_FRAME_BYTES;
-    cfg.frame_headroom = 0;
-    cfg.flags = 0;
-    int rc = xsk_umem__create(&u->umem, reinterpret_cast<void *>(u->base), u->size,
-                              &u->fill_save, &u->comp_save, &cfg);
-    if (rc != 0) {
+    if (labyrinth_status st = xdp::register_arena(u, what)) {
       delete u;
-      return counted(p, xdp::explain_failure(-rc, what, "registering the arena (XDP_UMEM_REG)",
-                                             pool_arena_size(pool)));
+      return counted(p, st);
     }
     pool_hold(pool);
     *out = u;
@@ -107,10 +129,7 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_umem_destroy(labyrinth_x
                            "(labyrinth_xdp_socket_destroy)",
                            what);
     }
-    int rc = xsk_umem__delete(umem->umem);
-    if (rc != 0)
-      return set_error(LABYRINTH_ERR_BUSY, "%s: libxdp still counts sockets on this UMEM (%d)",
-                       what, rc);
+    xdp::close_registration(umem);
     pool_unhold(umem->pool);
     delete umem;
     return LABYRINTH_OK;

@@ -6,8 +6,11 @@
 //  - frame_owner[i] says who holds frame i (the page at base + i * 4096) in
 //    the kernel: 0 nobody (the page is the pool's or a thread's), a socket's
 //    slot (1..kMaxSockets) for a page on its FILL ring or received but not
-//    yet taken, slot | kTxBit for a page queued on its TX ring. A frame is
-//    nonzero exactly while the pool marks its page in flight
+//    yet taken, slot | kTxBit for a page queued on its TX ring, kParkedRx /
+//    kParkedTx for such pages of a destroyed socket that was bound on the
+//    UMEM's own fd (libxdp keeps that fd, so the kernel may still hold
+//    them until the fd closes, with the last socket). A frame is nonzero
+//    exactly while the pool marks its page in flight
 //    (page_begin_io .. page_end_io / page_release_from_io).
 //  - Entry i is written only by the thread using the socket that holds
 //    frame i (or, for 0 -> slot, by the one giving it to the kernel), so
@@ -28,6 +31,8 @@ namespace xdp {
 
 constexpr unsigned kMaxSockets = 64;
 constexpr std::uint8_t kTxBit = 0x80;
+constexpr std::uint8_t kParkedRx = 0x7E;
+constexpr std::uint8_t kParkedTx = 0x7F;
 // FILL and COMPLETION ring entries of the UMEM's own fd, which serve its
 // first socket (the largest ring_size a socket may ask for).
 constexpr std::uint32_t kUmemRingSize = 32768;
@@ -39,10 +44,10 @@ struct labyrinth_xdp_umem {
   labyrinth_pool *pool = nullptr;
   std::uintptr_t base = 0;
   std::size_t size = 0;
-  xsk_umem *umem = nullptr;
+  xsk_umem *umem = nullptr;  // null between a last socket and the next
   xsk_ring_prod fill_save{};  // libxdp's rings of the UMEM's own fd; libxdp
   xsk_ring_cons comp_save{};  // keeps pointers to these two until the end
-  bool own_fd_bound = false;  // the UMEM's own fd has served a socket
+  bool own_fd_bound = false;  // a socket was bound on the UMEM's own fd
   std::vector<std::uint8_t> frame_owner;  // see the invariants above
   labyrinth_xdp_socket *slots[lab::xdp::kMaxSockets] = {};
   std::mutex mutex;  // slots, socket create/destroy
@@ -54,6 +59,7 @@ struct labyrinth_xdp_socket {
   int ifindex = 0;
   std::uint32_t queue = 0;
   std::uint32_t fill_target = 0;
+  bool on_umem_fd = false;  // bound on the UMEM's own fd (its first socket)
   xsk_socket *xsk = nullptr;
   xsk_ring_cons rx{};
   xsk_ring_prod tx{};
@@ -75,9 +81,18 @@ labyrinth_status explain_failure(int err, const char *what, const char *step, st
 // Frame index of the page holding UMEM address `addr`.
 inline std::size_t frame_of(std::uint64_t addr) { return static_cast<std::size_t>(addr / LABYRINTH_XDP_FRAME_BYTES); }
 
+// Register the arena with the kernel (xsk_umem__create): OK, or the
+// failure explained for `what`. May block.
+labyrinth_status register_arena(labyrinth_xdp_umem *u, const char *what);
+
 // Give every frame the socket holds back: FILL/RX pages to the pool, TX
-// pages to their owners. Only after the socket is closed. May block.
-void return_frames(labyrinth_xdp_socket *s);
+// pages to their owners; with `park`, mark them parked instead (see the
+// invariants). Only after the socket is closed. May block.
+void return_frames(labyrinth_xdp_socket *s, bool park);
+
+// Close the UMEM's registration (its own fd; no socket may remain) and give
+// back the parked frames. u->umem becomes null. May block.
+void close_registration(labyrinth_xdp_umem *u);
 
 }  // namespace xdp
 }  // namespace lab
