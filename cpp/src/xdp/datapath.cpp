@@ -44,7 +44,7 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_refill(labyrinth_xdp_soc
       break;
     }
     const std::uint64_t addr = reinterpret_cast<std::uintptr_t>(page) - u->base;
-    u->frame_owner[xdp::frame_of(addr)] = s->slot;
+    u->frame_owner.set(xdp::frame_of(addr), s->slot);
     *xsk_ring_prod__fill_addr(&s->fill, idx + n) = addr;
   }
   s->fill.cached_prod -= got - n;  // give back the reserved slots not filled
@@ -69,9 +69,9 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_receive(labyrinth_xdp_so
   for (std::uint32_t i = 0; i < got; ++i) {
     const xdp_desc *d = xsk_ring_cons__rx_desc(&s->rx, idx + i);
     const std::uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
-    std::uint8_t &mark = u->frame_owner[xdp::frame_of(addr)];
-    if (mark != s->slot) continue;  // not a frame this socket gave: never ours to take
-    mark = 0;
+    const std::size_t frame = xdp::frame_of(addr);
+    if (u->frame_owner.get(frame) != s->slot) continue;  // not a frame this socket gave: never ours to take
+    u->frame_owner.set(frame, 0);
     --s->info.fill_frames;
     void *page = page_at(u, addr);
     page_end_io(u->pool, page, self);
@@ -105,7 +105,7 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_transmit(labyrinth_xdp_s
     return refuse(p, LABYRINTH_ERR_BUSY, "%s: the TX ring is full; call labyrinth_xdp_complete and retry", what);
   }
   const std::uint64_t addr = a - u->base;
-  u->frame_owner[xdp::frame_of(addr)] = static_cast<std::uint8_t>(s->slot | xdp::kTxBit);
+  u->frame_owner.set(xdp::frame_of(addr), static_cast<std::uint8_t>(s->slot | xdp::kTxBit));
   xdp_desc *d = xsk_ring_prod__tx_desc(&s->tx, idx);
   d->addr = addr + offset;
   d->len = len;
@@ -127,9 +127,9 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_complete(labyrinth_xdp_s
   size_t done = 0;
   for (std::uint32_t i = 0; i < got; ++i) {
     const std::uint64_t addr = *xsk_ring_cons__comp_addr(&s->comp, idx + i);
-    std::uint8_t &mark = u->frame_owner[xdp::frame_of(addr)];
-    if (mark != tx_mark) continue;
-    mark = 0;
+    const std::size_t frame = xdp::frame_of(addr);
+    if (u->frame_owner.get(frame) != tx_mark) continue;
+    u->frame_owner.set(frame, 0);
     page_end_io(u->pool, page_at(u, addr), LABYRINTH_OWNER_NONE);
     ++done;
   }

@@ -170,14 +170,14 @@ void lab::xdp::return_frames(labyrinth_xdp_socket *s, bool park) {
   labyrinth_xdp_umem *u = s->umem;
   const std::uint8_t fill_mark = s->slot, tx_mark = static_cast<std::uint8_t>(s->slot | kTxBit);
   for (std::size_t i = 0; i < u->frame_owner.size(); ++i) {
-    const std::uint8_t m = u->frame_owner[i];
+    const std::uint8_t m = u->frame_owner.get(i);
     if (m != fill_mark && m != tx_mark) continue;
     void *page = reinterpret_cast<void *>(u->base + i * LABYRINTH_XDP_FRAME_BYTES);
     if (park) {
-      u->frame_owner[i] = m == tx_mark ? kParkedTx : kParkedRx;
+      u->frame_owner.set(i, m == tx_mark ? kParkedTx : kParkedRx);
       continue;
     }
-    u->frame_owner[i] = 0;
+    u->frame_owner.set(i, 0);
     if (m == tx_mark)
       page_end_io(u->pool, page, LABYRINTH_OWNER_NONE);
     else

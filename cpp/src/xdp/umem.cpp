@@ -73,10 +73,10 @@ void close_registration(labyrinth_xdp_umem *u) {
   xsk_umem__delete(u->umem);
   u->umem = nullptr;
   for (std::size_t i = 0; i < u->frame_owner.size(); ++i) {
-    const std::uint8_t m = u->frame_owner[i];
+    const std::uint8_t m = u->frame_owner.get(i);
     if (m != kParkedRx && m != kParkedTx) continue;
     void *page = reinterpret_cast<void *>(u->base + i * LABYRINTH_XDP_FRAME_BYTES);
-    u->frame_owner[i] = 0;
+    u->frame_owner.set(i, 0);
     if (m == kParkedTx)
       page_end_io(u->pool, page, LABYRINTH_OWNER_NONE);
     else
@@ -105,7 +105,7 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_umem_create(labyrinth_po
     u->pool = pool;
     u->base = reinterpret_cast<std::uintptr_t>(pool_arena_base(pool));
     u->size = pool_arena_size(pool);
-    u->frame_owner.assign(u->size / LABYRINTH_XDP_FRAME_BYTES, 0);
+    u->frame_owner.reset(u->size / LABYRINTH_XDP_FRAME_BYTES);
     if (labyrinth_status st = xdp::register_arena(u, what)) {
       delete u;
       return counted(p, st);

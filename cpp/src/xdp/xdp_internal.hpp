@@ -13,16 +13,20 @@
 //    exactly while the pool marks its page in flight
 //    (page_begin_io .. page_end_io / page_release_from_io).
 //  - Entry i is written only by the thread using the socket that holds
-//    frame i (or, for 0 -> slot, by the one giving it to the kernel), so
-//    plain bytes suffice; socket create/destroy take Umem::mutex.
+//    frame i (or, for 0 -> slot, by the one giving it to the kernel);
+//    teardown scans every entry while other sockets' threads write theirs,
+//    so entries are relaxed atomics (the page's hand-over is ordered by the
+//    pool's own state and the rings' barriers). Socket create/destroy take
+//    Umem::mutex.
 #pragma once
 
 #include <xdp/xsk.h>
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
-#include <vector>
 
 #include "labyrinth/labyrinth_xdp.h"
 
@@ -37,6 +41,22 @@ constexpr std::uint8_t kParkedTx = 0x7F;
 // first socket (the largest ring_size a socket may ask for).
 constexpr std::uint32_t kUmemRingSize = 32768;
 
+// frame_owner: one relaxed-atomic byte per frame of the arena.
+class FrameMarks {
+ public:
+  void reset(std::size_t n) {
+    marks_.reset(new std::atomic<std::uint8_t>[n]());
+    n_ = n;
+  }
+  std::size_t size() const { return n_; }
+  std::uint8_t get(std::size_t i) const { return marks_[i].load(std::memory_order_relaxed); }
+  void set(std::size_t i, std::uint8_t v) { marks_[i].store(v, std::memory_order_relaxed); }
+
+ private:
+  std::unique_ptr<std::atomic<std::uint8_t>[]> marks_;
+  std::size_t n_ = 0;
+};
+
 }  // namespace xdp
 }  // namespace lab
 
@@ -48,7 +68,7 @@ struct labyrinth_xdp_umem {
   xsk_ring_prod fill_save{};  // libxdp's rings of the UMEM's own fd; libxdp
   xsk_ring_cons comp_save{};  // keeps pointers to these two until the end
   bool own_fd_bound = false;  // a socket was bound on the UMEM's own fd
-  std::vector<std::uint8_t> frame_owner;  // see the invariants above
+  lab::xdp::FrameMarks frame_owner;  // see the invariants above
   labyrinth_xdp_socket *slots[lab::xdp::kMaxSockets] = {};
   std::mutex mutex;  // slots, socket create/destroy
 };
