@@ -70,7 +70,7 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_receive(labyrinth_xdp_so
     const xdp_desc *d = xsk_ring_cons__rx_desc(&s->rx, idx + i);
     const std::uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
     const std::size_t frame = xdp::frame_of(addr);
-    if (u->frame_owner.get(frame) != s->slot) continue;  // not a frame this socket gave: never ours to take
+    if (u->frame_owner.get(frame) != s->slot) continue;  // never given by this socket: not ours
     u->frame_owner.set(frame, 0);
     --s->info.fill_frames;
     void *page = page_at(u, addr);
@@ -94,15 +94,19 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_transmit(labyrinth_xdp_s
   Pool *p;
   if (labyrinth_status st = usable_pool(u->pool, what, &p)) return st;
   if (len == 0 || offset >= LABYRINTH_XDP_FRAME_BYTES || len > LABYRINTH_XDP_FRAME_BYTES - offset)
-    return refuse(p, LABYRINTH_ERR_INVALID, "%s: offset %u + len %u is not inside one 4096-byte page", what, offset, len);
+    return refuse(p, LABYRINTH_ERR_INVALID,
+                  "%s: offset %u + len %u is not inside one 4096-byte page", what, offset, len);
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(page);
   if (a >= u->base && a < u->base + u->size && (a & (LABYRINTH_XDP_FRAME_BYTES - 1)))
-    return refuse(p, LABYRINTH_ERR_INVALID, "%s: %p is inside a page, not its start; pass the page and an offset", what, page);
+    return refuse(p, LABYRINTH_ERR_INVALID,
+                  "%s: %p is inside a page, not its start; pass the page and an offset", what,
+                  page);
   if (labyrinth_status st = page_begin_io(u->pool, page, labyrinth_owner_self())) return counted(p, st);
   std::uint32_t idx = 0;
   if (xsk_ring_prod__reserve(&s->tx, 1, &idx) != 1) {
     page_end_io(u->pool, page, LABYRINTH_OWNER_NONE);
-    return refuse(p, LABYRINTH_ERR_BUSY, "%s: the TX ring is full; call labyrinth_xdp_complete and retry", what);
+    return refuse(p, LABYRINTH_ERR_BUSY,
+                  "%s: the TX ring is full; call labyrinth_xdp_complete and retry", what);
   }
   const std::uint64_t addr = a - u->base;
   u->frame_owner.set(xdp::frame_of(addr), static_cast<std::uint8_t>(s->slot | xdp::kTxBit));

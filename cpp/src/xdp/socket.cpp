@@ -21,7 +21,8 @@ namespace {
 constexpr const char *kCreate = "labyrinth_xdp_socket_create";
 
 labyrinth_status check_options(labyrinth_xdp_socket_options &o) {
-  if (!o.ifname || !o.ifname[0]) return set_error(LABYRINTH_ERR_INVALID, "%s: opts->ifname is NULL or empty", kCreate);
+  if (!o.ifname || !o.ifname[0])
+    return set_error(LABYRINTH_ERR_INVALID, "%s: opts->ifname is NULL or empty", kCreate);
   if (o.ring_size < 64 || o.ring_size > 32768 || (o.ring_size & (o.ring_size - 1)))
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: ring_size %u is not a power of two in [64, 32768]", kCreate, o.ring_size);
@@ -73,7 +74,9 @@ labyrinth_status open_socket(labyrinth_xdp_socket *s, const labyrinth_xdp_socket
   }
   if (rc != 0) {
     s->xsk = nullptr;
-    return xdp::explain_failure(-rc, kCreate, "binding the AF_XDP socket and attaching the XDP program", s->umem->size);
+    return xdp::explain_failure(-rc, kCreate,
+                                "binding the AF_XDP socket and attaching the XDP program",
+                                s->umem->size);
   }
   s->fd = xsk_socket__fd(s->xsk);
   xdp_options xo{};
@@ -88,16 +91,20 @@ labyrinth_status open_socket(labyrinth_xdp_socket *s, const labyrinth_xdp_socket
 }
 
 // A free slot for a new socket on (ifindex, queue): OK with *slot, or BUSY.
-labyrinth_status take_slot(labyrinth_xdp_umem *u, int ifindex, std::uint32_t queue, std::uint8_t *slot) {
+labyrinth_status take_slot(labyrinth_xdp_umem *u, int ifindex, std::uint32_t queue,
+                           std::uint8_t *slot) {
   int free_slot = -1;
   for (unsigned i = 0; i < xdp::kMaxSockets; ++i) {
     labyrinth_xdp_socket *s = u->slots[i];
     if (s && s->ifindex == ifindex && s->queue == queue)
-      return set_error(LABYRINTH_ERR_BUSY, "%s: this UMEM already has a socket on queue %u of that interface", kCreate, queue);
+      return set_error(LABYRINTH_ERR_BUSY,
+                       "%s: this UMEM already has a socket on queue %u of that interface", kCreate,
+                       queue);
     if (!s && free_slot < 0) free_slot = static_cast<int>(i);
   }
   if (free_slot < 0)
-    return set_error(LABYRINTH_ERR_BUSY, "%s: this UMEM already has %u sockets", kCreate, xdp::kMaxSockets);
+    return set_error(LABYRINTH_ERR_BUSY, "%s: this UMEM already has %u sockets", kCreate,
+                     xdp::kMaxSockets);
   *slot = static_cast<std::uint8_t>(free_slot + 1);
   return LABYRINTH_OK;
 }
@@ -131,10 +138,13 @@ extern "C" LABYRINTH_API void labyrinth_xdp_socket_options_init(labyrinth_xdp_so
 extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_create(
     labyrinth_xdp_umem *umem, const labyrinth_xdp_socket_options *opts, labyrinth_xdp_socket **out) {
   return guarded(kCreate, [&]() -> labyrinth_status {
-    if (!umem || !opts || !out) return set_error(LABYRINTH_ERR_INVALID, "%s: umem, opts or out is NULL", kCreate);
+    if (!umem || !opts || !out)
+      return set_error(LABYRINTH_ERR_INVALID, "%s: umem, opts or out is NULL", kCreate);
     Pool *p;
     if (labyrinth_status st = usable_pool(umem->pool, kCreate, &p)) return st;
-    if (labyrinth_status st = check_struct_size(opts->struct_size, sizeof(labyrinth_xdp_socket_options), kCreate, "opts", "call labyrinth_xdp_socket_options_init first"))
+    if (labyrinth_status st =
+            check_struct_size(opts->struct_size, sizeof(labyrinth_xdp_socket_options), kCreate,
+                              "opts", "call labyrinth_xdp_socket_options_init first"))
       return counted(p, st);
     labyrinth_xdp_socket_options o;
     labyrinth_xdp_socket_options_init(&o);
@@ -142,7 +152,9 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_create(
     if (labyrinth_status st = check_options(o)) return counted(p, st);
     const int ifindex = static_cast<int>(if_nametoindex(o.ifname));
     if (ifindex == 0)
-      return refuse(p, LABYRINTH_ERR_INVALID, "%s: no interface named '%s' in this network namespace (see ip link show)", kCreate, o.ifname);
+      return refuse(p, LABYRINTH_ERR_INVALID,
+                    "%s: no interface named '%s' in this network namespace (see ip link show)",
+                    kCreate, o.ifname);
     std::lock_guard<std::mutex> lock(umem->mutex);
     if (!umem->umem)
       if (labyrinth_status st = xdp::register_arena(umem, kCreate)) return counted(p, st);
@@ -212,11 +224,13 @@ extern "C" LABYRINTH_API int labyrinth_xdp_socket_fd(const labyrinth_xdp_socket 
   return sock ? sock->fd : -1;
 }
 
-extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_info_get(const labyrinth_xdp_socket *sock,
-                                                                        labyrinth_xdp_socket_info *info) {
+extern "C" LABYRINTH_API labyrinth_status labyrinth_xdp_socket_info_get(
+    const labyrinth_xdp_socket *sock, labyrinth_xdp_socket_info *info) {
   constexpr const char *what = "labyrinth_xdp_socket_info_get";
   if (!sock || !info) return set_error(LABYRINTH_ERR_INVALID, "%s: sock or info is NULL", what);
-  if (labyrinth_status st = check_struct_size(info->struct_size, sizeof(std::size_t) + sizeof(labyrinth_xdp_mode), what, "info", "set info.struct_size = sizeof info"))
+  if (labyrinth_status st =
+          check_struct_size(info->struct_size, sizeof(std::size_t) + sizeof(labyrinth_xdp_mode),
+                            what, "info", "set info.struct_size = sizeof info"))
     return st;
   labyrinth_xdp_socket_info full = sock->info;
   xdp_statistics xs{};

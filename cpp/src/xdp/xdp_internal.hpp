@@ -99,7 +99,9 @@ namespace xdp {
 labyrinth_status explain_failure(int err, const char *what, const char *step, std::size_t bytes);
 
 // Frame index of the page holding UMEM address `addr`.
-inline std::size_t frame_of(std::uint64_t addr) { return static_cast<std::size_t>(addr / LABYRINTH_XDP_FRAME_BYTES); }
+inline std::size_t frame_of(std::uint64_t addr) {
+  return static_cast<std::size_t>(addr / LABYRINTH_XDP_FRAME_BYTES);
+}
 
 // Register the arena with the kernel (xsk_umem__create): OK, or the
 // failure explained for `what`. May block.
