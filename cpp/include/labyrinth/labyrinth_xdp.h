@@ -38,7 +38,9 @@
  *
  * Threads: a socket is used by one thread at a time (receive, refill,
  * transmit, complete); different sockets on one UMEM may be used by
- * different threads at once. Conventions (ownership, blocking, signals,
+ * different threads at once. The data-path calls (receive, refill,
+ * transmit, complete) are async-signal-safe as labyrinth_owner_self() is:
+ * not in a LABYRINTH_POOL_PKEYS pool. Conventions (ownership, blocking, signals,
  * errors, struct_size) are those of labyrinth.h. C99 and C++ compatible.
  * Built only where libxdp and libbpf are found (library labyrinth_xdp).
  */
@@ -157,7 +159,7 @@ typedef struct labyrinth_xdp_socket_info {
 
 /**
  * Fill *info (fields up to info->struct_size). Errors: INVALID.
- * May block (getsockopt); async-signal-safe.
+ * Never blocks (one getsockopt); async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_xdp_socket_info_get(const labyrinth_xdp_socket *sock,
                                                              labyrinth_xdp_socket_info *info);
