@@ -1,5 +1,6 @@
 // Receive through AF_XDP into the pool's pages: delivery and ownership, the
 // FILL ring starved and recovered, teardown with frames in the kernel.
+#include "xdp/xdp_internal.hpp"
 #include "xdp_test_util.hpp"
 
 using namespace xdp_test;
@@ -117,5 +118,24 @@ TEST_F(XdpReceive, ANewSocketAfterTheFirstIsDestroyed) {
   send_udp(10, 100);
   auto got = receive(pool, sock, 10, 3000, is_test_udp);
   EXPECT_EQ(got.size(), 10u);
+  free_all(pool, got);
+}
+
+TEST_F(XdpReceive, PagesOnTheFillRingAreBusy) {
+  ASSERT_TRUE(open(16u << 20, 512, 64));
+  // White-box: a page this socket gave to the FILL ring.
+  void *page = nullptr;
+  for (std::size_t i = 0; i < umem->frame_owner.size() && !page; ++i)
+    if (umem->frame_owner.get(i) == sock->slot)
+      page = reinterpret_cast<void *>(umem->base + i * LABYRINTH_XDP_FRAME_BYTES);
+  ASSERT_NE(page, nullptr);
+  EXPECT_EQ(labyrinth_free_pages(pool, page), LABYRINTH_ERR_BUSY);
+  EXPECT_EQ(labyrinth_page_transfer(pool, page, LABYRINTH_OWNER_MAX), LABYRINTH_ERR_BUSY);
+  EXPECT_EQ(labyrinth_xdp_transmit(sock, page, 0, 60), LABYRINTH_ERR_BUSY);
+  EXPECT_EQ(info(sock).fill_frames, 64u) << "nothing changed";
+  EXPECT_EQ(info(sock).tx_in_flight, 0u);
+  send_udp(5, 100);
+  auto got = receive(pool, sock, 5, 3000, is_test_udp);
+  EXPECT_EQ(got.size(), 5u) << "the ring still works";
   free_all(pool, got);
 }
