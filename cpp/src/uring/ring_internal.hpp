@@ -1,6 +1,7 @@
-// ring_internal.hpp - the managed ring's state, shared by ring.cpp (setup,
-// submission, completions, teardown) and recv_multishot.cpp (re-arming a
-// multishot receive that the provided-buffer ring starved). Not installed.
+// ring_internal.hpp - the managed ring's state, shared by ring.cpp (creation,
+// teardown), submit.cpp, complete.cpp, pbuf_ring.cpp (the provided-buffer
+// ring) and recv_multishot.cpp (re-arming a multishot receive that the
+// provided-buffer ring starved). Not installed.
 //
 // Words used here:
 //  - op slot: an entry of labyrinth_ring::ops; its index travels in the
@@ -131,6 +132,36 @@ bool recv_cancel_starved(labyrinth_ring *r, std::uint32_t idx);
 std::size_t recv_take_cancelled(labyrinth_ring *r, labyrinth_completion *out, std::size_t max);
 // Teardown: forget starved and cancelled receives (the kernel holds nothing).
 void recv_drop_parked(labyrinth_ring *r);
+
+
+// ring.cpp. OK if ring is not NULL and its pool is usable in this process.
+labyrinth_status enter_ring(const labyrinth_ring *r, const char *what);
+
+// complete.cpp. Turn one CQE into at most one completion (true if *out was
+// written). In teardown nothing is handed to the application: its pages go
+// back to their submitters, provided pages to the pool.
+bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion *out,
+                bool teardown);
+// Pages may be back: top the buffer ring up, then re-arm starved receives.
+void replenish(labyrinth_ring *r);
+
+// pbuf_ring.cpp. All run on the ring's thread.
+// Map, register and fill the provided-buffer ring of o (o.pbuf_entries > 0).
+// On error the caller frees the ring.
+labyrinth_status pbuf_setup(labyrinth_ring *r, const labyrinth_ring_options &o, const char *what);
+// Put an in-flight page (already the kernel's) into the buffer ring slot
+// `offset` past the tail; the caller advances the tail.
+void pbuf_add(labyrinth_ring *r, void *page, int offset);
+// The page of buffer id bid, which a CQE handed back (null if none).
+void *pbuf_take(labyrinth_ring *r, std::uint16_t bid);
+// Top the buffer ring up with atomic exclusive pages from the pool (unless
+// LABYRINTH_RING_MANUAL_REFILL).
+void pbuf_refill(labyrinth_ring *r);
+// Teardown, once the kernel holds no operation: unregister the buffer ring
+// and give its pages back to the pool.
+void pbuf_release_all(labyrinth_ring *r);
+// labyrinth_ring_provide's work, after enter_ring.
+labyrinth_status ring_provide(labyrinth_ring *r, void *page, const char *what);
 
 }  // namespace uring
 }  // namespace lab
