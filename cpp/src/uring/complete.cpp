@@ -54,7 +54,10 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
   const std::uint32_t f = cqe->flags;
   switch (o.op) {
     case LABYRINTH_OP_RECV_MULTISHOT: {
-      if (f & IORING_CQE_F_BUFFER) {
+      if ((f & IORING_CQE_F_BUFFER) && r->incremental) {
+        uring::slice_from_cqe(r, static_cast<std::uint16_t>(f >> IORING_CQE_BUFFER_SHIFT), cqe->res,
+                              f & uring::kCqeBufMore, teardown, &c);
+      } else if (f & IORING_CQE_F_BUFFER) {
         void *page = pbuf_take(r, static_cast<std::uint16_t>(f >> IORING_CQE_BUFFER_SHIFT));
         if (page) {
           if (teardown) {
@@ -238,6 +241,10 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
   s.recv_rearms = r->recv_rearms.get();
   s.recv_starved_ns = r->recv_starved_ns.get();
   s.recv_starved_now = r->recv_starved_now.get();
+  s.pbuf_incremental = r->incremental ? 1u : 0u;
+  s.pbuf_block_bytes = r->pb_entries ? r->pb_block_bytes : 0u;
+  s.slices_live = r->slices_live.load(std::memory_order_relaxed);
+  s.slice_blocks_held = r->slice_blocks_held.load(std::memory_order_relaxed);
   s.sq_entries = r->sq_entries;
   s.cq_entries = r->cq_entries;
   s.registered = r->registered.load();

@@ -4,7 +4,8 @@
 // exclusive pages of the pool, each in flight (the kernel's) while it sits
 // there. bid -> page is kept in bid_page; a free bid is in free_bids. A CQE
 // with IORING_CQE_F_BUFFER hands that page to the thread taking the
-// completion (pbuf_take).
+// completion (pbuf_take). With incremental consumption the entries are
+// blocks of 2^pb_order pages and a CQE hands out a slice (slices.cpp).
 #include <liburing.h>
 #include <sys/mman.h>
 
@@ -23,7 +24,7 @@ void pbuf_add(labyrinth_ring *r, void *page, int offset) {
   std::uint16_t bid = r->free_bids.back();
   r->free_bids.pop_back();
   r->bid_page[bid] = page;
-  io_uring_buf_ring_add(r->br, page, LABYRINTH_PAGE_SIZE, bid,
+  io_uring_buf_ring_add(r->br, page, r->pb_block_bytes, bid,
                         io_uring_buf_ring_mask(r->pb_entries), offset);
   r->pbuf_pages.add();
   r->pages_inflight.add();
@@ -47,7 +48,13 @@ void pbuf_refill(labyrinth_ring *r) {
   labyrinth_owner self = labyrinth_owner_self();
   int added = 0;
   while (!r->free_bids.empty()) {
-    void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(r->pool);
+    void *page = nullptr;
+    if (r->pb_order == 0)
+      page = labyrinth_void_alloc_page_gfp_atomic_exclusive(r->pool);
+    else if (labyrinth_alloc_pages(r->pool, r->pb_order,
+                                   LABYRINTH_GFP_ATOMIC | LABYRINTH_GFP_EXCLUSIVE, 0,
+                                   &page) != LABYRINTH_OK)
+      page = nullptr;
     if (!page) {
       r->pbuf_refill_failures.add();
       break;
@@ -59,6 +66,19 @@ void pbuf_refill(labyrinth_ring *r) {
     pbuf_add(r, page, added++);
   }
   if (added) io_uring_buf_ring_advance(r->br, added);
+}
+
+// IORING_REGISTER_PBUF_RING of r's buffer ring, incremental if inc; sets
+// r->incremental to inc on success. 0 or -errno.
+static int register_buf_ring(labyrinth_ring *r, const labyrinth_ring_options &o, bool inc) {
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uint64_t>(r->br);
+  reg.ring_entries = o.pbuf_entries;
+  reg.bgid = o.pbuf_group;
+  reg.pad = inc ? kPbufRingInc : 0;  // the uapi's flags field
+  int ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
+  if (ret == 0) r->incremental = inc;
+  return ret;
 }
 
 // Map and register the buffer ring of `o` and fill it (unless
@@ -75,11 +95,19 @@ labyrinth_status pbuf_setup(labyrinth_ring *r, const labyrinth_ring_options &o, 
   }
   r->br = static_cast<io_uring_buf_ring *>(mem);
   io_uring_buf_ring_init(r->br);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-  reg.ring_entries = o.pbuf_entries;
-  reg.bgid = o.pbuf_group;
-  int ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
+  const bool want_inc = o.flags & (LABYRINTH_RING_PBUF_INCREMENTAL |
+                                   LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE);
+  int ret = register_buf_ring(r, o, want_inc);
+  if (ret == -EINVAL && want_inc) {
+    if (o.flags & LABYRINTH_RING_PBUF_INCREMENTAL)
+      return set_error(LABYRINTH_ERR_UNSUPPORTED,
+                       "%s: this kernel has no incremental consumption of provided buffers "
+                       "(IOU_PBUF_RING_INC needs Linux 6.12); use "
+                       "LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE to fall back to a page "
+                       "per receive",
+                       what);
+    ret = register_buf_ring(r, o, false);
+  }
   if (ret < 0) {
     if (ret == -EINVAL)
       return set_error(LABYRINTH_ERR_UNSUPPORTED,
@@ -94,6 +122,11 @@ labyrinth_status pbuf_setup(labyrinth_ring *r, const labyrinth_ring_options &o, 
                      errno_name(-ret), -ret, std::strerror(-ret));
   }
   r->br_registered = true;
+  if (r->incremental) {
+    r->pb_order = o.pbuf_order;
+    r->pb_block_bytes = LABYRINTH_PAGE_SIZE << o.pbuf_order;
+    r->bid_block.assign(o.pbuf_entries, nullptr);
+  }
   r->bid_page.assign(o.pbuf_entries, nullptr);
   r->free_bids.reserve(o.pbuf_entries);
   for (std::uint32_t b = o.pbuf_entries; b-- > 0;) r->free_bids.push_back(static_cast<std::uint16_t>(b));
@@ -115,6 +148,7 @@ void pbuf_release_all(labyrinth_ring *r) {
   }
   for (std::uint32_t bid = 0; bid < r->bid_page.size(); ++bid) {
     if (void *page = r->bid_page[bid]) {
+      slice_forget_bid(r, static_cast<std::uint16_t>(bid));
       r->bid_page[bid] = nullptr;
       page_release_from_io(r->pool, page);
       r->pbuf_pages.sub();
@@ -129,6 +163,11 @@ labyrinth_status ring_provide(labyrinth_ring *r, void *page, const char *what) {
   if (!r->br)
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: the ring has no provided-buffer ring (created with pbuf_entries 0)", what);
+  if (r->incremental)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: the ring uses incremental consumption: it feeds its provided-buffer "
+                     "ring itself (release slices with labyrinth_ring_slice_release)",
+                     what);
   labyrinth_owner owner = LABYRINTH_OWNER_NONE;
   unsigned order = 0;
   labyrinth_status st = labyrinth_page_info(r->pool, page, &owner, &order);

@@ -118,6 +118,17 @@ labyrinth_status read_options(const labyrinth_ring_options *user_opts, labyrinth
     return set_error(LABYRINTH_ERR_INVALID, "%s: unknown flags 0x%x", what,
                      o->flags & ~std::uint32_t{LABYRINTH_RING_ALL_FLAGS});
   if (o->reserved0 != 0) return set_error(LABYRINTH_ERR_INVALID, "%s: reserved0 must be 0", what);
+  const bool inc = o->flags & (LABYRINTH_RING_PBUF_INCREMENTAL |
+                                LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE);
+  if (inc && (o->pbuf_entries == 0 || (o->flags & LABYRINTH_RING_MANUAL_REFILL)))
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: incremental consumption needs pbuf_entries > 0 and is not possible "
+                     "with LABYRINTH_RING_MANUAL_REFILL",
+                     what);
+  if (o->pbuf_order > LABYRINTH_MAX_ORDER || (o->pbuf_order && !inc))
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: pbuf_order %u must be 0, or up to %u with incremental consumption", what,
+                     o->pbuf_order, unsigned{LABYRINTH_MAX_ORDER});
   if (o->max_inflight == 0) o->max_inflight = 2 * o->sq_entries;
   if (o->max_inflight > 65536)
     return set_error(LABYRINTH_ERR_INVALID, "%s: max_inflight %u is above 65536", what,
@@ -233,6 +244,11 @@ LABYRINTH_API labyrinth_status labyrinth_ring_destroy(labyrinth_ring *ring) {
                      "%s: the ring was created with LABYRINTH_RING_SINGLE_THREAD by another "
                      "thread; only that thread can wait for its pages (nothing was changed)",
                      what);
+  if (std::uint64_t live = ring->slices_live.load())
+    return set_error(LABYRINTH_ERR_BUSY,
+                     "%s: %llu slices are still alive; release them with "
+                     "labyrinth_ring_slice_release() first (nothing was changed)",
+                     what, static_cast<unsigned long long>(live));
   return guarded(what, [&] {
     free_ring(ring, true);
     return LABYRINTH_OK;

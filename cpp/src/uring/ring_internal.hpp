@@ -6,6 +6,10 @@
 // Words used here:
 //  - op slot: an entry of labyrinth_ring::ops; its index travels in the
 //    SQE's user_data (encode(kKindOp, idx)).
+//  - block: what one entry of the provided-buffer ring points at: a page,
+//    or with incremental consumption 2^pbuf_order pages.
+//  - slice: with incremental consumption, the bytes one receive put into a
+//    block, handed to the application (labyrinth_ring_slice_release).
 //  - starved receive: a multishot receive the kernel ended with -ENOBUFS
 //    because the provided-buffer ring was empty. Its op slot stays live (the
 //    application's user_data keeps naming it) but the kernel holds nothing
@@ -17,12 +21,22 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "uring/uring_internal.hpp"
 
 namespace lab {
 namespace uring {
+
+// Kernel uapi (include/uapi/linux/io_uring.h) newer than liburing 2.3:
+// incremental consumption of provided buffers, Linux 6.12.
+// io_uring_buf_reg.flags (liburing 2.3 calls the field `pad`):
+constexpr std::uint16_t kPbufRingInc = 2;  // IOU_PBUF_RING_INC
+// CQE flag: the kernel keeps filling the buffer this CQE names.
+constexpr std::uint32_t kCqeBufMore = 1u << 4;  // IORING_CQE_F_BUF_MORE
 
 constexpr std::uint64_t kKindOp = 1, kKindCancel = 2, kKindNop = 3;
 constexpr unsigned kKindShift = 56;
@@ -44,6 +58,23 @@ struct Op {
   int fd = -1;
   int msg_flags = 0;
   std::uint64_t starved_since_ns = 0;  // CLOCK_MONOTONIC when it starved
+};
+
+// One slice of a block. owner NONE: released.
+struct Slice {
+  std::uint32_t off = 0, len = 0;
+  labyrinth_owner owner = LABYRINTH_OWNER_NONE;
+};
+
+// A block that has handed out slices (incremental consumption). Its fields
+// are guarded by the ring's slice_mu. Invariant: the block goes back to the
+// pool exactly when !filling and live == 0.
+struct SliceBlock {
+  std::uintptr_t base = 0;
+  std::uint32_t fill = 0;      // bytes the kernel has filled, from the start
+  std::uint32_t live = 0;      // slices not yet released
+  bool filling = true;         // still in the buffer ring: the kernel may fill more
+  std::vector<Slice> slices;   // in offset order
 };
 
 // Counter written by one thread (the ring's), read by any.
@@ -104,6 +135,16 @@ struct labyrinth_ring {
   std::uint16_t bgid = 0;
   std::vector<void *> bid_page;
   std::vector<std::uint16_t> free_bids;
+  // incremental consumption (slices.cpp)
+  bool incremental = false;
+  unsigned pb_order = 0;
+  std::uint32_t pb_block_bytes = LABYRINTH_PAGE_SIZE;
+  std::vector<lab::uring::SliceBlock *> bid_block;  // ring's thread: per bid, once it gave a slice
+  std::mutex slice_mu;  // guards every SliceBlock and the two below
+  std::map<std::uintptr_t, lab::uring::SliceBlock *> slice_blocks;  // by base
+  std::vector<std::unique_ptr<lab::uring::SliceBlock>> all_blocks;  // owns every SliceBlock
+  std::vector<lab::uring::SliceBlock *> spare_blocks;  // of all_blocks, unused
+  std::atomic<std::uint64_t> slices_live{0}, slice_blocks_held{0};
   // Starved multishot receives (op slots), and cancelled ones whose
   // -ECANCELED completion the next labyrinth_ring_complete() hands out.
   std::vector<std::uint32_t> starved, cancelled;
@@ -162,6 +203,21 @@ void pbuf_refill(labyrinth_ring *r);
 void pbuf_release_all(labyrinth_ring *r);
 // labyrinth_ring_provide's work, after enter_ring.
 labyrinth_status ring_provide(labyrinth_ring *r, void *page, const char *what);
+
+// slices.cpp: incremental consumption.
+// A CQE of a multishot receive that names buffer bid (res bytes; more: the
+// kernel keeps filling it): records a slice owned by the calling thread and
+// points c at it; when the kernel is done with the block, takes it out of
+// the buffer ring and gives it back to the pool once no slice is live. In
+// teardown no slice is made. Ring's thread.
+void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool more,
+                    bool teardown, labyrinth_completion *c);
+// labyrinth_ring_slice_release / _transfer after enter_ring. Any thread.
+labyrinth_status slice_release(labyrinth_ring *r, void *slice, const char *what);
+labyrinth_status slice_transfer(labyrinth_ring *r, void *slice, labyrinth_owner to,
+                                const char *what);
+// Teardown (no slice live): forget the block of bid, still in the buffer ring.
+void slice_forget_bid(labyrinth_ring *r, std::uint16_t bid);
 
 }  // namespace uring
 }  // namespace lab
