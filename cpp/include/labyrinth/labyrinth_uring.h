@@ -301,7 +301,9 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
  * provided-buffer ring. Each completion hands one page (owned by the thread
  * that takes the completion; the datagram at its start, `result` bytes) to
  * the application, which frees it or gives it back with
- * labyrinth_ring_provide(). Unless LABYRINTH_RING_MANUAL_REFILL, every
+ * labyrinth_ring_provide(); with incremental consumption
+ * (LABYRINTH_RING_PBUF_INCREMENTAL) it hands a slice instead (flag
+ * LABYRINTH_COMPLETION_SLICE), released with labyrinth_ring_slice_release(). Unless LABYRINTH_RING_MANUAL_REFILL, every
  * labyrinth_ring_complete() call tops the provided-buffer ring up with
  * atomic exclusive pages from the pool.
  *
