@@ -127,6 +127,35 @@ TEST_F(UringIncremental, UdpManySlicesPerPageEveryDatagramOnceReleasedOutOfOrder
   EXPECT_EQ(pool_stat_allocated(pool), rs.pbuf_pages);  // only the buffer ring's blocks
 }
 
+// One block gives many completions: more than the completion queue holds
+// when the application is slow to take them. The kernel then ends the
+// multishot receive on a datagram; the ring submits it again by itself.
+TEST_F(UringIncremental, CompletionQueueFullReceiveGoesOn) {
+  pool = make_pool(1u << 20);
+  ASSERT_NE(pool, nullptr);
+  labyrinth_ring_options o = pbuf_options(4, LABYRINTH_RING_PBUF_INCREMENTAL);
+  o.sq_entries = 8;  // a completion queue of a few dozen entries
+  labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
+  if (st == LABYRINTH_ERR_UNSUPPORTED) GTEST_SKIP() << last_error();
+  ASSERT_EQ(st, LABYRINTH_OK) << last_error();
+  ASSERT_EQ(labyrinth_ring_recv_multishot(ring, udp.rx, 0, 7), LABYRINTH_OK) << last_error();
+  const std::uint32_t kCq = ring_stats(ring).cq_entries, kTotal = 3 * kCq;
+  for (std::uint32_t sent = 0; sent < kTotal; sent += kCq) {
+    send_small(udp.tx, sent, sent + kCq);
+    usleep(20000);  // the kernel fills the completion queue meanwhile
+  }
+  std::vector<labyrinth_completion> got;
+  take_slices(ring, kTotal, &got);  // every one with MORE: the receive went on
+  std::vector<int> seen(kTotal, 0);
+  for (const labyrinth_completion &c : got) {
+    ASSERT_TRUE(check_datagram(c.page, c.result));
+    ++seen[seq_of(c.page)];
+    ASSERT_EQ(labyrinth_ring_slice_release(ring, c.page), LABYRINTH_OK) << last_error();
+  }
+  for (std::uint32_t s = 0; s < kTotal; ++s) ASSERT_EQ(seen[s], 1) << "datagram " << s;
+  EXPECT_EQ(ring_stats(ring).submitted, 1u);  // the application's one submission
+}
+
 TEST_F(UringIncremental, BlockBackOnlyAfterEndOfFillAndLastSliceBusyMeanwhile) {
   start(2);
   const std::uint32_t kPerPage = kPage / kSmall;

@@ -70,6 +70,7 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
       }
       if (cqe->res == -ENOBUFS) r->pbuf_enobufs.add();
       final = !(f & IORING_CQE_F_MORE);
+      if (final && cqe->res > 0 && uring::recv_continue(r, idx, teardown)) final = false;
       if (final && cqe->res == -ENOBUFS && recv_park(r, idx, teardown)) {
         // Starved, not ended: re-armed once pages are back (recv_multishot.cpp).
         if (!(r->flags & LABYRINTH_RING_REPORT_STARVED)) return false;

@@ -163,6 +163,10 @@ void recv_prep(labyrinth_ring *r, io_uring_sqe *sqe, std::uint32_t idx);
 // A final -ENOBUFS CQE of slot idx: park the receive as starved unless it
 // was cancelled or the ring is being torn down. True if parked.
 bool recv_park(labyrinth_ring *r, std::uint32_t idx, bool teardown);
+// A final CQE of slot idx that carried data: submit the receive again (or,
+// if the submission fails, park it for recv_rearm) unless it was cancelled
+// or the ring is being torn down. True if the receive goes on.
+bool recv_continue(labyrinth_ring *r, std::uint32_t idx, bool teardown);
 // Re-arm every starved receive if the provided-buffer ring has pages.
 // Cheap when nothing is starved.
 void recv_rearm(labyrinth_ring *r);
