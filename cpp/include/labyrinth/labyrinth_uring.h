@@ -322,6 +322,10 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
  * LABYRINTH_COMPLETION_STARVED. A starved receive holds no page; it counts
  * as in flight for labyrinth_ring_complete()'s wait (if the waiting thread
  * itself holds every page, wait with a timeout), not in ops_inflight.
+ * When the kernel ends the receive on a datagram because it could not post
+ * the next completion (the completion queue was full: one block gives many
+ * completions with incremental consumption), the ring submits it again at
+ * once; that completion carries MORE like the others.
  * The receive ends for good only with a final completion without MORE:
  * an error other than -ENOBUFS, 0 (TCP peer closed), or -ECANCELED after
  * labyrinth_ring_cancel().
