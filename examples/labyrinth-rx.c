@@ -162,7 +162,9 @@ static void recycle(labyrinth_pool *pool, labyrinth_ring *ring, void *done, resu
 /* Blocks in the provided-buffer ring before the first datagram. */
 static uint64_t refills_at_start;
 
-static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *rs) {
+/* Create the ring for --mode and, in page mode, fill its provided-buffer
+   ring; *rs gets its stats. 0, or the exit status (77: no io_uring). */
+static int open_ring(labyrinth_pool *pool, labyrinth_ring **out, labyrinth_ring_stats *rs) {
   labyrinth_ring_options o;
   labyrinth_ring_options_init(&o);
   o.sq_entries = 64;
@@ -186,7 +188,6 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   memset(rs, 0, sizeof(*rs));
   rs->struct_size = sizeof(*rs);
   labyrinth_ring_get_stats(ring, rs);
-  const int slices = rs->pbuf_incremental != 0;
   /* Fill the provided-buffer ring with atomic exclusive pages. */
   for (unsigned i = 0; i < opt_entries && !(o.flags & LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE) &&
                        !(o.flags & LABYRINTH_RING_PBUF_INCREMENTAL);
@@ -201,8 +202,17 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   }
   labyrinth_ring_get_stats(ring, rs);
   refills_at_start = rs->pbuf_refills;
+  *out = ring;
+  return 0;
+}
+
+static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *rs) {
+  labyrinth_ring *ring = NULL;
+  int rc = open_ring(pool, &ring, rs);
+  if (rc != 0) return rc;
+  const int slices = rs->pbuf_incremental != 0;
   int fd = make_receiver();
-  st = labyrinth_ring_recv_multishot(ring, fd, 0, 1);
+  labyrinth_status st = labyrinth_ring_recv_multishot(ring, fd, 0, 1);
   if (st != LABYRINTH_OK) {
     fprintf(stderr, "labyrinth-rx: %s: %s\n", labyrinth_status_name(st),
             labyrinth_last_error_message());
