@@ -15,6 +15,13 @@
  * pages in flight and leaked at the end, which must both be 0 (the exit
  * status is 1 otherwise; 77 if this machine has no usable io_uring).
  *
+ * --mode incremental (the default where the kernel has it, Linux 6.12, and
+ * the datagram size divides a page) lets one page take many datagrams: each
+ * completion is a slice of a page, released when read; the ring feeds itself
+ * from the pool. --mode page gives each datagram a page of its own. The
+ * report gives the pool bytes taken per datagram (blocks taken from the pool
+ * times their size, over the datagrams received).
+ *
  * With --starve the receiver keeps the pages it received and gives them back
  * only once a millisecond, so the provided-buffer ring runs dry over and
  * over: the ring re-arms the receive by itself each time, and the report
@@ -22,7 +29,7 @@
  *
  * usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N]
  *                     [--entries N] [--pool-mb MB] [--pin auto|strict|off]
- *                     [--no-baseline] [--starve]
+ *                     [--mode page|incremental] [--no-baseline] [--starve]
  *
  * Pinning: --pin auto (the default) mlocks the pool when RLIMIT_MEMLOCK
  * allows and otherwise runs it unpinned with one warning, so a normal user
@@ -46,10 +53,6 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <x86intrin.h>
-#endif
-
 #include <labyrinth/labyrinth.h>
 #include <labyrinth/labyrinth_uring.h>
 
@@ -62,91 +65,10 @@ static unsigned opt_pool_mb = 64;
 static int opt_baseline = 1;
 static int opt_starve = 0;
 static uint32_t opt_pin = LABYRINTH_POOL_PIN_BEST_EFFORT;
+static int opt_mode = -1; /* MODE_PAGE, MODE_INCREMENTAL; -1: the best the kernel has */
+enum { MODE_PAGE = 0, MODE_INCREMENTAL = 1 };
 
-/* ---- timing: TSC ticks for the allocation latency, calibrated to ns ---- */
-static double ns_per_tick = 1.0;
-
-static inline uint64_t ticks(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  return __rdtsc();
-#else
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-#endif
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double tick_resolution_ns = 0;
-
-/* The receiver thread's CPU time (user + system), in seconds. */
-static double thread_cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_THREAD, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-}
-
-static void calibrate(void) {
-  uint64_t best = UINT64_MAX;
-  for (int i = 0; i < 1000; ++i) {
-    uint64_t a = ticks(), b = ticks();
-    while (b == a) b = ticks();
-    if (b - a < best) best = b - a;
-  }
-  double t0 = now_s();
-  uint64_t c0 = ticks();
-  while (now_s() - t0 < 0.05) {
-  }
-  double t1 = now_s();
-  uint64_t c1 = ticks();
-  ns_per_tick = (t1 - t0) * 1e9 / (double)(c1 - c0);
-  tick_resolution_ns = (double)best * ns_per_tick;
-}
-
-/* Latency histogram: exact up to 64K ticks, then one overflow bucket. */
-#define HIST_TICKS 65536
-typedef struct hist {
-  uint64_t count[HIST_TICKS];
-  uint64_t overflow, n, max;
-} hist;
-
-static void hist_add(hist *h, uint64_t t) {
-  if (t < HIST_TICKS) h->count[t]++;
-  else h->overflow++;
-  if (t > h->max) h->max = t;
-  h->n++;
-}
-
-static double hist_pct_ns(const hist *h, double q) {
-  uint64_t want = (uint64_t)(q * (double)h->n), seen = 0;
-  for (uint64_t t = 0; t < HIST_TICKS; ++t) {
-    seen += h->count[t];
-    if (seen > want) return (double)t * ns_per_tick;
-  }
-  return (double)h->max * ns_per_tick;
-}
-
-/* ---- the datagrams ---------------------------------------------------- */
-typedef struct header {
-  uint32_t sender, len;
-  uint64_t seq;
-} header;
-
-/* "Process" a datagram in place: check its header, read every word. */
-static uint64_t consume(const void *data, size_t len) {
-  const header *h = (const header *)data;
-  if (len < sizeof(header) || h->len != len) return UINT64_MAX;
-  const uint64_t *w = (const uint64_t *)data;
-  uint64_t x = 0;
-  for (size_t i = 0; i < len / 8; ++i) x ^= w[i];
-  return x;
-}
+#include "rx_timing.h"
 
 /* ---- senders ---------------------------------------------------------- */
 static atomic_int stop_senders;
@@ -237,7 +159,12 @@ static void recycle(labyrinth_pool *pool, labyrinth_ring *ring, void *done, resu
   if (page && labyrinth_ring_provide(ring, page) != LABYRINTH_OK) labyrinth_free_pages(pool, page);
 }
 
-static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *rs) {
+/* Blocks in the provided-buffer ring before the first datagram. */
+static uint64_t refills_at_start;
+
+/* Create the ring for --mode and, in page mode, fill its provided-buffer
+   ring; *rs gets its stats. 0, or the exit status (77: no io_uring). */
+static int open_ring(labyrinth_pool *pool, labyrinth_ring **out, labyrinth_ring_stats *rs) {
   labyrinth_ring_options o;
   labyrinth_ring_options_init(&o);
   o.sq_entries = 64;
@@ -245,6 +172,12 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   /* We feed the ring ourselves (timing each allocation); only this thread
      uses the ring, so the kernel may batch completion work for it. */
   o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER;
+  /* Incremental: the ring feeds itself from the pool (allocations not timed);
+     "if available" so that the default falls back to a page per datagram. */
+  if (opt_mode != MODE_PAGE)
+    o.flags = LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER |
+              (opt_mode == MODE_INCREMENTAL ? LABYRINTH_RING_PBUF_INCREMENTAL
+                                            : LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE);
   labyrinth_ring *ring = NULL;
   labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
   if (st != LABYRINTH_OK) {
@@ -252,8 +185,13 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
             labyrinth_last_error_message());
     return st == LABYRINTH_ERR_UNSUPPORTED ? 77 : 1;
   }
+  memset(rs, 0, sizeof(*rs));
+  rs->struct_size = sizeof(*rs);
+  labyrinth_ring_get_stats(ring, rs);
   /* Fill the provided-buffer ring with atomic exclusive pages. */
-  for (unsigned i = 0; i < opt_entries; ++i) {
+  for (unsigned i = 0; i < opt_entries && !(o.flags & LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE) &&
+                       !(o.flags & LABYRINTH_RING_PBUF_INCREMENTAL);
+       ++i) {
     void *page = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
     if (!page || labyrinth_ring_provide(ring, page) != LABYRINTH_OK) {
       fprintf(stderr, "labyrinth-rx: filling the ring: %s\n", labyrinth_last_error_message());
@@ -262,8 +200,19 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
       return 1;
     }
   }
+  labyrinth_ring_get_stats(ring, rs);
+  refills_at_start = rs->pbuf_refills;
+  *out = ring;
+  return 0;
+}
+
+static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *rs) {
+  labyrinth_ring *ring = NULL;
+  int rc = open_ring(pool, &ring, rs);
+  if (rc != 0) return rc;
+  const int slices = rs->pbuf_incremental != 0;
   int fd = make_receiver();
-  st = labyrinth_ring_recv_multishot(ring, fd, 0, 1);
+  labyrinth_status st = labyrinth_ring_recv_multishot(ring, fd, 0, 1);
   if (st != LABYRINTH_OK) {
     fprintf(stderr, "labyrinth-rx: %s: %s\n", labyrinth_status_name(st),
             labyrinth_last_error_message());
@@ -275,7 +224,9 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
   labyrinth_completion c[256];
   uint64_t sink = 0;
-  void **held = calloc(opt_entries, sizeof(void *)); /* --starve: pages kept back */
+  /* --starve: pages (or slices, as many as the ring's blocks hold) kept back */
+  const size_t max_held = (size_t)opt_entries * (slices ? 4096 / opt_size : 1);
+  void **held = calloc(max_held, sizeof(void *));
   size_t nheld = 0;
   double give_back_at = t0 + 0.001;
   while (now_s() < end) {
@@ -293,8 +244,10 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
           r->packets++;
           r->bytes += (uint64_t)c[i].result;
         }
-        if (opt_starve && nheld < opt_entries)
+        if (opt_starve && nheld < max_held)
           held[nheld++] = c[i].page;
+        else if (slices)
+          labyrinth_ring_slice_release(ring, c[i].page);
         else
           recycle(pool, ring, c[i].page, r);
       }
@@ -305,14 +258,16 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
       }
     }
     if (opt_starve && now_s() >= give_back_at) {
+      while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
       while (nheld) recycle(pool, ring, held[--nheld], r);
       give_back_at = now_s() + 0.001;
     }
   }
-  while (nheld) labyrinth_free_pages(pool, held[--nheld]);
-  free(held);
   r->seconds = now_s() - t0;
   r->cpu = thread_cpu_s() - cpu0;
+  while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
+  while (nheld) labyrinth_free_pages(pool, held[--nheld]);
+  free(held);
   r->sent = stop_all_senders();
   memset(rs, 0, sizeof(*rs));
   rs->struct_size = sizeof(*rs);
@@ -382,9 +337,10 @@ static void print_row(const char *name, const result *r) {
 static void usage(void) {
   fprintf(stderr,
           "usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N] [--entries N]\n"
-          "                    [--pool-mb MB] [--pin auto|strict|off] [--no-baseline] [--starve]\n"
+          "                    [--pool-mb MB] [--pin auto|strict|off] [--mode page|incremental]\n"
+          "                    [--no-baseline] [--starve]\n"
           "  --duration SEC  seconds per receiver, 0..600 (default 3)\n"
-          "  --size BYTES    datagram size, %zu..4096 (default 1472)\n"
+          "  --size BYTES    datagram size, 64..4096 (default 1472)\n"
           "  --senders N     sender threads, 1..64 (default 1)\n"
           "  --entries N     pages in the provided-buffer ring, power of two up to 32768\n"
           "                  (default 4096)\n"
@@ -392,10 +348,12 @@ static void usage(void) {
           "  --pin MODE      auto: mlock the pool when the memlock limit allows, else run\n"
           "                  unpinned with a warning (default); strict: mlock or fail;\n"
           "                  off: never mlock\n"
+          "  --mode MODE     page: a page per datagram; incremental: many datagrams per\n"
+          "                  page (Linux 6.12; --size must divide 4096); default: incremental\n"
+          "                  where the kernel has it and --size divides 4096, else page\n"
           "  --no-baseline   skip the recvmsg + malloc comparison\n"
           "  --starve        give received pages back only once a millisecond, so that\n"
-          "                  the provided-buffer ring runs dry and the receive is re-armed\n",
-          sizeof(header));
+          "                  the provided-buffer ring runs dry and the receive is re-armed\n");
 }
 
 /* Print why the command line was refused, then the usage; returns 2. */
@@ -442,12 +400,20 @@ static int parse_options(int argc, char **argv) {
     else if (!strcmp(a, "--senders")) opt_senders = (unsigned)atoi(v);
     else if (!strcmp(a, "--entries")) opt_entries = (unsigned)atoi(v);
     else if (!strcmp(a, "--pool-mb")) opt_pool_mb = (unsigned)atoi(v);
+    else if (!strcmp(a, "--mode") && strcmp(v, "page") && strcmp(v, "incremental"))
+      return refuse("--mode %s: give page or incremental", v);
+    else if (!strcmp(a, "--mode")) opt_mode = strcmp(v, "page") ? MODE_INCREMENTAL : MODE_PAGE;
     else if (!strcmp(a, "--pin") && (opt_pin = pin_flag(v)) == UINT32_MAX)
       return refuse("--pin %s: give auto, strict or off", v);
-    else if (strcmp(a, "--pin")) return refuse("unknown option %s", a);
+    else if (strcmp(a, "--pin") && strcmp(a, "--mode")) return refuse("unknown option %s", a);
   }
-  if (opt_size < sizeof(header) || opt_size > 4096)
-    return refuse("--size %u: a datagram is %zu..4096 bytes", opt_size, sizeof(header));
+  if (opt_size < 64 || opt_size > 4096)
+    return refuse("--size %u: a datagram is 64..4096 bytes", opt_size);
+  /* The kernel cuts a datagram longer than the room left in a page. */
+  if (4096 % opt_size && opt_mode == MODE_INCREMENTAL)
+    return refuse("--mode incremental: --size %u does not divide 4096, datagrams would be cut",
+                  opt_size);
+  if (4096 % opt_size) opt_mode = MODE_PAGE;
   if (opt_senders < 1 || opt_senders > 64) return refuse("--senders %u: give 1..64", opt_senders);
   if (!(opt_duration > 0) || opt_duration > 600)
     return refuse("--duration %g: give more than 0 and at most 600 seconds", opt_duration);
@@ -502,7 +468,7 @@ int main(int argc, char **argv) {
 
   printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
          "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
-  print_row("labyrinth multishot + pbuf ring", &lab);
+  print_row(rs.pbuf_incremental ? "labyrinth multishot, incremental" : "labyrinth multishot, page", &lab);
   if (opt_baseline) print_row("recvmsg + malloc(4096)", &base);
   printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
          " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
@@ -511,6 +477,13 @@ int main(int argc, char **argv) {
   if (opt_baseline && base.packets)
     printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
            ((double)lab.packets / lab.seconds) / ((double)base.packets / base.seconds));
+  if (lab.packets)
+    printf("pool bytes held per datagram: %.0f (%llu blocks of %u bytes taken from the pool "
+           "after the first fill, for %llu datagrams; recvmsg + malloc: 4096)\n",
+           (double)(rs.pbuf_refills - refills_at_start) * rs.pbuf_block_bytes /
+               (double)lab.packets,
+           (unsigned long long)(rs.pbuf_refills - refills_at_start), rs.pbuf_block_bytes,
+           (unsigned long long)lab.packets);
   printf("provided-buffer ring ran dry %llu time(s); the ring re-armed the receive %llu "
          "time(s), %.3f ms starved in all\n",
          (unsigned long long)rs.recv_starvations, (unsigned long long)rs.recv_rearms,

@@ -11,7 +11,11 @@
 //  * a page given to provide() belongs to the kernel: its Page object is
 //    retired (like a freed one);
 //  * complete() with wait_nr > 0 releases the GIL; meanwhile other threads'
-//    calls on the ring raise Busy (a ring is used by one thread at a time).
+//    calls on the ring raise Busy (a ring is used by one thread at a time);
+//  * with incremental consumption a receive comes back as a Slice: a
+//    zero-copy buffer (memoryview(slice)) owned by the thread that took the
+//    completion; Slice.release() refuses with Busy while memoryviews of it
+//    are alive, and the Slice keeps its Ring object alive.
 #include <pybind11/stl.h>
 
 #include <climits>
@@ -24,9 +28,61 @@
 namespace labpy {
 namespace {
 
+// A slice of a provided block (LABYRINTH_COMPLETION_SLICE).
+struct SliceObj {
+  py::object ring;  // the Ring object: kept alive while the slice is
+  labyrinth_ring *r = nullptr;
+  void *ptr = nullptr;
+  size_t len = 0;
+  long exports = 0;  // live buffer exports (memoryview, ...)
+  bool released = false;
+  ~SliceObj() {
+    // Best effort: a slice dropped unreleased by its owner thread goes back.
+    if (!released && r) labyrinth_ring_slice_release(r, ptr);
+  }
+};
+
+void slice_check(const SliceObj &s, const char *what) {
+  if (s.released) raise_status(LABYRINTH_ERR_DOUBLE_FREE, std::string("cannot ") + what + ": the slice was released");
+}
+
+int slice_getbuffer(PyObject *obj, Py_buffer *view, int flags) {
+  view->obj = nullptr;
+  try {
+    auto &s = py::handle(obj).cast<SliceObj &>();
+    slice_check(s, "export the slice");
+    const auto n = static_cast<Py_ssize_t>(s.len);
+    if (PyBuffer_FillInfo(view, obj, s.ptr, n, 0, flags) == 0) ++s.exports;
+    return view->obj ? 0 : -1;
+  } catch (py::error_already_set &e) {
+    e.restore();
+    return -1;
+  } catch (std::exception &e) {
+    PyErr_SetString(PyExc_BufferError, e.what());
+    return -1;
+  }
+}
+
+void slice_releasebuffer(PyObject *obj, Py_buffer *) {
+  try {
+    --py::handle(obj).cast<SliceObj &>().exports;
+  } catch (...) {
+    PyErr_Clear();
+  }
+}
+
+void slice_release(SliceObj &s) {
+  slice_check(s, "release the slice");
+  if (s.exports > 0)
+    raise_status(LABYRINTH_ERR_BUSY, "cannot release the slice: " + std::to_string(s.exports) +
+                                         " buffer exports (memoryviews) of it are alive");
+  check(labyrinth_ring_slice_release(s.r, s.ptr));
+  s.released = true;
+}
+
 struct Completion {
   uint64_t user_data = 0;
-  py::object page;  // Page or None
+  py::object page;  // Page, Slice or None
   int32_t result = 0;
   uint32_t op = 0;
   uint32_t flags = 0;
@@ -126,7 +182,14 @@ class RingPy {
       c.result = out[i].result;
       c.op = out[i].op;
       c.flags = out[i].flags;
-      if (out[i].page) {
+      if (out[i].page && (out[i].flags & LABYRINTH_COMPLETION_SLICE)) {
+        auto sl = std::make_unique<SliceObj>();
+        sl->ring = py::cast(this, py::return_value_policy::reference);  // the existing Ring object
+        sl->r = ring_;
+        sl->ptr = out[i].page;
+        sl->len = static_cast<size_t>(out[i].result);
+        c.page = py::cast(std::move(sl));
+      } else if (out[i].page) {
         auto a = reinterpret_cast<uintptr_t>(out[i].page);
         auto it = inflight_.find(a);
         if (it != inflight_.end()) {
@@ -200,6 +263,10 @@ class RingPy {
     d["recv_rearms"] = s.recv_rearms;
     d["recv_starved_ns"] = s.recv_starved_ns;
     d["recv_starved_now"] = s.recv_starved_now;
+    d["pbuf_incremental"] = s.pbuf_incremental;
+    d["pbuf_block_bytes"] = s.pbuf_block_bytes;
+    d["slices_live"] = s.slices_live;
+    d["slice_blocks_held"] = s.slice_blocks_held;
     return d;
   }
 
@@ -228,7 +295,8 @@ uint64_t user_data(py::handle v) { return uint_arg(v, "user_data", UINT64_MAX); 
 RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object &max_inflight,
                  const py::object &pbuf_entries, const py::object &pbuf_group,
                  const py::object &manual_refill, const py::object &register_arena,
-                 const py::object &single_thread) {
+                 const py::object &single_thread, const py::object &incremental,
+                 const py::object &pbuf_order) {
   PoolRef ps = pool_ref(pool);
   labyrinth_pool *p = open_pool(ps);
   labyrinth_ring_options o;
@@ -240,6 +308,13 @@ RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object
   o.flags = (bool_arg(manual_refill, "manual_refill") ? LABYRINTH_RING_MANUAL_REFILL : 0) |
             (bool_arg(register_arena, "register") ? 0 : LABYRINTH_RING_NO_REGISTER) |
             (bool_arg(single_thread, "single_thread") ? LABYRINTH_RING_SINGLE_THREAD : 0);
+  if (py::isinstance<py::str>(incremental) && incremental.cast<std::string>() == "auto")
+    o.flags |= LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE;
+  else if (py::isinstance<py::str>(incremental))
+    throw py::value_error("incremental must be True, False or \"auto\"");
+  else if (bool_arg(incremental, "incremental"))
+    o.flags |= LABYRINTH_RING_PBUF_INCREMENTAL;
+  o.pbuf_order = static_cast<uint32_t>(uint_arg(pbuf_order, "pbuf_order", UINT32_MAX));
   labyrinth_ring *r = nullptr;
   const labyrinth_status st = labyrinth_ring_create(p, &o, &r);
   if (st != LABYRINTH_OK) {
@@ -278,6 +353,35 @@ void register_ring(py::module_ &m) {
   m.attr("RING_OP_RECV_MULTISHOT") = int(LABYRINTH_OP_RECV_MULTISHOT);
   m.attr("COMPLETION_MORE") = int(LABYRINTH_COMPLETION_MORE);
   m.attr("COMPLETION_NOTIF") = int(LABYRINTH_COMPLETION_NOTIF);
+  m.attr("COMPLETION_SLICE") = int(LABYRINTH_COMPLETION_SLICE);
+
+  py::class_<SliceObj> slice(m, "Slice", py::buffer_protocol(), R"doc(
+The bytes one receive put into a provided block (incremental consumption):
+memoryview(slice) reads them in place, no copy. Owned by the thread that
+took the completion; release() gives it back (the block returns to the pool
+after its last slice), transfer(owner) hands it to another thread. release()
+raises Busy while memoryviews of it are alive, DoubleFree the second time,
+NotOwner from another thread.)doc");
+  {
+    auto *ht = reinterpret_cast<PyHeapTypeObject *>(slice.ptr());
+    ht->as_buffer.bf_getbuffer = slice_getbuffer;
+    ht->as_buffer.bf_releasebuffer = slice_releasebuffer;
+  }
+  slice.def("__len__", [](const SliceObj &s) { return s.len; })
+      .def_property_readonly("address", [](const SliceObj &s) { return reinterpret_cast<uintptr_t>(s.ptr); })
+      .def_property_readonly("released", [](const SliceObj &s) { return s.released; })
+      .def_property_readonly("exports", [](const SliceObj &s) { return s.exports; })
+      .def("release", &slice_release)
+      .def("transfer",
+           [](SliceObj &s, const py::object &owner) {
+             slice_check(s, "transfer the slice");
+             check(labyrinth_ring_slice_transfer(s.r, s.ptr, uint_arg(owner, "owner", UINT64_MAX)));
+           },
+           py::arg("owner"))
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__", [](SliceObj &s, py::args) {
+        if (!s.released) slice_release(s);
+      });
 
   py::class_<RingPy>(m, "Ring", R"doc(
 An io_uring driven by Labyrinth, bound to one pool (labyrinth_uring.h).
@@ -287,7 +391,8 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
       .def(py::init(&ring_new), py::arg("pool"), py::kw_only(), py::arg("sq_entries") = 256,
            py::arg("max_inflight") = 0, py::arg("pbuf_entries") = 0, py::arg("pbuf_group") = 0,
            py::arg("manual_refill") = false, py::arg("register") = true,
-           py::arg("single_thread") = false)
+           py::arg("single_thread") = false, py::arg("incremental") = false,
+           py::arg("pbuf_order") = 0)
       .def_property_readonly("fd", &RingPy::fd)
       .def_property_readonly("closed", &RingPy::closed)
       .def_property_readonly("inflight_pages", &RingPy::inflight_pages,

@@ -17,6 +17,14 @@ returns the same objects in the completions; pages received by
 takes the completion. Where io_uring or a feature is missing, calls raise
 :class:`~labyrinth.Unsupported` saying which.
 
+With ``incremental=True`` (Linux 6.12; ``"auto"``: where the kernel has it)
+one provided page takes many receives, and each comes back as a
+:class:`Slice`: ``memoryview(slice)`` reads the bytes in place; the thread
+that took the completion owns it until ``slice.release()`` (or a ``with``
+block) or ``slice.transfer(owner)``. ``release()`` raises Busy while
+memoryviews of the slice are alive; the page goes back to the pool after its
+last slice. Closing the ring raises Busy while slices are alive.
+
 One thread at a time may use a ring; ``complete(wait_nr>0)`` releases the
 GIL, and meanwhile other threads' calls on the ring raise Busy.
 """
@@ -30,6 +38,7 @@ from types import TracebackType
 from ._core import (
     COMPLETION_MORE,
     COMPLETION_NOTIF,
+    COMPLETION_SLICE,
     RING_OP_READ_FIXED,
     RING_OP_RECV,
     RING_OP_RECV_MULTISHOT,
@@ -37,6 +46,7 @@ from ._core import (
     RING_OP_SEND_ZC,
     RING_OP_WRITE_FIXED,
     Completion,
+    Slice,
 )
 from . import _core
 from .errors import LabyrinthError
@@ -47,6 +57,8 @@ __all__ = [
     "Completion",
     "COMPLETION_MORE",
     "COMPLETION_NOTIF",
+    "COMPLETION_SLICE",
+    "Slice",
     "RING_OP_READ_FIXED",
     "RING_OP_WRITE_FIXED",
     "RING_OP_SEND",
@@ -83,6 +95,14 @@ class RingStats:
     recv_starved_ns: int
     #: receives starved right now
     recv_starved_now: int
+    #: 1 if incremental consumption is in effect (slices)
+    pbuf_incremental: int
+    #: size of a provided block
+    pbuf_block_bytes: int
+    #: slices handed out and not yet released
+    slices_live: int
+    #: blocks the kernel has finished that wait for their last slice
+    slice_blocks_held: int
 
 
 class Ring(_core.Ring):
@@ -91,7 +111,9 @@ class Ring(_core.Ring):
     ``max_inflight`` (0: twice sq_entries), ``pbuf_entries`` (provided-buffer
     ring size for ``recv_multishot``, a power of two, 0: none),
     ``pbuf_group``, ``manual_refill``, ``register`` (register the arena as
-    fixed buffers, default True), ``single_thread``.
+    fixed buffers, default True), ``single_thread``, ``incremental``
+    (False, True or ``"auto"``) and ``pbuf_order`` (blocks of 2**order
+    pages, with incremental consumption).
 
     Closing (``close()`` or leaving a ``with`` block) cancels what is in
     flight and waits for the kernel to let go of every page; pages of

@@ -150,10 +150,27 @@ typedef struct labyrinth_ring labyrinth_ring;
  *  goes on either way (see labyrinth_ring_recv_multishot); without this
  *  flag starvation shows only in labyrinth_ring_stats. */
 #define LABYRINTH_RING_REPORT_STARVED (1u << 3)
+/** Incremental consumption (IOU_PBUF_RING_INC, Linux 6.12): one block of
+ *  the provided-buffer ring (a page, or 2^pbuf_order pages) takes several
+ *  receives, and each receive hands out a slice of it (completion flag
+ *  LABYRINTH_COMPLETION_SLICE) instead of a whole block: a 64-byte datagram
+ *  holds 64 bytes of the pool, not 4 KiB. See labyrinth_ring_slice_release.
+ *  The kernel cuts a datagram that is longer than the room left in the
+ *  block (its tail is lost, unreported): use it for datagrams whose size
+ *  divides the block, or for streams (TCP loses nothing: what does not fit
+ *  goes to the next block). Needs pbuf_entries; not with
+ *  LABYRINTH_RING_MANUAL_REFILL. Where the kernel lacks it,
+ *  labyrinth_ring_create() returns UNSUPPORTED naming the version. */
+#define LABYRINTH_RING_PBUF_INCREMENTAL (1u << 4)
+/** LABYRINTH_RING_PBUF_INCREMENTAL where the kernel has it, else one page
+ *  per receive as without it (pbuf_order is then ignored);
+ *  labyrinth_ring_stats.pbuf_incremental says which is in effect. */
+#define LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE (1u << 5)
 /** All ring flags this version knows; other bits are INVALID. */
 #define LABYRINTH_RING_ALL_FLAGS                                                \
   (LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_NO_REGISTER | LABYRINTH_RING_SINGLE_THREAD | \
-   LABYRINTH_RING_REPORT_STARVED)
+   LABYRINTH_RING_REPORT_STARVED | LABYRINTH_RING_PBUF_INCREMENTAL |            \
+   LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE)
 
 /**
  * Options for labyrinth_ring_create(). Initialise with
@@ -170,6 +187,10 @@ typedef struct labyrinth_ring_options {
   uint16_t pbuf_group;    /**< buffer group id of that ring (default 0) */
   uint16_t reserved0;     /**< must be 0 */
   uint32_t flags;         /**< LABYRINTH_RING_* (default 0) */
+  uint32_t pbuf_order;    /**< with incremental consumption: each block of the
+                               provided-buffer ring is 2^pbuf_order pages
+                               (0..LABYRINTH_MAX_ORDER, default 0: one page);
+                               must be 0 otherwise */
   /* more fields may follow in later versions */
 } labyrinth_ring_options;
 
@@ -206,8 +227,9 @@ LABYRINTH_API labyrinth_status labyrinth_ring_create(labyrinth_pool *pool,
  *  - pages in the provided-buffer ring, and pages the kernel filled from it
  *    that the application never took, go back to the pool,
  * unregister the arena and the provided-buffer ring and close the io_uring.
- * NULL is a no-op returning OK. No other thread may use the ring during or
- * after this call. A LABYRINTH_RING_SINGLE_THREAD ring can only be destroyed
+ * NULL is a no-op returning OK. BUSY, and nothing changes, while slices
+ * are alive (incremental consumption): release them first. No other
+ * thread may use the ring (slices included) during or after this call. A LABYRINTH_RING_SINGLE_THREAD ring can only be destroyed
  * by the thread that created it (INVALID otherwise, nothing changes).
  * May block; not async-signal-safe.
  */
@@ -279,7 +301,9 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
  * provided-buffer ring. Each completion hands one page (owned by the thread
  * that takes the completion; the datagram at its start, `result` bytes) to
  * the application, which frees it or gives it back with
- * labyrinth_ring_provide(). Unless LABYRINTH_RING_MANUAL_REFILL, every
+ * labyrinth_ring_provide(); with incremental consumption
+ * (LABYRINTH_RING_PBUF_INCREMENTAL) it hands a slice instead (flag
+ * LABYRINTH_COMPLETION_SLICE), released with labyrinth_ring_slice_release(). Unless LABYRINTH_RING_MANUAL_REFILL, every
  * labyrinth_ring_complete() call tops the provided-buffer ring up with
  * atomic exclusive pages from the pool.
  *
@@ -298,6 +322,10 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
  * LABYRINTH_COMPLETION_STARVED. A starved receive holds no page; it counts
  * as in flight for labyrinth_ring_complete()'s wait (if the waiting thread
  * itself holds every page, wait with a timeout), not in ops_inflight.
+ * When the kernel ends the receive on a datagram because it could not post
+ * the next completion (the completion queue was full: one block gives many
+ * completions with incremental consumption), the ring submits it again at
+ * once; that completion carries MORE like the others.
  * The receive ends for good only with a final completion without MORE:
  * an error other than -ENOBUFS, 0 (TCP peer closed), or -ECANCELED after
  * labyrinth_ring_cancel().
@@ -335,6 +363,40 @@ LABYRINTH_API labyrinth_status labyrinth_ring_cancel(labyrinth_ring *ring, uint6
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *ring, void *page);
 
+/**
+ * Release a slice: `slice` is the `page` of a completion flagged
+ * LABYRINTH_COMPLETION_SLICE (the start of `result` bytes inside a block of
+ * the provided-buffer ring), owned by the calling thread. A slice is owned
+ * by the thread that took its completion until it releases it or hands it
+ * on with labyrinth_ring_slice_transfer(). Its block goes back to the pool
+ * when the kernel has stopped filling it and its last slice is released;
+ * until then the block is not the application's: labyrinth_free_pages() on
+ * it returns BUSY. Unlike the rest of the ring, any thread may call this
+ * (and labyrinth_ring_slice_transfer) for the slices it owns, at the same
+ * time as the ring's thread uses the ring, until labyrinth_ring_destroy().
+ * Errors: INVALID (NULL ring or slice, a ring without incremental
+ * consumption, not the start of a slice this ring handed out and whose
+ * block it still holds), NOT_OWNER (another thread owns the slice),
+ * DOUBLE_FREE (already released; detected while its block is held: a
+ * release after the block went back to the pool is INVALID). Nothing
+ * changes on error.
+ * May block (the ring's slice mutex, held briefly; a zone's mutex when the
+ * block goes back to the pool); not async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_release(labyrinth_ring *ring, void *slice);
+
+/**
+ * Hand a slice the calling thread owns to new_owner (a thread id from
+ * labyrinth_owner_self()); afterwards only new_owner may release or
+ * transfer it. Pass the pointer through your own synchronisation, as for
+ * labyrinth_page_transfer(). Errors: as labyrinth_ring_slice_release, and
+ * INVALID for new_owner NONE or above LABYRINTH_OWNER_MAX. Nothing changes
+ * on error. May block (the ring's slice mutex, briefly); not
+ * async-signal-safe.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_transfer(labyrinth_ring *ring, void *slice,
+                                                             labyrinth_owner new_owner);
+
 /** labyrinth_completion.flags */
 /** More completions will follow for this operation: a multishot receive
  *  goes on, or a SEND_ZC still holds its page until its notification. */
@@ -345,6 +407,11 @@ LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *ring, void
  *  the ring re-arms it when pages are back. Only with
  *  LABYRINTH_RING_REPORT_STARVED. */
 #define LABYRINTH_COMPLETION_STARVED (1u << 2)
+/** `page` is a slice of a provided block, not a block (incremental
+ *  consumption): the calling thread owns the `result` bytes at `page` until
+ *  it calls labyrinth_ring_slice_release(). A receive of 0 bytes hands out
+ *  no slice (page NULL). */
+#define LABYRINTH_COMPLETION_SLICE (1u << 3)
 
 /**
  * One completion. The array element type of labyrinth_ring_complete(); its
@@ -415,6 +482,12 @@ typedef struct labyrinth_ring_stats {
                                       their final completion not yet taken.
                                       Not in ops_inflight: the two add up to
                                       the operations not yet finished */
+  uint32_t pbuf_incremental;     /**< 1 if incremental consumption is in effect */
+  uint32_t pbuf_block_bytes;     /**< size of a provided block */
+  uint64_t slices_live;          /**< slices handed out and not yet released */
+  uint64_t slice_blocks_held;    /**< blocks the kernel has stopped filling that
+                                      wait for their last slice (not in
+                                      pages_inflight) */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the

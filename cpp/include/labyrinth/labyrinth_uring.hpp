@@ -47,6 +47,7 @@ class RingOptions {
   RingOptions &pbuf_entries(std::uint32_t n) noexcept { opts_.pbuf_entries = n; return *this; }
   RingOptions &pbuf_group(std::uint16_t g) noexcept { opts_.pbuf_group = g; return *this; }
   RingOptions &flags(std::uint32_t f) noexcept { opts_.flags = f; return *this; }
+  RingOptions &pbuf_order(std::uint32_t o) noexcept { opts_.pbuf_order = o; return *this; }
   const labyrinth_ring_options &c() const noexcept { return opts_; }
 
  private:
@@ -100,6 +101,13 @@ class Ring {
     return labyrinth_ring_cancel(ring_, user_data);
   }
   labyrinth_status provide(void *page) noexcept { return labyrinth_ring_provide(ring_, page); }
+  /// Release a slice this thread owns (incremental consumption).
+  labyrinth_status slice_release(void *slice) noexcept {
+    return labyrinth_ring_slice_release(ring_, slice);
+  }
+  labyrinth_status slice_transfer(void *slice, labyrinth_owner to) noexcept {
+    return labyrinth_ring_slice_transfer(ring_, slice, to);
+  }
   /// Take up to max completions, waiting for wait_nr of them (throws Error).
   std::size_t complete(labyrinth_completion *out, std::size_t max, std::size_t wait_nr = 0,
                        std::uint32_t timeout_ms = LABYRINTH_TIMEOUT_INFINITE) {

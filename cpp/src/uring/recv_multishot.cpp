@@ -83,6 +83,17 @@ bool recv_park(labyrinth_ring *r, std::uint32_t idx, bool teardown) {
   return true;
 }
 
+bool recv_continue(labyrinth_ring *r, std::uint32_t idx, bool teardown) {
+  Op &o = r->ops[idx];
+  if (teardown || o.cancel_requested || o.starved) return false;
+  if (io_uring_sqe *sqe = get_sqe(&r->ring)) {
+    recv_prep(r, sqe, idx);
+    if (submit_now(&r->ring) >= 0) return true;
+    neutralize(sqe);  // not consumed
+  }
+  return recv_park(r, idx, teardown);  // recv_rearm retries it
+}
+
 void recv_rearm(labyrinth_ring *r) {
   if (r->starved.empty() || r->pbuf_pages.get() == 0) return;
   while (!r->starved.empty()) {

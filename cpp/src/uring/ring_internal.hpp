@@ -1,10 +1,15 @@
-// ring_internal.hpp - the managed ring's state, shared by ring.cpp (setup,
-// submission, completions, teardown) and recv_multishot.cpp (re-arming a
-// multishot receive that the provided-buffer ring starved). Not installed.
+// ring_internal.hpp - the managed ring's state, shared by ring.cpp (creation,
+// teardown), submit.cpp, complete.cpp, pbuf_ring.cpp (the provided-buffer
+// ring) and recv_multishot.cpp (re-arming a multishot receive that the
+// provided-buffer ring starved). Not installed.
 //
 // Words used here:
 //  - op slot: an entry of labyrinth_ring::ops; its index travels in the
 //    SQE's user_data (encode(kKindOp, idx)).
+//  - block: what one entry of the provided-buffer ring points at: a page,
+//    or with incremental consumption 2^pbuf_order pages.
+//  - slice: with incremental consumption, the bytes one receive put into a
+//    block, handed to the application (labyrinth_ring_slice_release).
 //  - starved receive: a multishot receive the kernel ended with -ENOBUFS
 //    because the provided-buffer ring was empty. Its op slot stays live (the
 //    application's user_data keeps naming it) but the kernel holds nothing
@@ -16,12 +21,22 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "uring/uring_internal.hpp"
 
 namespace lab {
 namespace uring {
+
+// Kernel uapi (include/uapi/linux/io_uring.h) newer than liburing 2.3:
+// incremental consumption of provided buffers, Linux 6.12.
+// io_uring_buf_reg.flags (liburing 2.3 calls the field `pad`):
+constexpr std::uint16_t kPbufRingInc = 2;  // IOU_PBUF_RING_INC
+// CQE flag: the kernel keeps filling the buffer this CQE names.
+constexpr std::uint32_t kCqeBufMore = 1u << 4;  // IORING_CQE_F_BUF_MORE
 
 constexpr std::uint64_t kKindOp = 1, kKindCancel = 2, kKindNop = 3;
 constexpr unsigned kKindShift = 56;
@@ -43,6 +58,23 @@ struct Op {
   int fd = -1;
   int msg_flags = 0;
   std::uint64_t starved_since_ns = 0;  // CLOCK_MONOTONIC when it starved
+};
+
+// One slice of a block. owner NONE: released.
+struct Slice {
+  std::uint32_t off = 0, len = 0;
+  labyrinth_owner owner = LABYRINTH_OWNER_NONE;
+};
+
+// A block that has handed out slices (incremental consumption). Its fields
+// are guarded by the ring's slice_mu. Invariant: the block goes back to the
+// pool exactly when !filling and live == 0.
+struct SliceBlock {
+  std::uintptr_t base = 0;
+  std::uint32_t fill = 0;      // bytes the kernel has filled, from the start
+  std::uint32_t live = 0;      // slices not yet released
+  bool filling = true;         // still in the buffer ring: the kernel may fill more
+  std::vector<Slice> slices;   // in offset order
 };
 
 // Counter written by one thread (the ring's), read by any.
@@ -103,6 +135,16 @@ struct labyrinth_ring {
   std::uint16_t bgid = 0;
   std::vector<void *> bid_page;
   std::vector<std::uint16_t> free_bids;
+  // incremental consumption (slices.cpp)
+  bool incremental = false;
+  unsigned pb_order = 0;
+  std::uint32_t pb_block_bytes = LABYRINTH_PAGE_SIZE;
+  std::vector<lab::uring::SliceBlock *> bid_block;  // ring's thread: per bid, once it gave a slice
+  std::mutex slice_mu;  // guards every SliceBlock and the two below
+  std::map<std::uintptr_t, lab::uring::SliceBlock *> slice_blocks;  // by base
+  std::vector<std::unique_ptr<lab::uring::SliceBlock>> all_blocks;  // owns every SliceBlock
+  std::vector<lab::uring::SliceBlock *> spare_blocks;  // of all_blocks, unused
+  std::atomic<std::uint64_t> slices_live{0}, slice_blocks_held{0};
   // Starved multishot receives (op slots), and cancelled ones whose
   // -ECANCELED completion the next labyrinth_ring_complete() hands out.
   std::vector<std::uint32_t> starved, cancelled;
@@ -121,6 +163,10 @@ void recv_prep(labyrinth_ring *r, io_uring_sqe *sqe, std::uint32_t idx);
 // A final -ENOBUFS CQE of slot idx: park the receive as starved unless it
 // was cancelled or the ring is being torn down. True if parked.
 bool recv_park(labyrinth_ring *r, std::uint32_t idx, bool teardown);
+// A final CQE of slot idx that carried data: submit the receive again (or,
+// if the submission fails, park it for recv_rearm) unless it was cancelled
+// or the ring is being torn down. True if the receive goes on.
+bool recv_continue(labyrinth_ring *r, std::uint32_t idx, bool teardown);
 // Re-arm every starved receive if the provided-buffer ring has pages.
 // Cheap when nothing is starved.
 void recv_rearm(labyrinth_ring *r);
@@ -131,6 +177,51 @@ bool recv_cancel_starved(labyrinth_ring *r, std::uint32_t idx);
 std::size_t recv_take_cancelled(labyrinth_ring *r, labyrinth_completion *out, std::size_t max);
 // Teardown: forget starved and cancelled receives (the kernel holds nothing).
 void recv_drop_parked(labyrinth_ring *r);
+
+
+// ring.cpp. OK if ring is not NULL and its pool is usable in this process.
+labyrinth_status enter_ring(const labyrinth_ring *r, const char *what);
+
+// complete.cpp. Turn one CQE into at most one completion (true if *out was
+// written). In teardown nothing is handed to the application: its pages go
+// back to their submitters, provided pages to the pool.
+bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion *out,
+                bool teardown);
+// Pages may be back: top the buffer ring up, then re-arm starved receives.
+void replenish(labyrinth_ring *r);
+
+// pbuf_ring.cpp. All run on the ring's thread.
+// Map, register and fill the provided-buffer ring of o (o.pbuf_entries > 0).
+// On error the caller frees the ring.
+labyrinth_status pbuf_setup(labyrinth_ring *r, const labyrinth_ring_options &o, const char *what);
+// Put an in-flight page (already the kernel's) into the buffer ring slot
+// `offset` past the tail; the caller advances the tail.
+void pbuf_add(labyrinth_ring *r, void *page, int offset);
+// The page of buffer id bid, which a CQE handed back (null if none).
+void *pbuf_take(labyrinth_ring *r, std::uint16_t bid);
+// Top the buffer ring up with atomic exclusive pages from the pool (unless
+// LABYRINTH_RING_MANUAL_REFILL).
+void pbuf_refill(labyrinth_ring *r);
+// Teardown, once the kernel holds no operation: unregister the buffer ring
+// and give its pages back to the pool.
+void pbuf_release_all(labyrinth_ring *r);
+// labyrinth_ring_provide's work, after enter_ring.
+labyrinth_status ring_provide(labyrinth_ring *r, void *page, const char *what);
+
+// slices.cpp: incremental consumption.
+// A CQE of a multishot receive that names buffer bid (res bytes; more: the
+// kernel keeps filling it): records a slice owned by the calling thread and
+// points c at it; when the kernel is done with the block, takes it out of
+// the buffer ring and gives it back to the pool once no slice is live. In
+// teardown no slice is made. Ring's thread.
+void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool more,
+                    bool teardown, labyrinth_completion *c);
+// labyrinth_ring_slice_release / _transfer after enter_ring. Any thread.
+labyrinth_status slice_release(labyrinth_ring *r, void *slice, const char *what);
+labyrinth_status slice_transfer(labyrinth_ring *r, void *slice, labyrinth_owner to,
+                                const char *what);
+// Teardown (no slice live): forget the block of bid, still in the buffer ring.
+void slice_forget_bid(labyrinth_ring *r, std::uint16_t bid);
 
 }  // namespace uring
 }  // namespace lab

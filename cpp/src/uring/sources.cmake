@@ -6,5 +6,9 @@ endif()
 list(APPEND LABYRINTH_CORE_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/registry.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/ring.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/submit.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/complete.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/pbuf_ring.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/slices.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/recv_multishot.cpp)
 set(LABYRINTH_URING_LINK PkgConfig::LIBURING)

@@ -184,7 +184,7 @@ pub const DECLARED_FUNCTIONS: &[&str] = &[
 
 /// Declarations of `labyrinth_uring.h`: io_uring zero-copy I/O.
 pub mod uring {
-    use super::{labyrinth_pool, labyrinth_status};
+    use super::{labyrinth_owner, labyrinth_pool, labyrinth_status};
     use core::ffi::{c_int, c_void};
 
     /// Opaque managed ring.
@@ -197,9 +197,12 @@ pub mod uring {
     pub const LABYRINTH_RING_NO_REGISTER: u32 = 1 << 1;
     pub const LABYRINTH_RING_SINGLE_THREAD: u32 = 1 << 2;
     pub const LABYRINTH_RING_REPORT_STARVED: u32 = 1 << 3;
+    pub const LABYRINTH_RING_PBUF_INCREMENTAL: u32 = 1 << 4;
+    pub const LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE: u32 = 1 << 5;
     pub const LABYRINTH_COMPLETION_MORE: u32 = 1 << 0;
     pub const LABYRINTH_COMPLETION_NOTIF: u32 = 1 << 1;
     pub const LABYRINTH_COMPLETION_STARVED: u32 = 1 << 2;
+    pub const LABYRINTH_COMPLETION_SLICE: u32 = 1 << 3;
 
     pub const LABYRINTH_OP_NONE: u32 = 0;
     pub const LABYRINTH_OP_READ_FIXED: u32 = 1;
@@ -219,6 +222,7 @@ pub mod uring {
         pub pbuf_group: u16,
         pub reserved0: u16,
         pub flags: u32,
+        pub pbuf_order: u32,
     }
 
     #[repr(C)]
@@ -254,6 +258,10 @@ pub mod uring {
         pub recv_rearms: u64,
         pub recv_starved_ns: u64,
         pub recv_starved_now: u64,
+        pub pbuf_incremental: u32,
+        pub pbuf_block_bytes: u32,
+        pub slices_live: u64,
+        pub slice_blocks_held: u64,
     }
 
     extern "C" {
@@ -273,6 +281,8 @@ pub mod uring {
         pub fn labyrinth_ring_recv_multishot(ring: *mut labyrinth_ring, fd: c_int, msg_flags: c_int, user_data: u64) -> labyrinth_status;
         pub fn labyrinth_ring_cancel(ring: *mut labyrinth_ring, user_data: u64) -> labyrinth_status;
         pub fn labyrinth_ring_provide(ring: *mut labyrinth_ring, page: *mut c_void) -> labyrinth_status;
+        pub fn labyrinth_ring_slice_release(ring: *mut labyrinth_ring, slice: *mut c_void) -> labyrinth_status;
+        pub fn labyrinth_ring_slice_transfer(ring: *mut labyrinth_ring, slice: *mut c_void, new_owner: labyrinth_owner) -> labyrinth_status;
         pub fn labyrinth_ring_complete(ring: *mut labyrinth_ring, out: *mut labyrinth_completion, max: usize, wait_nr: usize, timeout_ms: u32, count: *mut usize) -> labyrinth_status;
         pub fn labyrinth_ring_get_stats(ring: *const labyrinth_ring, out: *mut labyrinth_ring_stats) -> labyrinth_status;
     }
@@ -286,6 +296,7 @@ pub mod uring {
         "labyrinth_ring_send", "labyrinth_ring_recv", "labyrinth_ring_send_zc",
         "labyrinth_ring_recv_multishot", "labyrinth_ring_cancel", "labyrinth_ring_provide",
         "labyrinth_ring_complete", "labyrinth_ring_get_stats",
+        "labyrinth_ring_slice_release", "labyrinth_ring_slice_transfer",
     ];
 }
 

@@ -61,12 +61,13 @@ const STATS_FIELDS: &[&str] = &[
 ];
 
 const LISTED_STRUCTS: &[(&str, &[&str])] = &[
-    ("labyrinth_ring_options", &["struct_size", "sq_entries", "max_inflight", "pbuf_entries", "pbuf_group", "reserved0", "flags"]),
+    ("labyrinth_ring_options", &["struct_size", "sq_entries", "max_inflight", "pbuf_entries", "pbuf_group", "reserved0", "flags", "pbuf_order"]),
     ("labyrinth_completion", &["user_data", "page", "result", "op", "flags", "reserved"]),
     ("labyrinth_ring_stats", &["struct_size", "submitted", "submit_failures", "completions", "ops_inflight",
         "pages_inflight", "pbuf_entries", "pbuf_pages", "pbuf_refills", "pbuf_refill_failures", "pbuf_enobufs",
         "sq_entries", "cq_entries", "registered", "fixed_buffers", "recv_starvations", "recv_rearms",
-        "recv_starved_ns", "recv_starved_now"]),
+        "recv_starved_ns", "recv_starved_now", "pbuf_incremental", "pbuf_block_bytes",
+        "slices_live", "slice_blocks_held"]),
     ("labyrinth_order_slots", &["count", "limit", "blocks"]),
     ("labyrinth_thread_cache", &["count", "limit", "capacity", "order_hint", "reserved", "orders"]),
     ("labyrinth_fast_record", &["pool", "cache", "side_table", "arena", "arena_pages", "alloc_word", "reserved"]),
@@ -79,9 +80,12 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("LABYRINTH_RING_NO_REGISTER", LABYRINTH_RING_NO_REGISTER as u64),
         ("LABYRINTH_RING_SINGLE_THREAD", LABYRINTH_RING_SINGLE_THREAD as u64),
         ("LABYRINTH_RING_REPORT_STARVED", LABYRINTH_RING_REPORT_STARVED as u64),
+        ("LABYRINTH_RING_PBUF_INCREMENTAL", LABYRINTH_RING_PBUF_INCREMENTAL as u64),
+        ("LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE", LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE as u64),
         ("LABYRINTH_COMPLETION_MORE", LABYRINTH_COMPLETION_MORE as u64),
         ("LABYRINTH_COMPLETION_NOTIF", LABYRINTH_COMPLETION_NOTIF as u64),
         ("LABYRINTH_COMPLETION_STARVED", LABYRINTH_COMPLETION_STARVED as u64),
+        ("LABYRINTH_COMPLETION_SLICE", LABYRINTH_COMPLETION_SLICE as u64),
         ("LABYRINTH_OP_READ_FIXED", LABYRINTH_OP_READ_FIXED as u64),
         ("LABYRINTH_OP_WRITE_FIXED", LABYRINTH_OP_WRITE_FIXED as u64),
         ("LABYRINTH_OP_SEND", LABYRINTH_OP_SEND as u64),
@@ -197,6 +201,7 @@ fn structs_and_constants_match_the_header() {
             ("pbuf_group", offset_of!(labyrinth_ring_options, pbuf_group)),
             ("reserved0", offset_of!(labyrinth_ring_options, reserved0)),
             ("flags", offset_of!(labyrinth_ring_options, flags)),
+            ("pbuf_order", offset_of!(labyrinth_ring_options, pbuf_order)),
         ], size_of::<labyrinth_ring_options>()),
         ("labyrinth_completion", &[
             ("user_data", offset_of!(labyrinth_completion, user_data)),
@@ -226,6 +231,10 @@ fn structs_and_constants_match_the_header() {
             ("recv_rearms", offset_of!(labyrinth_ring_stats, recv_rearms)),
             ("recv_starved_ns", offset_of!(labyrinth_ring_stats, recv_starved_ns)),
             ("recv_starved_now", offset_of!(labyrinth_ring_stats, recv_starved_now)),
+            ("pbuf_incremental", offset_of!(labyrinth_ring_stats, pbuf_incremental)),
+            ("pbuf_block_bytes", offset_of!(labyrinth_ring_stats, pbuf_block_bytes)),
+            ("slices_live", offset_of!(labyrinth_ring_stats, slices_live)),
+            ("slice_blocks_held", offset_of!(labyrinth_ring_stats, slice_blocks_held)),
         ], size_of::<labyrinth_ring_stats>()),
         ("labyrinth_order_slots", &[
             ("count", offset_of!(inline::labyrinth_order_slots, count)),

@@ -58,6 +58,14 @@ impl RingOptions {
     pub fn sq_entries(mut self, n: u32) -> Self { self.0.sq_entries = n; self }
     /// Pages in the provided-buffer ring for multishot receive (power of two; 0: none).
     pub fn provided_buffers(mut self, n: u32) -> Self { self.0.pbuf_entries = n; self }
+    /// Incremental consumption (Linux 6.12): each provided block of
+    /// 2^`order` pages takes many receives, each handed out as a [`Slice`].
+    /// `Ring::new` returns `Error::Unsupported` where the kernel lacks it.
+    pub fn incremental(mut self, order: u32) -> Self {
+        self.0.flags |= u::LABYRINTH_RING_PBUF_INCREMENTAL;
+        self.0.pbuf_order = order;
+        self
+    }
     /// Only this thread will use the ring: batched completions (best for receive loops).
     pub fn single_thread(mut self, on: bool) -> Self {
         if on { self.0.flags |= u::LABYRINTH_RING_SINGLE_THREAD } else { self.0.flags &= !u::LABYRINTH_RING_SINGLE_THREAD }
@@ -83,6 +91,43 @@ pub struct Completion<'pool> {
     pub more: bool,
     /// The page, if this completion hands one back.
     pub page: Option<Page<'pool>>,
+    /// With incremental consumption: the received bytes, in place.
+    pub slice: Option<Slice<'pool>>,
+}
+
+/// The bytes one receive put into a provided block (incremental
+/// consumption), read in place as `&[u8]`. Owned by this thread (not
+/// `Send`); dropping it releases it, and the block goes back to the pool
+/// after its last slice. Drop every slice before its ring: a ring dropped
+/// while slices are alive is refused by the library and stays (its pages
+/// with it) until the process ends.
+pub struct Slice<'pool> {
+    ring: NonNull<u::labyrinth_ring>,
+    ptr: NonNull<u8>,
+    len: usize,
+    _pool: PhantomData<&'pool Pool>,
+    _not_send: PhantomData<*mut u8>,
+}
+
+impl std::ops::Deref for Slice<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // The kernel has stopped writing these bytes (their completion came)
+        // and the block stays out of the pool until this slice is released.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::fmt::Debug for Slice<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Slice({:p}, {} bytes)", self.ptr, self.len)
+    }
+}
+
+impl Drop for Slice<'_> {
+    fn drop(&mut self) {
+        unsafe { u::labyrinth_ring_slice_release(self.ring.as_ptr(), self.ptr.as_ptr().cast()) };
+    }
 }
 
 /// A managed io_uring bound to a pool. Not `Send`: pages come back to the
@@ -183,7 +228,15 @@ impl<'pool> Ring<'pool> {
         check(unsafe { u::labyrinth_ring_complete(self.raw.as_ptr(), buf.as_mut_ptr(), buf.len(), wait_nr, timeout_ms, &mut n) })?;
         let mut out = Vec::with_capacity(n);
         for c in &buf[..n] {
-            let page = NonNull::new(c.page.cast::<u8>()).map(|ptr| {
+            let is_slice = c.flags & u::LABYRINTH_COMPLETION_SLICE != 0;
+            let slice = NonNull::new(c.page.cast::<u8>()).filter(|_| is_slice).map(|ptr| Slice {
+                ring: self.raw,
+                ptr,
+                len: c.result.max(0) as usize,
+                _pool: PhantomData,
+                _not_send: PhantomData,
+            });
+            let page = NonNull::new(c.page.cast::<u8>()).filter(|_| !is_slice).map(|ptr| {
                 // A submitted page has the size it was submitted with; a
                 // provided (multishot) page is one 4 KiB page.
                 let len = match self.inflight.remove(&c.user_data) {
@@ -199,6 +252,7 @@ impl<'pool> Ring<'pool> {
                 op: c.op,
                 more: c.flags & u::LABYRINTH_COMPLETION_MORE != 0,
                 page,
+                slice,
             });
         }
         Ok(out)
@@ -217,7 +271,11 @@ impl Drop for Ring<'_> {
         // Cancels and waits for the kernel; pages of operations whose
         // completions were never taken come back to us (their submitter):
         // free them.
-        unsafe { u::labyrinth_ring_destroy(self.raw.as_ptr()) };
+        // Refused (nothing changes) while slices are alive: the kernel may
+        // still hold the in-flight pages then, so they are not freed.
+        if unsafe { u::labyrinth_ring_destroy(self.raw.as_ptr()) } != sys::LABYRINTH_OK {
+            return;
+        }
         for (_, (ptr, _)) in self.inflight.drain() {
             unsafe { sys::labyrinth_free_pages(self.pool.as_raw(), ptr.as_ptr().cast()) };
         }

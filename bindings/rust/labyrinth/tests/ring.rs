@@ -1,6 +1,6 @@
 //! The io_uring ring: pages go in by value and come back in completions.
 //! Tests skip (with the library's reason) where io_uring is unavailable.
-use labyrinth::ring::{Ring, RingOptions};
+use labyrinth::ring::{OpId, Ring, RingOptions};
 use labyrinth::{Error, Pool, PoolOptions};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -14,6 +14,22 @@ fn ring<'p>(pool: &'p Pool, opts: RingOptions) -> Option<Ring<'p>> {
         Ok(r) => Some(r),
         Err(Error::Unsupported(why)) => {
             eprintln!("SKIPPED: io_uring unavailable: {why}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+
+/// A UDP receiver with a multishot receive on it, and a sender; None (the
+/// test skips) where the kernel lacks multishot receive.
+fn udp_multishot(r: &mut Ring<'_>) -> Option<(UdpSocket, UdpSocket, OpId)> {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    match r.recv_multishot(rx.as_raw_fd(), 0) {
+        Ok(op) => Some((rx, tx, op)),
+        Err(Error::Unsupported(why)) => {
+            eprintln!("SKIPPED: {why}");
             None
         }
         Err(e) => panic!("{e}"),
@@ -62,13 +78,7 @@ fn a_refused_submission_gives_the_page_back() {
 fn multishot_udp_receive_hands_out_pages() {
     let p = pool();
     let Some(mut r) = ring(&p, RingOptions::default().provided_buffers(64)) else { return };
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let op = match r.recv_multishot(rx.as_raw_fd(), 0) {
-        Ok(op) => op,
-        Err(Error::Unsupported(why)) => return eprintln!("SKIPPED: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some((rx, tx, op)) = udp_multishot(&mut r) else { return };
     for i in 0..20u32 {
         tx.send_to(format!("datagram {i:04}").as_bytes(), rx.local_addr().unwrap()).unwrap();
     }
@@ -99,4 +109,33 @@ fn dropping_the_ring_returns_pages_still_in_flight() {
     drop(r); // cancels, waits, frees the page
     let s = p.stats().unwrap();
     assert_eq!((s.inflight_pages, s.allocated_pages), (0, 0));
+}
+
+#[test]
+fn incremental_receives_come_as_slices_sharing_a_page() {
+    let p = pool();
+    let Some(mut r) = ring(&p, RingOptions::default().provided_buffers(4).incremental(0)) else { return };
+    let Some((rx, tx, op)) = udp_multishot(&mut r) else { return };
+    for i in 0..8u8 {
+        tx.send_to(&[i; 64], rx.local_addr().unwrap()).unwrap();
+    }
+    let mut slices = Vec::new();
+    while slices.len() < 8 {
+        for c in r.complete(1, 5_000).unwrap() {
+            assert_eq!(c.id, op);
+            assert!(c.page.is_none());
+            slices.push(c.slice.expect("each datagram arrives as a slice"));
+        }
+    }
+    for (i, s) in slices.iter().enumerate() {
+        assert_eq!(&s[..], &[i as u8; 64][..]);
+        assert_eq!(s.as_ptr() as usize / 4096, slices[0].as_ptr() as usize / 4096, "one page");
+    }
+    assert_eq!(r.stats().unwrap().slices_live, 8);
+    slices.reverse();
+    drop(slices); // released out of order
+    assert_eq!(r.stats().unwrap().slices_live, 0);
+    r.cancel(op).unwrap();
+    drop(r);
+    assert_eq!(p.stats().unwrap().allocated_pages, 0);
 }

@@ -1,0 +1,184 @@
+// slices.cpp - incremental consumption: one provided block, several receives.
+//
+// With IOU_PBUF_RING_INC the kernel fills a block of the buffer ring from
+// its start, one receive after another, and keeps the block at the ring's
+// head while room is left: each CQE names the block (its bid) and carries
+// IORING_CQE_F_BUF_MORE while the kernel goes on filling it. The kernel does
+// not say where in the block the data lies: the ring counts it (fill).
+// Each receive of n > 0 bytes becomes a slice [fill, fill + n) owned by the
+// thread that takes the completion.
+//
+// A block leaves the buffer ring (its bid is free again) at its CQE without
+// BUF_MORE. It goes back to the pool when it has left the buffer ring and
+// its last slice is released, whichever comes last; until then it stays in
+// flight in the pool's eyes, so labyrinth_free_pages() on it is BUSY.
+// Slices are released from any thread: every SliceBlock, the map by base
+// and the spare list are guarded by slice_mu; bid_block is the ring
+// thread's.
+#include <algorithm>
+#include <cstring>
+
+#include "boundary.hpp"
+#include "uring/ring_internal.hpp"
+
+namespace lab {
+namespace uring {
+
+namespace {
+
+// A SliceBlock for the block at page (under slice_mu).
+SliceBlock *block_new(labyrinth_ring *r, void *page) {
+  SliceBlock *b;
+  if (r->spare_blocks.empty()) {
+    r->all_blocks.push_back(std::make_unique<SliceBlock>());
+    b = r->all_blocks.back().get();
+    b->slices.reserve(r->pb_block_bytes / 64);
+  } else {
+    b = r->spare_blocks.back();
+    r->spare_blocks.pop_back();
+  }
+  b->base = reinterpret_cast<std::uintptr_t>(page);
+  b->fill = 0;
+  b->live = 0;
+  b->filling = true;
+  b->slices.clear();
+  r->slice_blocks.emplace(b->base, b);
+  return b;
+}
+
+// Forget b (under slice_mu); the caller has dealt with its page.
+void block_drop(labyrinth_ring *r, SliceBlock *b) {
+  r->slice_blocks.erase(b->base);
+  r->spare_blocks.push_back(b);
+}
+
+// The slice that starts at p (under slice_mu), or a status saying why not.
+labyrinth_status slice_find(labyrinth_ring *r, void *p, const char *what, SliceBlock **block,
+                            Slice **slice) {
+  if (!p) return set_error(LABYRINTH_ERR_INVALID, "%s: slice is NULL", what);
+  if (!r->incremental)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: the ring does not use incremental consumption (no slices)", what);
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  auto it = r->slice_blocks.upper_bound(a);
+  if (it != r->slice_blocks.begin()) {
+    SliceBlock *b = (--it)->second;
+    if (a < b->base + r->pb_block_bytes) {
+      const auto off = static_cast<std::uint32_t>(a - b->base);
+      auto s = std::lower_bound(b->slices.begin(), b->slices.end(), off,
+                                [](const Slice &x, std::uint32_t o) { return x.off < o; });
+      if (s != b->slices.end() && s->off == off) {
+        if (s->owner == LABYRINTH_OWNER_NONE)
+          return set_error(LABYRINTH_ERR_DOUBLE_FREE,
+                           "%s: the slice at %p (%u bytes) was already released", what, p, s->len);
+        if (s->owner != labyrinth_owner_self())
+          return set_error(LABYRINTH_ERR_NOT_OWNER,
+                           "%s: the slice at %p belongs to thread %llu, not to the calling "
+                           "thread %llu",
+                           what, p, static_cast<unsigned long long>(s->owner),
+                           static_cast<unsigned long long>(labyrinth_owner_self()));
+        *block = b;
+        *slice = &*s;
+        return LABYRINTH_OK;
+      }
+    }
+  }
+  return set_error(LABYRINTH_ERR_INVALID,
+                   "%s: %p is not the start of a slice this ring holds (a slice is the page of "
+                   "a completion flagged LABYRINTH_COMPLETION_SLICE; its block may already be "
+                   "back in the pool)",
+                   what, p);
+}
+
+}  // namespace
+
+void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool more,
+                    bool teardown, labyrinth_completion *c) {
+  if (bid >= r->pb_entries || !r->bid_page[bid]) return;
+  std::lock_guard<std::mutex> lock(r->slice_mu);
+  SliceBlock *&b = r->bid_block[bid];
+  if (!b) b = block_new(r, r->bid_page[bid]);
+  const std::uint32_t room = r->pb_block_bytes - b->fill;
+  const std::uint32_t len = res > 0 ? std::min(static_cast<std::uint32_t>(res), room) : 0;
+  if (len && !teardown) {
+    const labyrinth_owner self = labyrinth_owner_self();
+    b->slices.push_back(Slice{b->fill, len, self});
+    b->live++;
+    r->slices_live.fetch_add(1, std::memory_order_relaxed);
+    c->page = reinterpret_cast<void *>(b->base + b->fill);
+    c->result = static_cast<std::int32_t>(len);
+    c->flags |= LABYRINTH_COMPLETION_SLICE;
+  }
+  b->fill += len;
+  if (more) return;
+  // The kernel has moved past this block: it leaves the buffer ring.
+  SliceBlock *done = b;
+  b = nullptr;
+  void *page = pbuf_take(r, bid);
+  done->filling = false;
+  if (done->live) {
+    r->slice_blocks_held.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  block_drop(r, done);
+  page_release_from_io(r->pool, page);
+}
+
+labyrinth_status slice_release(labyrinth_ring *r, void *p, const char *what) {
+  void *back = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(r->slice_mu);
+    SliceBlock *b = nullptr;
+    Slice *s = nullptr;
+    if (labyrinth_status st = slice_find(r, p, what, &b, &s); st != LABYRINTH_OK) return st;
+    s->owner = LABYRINTH_OWNER_NONE;
+    b->live--;
+    r->slices_live.fetch_sub(1, std::memory_order_relaxed);
+    if (b->live || b->filling) return LABYRINTH_OK;
+    back = reinterpret_cast<void *>(b->base);
+    r->slice_blocks_held.fetch_sub(1, std::memory_order_relaxed);
+    block_drop(r, b);
+  }
+  // Out of the map: no other thread can reach the block any more.
+  return page_release_from_io(r->pool, back);
+}
+
+labyrinth_status slice_transfer(labyrinth_ring *r, void *p, labyrinth_owner to, const char *what) {
+  if (to == LABYRINTH_OWNER_NONE || to > LABYRINTH_OWNER_MAX)
+    return set_error(LABYRINTH_ERR_INVALID, "%s: new_owner %llu is not a thread id", what,
+                     static_cast<unsigned long long>(to));
+  std::lock_guard<std::mutex> lock(r->slice_mu);
+  SliceBlock *b = nullptr;
+  Slice *s = nullptr;
+  if (labyrinth_status st = slice_find(r, p, what, &b, &s); st != LABYRINTH_OK) return st;
+  s->owner = to;
+  return LABYRINTH_OK;
+}
+
+void slice_forget_bid(labyrinth_ring *r, std::uint16_t bid) {
+  if (bid >= r->bid_block.size() || !r->bid_block[bid]) return;
+  std::lock_guard<std::mutex> lock(r->slice_mu);
+  block_drop(r, r->bid_block[bid]);
+  r->bid_block[bid] = nullptr;
+}
+
+}  // namespace uring
+}  // namespace lab
+
+extern "C" {
+
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_release(labyrinth_ring *ring, void *slice) {
+  const char *what = "labyrinth_ring_slice_release";
+  if (labyrinth_status st = lab::uring::enter_ring(ring, what); st != LABYRINTH_OK) return st;
+  return lab::guarded(what, [&] { return lab::uring::slice_release(ring, slice, what); });
+}
+
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_transfer(labyrinth_ring *ring, void *slice,
+                                                             labyrinth_owner new_owner) {
+  const char *what = "labyrinth_ring_slice_transfer";
+  if (labyrinth_status st = lab::uring::enter_ring(ring, what); st != LABYRINTH_OK) return st;
+  return lab::guarded(what,
+                      [&] { return lab::uring::slice_transfer(ring, slice, new_owner, what); });
+}
+
+}  // extern "C"
