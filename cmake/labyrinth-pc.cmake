@@ -1,5 +1,6 @@
-# Writes and installs labyrinth.pc; run by `cmake --install` (cpp/CMakeLists.txt
-# sets the LABYRINTH_PC_* variables), so the prefix is the one installed to,
+# Writes and installs a .pc file (labyrinth.pc, labyrinth-xdp.pc); run by
+# `cmake --install` (cpp/CMakeLists.txt: labyrinth_install_pc sets the
+# LABYRINTH_PC_* variables), so the prefix is the one installed to,
 # also when given as `cmake --install --prefix`. Paths in the .pc are
 # absolute: a relative PKG_CONFIG_PATH would otherwise make the rpath below
 # relative to the consumer's working directory. A libdir outside the linker's
