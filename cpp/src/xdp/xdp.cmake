@@ -45,7 +45,10 @@ if(LIBXDP_FOUND)
   target_link_libraries(labyrinth_xdp PUBLIC labyrinth PRIVATE PkgConfig::LIBXDP Threads::Threads)
   set_target_properties(labyrinth_xdp PROPERTIES
     VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
-    LINK_DEPENDS ${LABYRINTH_XDP_MAP})
+    LINK_DEPENDS ${LABYRINTH_XDP_MAP}
+    # Installed next to liblabyrinth.so.1: found there also by a program
+    # that needs only this library (a RUNPATH serves direct dependencies only).
+    INSTALL_RPATH "$ORIGIN")
   target_link_options(labyrinth_xdp PRIVATE "-Wl,--version-script=${LABYRINTH_XDP_MAP}"
                       "-Wl,--no-undefined" "-Wl,--no-undefined-version")
   add_library(labyrinth::labyrinth_xdp ALIAS labyrinth_xdp)
