@@ -10,10 +10,11 @@
 #     (labyrinth_xdp.h, cpp/src/xdp/labyrinth_xdp.map, LABYRINTH_XDP_<m>.<n>)
 #     where it is built;
 #  2. types: compares the built liblabyrinth.so with the recorded baseline
-#     abi/liblabyrinth.abi and fails on an incompatible change (symbols
+#     abi/liblabyrinth.abi (and liblabyrinth_xdp.so, where built, with
+#     abi/liblabyrinth_xdp.abi) and fails on an incompatible change (symbols
 #     removed or changed, types changed other than growing the
 #     struct_size-versioned structs at their end). Additions pass and are listed.
-# `abi.sh record` checks the symbols and rewrites the baseline (only when
+# `abi.sh record` checks the symbols and rewrites the baselines (only when
 # releasing, or once after a change the release notes announce).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,29 +76,38 @@ check_library() {
 }
 
 check_library "$lib" "$map" LABYRINTH_ $(ls cpp/include/labyrinth/*.h | grep -v '/labyrinth_xdp\.h$')
-# AF_XDP's library, where built (its ABI has no recorded baseline: symbols only).
+# types LIB BASELINE MODE: record LIB's types as BASELINE, or check LIB
+# against it (additions pass; removals, changes, incompatible types fail).
+types() {
+  local lib=$1 baseline=$2 current out
+  current="$BUILD_DIR/$(basename "$baseline")"
+  out="$BUILD_DIR/abidiff-$(basename "$baseline" .abi).txt"
+  abidw --headers-dir cpp/include/labyrinth --drop-private-types --no-corpus-path --out-file "$current" "$lib"
+  case "$3" in
+    record) cp "$current" "$baseline"; echo "abi: baseline $baseline recorded";;
+    check)
+      set +e
+      abidiff --suppressions abi/labyrinth.abignore "$baseline" "$current" > "$out"
+      local rc=$?
+      set -e
+      cat "$out"
+      if (( rc & 3 )); then echo "abi: abidiff failed (rc=$rc)"; exit 1; fi
+      if (( rc & 8 )); then echo "abi: INCOMPATIBLE change against $baseline"; exit 1; fi
+      # abidiff calls a changed C signature (a parameter added, a type changed)
+      # merely a "change"; for a C ABI any change to an existing function or
+      # variable breaks callers. Only additions are allowed.
+      if grep -Eq "(Functions|Variables) changes summary: ([1-9][0-9]*) Removed|, ([1-9][0-9]*) Changed" "$out"; then
+        echo "abi: INCOMPATIBLE against $baseline: an existing function or variable was removed or changed"; exit 1
+      fi
+      if (( rc & 4 )); then echo "abi: $lib: compatible additions only"; else echo "abi: $lib: no change"; fi;;
+    *) echo "usage: abi.sh [check|record]"; exit 2;;
+  esac
+}
+
+# AF_XDP's library is checked where it is built.
 xdp_lib="$BUILD_DIR/cpp/liblabyrinth_xdp.so"
 if [ -e "$xdp_lib" ]; then
   check_library "$xdp_lib" cpp/src/xdp/labyrinth_xdp.map LABYRINTH_XDP_ cpp/include/labyrinth/labyrinth_xdp.h
 fi
-current="$BUILD_DIR/liblabyrinth.abi"
-abidw --headers-dir cpp/include/labyrinth --drop-private-types --no-corpus-path --out-file "$current" "$lib"
-case "${1:-check}" in
-  record) cp "$current" abi/liblabyrinth.abi; echo "abi: baseline recorded";;
-  check)
-    set +e
-    abidiff --suppressions abi/labyrinth.abignore abi/liblabyrinth.abi "$current" > "$BUILD_DIR/abidiff.txt"
-    rc=$?
-    set -e
-    cat "$BUILD_DIR/abidiff.txt"
-    if (( rc & 3 )); then echo "abi: abidiff failed (rc=$rc)"; exit 1; fi
-    if (( rc & 8 )); then echo "abi: INCOMPATIBLE change against abi/liblabyrinth.abi"; exit 1; fi
-    # abidiff calls a changed C signature (a parameter added, a type changed)
-    # merely a "change"; for a C ABI any change to an existing function or
-    # variable breaks callers. Only additions are allowed.
-    if grep -Eq "(Functions|Variables) changes summary: ([1-9][0-9]*) Removed|, ([1-9][0-9]*) Changed" "$BUILD_DIR/abidiff.txt"; then
-      echo "abi: INCOMPATIBLE: an existing function or variable was removed or changed"; exit 1
-    fi
-    if (( rc & 4 )); then echo "abi: compatible additions only"; else echo "abi: no change"; fi;;
-  *) echo "usage: abi.sh [check|record]"; exit 2;;
-esac
+types "$lib" abi/liblabyrinth.abi "${1:-check}"
+if [ -e "$xdp_lib" ]; then types "$xdp_lib" abi/liblabyrinth_xdp.abi "${1:-check}"; fi
