@@ -1,5 +1,6 @@
-# Writes and installs labyrinth.pc; run by `cmake --install` (cpp/CMakeLists.txt
-# sets the LABYRINTH_PC_* variables), so the prefix is the one installed to,
+# Writes and installs a .pc file (labyrinth.pc, labyrinth-xdp.pc); run by
+# `cmake --install` (cpp/CMakeLists.txt: labyrinth_install_pc sets the
+# LABYRINTH_PC_* variables), so the prefix is the one installed to,
 # also when given as `cmake --install --prefix`. Paths in the .pc are
 # absolute: a relative PKG_CONFIG_PATH would otherwise make the rpath below
 # relative to the consumer's working directory. A libdir outside the linker's
@@ -13,5 +14,11 @@ list(FIND LABYRINTH_PC_SYSTEM_DIRS "${libdir_full}" system_index)
 if(NOT system_index EQUAL -1 OR libdir_full MATCHES "^/usr(/local)?/lib(64|/[^/]+-linux-gnu)?$")
   set(LABYRINTH_PC_RPATH "")
 endif()
-configure_file("${LABYRINTH_PC_IN}" "${LABYRINTH_PC_TMP}" @ONLY)
-file(INSTALL "${LABYRINTH_PC_TMP}" DESTINATION "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+# The file is written under a folder of its prefix's own: installs into two
+# prefixes at once (tests do) do not write each other's.
+string(MD5 prefix_hash "${LABYRINTH_PC_PREFIX}")
+get_filename_component(pc_name "${LABYRINTH_PC_TMP}" NAME)
+get_filename_component(pc_dir "${LABYRINTH_PC_TMP}" DIRECTORY)
+set(pc_tmp "${pc_dir}/pc-${prefix_hash}/${pc_name}")
+configure_file("${LABYRINTH_PC_IN}" "${pc_tmp}" @ONLY)
+file(INSTALL "${pc_tmp}" DESTINATION "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig")

@@ -217,8 +217,8 @@ labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool 
 static labyrinth_status destroy_refusal(Pool *p, std::uint32_t flags, const char *what) {
   if (std::uint64_t h = p->holds.load())
     return refuse(p, LABYRINTH_ERR_BUSY,
-                  "%s: the pool is registered with %llu io_uring instance(s) or managed ring(s); "
-                  "unregister or destroy them first",
+                  "%s: the pool is held by %llu io_uring registration(s), managed ring(s) or AF_XDP "
+                  "UMEM(s); unregister or destroy them first",
                   what, static_cast<unsigned long long>(h));
   if (std::uint64_t inflight = p->inflight_pages.load())
     return refuse(p, LABYRINTH_ERR_BUSY, "%s: %llu page(s) are in flight in the kernel", what,

@@ -204,3 +204,12 @@ TEST(XdpMisuse, GuardPoolRefusedAsUmem) {
   EXPECT_EQ(u, nullptr);
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK) << "no hold left behind";
 }
+
+TEST(XdpMisuse, PoolDestroyRefusedWhileAUmemHoldsIt) {
+  XDP_REQUIRE_WORLD();
+  World w;
+  EXPECT_EQ(labyrinth_pool_destroy(w.pool), LABYRINTH_ERR_BUSY);
+  EXPECT_NE(std::string(labyrinth_last_error_message()).find("AF_XDP UMEM"), std::string::npos)
+      << "the message names the holder: " << last_error();
+  EXPECT_EQ(stats(w.pool).allocated_pages, 0u) << "the pool is intact";
+}
