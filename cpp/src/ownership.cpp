@@ -22,7 +22,7 @@ const char *state_name(State s) {
     case BUDDY: return "free (in the buddy allocator)";
     case CACHED: return "free (in a thread cache)";
     case SHARED:
-    case MAGAZINE: return "free (in the shared list or a thread cache)";
+    case MAGAZINE: return "free (in the depot or a thread cache)";
     case RESERVE: return "free (in the atomic reserve)";
     default: return "free";
   }

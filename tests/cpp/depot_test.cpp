@@ -1,4 +1,4 @@
-// The shared list's magazines (depot.hpp): a pushed chain of 2 or more pages
+// The depot's magazines (depot.hpp): a pushed chain of 2 or more pages
 // lists its pages in its first page, and its first word says so (MAGAZINE).
 // A thread that pops the chain takes the pages from the list only if that
 // word says MAGAZINE and the list passes its checks (checksum, pages in the
