@@ -281,6 +281,8 @@ labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
 }
 
 void pool_thread_exit(Pool *p, std::uint64_t owner) {
+  // Thread exit is no boundary call: the parent's pools, registered in a
+  // forked child too, are its own to check.
   if (p->forked()) return;
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = p->cache_at(i);

@@ -71,7 +71,10 @@ ThreadCache *cache_for(Pool *p) {
       fast_setup(p, slot.cache);
     return slot.cache;
   }
-  if (!p->use_caches || p->forked()) return nullptr;
+  // Not the parent's pool in a forked child: every call that reaches here
+  // entered through the C boundary's usable-pool check (boundary.hpp,
+  // usable_pool; tests/cpp/lifetime_test.cpp).
+  if (!p->use_caches) return nullptr;
   ensure_exit_hook();
   const std::uint64_t me = tls.owner;
   ThreadCache *found = nullptr;
@@ -160,7 +163,10 @@ void redirect_record(ThreadCache *c) {
 }  // namespace
 
 std::size_t reclaim_caches(Pool *p, std::size_t want) {
-  if (!p->use_caches || (p->flags & LABYRINTH_POOL_NO_RECLAIM) || p->forked()) return 0;
+  // The library calls this from pool_alloc only, behind the boundary's
+  // usable-pool check (boundary.hpp, usable_pool): never on the parent's
+  // pool in a forked child.
+  if (!p->use_caches || (p->flags & LABYRINTH_POOL_NO_RECLAIM)) return 0;
   std::lock_guard<std::mutex> registry(registry_mutex());
   const std::uint64_t me = tls.owner;
   // Caches of other live threads that hold something.

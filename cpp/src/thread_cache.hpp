@@ -115,8 +115,9 @@ static_assert(offsetof(ThreadCache, count) == 0 && offsetof(ThreadCache, limit) 
               "the inline fast path reads count, limit and capacity at these offsets");
 
 // The calling thread's cache for `pool`, claimed on first use; nullptr if
-// every cache is taken (the thread then uses the depot, lock-free).
-// Async-signal-safe.
+// every cache is taken (the thread then uses the depot, lock-free). The
+// pool must be usable here (boundary.hpp, usable_pool: not the parent's pool
+// in a forked child); every caller is behind that check. Async-signal-safe.
 ThreadCache *cache_for(Pool *pool);
 
 // The calling thread's cache for `pool`, entered: the thread's record is
