@@ -21,7 +21,7 @@ const char *state_name(State s) {
     case UNUSED: return "inside a free block";
     case BUDDY: return "free (in the buddy allocator)";
     case CACHED: return "free (in a thread cache)";
-    case SHARED:
+    case DEPOT:
     case MAGAZINE: return "free (in the depot or a thread cache)";
     case RESERVE: return "free (in the atomic reserve)";
     default: return "free";

@@ -194,7 +194,7 @@ void populate(Pool *p, const labyrinth_pool_options &o) {
   const bool magazines = p->arena.pinned &&
                          !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
                                        LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS));
-  p->depot.init(p->meta, SHARED, magazines ? p->base : nullptr, p->npages);
+  p->depot.init(p->meta, DEPOT, magazines ? p->base : nullptr, p->npages);
   p->reserve.init(p->meta, RESERVE);
   p->reserve_target = o.atomic_reserve_pages;
   fill_reserve(p);

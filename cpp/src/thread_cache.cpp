@@ -271,7 +271,7 @@ std::size_t refill_allowed(const Pool *p, std::size_t want, bool atomic) {
 
 // 1. The depot: one CAS for a whole chain, up to `take` pages of it into the
 // slots from `to` on; what is left of the chain goes back. The pages keep
-// their chain words (SHARED or MAGAZINE, see side_table.hpp): not writing
+// their chain words (DEPOT or MAGAZINE, see side_table.hpp): not writing
 // them saves a refill one cache-line transfer per 8 pages when another CPU
 // drained the chain; the free that puts a page back writes CACHED. Returns
 // the pages taken. Lock-free.
