@@ -12,7 +12,7 @@
 // (labyrinth_page_transfer) to the freeing thread before it is passed on.
 //
 // Labyrinth-only patterns:
-//   slow/<variant>         trim (thread cache and shared list back to the
+//   slow/<variant>         trim (thread cache and depot back to the
 //                          buddy), then time 64 allocations: one refill from
 //                          the buddy plus 63 cache hits; ns per page, and
 //                          refills per iteration as a check; the counter
@@ -25,7 +25,7 @@
 //                          caches hold at most 512 pages (thread_cache_pages
 //                          = 512: a fixed high mark, where the default one
 //                          rises to the bursts), so that every 64th
-//                          allocation refills from the shared list: what a
+//                          allocation refills from the depot: what a
 //                          refill costs, as p99.9
 //   cross/labyrinth_batch256, tail/labyrinth_cache512_batch256/1024
 //                          the cross pattern, and the cache512 tail, on pools
@@ -108,7 +108,7 @@ bool read_stats(labyrinth_pool *pool, labyrinth_stats *s) {
 }
 
 // Slow path: every iteration starts with an empty thread cache and an empty
-// shared list, so the first allocation refills a batch from the buddy.
+// depot, so the first allocation refills a batch from the buddy.
 template <class P>
 void BM_slow(benchmark::State &st) {
   constexpr int kPages = 64;  // the default thread_cache_batch: one refill

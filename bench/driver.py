@@ -512,7 +512,7 @@ def markdown(rows, tails, tgt, machine, meta) -> str:
         L.append("## Tail latency of one allocation (another thread churning)\n")
         L.append("Each allocation timed alone with `rdtsc` (fenced); the timer's own cost "
                  "(median of an empty timed region) is subtracted, so values resolve to about "
-                 "10 ns on this VM (one `rdtsc` costs ~26 cycles here). Median over repetitions "
+                 "the cost of one `rdtsc` (some tens of cycles). Median over repetitions "
                  "of each percentile. Histograms: `latency.png`, `hist/*.csv`.\n")
         L.append("| bursts of | allocator | p50 | p99 | p99.9 | p99.99 | max | samples |")
         L.append("|---:|---|---:|---:|---:|---:|---:|---:|")

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Print (or write into README.md) the short results table from
+"""Print (or write into docs/performance.md) the short results table from
 bench/results/latest.json: Labyrinth against the best peer of each pattern,
 with the machine it ran on. The full table is bench/results/latest.md.
 
     python3 bench/readme_table.py                  # print
-    python3 bench/readme_table.py --update README.md
+    python3 bench/readme_table.py --update docs/performance.md
 replaces the text between <!-- bench-table:begin --> and <!-- bench-table:end -->.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROWS = [("pair", "pair: alloc + touch + free (ns)"),
 def table(d: dict) -> str:
     med = {(r["pattern"], r["alloc"]): r for r in d["rows"]}
     m, meta = d["machine"], d["meta"]
-    out = [f"Measured {m['date'][:10]} on {m['cpu_model']}, {m['cpus']} vCPUs"
+    out = [f"Measured on {m['cpu_model']}, {m['cpus']} vCPUs"
            f"{' (VM)' if m.get('hypervisor') == 'yes' else ''}, kernel {m['kernel']}, "
            f"{m['compiler'].split(' (')[0]} {m['build_type']}; {meta['reps']} alternating repetitions, "
            f"medians (the spread is in the full table). Mitigations: "
@@ -80,7 +80,7 @@ def table(d: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", default=str(ROOT / "bench/results/latest.json"))
-    ap.add_argument("--update", metavar="README")
+    ap.add_argument("--update", metavar="MARKDOWN_FILE")
     a = ap.parse_args()
     text = table(json.load(open(a.results)))
     if not a.update:

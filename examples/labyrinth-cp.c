@@ -188,30 +188,30 @@ static int make_source(const char *path, uint64_t bytes) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  const char *src = NULL, *dst = NULL;
-  unsigned self_mb = 0;
+/* The command line into *src, *dst, *self_mb and the opt_* settings: 0, or
+ * 2 after printing the usage. */
+static int parse_args(int argc, char **argv, const char **src, const char **dst, unsigned *self_mb) {
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--self-test")) {
-      self_mb = 64;
-      if (i + 1 < argc && argv[i + 1][0] != '-') self_mb = (unsigned)atoi(argv[++i]);
+      *self_mb = 64;
+      if (i + 1 < argc && argv[i + 1][0] != '-') *self_mb = (unsigned)atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--block-kb") && i + 1 < argc) {
       opt_block_kb = (unsigned)atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--depth") && i + 1 < argc) {
       opt_depth = (unsigned)atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--buffered")) {
       opt_buffered = 1;
-    } else if (!src) {
-      src = argv[i];
-    } else if (!dst) {
-      dst = argv[i];
+    } else if (!*src) {
+      *src = argv[i];
+    } else if (!*dst) {
+      *dst = argv[i];
     } else {
-      src = NULL;
+      *src = NULL;
       break;
     }
   }
   int block_ok = opt_block_kb >= 4 && opt_block_kb <= 4096 && !(opt_block_kb & (opt_block_kb - 1));
-  if ((!self_mb && (!src || !dst)) || !block_ok || opt_depth < 1 || opt_depth > 256) {
+  if ((!*self_mb && (!*src || !*dst)) || !block_ok || opt_depth < 1 || opt_depth > 256) {
     fprintf(stderr,
             "usage: labyrinth-cp SRC DST [--block-kb KB] [--depth N] [--buffered]\n"
             "       labyrinth-cp --self-test [MB] [--block-kb KB] [--depth N] [--buffered]\n"
@@ -220,51 +220,57 @@ int main(int argc, char **argv) {
             "  --buffered     use the page cache instead of O_DIRECT\n");
     return 2;
   }
-  char src_tmp[256] = "", dst_tmp[256] = "";
-  if (self_mb) {
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir) dir = "/var/tmp";
-    snprintf(src_tmp, sizeof(src_tmp), "%s/labyrinth-cp-src.%d", dir, (int)getpid());
-    snprintf(dst_tmp, sizeof(dst_tmp), "%s/labyrinth-cp-dst.%d", dir, (int)getpid());
-    /* A size that is not a multiple of the block, to exercise the tail. */
-    uint64_t bytes = ((uint64_t)self_mb << 20) + 12345;
-    if (make_source(src_tmp, bytes) != 0) {
-      fprintf(stderr, "labyrinth-cp: cannot write %s: %s\n", src_tmp, strerror(errno));
-      return 1;
-    }
-    src = src_tmp;
-    dst = dst_tmp;
+  return 0;
+}
+
+/* --self-test: a source file of mb MiB and a destination path, both in
+ * $TMPDIR (default /var/tmp), into src_tmp and dst_tmp (256 bytes each).
+ * 0, or 1 after saying why. */
+static int make_self_test(unsigned mb, char *src_tmp, char *dst_tmp) {
+  const char *dir = getenv("TMPDIR");
+  if (!dir || !*dir) dir = "/var/tmp";
+  snprintf(src_tmp, 256, "%s/labyrinth-cp-src.%d", dir, (int)getpid());
+  snprintf(dst_tmp, 256, "%s/labyrinth-cp-dst.%d", dir, (int)getpid());
+  /* A size that is not a multiple of the block, to exercise the tail. */
+  uint64_t bytes = ((uint64_t)mb << 20) + 12345;
+  if (make_source(src_tmp, bytes) != 0) {
+    fprintf(stderr, "labyrinth-cp: cannot write %s: %s\n", src_tmp, strerror(errno));
+    return 1;
   }
+  return 0;
+}
 
-  int in = open_file(src, O_RDONLY);
-  if (in < 0) return 1;
-  struct stat st;
-  fstat(in, &st);
-  uint64_t size = (uint64_t)st.st_size;
-  int out = open_file(dst, O_WRONLY | O_CREAT | O_TRUNC);
-  if (out < 0) return 1;
-
+/* A pool for opt_depth blocks in flight (twice over, plus room) and a
+ * single-thread ring on it. 0, or the exit code after saying why (nothing
+ * is left open then). */
+static int open_pool_and_ring(labyrinth_pool **pool, labyrinth_ring **ring) {
   labyrinth_pool_options po;
   labyrinth_pool_options_init(&po);
   po.size_bytes = ((size_t)opt_block_kb << 10) * opt_depth * 2 + (4u << 20);
   po.size_bytes = (po.size_bytes + (4u << 20) - 1) & ~(size_t)((4u << 20) - 1);
-  labyrinth_pool *pool = NULL;
-  if (labyrinth_pool_create(&po, &pool) != LABYRINTH_OK) return fail("pool");
+  if (labyrinth_pool_create(&po, pool) != LABYRINTH_OK) return fail("pool");
   labyrinth_ring_options ro;
   labyrinth_ring_options_init(&ro);
   ro.sq_entries = opt_depth * 2;
   ro.flags = LABYRINTH_RING_SINGLE_THREAD;
-  labyrinth_ring *ring = NULL;
-  if (labyrinth_ring_create(pool, &ro, &ring) != LABYRINTH_OK) {
+  if (labyrinth_ring_create(*pool, &ro, ring) != LABYRINTH_OK) {
     int rc = fail("ring");
-    labyrinth_pool_destroy(pool);
+    labyrinth_pool_destroy(*pool);
     return rc;
   }
+  return 0;
+}
+
+/* Copies in to out (closed here), reads dst back to compare the blocks'
+ * hashes, prints the report and destroys the ring and the pool. Returns the
+ * exit code: 0 only if the copy matches and the pool ends with nothing in
+ * flight or allocated. */
+static int copy_and_verify(labyrinth_pool *pool, labyrinth_ring *ring, const char *src, const char *dst,
+                           int in, int out, uint64_t size) {
   const uint64_t bsize = (uint64_t)opt_block_kb << 10;
   const uint64_t nblocks = (size + bsize - 1) / bsize;
   uint64_t *h_src = calloc(nblocks + 1, sizeof(uint64_t));
   uint64_t *h_dst = calloc(nblocks + 1, sizeof(uint64_t));
-
   double t0 = now_s();
   int rc = pass(pool, ring, in, out, size, h_src);
   if (rc == 0 && ftruncate(out, (off_t)size) != 0) rc = 1;
@@ -281,7 +287,6 @@ int main(int argc, char **argv) {
     if (check >= 0) close(check);
     ok = rc == 0 && memcmp(h_src, h_dst, nblocks * sizeof(uint64_t)) == 0;
   }
-  close(in);
   labyrinth_ring_destroy(ring);
   labyrinth_stats s;
   memset(&s, 0, sizeof(s));
@@ -301,9 +306,34 @@ int main(int argc, char **argv) {
   if (labyrinth_pool_destroy(pool) != LABYRINTH_OK) ok = 0;
   free(h_src);
   free(h_dst);
+  return rc ? rc : (ok ? 0 : 1);
+}
+
+int main(int argc, char **argv) {
+  const char *src = NULL, *dst = NULL;
+  unsigned self_mb = 0;
+  int rc = parse_args(argc, argv, &src, &dst, &self_mb);
+  if (rc != 0) return rc;
+  char src_tmp[256] = "", dst_tmp[256] = "";
+  if (self_mb) {
+    if (make_self_test(self_mb, src_tmp, dst_tmp) != 0) return 1;
+    src = src_tmp;
+    dst = dst_tmp;
+  }
+  int in = open_file(src, O_RDONLY);
+  if (in < 0) return 1;
+  struct stat st;
+  fstat(in, &st);
+  int out = open_file(dst, O_WRONLY | O_CREAT | O_TRUNC);
+  if (out < 0) return 1;
+  labyrinth_pool *pool = NULL;
+  labyrinth_ring *ring = NULL;
+  rc = open_pool_and_ring(&pool, &ring);
+  if (rc == 0) rc = copy_and_verify(pool, ring, src, dst, in, out, (uint64_t)st.st_size);
+  close(in);
   if (self_mb) {
     unlink(src_tmp);
     unlink(dst_tmp);
   }
-  return rc ? rc : (ok ? 0 : 1);
+  return rc;
 }

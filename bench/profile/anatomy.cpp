@@ -120,8 +120,8 @@ inline bool free_no_owner(const labyrinth_pool *pool, void *page) {
 
 // alloc and free_ are lambdas, never plain function names: a function
 // passed by name arrives as a pointer, and the calls through it are not
-// inlined (until 2026-12-02 the no_guard, no_owner and model variants were
-// passed that way and measured an indirect call each, not the code).
+// inlined, so a variant passed that way would measure an indirect call, not
+// the code.
 template <int kBurst, class A, class F>
 void run(benchmark::State &st, A alloc, F free_) {
   static_assert(!std::is_pointer<A>::value && !std::is_pointer<F>::value, "pass lambdas (see above)");

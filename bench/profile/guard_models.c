@@ -28,7 +28,7 @@
  * and median round and the median over rounds of its time divided by
  * as_shipped's in the same round (robust to the drift of our VMs).
  *
- * Build and run (README, "What the remaining gaps are made of"):
+ * Build and run (docs/performance.md, "What a page pair is made of"):
  *   cc -O2 bench/profile/guard_models.c -o /tmp/guard_models
  *   taskset -c 1 /tmp/guard_models [ROUNDS [PAIRS_PER_ROUND]]
  */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Profile Labyrinth's hot paths without hardware counters (this VM has none
-# for perf): instruction counts per operation with callgrind, and the
+# Profile Labyrinth's hot paths without hardware counters (many VMs expose
+# none to perf): instruction counts per operation with callgrind, and the
 # generated code of the flagship calls and of an inline loop with objdump.
 # Writes bench/results/profile.md (or $1).
 #

@@ -103,6 +103,16 @@ py::object make_page(const PoolRef &ps, void *ptr, unsigned order);
 // The PoolRef of a labyrinth._core.Pool object.
 PoolRef pool_ref(py::handle pool);
 
+// Give a Page's block back to its pool (Page.free); raises as Page.free
+// documents and changes nothing then.
+void page_free(PageObj &p);
+
+// Look up labyrinth.errors' classes (once, at import; errors.cpp).
+void load_error_classes();
+
+// Each adds one Python type to the module.
+void register_page(py::module_ &m);
+void register_pool(py::module_ &m);
 void register_workload(py::module_ &m);
 void register_ring(py::module_ &m);
 

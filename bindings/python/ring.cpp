@@ -327,9 +327,33 @@ RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object
   return new RingPy(ps, r);
 }
 
-}  // namespace
+// A Ring method that submits one Page at a file offset (read_fixed,
+// write_fixed): Ring.<what>(fd, page, length=None, offset=0, user_data=0).
+using OffsetCall = labyrinth_status (*)(labyrinth_ring *, int, void *, uint32_t, uint64_t, uint64_t);
+auto offset_op(const char *what, OffsetCall call) {
+  return [what, call](RingPy &self, const py::object &fd_arg, py::handle page, const py::object &length,
+                      const py::object &offset_arg, const py::object &ud_arg) {
+    const int fd = ring_fd(fd_arg);
+    const uint64_t offset = uint_arg(offset_arg, "offset", UINT64_MAX), ud = user_data(ud_arg);
+    self.submit(page, length, what,
+                [&](labyrinth_ring *r, void *p, uint32_t n) { return call(r, fd, p, n, offset, ud); });
+  };
+}
 
-void register_ring(py::module_ &m) {
+// A Ring method that submits one Page to a socket with msg_flags (send,
+// recv, send_zc): Ring.<what>(fd, page, length=None, flags=0, user_data=0).
+using FlagsCall = labyrinth_status (*)(labyrinth_ring *, int, void *, uint32_t, int, uint64_t);
+auto flags_op(const char *what, FlagsCall call) {
+  return [what, call](RingPy &self, const py::object &fd_arg, py::handle page, const py::object &length,
+                      const py::object &flags_arg, const py::object &ud_arg) {
+    const int fd = ring_fd(fd_arg), flags = msg_flags(flags_arg);
+    const uint64_t ud = user_data(ud_arg);
+    self.submit(page, length, what,
+                [&](labyrinth_ring *r, void *p, uint32_t n) { return call(r, fd, p, n, flags, ud); });
+  };
+}
+
+void register_completion(py::module_ &m) {
   py::class_<Completion>(m, "Completion", "One completion from Ring.complete().")
       .def_readonly("user_data", &Completion::user_data, "As given at submission.")
       .def_readonly("page", &Completion::page,
@@ -344,7 +368,6 @@ void register_ring(py::module_ &m) {
                " op=" + std::to_string(c.op) + " result=" + std::to_string(c.result) +
                " flags=" + std::to_string(c.flags) + (c.page.is_none() ? " no page" : " page") + ">";
       });
-
   m.attr("RING_OP_READ_FIXED") = int(LABYRINTH_OP_READ_FIXED);
   m.attr("RING_OP_WRITE_FIXED") = int(LABYRINTH_OP_WRITE_FIXED);
   m.attr("RING_OP_SEND") = int(LABYRINTH_OP_SEND);
@@ -382,7 +405,12 @@ NotOwner from another thread.)doc");
       .def("__exit__", [](SliceObj &s, py::args) {
         if (!s.released) slice_release(s);
       });
+}
 
+}  // namespace
+
+void register_ring(py::module_ &m) {
+  register_completion(m);
   py::class_<RingPy>(m, "Ring", R"doc(
 An io_uring driven by Labyrinth, bound to one pool (labyrinth_uring.h).
 A submitted Page belongs to the kernel until the completion that hands it
@@ -397,66 +425,16 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
       .def_property_readonly("closed", &RingPy::closed)
       .def_property_readonly("inflight_pages", &RingPy::inflight_pages,
                              "Page objects the kernel holds through this ring.")
-      .def(
-          "read_fixed",
-          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &offset_arg,
-             const py::object &ud_arg) {
-            const int fd = ring_fd(fd_arg);
-            const uint64_t offset = uint_arg(offset_arg, "offset", UINT64_MAX), ud = user_data(ud_arg);
-            self.submit(page, length, "read", [&](labyrinth_ring *r, void *p, uint32_t n) {
-              return labyrinth_ring_read_fixed(r, fd, p, n, offset, ud);
-            });
-          },
-          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("offset") = 0,
-          py::arg("user_data") = 0)
-      .def(
-          "write_fixed",
-          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &offset_arg,
-             const py::object &ud_arg) {
-            const int fd = ring_fd(fd_arg);
-            const uint64_t offset = uint_arg(offset_arg, "offset", UINT64_MAX), ud = user_data(ud_arg);
-            self.submit(page, length, "write", [&](labyrinth_ring *r, void *p, uint32_t n) {
-              return labyrinth_ring_write_fixed(r, fd, p, n, offset, ud);
-            });
-          },
-          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("offset") = 0,
-          py::arg("user_data") = 0)
-      .def(
-          "send",
-          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &flags_arg,
-             const py::object &ud_arg) {
-            const int fd = ring_fd(fd_arg), flags = msg_flags(flags_arg);
-            const uint64_t ud = user_data(ud_arg);
-            self.submit(page, length, "send", [&](labyrinth_ring *r, void *p, uint32_t n) {
-              return labyrinth_ring_send(r, fd, p, n, flags, ud);
-            });
-          },
-          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("flags") = 0,
-          py::arg("user_data") = 0)
-      .def(
-          "recv",
-          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &flags_arg,
-             const py::object &ud_arg) {
-            const int fd = ring_fd(fd_arg), flags = msg_flags(flags_arg);
-            const uint64_t ud = user_data(ud_arg);
-            self.submit(page, length, "recv", [&](labyrinth_ring *r, void *p, uint32_t n) {
-              return labyrinth_ring_recv(r, fd, p, n, flags, ud);
-            });
-          },
-          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("flags") = 0,
-          py::arg("user_data") = 0)
-      .def(
-          "send_zc",
-          [](RingPy &self, const py::object &fd_arg, py::handle page, py::object length, const py::object &flags_arg,
-             const py::object &ud_arg) {
-            const int fd = ring_fd(fd_arg), flags = msg_flags(flags_arg);
-            const uint64_t ud = user_data(ud_arg);
-            self.submit(page, length, "send_zc", [&](labyrinth_ring *r, void *p, uint32_t n) {
-              return labyrinth_ring_send_zc(r, fd, p, n, flags, ud);
-            });
-          },
-          py::arg("fd"), py::arg("page"), py::arg("length") = py::none(), py::arg("flags") = 0,
-          py::arg("user_data") = 0)
+      .def("read_fixed", offset_op("read", &labyrinth_ring_read_fixed), py::arg("fd"), py::arg("page"),
+           py::arg("length") = py::none(), py::arg("offset") = 0, py::arg("user_data") = 0)
+      .def("write_fixed", offset_op("write", &labyrinth_ring_write_fixed), py::arg("fd"), py::arg("page"),
+           py::arg("length") = py::none(), py::arg("offset") = 0, py::arg("user_data") = 0)
+      .def("send", flags_op("send", &labyrinth_ring_send), py::arg("fd"), py::arg("page"),
+           py::arg("length") = py::none(), py::arg("flags") = 0, py::arg("user_data") = 0)
+      .def("recv", flags_op("recv", &labyrinth_ring_recv), py::arg("fd"), py::arg("page"),
+           py::arg("length") = py::none(), py::arg("flags") = 0, py::arg("user_data") = 0)
+      .def("send_zc", flags_op("send_zc", &labyrinth_ring_send_zc), py::arg("fd"), py::arg("page"),
+           py::arg("length") = py::none(), py::arg("flags") = 0, py::arg("user_data") = 0)
       .def(
           "recv_multishot",
           [](RingPy &self, const py::object &fd, const py::object &flags, const py::object &ud) {

@@ -14,7 +14,7 @@
 // Magazines (pinned pools without SCRUB, POISON, GUARD or PKEYS): a pushed
 // chain of 2..Magazine::kMax pages also lists its pages in its first page,
 // which is free and the pool's to write, and its first page's word says so
-// (state MAGAZINE instead of SHARED). A thread that pops such a chain reads
+// (state MAGAZINE instead of DEPOT). A thread that pops such a chain reads
 // the list (a few lines, fetched in parallel) instead of following the links
 // one dependent load at a time, and it neither reads nor writes the chain's
 // other side-table words: when another CPU drained the chain, each of those
@@ -24,7 +24,7 @@
 //  - it is fresh: only push() marks a word MAGAZINE, right after writing the
 //    list, and the release CAS that publishes the chain publishes the list.
 //    Every other publish (push_linked: the rest of a popped chain; a single
-//    page) marks the first page SHARED, so a list left behind in a page by an
+//    page) marks the first page DEPOT, so a list left behind in a page by an
 //    earlier chain is never read;
 //  - while the chain is on the list nobody else owns its pages, so the list
 //    cannot change under the popper, except by a write after free into the
@@ -269,7 +269,7 @@ class Depot {
   std::atomic<std::uint64_t> *meta_ = nullptr;
   std::uint8_t *arena_ = nullptr;
   std::size_t npages_ = 0;
-  side::State state_ = side::SHARED;
+  side::State state_ = side::DEPOT;
   alignas(64) std::atomic<std::uint64_t> head_{0};
   std::atomic<std::size_t> pages_{0};
 };

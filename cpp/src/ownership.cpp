@@ -21,8 +21,8 @@ const char *state_name(State s) {
     case UNUSED: return "inside a free block";
     case BUDDY: return "free (in the buddy allocator)";
     case CACHED: return "free (in a thread cache)";
-    case SHARED:
-    case MAGAZINE: return "free (in the shared list or a thread cache)";
+    case DEPOT:
+    case MAGAZINE: return "free (in the depot or a thread cache)";
     case RESERVE: return "free (in the atomic reserve)";
     default: return "free";
   }

@@ -186,7 +186,7 @@ void populate(Pool *p, const labyrinth_pool_options &o) {
   const bool magazines = p->arena.pinned &&
                          !(p->flags & (LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
                                        LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS));
-  p->depot.init(p->meta, SHARED, magazines ? p->base : nullptr, p->npages);
+  p->depot.init(p->meta, DEPOT, magazines ? p->base : nullptr, p->npages);
   p->reserve.init(p->meta, RESERVE);
   p->reserve_target = o.atomic_reserve_pages;
   fill_reserve(p);
@@ -273,6 +273,8 @@ labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
 }
 
 void pool_thread_exit(Pool *p, std::uint64_t owner) {
+  // Thread exit is no boundary call: the parent's pools, registered in a
+  // forked child too, are its own to check.
   if (p->forked()) return;
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
     ThreadCache *c = p->cache_at(i);

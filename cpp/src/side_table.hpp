@@ -15,7 +15,7 @@
 //     bits 4-7   order
 //     bits 8-35  previous free block of that order (page index, 28 bits)
 //     bits 36-63 next free block of that order
-//   SHARED / MAGAZINE / RESERVE (order-0 page on a lock-free list):
+//   DEPOT / MAGAZINE / RESERVE (order-0 page on a lock-free list):
 //     bits 4-33  next page of the same chain (30 bits)
 //     bits 34-63 first page of the next chain (chain heads only)
 //   CACHED (order-cache block: bits 4-7 order), TAKEN, UNUSED: nothing else.
@@ -28,7 +28,7 @@
 // (classify, ownership.cpp). An UNUSED word is never an owner's word, so the
 // inline free and transfer (labyrinth.h) leave such a pointer to the library.
 // Tests: tests/cpp/interior_test.cpp.
-// An order-0 page in a thread cache is CACHED, or keeps the SHARED or
+// An order-0 page in a thread cache is CACHED, or keeps the DEPOT or
 // MAGAZINE word it had in the depot when a refill took it from there (a
 // refill does not rewrite the words it takes: depot.hpp): either way,
 // not an owner's word, so freeing or handing on such a page is refused.
@@ -46,7 +46,7 @@ enum State : std::uint64_t {
   ALLOC = 2,     // first page of an allocated block
   TAKEN = 3,     // first page of a block taken from the buddy allocator, not yet labelled
   CACHED = 4,    // free block in a thread cache (order 0) or order cache (bits 4-7: order)
-  SHARED = 5,    // order-0 page in the depot
+  DEPOT = 5,     // order-0 page in the depot
   RESERVE = 6,   // order-0 page in the atomic reserve
   INFLIGHT = 7,  // allocated block the kernel holds (io_uring)
   MAGAZINE = 8,  // first page of a chain in the depot that holds its magazine

@@ -71,7 +71,10 @@ ThreadCache *cache_for(Pool *p) {
       fast_setup(p, slot.cache);
     return slot.cache;
   }
-  if (!p->use_caches || p->forked()) return nullptr;
+  // Not the parent's pool in a forked child: every call that reaches here
+  // entered through the C boundary's usable-pool check (boundary.hpp,
+  // usable_pool; tests/cpp/lifetime_test.cpp).
+  if (!p->use_caches) return nullptr;
   ensure_exit_hook();
   const std::uint64_t me = tls.owner;
   ThreadCache *found = nullptr;
@@ -160,7 +163,10 @@ void redirect_record(ThreadCache *c) {
 }  // namespace
 
 std::size_t reclaim_caches(Pool *p, std::size_t want) {
-  if (!p->use_caches || (p->flags & LABYRINTH_POOL_NO_RECLAIM) || p->forked()) return 0;
+  // The library calls this from pool_alloc only, behind the boundary's
+  // usable-pool check (boundary.hpp, usable_pool): never on the parent's
+  // pool in a forked child.
+  if (!p->use_caches || (p->flags & LABYRINTH_POOL_NO_RECLAIM)) return 0;
   std::lock_guard<std::mutex> registry(registry_mutex());
   const std::uint64_t me = tls.owner;
   // Caches of other live threads that hold something.
@@ -265,7 +271,7 @@ std::size_t refill_allowed(const Pool *p, std::size_t want, bool atomic) {
 
 // 1. The depot: one CAS for a whole chain, up to `take` pages of it into the
 // slots from `to` on; what is left of the chain goes back. The pages keep
-// their chain words (SHARED or MAGAZINE, see side_table.hpp): not writing
+// their chain words (DEPOT or MAGAZINE, see side_table.hpp): not writing
 // them saves a refill one cache-line transfer per 8 pages when another CPU
 // drained the chain; the free that puts a page back writes CACHED. Returns
 // the pages taken. Lock-free.

@@ -129,8 +129,9 @@ static_assert(offsetof(ThreadCache, pub) == 64, "one line of bookkeeping, then t
 static_assert(sizeof(ThreadCache) == 64 + sizeof(labyrinth_thread_cache), "the page slots follow the object");
 
 // The calling thread's cache for `pool`, claimed on first use; nullptr if
-// every cache is taken (the thread then uses the depot, lock-free).
-// Async-signal-safe.
+// every cache is taken (the thread then uses the depot, lock-free). The
+// pool must be usable here (boundary.hpp, usable_pool: not the parent's pool
+// in a forked child); every caller is behind that check. Async-signal-safe.
 ThreadCache *cache_for(Pool *pool);
 
 // The calling thread's cache for `pool`, entered: the thread's record is

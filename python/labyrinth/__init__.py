@@ -101,7 +101,7 @@ class Stats:
     total_pages: int
     """Pages in the arena."""
     free_pages: int
-    """Free in the buddy allocator and the shared free list (reserve not included)."""
+    """Free in the buddy allocator and the depot (reserve not included)."""
     reserve_pages: int
     """Pages now in the atomic reserve (only atomic allocations take them)."""
     reserve_target: int
@@ -163,7 +163,7 @@ class Stats:
 
     @property
     def available_pages(self) -> int:
-        """Free pages anywhere: buddy, shared list, reserve and thread caches."""
+        """Free pages anywhere: buddy, depot, reserve and thread caches."""
         return self.free_pages + self.reserve_pages + self.cached_pages
 
     def to_dict(self) -> dict[str, Any]:

@@ -54,9 +54,9 @@ for b in man["built"]:
 for p in ["pair", "burst256", "cross", "slow", "tail", "order", "pool16MiB_pair", "pool16GiB_pair", "metadata"]:
     if (p, "labyrinth") not in have:
         bad.append(f"no Labyrinth result for pattern {p}")
-# The cross pattern's two threads ran on two CPUs of their own (until
-# 015fe83 the consumer silently stayed on the producer's CPU), and measured
-# the line round trip between them.
+# The cross pattern's two threads ran on two CPUs of their own (the
+# consumer never stays on the producer's CPU), and measured the line round
+# trip between them.
 import os
 if len(os.sched_getaffinity(0)) >= 2 and not os.environ.get("LABYRINTH_BENCH_NO_PIN"):
     for r in res["rows"]:

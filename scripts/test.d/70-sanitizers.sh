@@ -84,9 +84,8 @@ run_one() {
 # Signal-heavy: AtomicContext.SignalHandlerAllocatesWhileInterruptedThreadIsInside
 # has a thread send signals as fast as it can for at least 2 s, and on until
 # the handler has run often enough and interrupted the allocator (60 s at
-# most). It runs alone so that its sender does not slow the other tests.
-# (Until 2026-12-02 it ran for a fixed time and was retried up to three
-# times; it now waits for its evidence instead, and runs once.)
+# most). It runs alone so that its sender does not slow the other tests,
+# and once: it waits for its evidence instead of running for a fixed time.
 SIGNAL_HEAVY='^AtomicContext\.SignalHandler'
 
 

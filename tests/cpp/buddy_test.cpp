@@ -112,11 +112,11 @@ TEST(Buddy, RandomFillNeverOverlapsAndFreesBackToMaximal) {
   }
 }
 
-TEST(Buddy, HigherOrderUsesPagesParkedInTheSharedList) {
-  // Order-0 pages returned by a thread cache sit in the shared list, not in
+TEST(Buddy, HigherOrderUsesPagesParkedInTheDepot) {
+  // Order-0 pages returned by a thread cache sit in the depot, not in
   // the buddy; a large allocation must still find them (the pool merges them
   // on demand). A worker fills and empties the pool, then exits: its cache
-  // goes to the shared list.
+  // goes to the depot.
   labyrinth_pool_options o = options(4u << 20);  // exactly one order-10 block
   o.atomic_reserve_pages = 0;
   o.thread_cache_pages = 64;

@@ -206,15 +206,10 @@ TEST(Concurrency, BurstyThreadsRaiseTheirMarksThroughPressure) {
   EXPECT_EQ(reclaimed, passed_last);
   EXPECT_EQ(doubles.load(), 0);
   EXPECT_EQ(corrupt.load(), 0);
-  // ATOMIC calls may be refused at once when the shared list is empty, the
-  // mutex of every zone with free blocks busy and the reserve spent: a
-  // promise kept, not a loss. Said, not asserted. With one pool mutex, a
-  // thread preempted while it held it (3 threads on 2 CPUs) made the others
-  // fail for its whole time slice: with a CPU hog beside the test, 18 runs
-  // in 440 refused, up to 16,383 each (and before trim worked in slices and
-  // refills stocked the shared list, median 144 in 50 runs without a hog).
-  // With zones (4 here), a preempted holder blocks one zone: 0 runs in 440
-  // with the hog, 0 in 100 without (2-CPU VM).
+  // ATOMIC calls may be refused at once when the depot is empty, the mutex
+  // of every zone with free blocks busy and the reserve spent: a promise
+  // kept, not a loss. Said, not asserted. A thread preempted while it holds
+  // a zone's mutex blocks that zone only, so refusals stay rare.
   std::printf("[bursty] %ld ATOMIC allocations refused, %llu pressure events, pinned: %s\n",
               failed.load(), static_cast<unsigned long long>(stats(p).pressure_events),
               (o.flags & LABYRINTH_POOL_PIN) ? "yes" : "no (RLIMIT_MEMLOCK)");

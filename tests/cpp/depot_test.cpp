@@ -1,4 +1,4 @@
-// The shared list's magazines (depot.hpp): a pushed chain of 2 or more pages
+// The depot's magazines (depot.hpp): a pushed chain of 2 or more pages
 // lists its pages in its first page, and its first word says so (MAGAZINE).
 // A thread that pops the chain takes the pages from the list only if that
 // word says MAGAZINE and the list passes its checks (checksum, pages in the
@@ -30,7 +30,7 @@ struct Arena {
     mem = static_cast<std::uint8_t *>(std::aligned_alloc(kPageSize, kPages * kPageSize));
     std::memset(mem, 0xA5, kPages * kPageSize);
     for (std::size_t i = 0; i < kPages; ++i) meta[i].store(side::CACHED);
-    depot.init(meta.get(), side::SHARED, mem, kPages);
+    depot.init(meta.get(), side::DEPOT, mem, kPages);
   }
   ~Arena() { std::free(mem); }
   void push(const std::vector<std::size_t> &pages) {
@@ -120,7 +120,7 @@ TEST(Magazine, NeighbouringPagesGetOneToo) {
 }
 
 // A single page has no magazine (there is nothing to list), nor has a chain
-// longer than one fits in a page: their first words stay SHARED, and what
+// longer than one fits in a page: their first words stay DEPOT, and what
 // their first pages hold is never read.
 TEST(Magazine, OnlyChainsThatFitGetOne) {
   for (const std::size_t n : {std::size_t{1}, std::size_t{1022}}) {
@@ -132,7 +132,7 @@ TEST(Magazine, OnlyChainsThatFitGetOne) {
     a.push(pages);
     EXPECT_TRUE(std::equal(before.begin(), before.end(), a.mem)) << n << " pages: a page was written";
     const std::size_t first = a.depot.pop_chain();
-    EXPECT_EQ(a.head_state(first), side::SHARED) << n;
+    EXPECT_EQ(a.head_state(first), side::DEPOT) << n;
     std::vector<void *> out;
     std::size_t rest = 0;
     EXPECT_EQ(take(a, first, kPages, &out, &rest), 0u) << n;
@@ -142,7 +142,7 @@ TEST(Magazine, OnlyChainsThatFitGetOne) {
 
 TEST(Magazine, WithoutAnArenaNothingIsWrittenOrRead) {
   Arena a;
-  a.depot.init(a.meta.get(), side::SHARED);  // as in SCRUB, POISON and GUARD pools
+  a.depot.init(a.meta.get(), side::DEPOT);  // as in SCRUB, POISON and GUARD pools
   const auto pages = scattered(64, 2);
   const auto before = std::vector<std::uint8_t>(a.mem, a.mem + kPages * kPageSize);
   a.push(pages);
@@ -195,7 +195,7 @@ TEST(Magazine, AChangedMagazineIsNotBelieved) {
 
 // A magazine left in a page that later heads another chain (the rest of a
 // chain pushed back by push_linked keeps whatever its first page holds): its
-// first word is SHARED, so no list in it is read, not even a perfect one.
+// first word is DEPOT, so no list in it is read, not even a perfect one.
 TEST(Magazine, AStaleMagazineIsNotBelieved) {
   Arena a;
   auto pages = scattered(64, 4);
@@ -209,7 +209,7 @@ TEST(Magazine, AStaleMagazineIsNotBelieved) {
   a.depot.push_linked(pages[10], 54);
   first = a.depot.pop_chain();
   ASSERT_EQ(first, pages[10]);
-  EXPECT_EQ(a.head_state(first), side::SHARED);
+  EXPECT_EQ(a.head_state(first), side::DEPOT);
   std::vector<void *> out;
   std::size_t rest = 0;
   EXPECT_EQ(take(a, first, 64, &out, &rest), 0u);

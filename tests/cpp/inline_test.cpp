@@ -269,7 +269,7 @@ TEST(Inline, RefusesWhatTheLibraryRefuses) {
   EXPECT_EQ(labyrinth_free_page_inline(p, pg), LABYRINTH_OK);
 }
 
-TEST(Inline, PressureSendsInlineFreesToTheSharedList) {
+TEST(Inline, PressureSendsInlineFreesToTheDepot) {
   labyrinth_pool_options o = options(4u << 20);
   o.atomic_reserve_pages = 0;
   o.watermark_low_pages = 1000;

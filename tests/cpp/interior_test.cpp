@@ -216,7 +216,7 @@ TEST_P(Interior, FreeOrder0PagesAreRefused) {
   int seen = 0;
   for (std::size_t i = 0; i < t.size(); i += pages_headed(t[i])) {
     const side::State s = side::state(t[i]);
-    if (s != side::SHARED && s != side::MAGAZINE && s != side::RESERVE && !(s == side::CACHED && side::order(t[i]) == 0))
+    if (s != side::DEPOT && s != side::MAGAZINE && s != side::RESERVE && !(s == side::CACHED && side::order(t[i]) == 0))
       continue;
     ++seen;
     SCOPED_TRACE("page " + std::to_string(i) + " state " + std::to_string(s));

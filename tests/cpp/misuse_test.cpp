@@ -90,6 +90,22 @@ TEST_F(Misuse, DoubleFreeSaysWhereInTheBuddy) {
   snap.expect_same(pool);
 }
 
+// A page in the depot (its thread's cache went there when the thread
+// exited): a second free says so, by the depot's name.
+TEST_F(Misuse, DoubleFreeSaysWhenThePageIsInTheDepot) {
+  void *pg = nullptr;
+  std::thread([&] {
+    pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
+    ASSERT_NE(pg, nullptr);
+    ASSERT_EQ(labyrinth_free_pages(pool, pg), LABYRINTH_OK);
+  }).join();
+  Snapshot snap(pool);
+  EXPECT_EQ(labyrinth_free_pages(pool, pg), LABYRINTH_ERR_DOUBLE_FREE);
+  EXPECT_NE(last_message().find(hex(pg)), std::string::npos) << last_message();
+  EXPECT_NE(last_message().find("in the depot"), std::string::npos) << last_message();
+  snap.expect_same(pool);
+}
+
 // Refusals by destroy_ex (unknown flags), page_info and stats count in
 // failures[] like every other call's.
 TEST_F(Misuse, EveryRefusalIsCounted) {

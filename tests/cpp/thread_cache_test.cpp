@@ -50,11 +50,11 @@ TEST(ThreadCache, RefillsAndDrainsInBatches) {
 
 // A refill from the buddy allocator that finds the depot empty also
 // puts two batches there (in whole blocks, smallest first), so the next
-// threads to refill take them without the pool mutex: another thread's
+// threads to refill take them without a zone's mutex: another thread's
 // first refill takes one of those chains and the buddy allocator is not
 // touched. When the depot has pages, a refill takes those and stocks
 // nothing.
-TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
+TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptyDepot) {
   labyrinth_pool_options o = options(16u << 20);
   o.thread_cache_pages = 128;
   o.thread_cache_batch = 32;
@@ -85,9 +85,9 @@ TEST(ThreadCache, ARefillFromTheBuddyStocksAnEmptySharedList) {
 // A whole cache goes back to the depot (here at thread exit; also at
 // trim and on the first free under pressure) in chains of a batch at most.
 // A refill pops a whole chain and hides it from other threads until it has
-// taken its batch and pushed the rest back; one chain of the whole cache
-// (hundreds to thousands of pages) made every refill from it walk the rest
-// of the chain (~5 us here) while the list could look empty to the others.
+// taken its batch and pushed the rest back; with chains of a batch at most,
+// no refill walks more than a batch while the depot could look empty to the
+// others.
 TEST(ThreadCache, AWholeCacheGoesBackInChainsOfABatchAtMost) {
   labyrinth_pool_options o = options(64u << 20);
   o.thread_cache_batch = 32;
@@ -626,7 +626,7 @@ TEST(ThreadCache, ScatteredFreesComeBackExactlyOnceDespiteWritesAfterFree) {
 
 // Free pages must stay zero in a SCRUB pool: nothing (no magazine) is
 // written into them on the way through the depot.
-TEST(ThreadCache, ScrubPoolsKeepFreePagesZeroThroughTheSharedList) {
+TEST(ThreadCache, ScrubPoolsKeepFreePagesZeroThroughTheDepot) {
   labyrinth_pool_options o = pinned_options();
   o.flags |= LABYRINTH_POOL_SCRUB;
   SKIP_UNLESS_PINNABLE(o);

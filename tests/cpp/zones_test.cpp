@@ -104,7 +104,7 @@ TEST(Zones, WhileSomeZonesAreHeldCallersAreServedByTheOthers) {
 // Every path that takes a zone's mutex, on several threads at once: refills
 // and drains, blocks of orders 1-6 (order caches, their evictions and
 // carving), ATOMIC and waiting callers, frees by other threads, trims with
-// the reserve's renewal, the shared list flushed for a large block, thread
+// the reserve's renewal, the depot flushed for a large block, thread
 // exits, and pressure. Not once does a thread take a zone's mutex while it
 // holds another (g_zone_nesting), and nothing is lost.
 TEST(Zones, NoCallHoldsTwoZonesMutexes) {
@@ -160,10 +160,10 @@ TEST(Zones, NoCallHoldsTwoZonesMutexes) {
   // Pages transferred to a thread that exited are orphans: reclaim them.
   std::size_t reclaimed = 0;
   ASSERT_EQ(labyrinth_pool_reclaim_orphans(p, &reclaimed), LABYRINTH_OK);
-  // A large block with the free pages scattered in the shared list: the
+  // A large block with the free pages scattered in the depot: the
   // list is flushed into the zones (one mutex at a time) to make it.
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);  // the reserve in one place, the reserve full
-  std::thread([&] {  // its cache goes to the shared list when it exits
+  std::thread([&] {  // its cache goes to the depot when it exits
     std::vector<void *> pages;
     for (void *pg; (pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) != nullptr;) pages.push_back(pg);
     for (void *pg : pages) ASSERT_EQ(labyrinth_free_pages(p, pg), LABYRINTH_OK);

@@ -86,7 +86,7 @@ def _quiet_state(s: labyrinth.Stats) -> tuple[Any, ...]:
 def _owned_state(s: labyrinth.Stats) -> tuple[Any, ...]:
     """What a failed allocation (no page available) must not change. The
     allocator may reorganise its free pages while it looks for a block (a
-    failed order-1 request drains the shared list into the buddy allocator
+    failed order-1 request drains the depot into the buddy allocator
     to coalesce), so only the free total is compared, not where they sit."""
     return (s.allocated_pages, s.free_pages + s.reserve_pages + s.cached_pages,
             s.reserve_uses, s.orphaned_pages)

@@ -215,7 +215,7 @@ TEST(PoisonDeathTest, LastOwnerIsTheThreadTheBlockWasTransferredTo) {
         t.join();
         std::fprintf(stderr, "receiver %llu\n", static_cast<unsigned long long>(other));
         pg[0] = 1;
-        // Freed by the other thread into the shared list or its cache (given
+        // Freed by the other thread into the depot or its cache (given
         // back at its exit): take everything until the page shows up.
         std::vector<void *> got;
         labyrinth_pool_trim(p);
@@ -285,7 +285,7 @@ TEST(Poison, WithScrubBlocksComeZeroed) {
 }
 
 // No false report: many threads, every path a page can take (caches, the
-// shared list, the reserve, the buddy, every order, remote frees, transfers,
+// depot, the reserve, the buddy, every order, remote frees, transfers,
 // thread exit, orphans), all in a POISON pool.
 TEST(Poison, ChurnOnEveryPathGivesNoFalseReport) {
   labyrinth_pool_options o = options(2u << 20);  // 512 pages

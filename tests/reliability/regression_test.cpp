@@ -95,11 +95,11 @@ TEST(Regression, AThreadThatOnlyReceivedPagesLeavesOrphans) {
 
 // Bug 3 (fuzz_pool, "order-0 allocation refused with 54 free pages above the
 // min watermark 0, 54 of them in the shared list"): a thread-cache refill for
-// a non-ATOMIC caller skipped the shared free list whenever fewer than a
+// a non-ATOMIC caller skipped the depot whenever fewer than a
 // batch of pages were free above the min watermark, so with the buddy empty
-// and pages sitting in the shared list (freed under pressure) every
+// and pages sitting in the depot (freed under pressure) every
 // non-ATOMIC order-0 allocation failed with NOMEM although pages were free.
-TEST(Regression, NonAtomicAllocationTakesPagesFromTheSharedList) {
+TEST(Regression, NonAtomicAllocationTakesPagesFromTheDepot) {
   labyrinth_pool_options o = options(1u << 20);  // 256 pages
   o.atomic_reserve_pages = 0;
   o.thread_cache_batch = 64;
@@ -107,7 +107,7 @@ TEST(Regression, NonAtomicAllocationTakesPagesFromTheSharedList) {
   std::vector<void *> pages;
   while (void *pg = labyrinth_void_alloc_page_gfp_atomic_exclusive(p)) pages.push_back(pg);
   ASSERT_EQ(pages.size(), 256u);
-  for (int i = 0; i < 10; ++i) {  // under pressure: to the shared list
+  for (int i = 0; i < 10; ++i) {  // under pressure: to the depot
     ASSERT_EQ(labyrinth_free_pages(p, pages.back()), LABYRINTH_OK);
     pages.pop_back();
   }
@@ -126,8 +126,8 @@ TEST(Regression, NonAtomicAllocationTakesPagesFromTheSharedList) {
 }
 
 // The same with a min watermark: non-ATOMIC callers get exactly the pages
-// above it from the shared list, not one more.
-TEST(Regression, NonAtomicAllocationFromTheSharedListStopsAtTheMinWatermark) {
+// above it from the depot, not one more.
+TEST(Regression, NonAtomicAllocationFromTheDepotStopsAtTheMinWatermark) {
   labyrinth_pool_options o = options(1u << 20);
   o.atomic_reserve_pages = 0;
   o.watermark_min_pages = 4;
@@ -147,10 +147,10 @@ TEST(Regression, NonAtomicAllocationFromTheSharedListStopsAtTheMinWatermark) {
   for (void *q : pages) ASSERT_EQ(labyrinth_free_pages(p, q), LABYRINTH_OK);
 }
 
-// An ATOMIC allocation of order > 0 that finds the pool mutex held fails at
-// once (it never waits), and its NOMEM message says that was why, not only
+// An ATOMIC allocation of order > 0 that finds every zone's mutex held fails
+// at once (it never waits), and its NOMEM message says that was why, not only
 // how many pages are free (a researcher saw such failures with pages free).
-TEST(Regression, AtomicNomemSaysWhenThePoolMutexWasBusy) {
+TEST(Regression, AtomicNomemSaysWhenEveryZoneMutexWasBusy) {
   PoolGuard p(16u << 20);
   lab::Pool *pool = lab::from_handle(p.pool);
   void *b = nullptr;

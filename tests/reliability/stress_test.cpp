@@ -397,7 +397,7 @@ void run_stress(std::uint32_t extra_flags, double seconds) {
 
 }  // namespace
 
-// Pinned, so the shared list also carries magazines (pinned pools only),
+// Pinned, so the depot also carries magazines (pinned pools only),
 // unless RLIMIT_MEMLOCK refuses the 8 MiB: then unpinned, and it says so.
 TEST(Stress, ManyThreadsNearExhaustionLoseNothing) {
   std::uint32_t pin = LABYRINTH_POOL_PIN;

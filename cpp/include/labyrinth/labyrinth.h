@@ -240,7 +240,7 @@ typedef struct labyrinth_pool_options {
   uint32_t flags;              /**< LABYRINTH_POOL_* (default
                                     PIN_BEST_EFFORT|HUGEPAGES) */
   int numa_node;               /**< NUMA node to bind the arena to; -1: none */
-  /* --- fields below were added in ABI 1.0 as well; later ones follow --- */
+  /* --- ABI 1.0 fields continue; fields of later versions follow these --- */
   size_t watermark_min_pages;  /**< below this many free pages only ATOMIC callers
                                     succeed (default 0) */
   size_t watermark_low_pages;  /**< below this, the pool is under pressure: freed
@@ -633,9 +633,8 @@ typedef struct labyrinth_fast_record {
  * load or store that uses it is addressed as (register) and not as
  * (base + index * scale). x86-64 cores that forward a store to a later load
  * without the usual latency (memory renaming, as on Intel since Golden Cove)
- * do so only for the first form; measured on this project's Xeon VM, a
- * counter stored and read back through an indexed address costs ~5 cycles a
- * round trip and ~0-1 through a register. The inline paths keep their cache
+ * do so only for the first form (docs/performance.md has the figures). The
+ * inline paths keep their cache
  * counters and slots in memory from one call to the next, so every such
  * round trip lies on the loop-carried path of an alloc + free loop. Costs at
  * most one LEA; a no-op elsewhere. */
