@@ -90,8 +90,11 @@ SIGNAL_HEAVY='^AtomicContext\.SignalHandler'
 
 
 # Tests that are meaningless under a sanitizer:
-#  - Options.MemlockFailureNamesLimitAndSize: ASan and TSan replace mlock()
-#    with a no-op that returns 0, so the RLIMIT_MEMLOCK refusal never happens.
+#  - Options.MemlockFailureNamesLimitAndSize, Options.StrictPinRefused...,
+#    Options.BestEffortPin...: ASan and TSan replace mlock() with a no-op that
+#    returns 0, so the RLIMIT_MEMLOCK refusal never happens.
+#  - xdp_installed: it builds a program without the sanitizer against the
+#    installed (sanitized) libraries, which ASan refuses to load that way.
 #  - AtomicContext.* (TSan only): a seccomp filter that kills on any system
 #    call, and allocation inside signal handlers; TSan's runtime makes system
 #    calls of its own and defers signals.
@@ -99,12 +102,13 @@ SIGNAL_HEAVY='^AtomicContext\.SignalHandler'
 #    own memory in the forked child, reusing the hole MADV_DONTFORK left, so
 #    the child reads a zero page of TSan's instead of faulting (it still never
 #    sees the parent's data).
+NOT_UNDER_SANITIZERS='^Options\.MemlockFailureNamesLimitAndSize$|^Options\.StrictPinRefusedNamesLimitSizeAndFix$|^Options\.BestEffortPinRunsUnpinnedWithOneWarning$|^xdp_installed$'
 FAULTS='^Fork\.ChildCannotTouchTheParentsPages$|DeathTest\.'
 for r in $which_runs; do
   case $r in
-    asan) run_one asan "address,undefined" '^Options\.MemlockFailureNamesLimitAndSize$' "$FAULTS" ;;
+    asan) run_one asan "address,undefined" "$NOT_UNDER_SANITIZERS" "$FAULTS" ;;
     tsan) run_one tsan "thread" \
-            '^Options\.MemlockFailureNamesLimitAndSize$|^AtomicContext\.|^Fork\.ChildCannotTouchTheParentsPages$' \
+            "$NOT_UNDER_SANITIZERS|^AtomicContext\.|^Fork\.ChildCannotTouchTheParentsPages\$" \
             'DeathTest\.' ;;
     *) echo "70-sanitizers: unknown run '$r' (asan, tsan)"; fail=1 ;;
   esac
