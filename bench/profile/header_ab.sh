@@ -21,13 +21,13 @@ LIBDIR="$(readlink -f "$B/cpp")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/old/labyrinth"
-for h in labyrinth.h labyrinth_uring.h; do
+for h in labyrinth.h labyrinth_inline.h labyrinth_uring.h; do
   git show "$REV:cpp/include/labyrinth/$h" >"$tmp/old/labyrinth/$h" 2>/dev/null || true
 done
 [ -s "$tmp/old/labyrinth/labyrinth.h" ] || { echo "header_ab: no cpp/include/labyrinth/labyrinth.h at $REV"; exit 1; }
 # The old header's inline code must read the library's layout (ABI 1.0's
 # structs); for a change of the layout itself, bench/profile/versus_ab.sh.
-grep -q 'labyrinth_fast_record' "$tmp/old/labyrinth/labyrinth.h" ||
+grep -qs 'labyrinth_fast_record' "$tmp"/old/labyrinth/labyrinth*.h ||
   { echo "header_ab: labyrinth.h at $REV predates the ABI 1.0 layout the library has; use versus_ab.sh"; exit 1; }
 S=bench/profile/header_ab
 CC="${CC:-cc}"
