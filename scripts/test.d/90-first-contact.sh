@@ -15,7 +15,8 @@
 #   and scripts/check-readme-examples.sh on the clone's README.
 # Every step must pass; one that cannot run here says why and is skipped
 # (exit 77 from the step). Needs root (it creates the user
-# $LABYRINTH_FIRST_CONTACT_USER, default labyrinth-newuser, with useradd).
+# $LABYRINTH_FIRST_CONTACT_USER, default labyrinth-newuser, with useradd,
+# and removes it at the end when it created it).
 # LABYRINTH_FIRST_CONTACT_MEMLOCK_KB (default 8192) sets the user's limit.
 # About 6 minutes on 2 cores, most of it pip compiling the extension.
 set -uo pipefail
@@ -35,7 +36,11 @@ if [ "$(PATH=$debian_path command -v python3)" != /usr/bin/python3 ]; then
 fi
 . scripts/lib.sh
 apt_need python3-venv || exit 1  # Debian's python3 makes no venv without it
-id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user" || exit 1
+created_user=""
+if ! id "$user" >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash "$user" || exit 1
+  created_user=$user
+fi
 home=$(getent passwd "$user" | cut -d: -f6)
 
 no_limit=""
@@ -44,7 +49,13 @@ if ! prlimit --memlock=$((memlock_kb * 1024)):$((memlock_kb * 1024)) true 2>/dev
 fi
 
 work=$(mktemp -d /tmp/labyrinth-first-contact.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# The stage leaves the machine as it found it: its temporary folder goes, and
+# so does the user account (with its home) when this run created it.
+cleanup() {
+  rm -rf "$work"
+  [ -z "$created_user" ] || userdel --remove "$created_user" 2>/dev/null || true
+}
+trap cleanup EXIT
 head=$(git rev-parse HEAD)
 passed=(); failed=(); skipped=()
 
