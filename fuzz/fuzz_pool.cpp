@@ -16,7 +16,7 @@
 //    block is intact until it is freed;
 //  - labyrinth_pool_stats: free + reserve + cached + allocated == total,
 //    allocated == the model's, orphaned == the model's, buddy blocks +
-//    shared list == free pages, reserve <= target, nothing in flight;
+//    depot == free pages, reserve <= target, nothing in flight;
 //  - the predicted status of every call (the model knows who owns what), the
 //    thread's last status and message after a failure, outputs untouched on
 //    failure, and a failed call changes nothing (stats compared);
@@ -557,7 +557,7 @@ struct Fuzz {
     } else if (order == 0 && !wait) {
       CHECK(s.free_pages <= opts.watermark_min_pages,
             "order-0 allocation refused with %llu free pages above the min watermark %zu "
-            "(%llu of them in the shared list)",
+            "(%llu of them in the depot)",
             (unsigned long long)s.free_pages, opts.watermark_min_pages,
             (unsigned long long)s.shared_free_pages);
     } else {
@@ -685,7 +685,7 @@ struct Fuzz {
     else st = labyrinth_pool_trim(pool);
     CHECK(st == LABYRINTH_OK);
     labyrinth_stats s = get_stats(pool);
-    CHECK(s.shared_free_pages == 0, "trim left %llu pages in the shared list",
+    CHECK(s.shared_free_pages == 0, "trim left %llu pages in the depot",
           (unsigned long long)s.shared_free_pages);
     CHECK(s.reserve_pages == s.reserve_target || s.free_pages == 0,
           "trim left the reserve at %llu/%llu with %llu free pages",

@@ -29,7 +29,7 @@
  *             of free pages (labyrinth_stats.allocated_pages is the same).
  *             It may tidy where free pages sit: a failing allocation may
  *             first move free pages from the caller's own thread cache and
- *             the shared list (and, without ATOMIC, other threads' caches)
+ *             the depot (and, without ATOMIC, other threads' caches)
  *             into the buddy allocator, where they coalesce, as
  *             labyrinth_pool_trim() does; free_blocks[], shared_free_pages,
  *             cached_pages and free_pages may then read differently, their
@@ -250,7 +250,7 @@ typedef struct labyrinth_pool_options {
   size_t watermark_high_pages; /**< pressure ends at or above this (LABYRINTH_AUTO:
                                     1/8 of the pool) */
   uint32_t max_thread_caches;  /**< per-thread caches the pool can hand out; threads
-                                    beyond that use the shared lock-free path
+                                    beyond that go straight to the depot
                                     (default 64, at most 1024) */
   uint32_t thread_cache_pages; /**< capacity of one thread cache: the most
                                     pages it may hold (default 2048, at most

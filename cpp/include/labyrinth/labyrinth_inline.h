@@ -140,7 +140,7 @@ typedef struct labyrinth_fast_record {
 /** Sentinel in labyrinth_fast_record.pool: the thread is inside a call. */
 #define LABYRINTH_FAST_BUSY_V1 ((const labyrinth_pool *)1)
 /** Side-table word a free writes for a page it puts in a thread cache (ABI
- *  1.x). A page a refill took from the shared list keeps its free-list word
+ *  1.x). A page a refill took from the depot keeps its free-list word
  *  there instead; either way never an owner's word, so a second free of a
  *  cached page is refused. */
 #define LABYRINTH_SIDE_CACHED_V1 ((uint64_t)4)

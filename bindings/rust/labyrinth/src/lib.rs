@@ -265,7 +265,7 @@ impl Pool {
         Ok(s)
     }
 
-    /// Return this thread's cached pages and the shared list to the buddy allocator.
+    /// Return this thread's cached pages and the depot to the buddy allocator.
     pub fn trim(&self) -> Result<(), Error> { check(unsafe { sys::labyrinth_pool_trim(self.raw.as_ptr()) }) }
 
     /// Free the blocks of owners whose threads exited; returns how many.
