@@ -152,6 +152,8 @@ void arena_unmap(Arena *a) {
   *a = Arena{};
 }
 
+const char *errno_text(int e, char *buf, std::size_t len) { return strerror_r(e, buf, len); }
+
 void *meta_map(std::size_t bytes) {
   void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;

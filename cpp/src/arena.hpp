@@ -24,6 +24,9 @@ struct Arena {
 labyrinth_status arena_map(std::size_t size, std::uint32_t flags, int numa_node, Arena *out);
 void arena_unmap(Arena *arena);
 
+// strerror's text for errno value e (any int), written into buf if needed.
+const char *errno_text(int e, char *buf, std::size_t len);
+
 // Anonymous zeroed memory for metadata, never inherited by a fork child.
 void *meta_map(std::size_t bytes);
 void meta_unmap(void *p, std::size_t bytes);

@@ -12,6 +12,7 @@
 
 #include "boundary.hpp"
 #include "depot.hpp"
+#include "listeners.hpp"
 #include "pkeys.hpp"
 #include "reserve.hpp"
 #include "thread_cache.hpp"
@@ -45,6 +46,9 @@ labyrinth_status read_options(const labyrinth_pool_options *opts, labyrinth_pool
                               LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
                               LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS |
                               LABYRINTH_POOL_NO_RECLAIM | LABYRINTH_POOL_PIN_BEST_EFFORT;
+  if (o.arena_provider)
+    return set_error(LABYRINTH_ERR_UNSUPPORTED,
+                     "labyrinth_pool_create: arena_provider is not implemented yet");
   if (o.flags & ~known)
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
                      o.flags & ~known);
@@ -236,7 +240,17 @@ static labyrinth_status destroy_refusal(Pool *p, std::uint32_t flags, const char
                 what, static_cast<unsigned long long>(live), p->page_at(example));
 }
 
-labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
+// Whether the pool may be destroyed now (registry mutex taken and let go).
+static labyrinth_status destroyable(Pool *p, std::uint32_t flags, const char *what) {
+  std::lock_guard<std::mutex> reg(registry_mutex());
+  auto &pools = registry_pools();
+  if (std::find(pools.begin(), pools.end(), p) == pools.end()) return refuse_unusable(p, what);
+  return destroy_refusal(p, flags, what);
+}
+
+// Free everything the pool holds, unless destroy_refusal says otherwise
+// now (the listeners' callbacks ran since destroyable()).
+static labyrinth_status tear_down(Pool *p, std::uint32_t flags, const char *what) {
   std::lock_guard<std::mutex> reg(registry_mutex());
   auto &pools = registry_pools();
   auto it = std::find(pools.begin(), pools.end(), p);
@@ -270,6 +284,20 @@ labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
   if (tls.stash == p) tls.stash = nullptr;
   retire_pool(p);  // the handle stays a tombstone: later calls on it are refused
   return LABYRINTH_OK;
+}
+
+// The pool's own checks, then its listeners' consent, then their notices,
+// then the teardown; listener callbacks run with no lock held.
+labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
+  if (labyrinth_status st = begin_destroy(p, what); st != LABYRINTH_OK) return st;
+  labyrinth_status st = destroyable(p, flags, what);
+  if (st == LABYRINTH_OK) st = ask_listeners(p, what);
+  if (st == LABYRINTH_OK) {
+    remove_listeners(p);
+    st = tear_down(p, flags, what);
+  }
+  end_destroy(p);
+  return st;
 }
 
 void pool_thread_exit(Pool *p, std::uint64_t owner) {

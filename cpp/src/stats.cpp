@@ -52,6 +52,7 @@ labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
   s.huge_pages = p->arena.huge_pages ? 1 : 0;
   s.cache_reclaims = p->cache_reclaims.load(kRelaxed);
   s.reclaimed_pages = p->reclaimed_pages.load(kRelaxed);
+  s.arena_provider = "anonymous";
   *out = s;
   return LABYRINTH_OK;
 }
