@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "labyrinth/labyrinth.hpp"
 #include "test_util.hpp"
 
 using namespace labtest;
@@ -286,4 +287,32 @@ TEST(Listener, StructIsCopiedAndNullDestroyRequestedLetsGo) {
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK) << last_message();
   EXPECT_EQ(a.asked, 0);
   EXPECT_EQ(a.removed, 1);
+}
+
+TEST(Listener, CppSubscriptionEndsWithItsScope) {
+  ProviderCounts counts;
+  const labyrinth_arena_provider pv = provider("c++", memfd_map, &counts);
+  labyrinth::Pool pool(labyrinth::PoolOptions{}.size(kPool).pin(false).arena_provider(pv));
+  EXPECT_STREQ(pool.stats().arena_provider, "c++");
+  Probe a("a"), b("b");
+  {
+    labyrinth::Subscription sub(pool, listener_of(&a));
+    EXPECT_EQ(a.added, 1);
+    labyrinth::Subscription moved = std::move(sub);
+    EXPECT_EQ(sub.get(), nullptr);
+  }
+  EXPECT_EQ(a.removed, 1) << "ended once, by the object that held it";
+  b.added_answer = EACCES;
+  try {
+    labyrinth::Subscription refused(pool, listener_of(&b));
+    ADD_FAILURE() << "region_added refused: construction must throw";
+  } catch (const labyrinth::Error &e) {
+    EXPECT_EQ(e.status(), LABYRINTH_ERR_SYSTEM);
+  }
+  b.added_answer = 0;
+  labyrinth::Subscription kept(pool, listener_of(&b));
+  pool.destroy();
+  EXPECT_EQ(b.removed, 1);
+  EXPECT_EQ(counts.unmaps, 1);
+  EXPECT_THROW(kept.end(), labyrinth::Error) << "the destroy ended it";
 }
