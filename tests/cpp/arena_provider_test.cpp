@@ -47,6 +47,7 @@ struct Recorder {
   ProviderCounts counts;
   void *gave = nullptr;
   std::size_t gave_size = 0;
+  void *raw = nullptr;  // the mapping behind `gave` (it is 64 bytes in for kMisaligned)
   std::string flags_at_unmap;
   bool readable_at_unmap = false;
 };
@@ -59,6 +60,7 @@ int recorder_map(void *ctx, std::size_t size, void **base) {
   void *m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return errno;
   if (r->answer == Recorder::kHoled) munmap(static_cast<char *>(m) + (size / 2 & ~std::size_t{4095}), 4096);
+  r->raw = m;
   r->gave = r->answer == Recorder::kMisaligned ? static_cast<char *>(m) + 64 : m;
   r->gave_size = size;
   *base = r->gave;
@@ -77,8 +79,7 @@ void recorder_unmap(void *ctx, void *base, std::size_t size) {
     r->readable_at_unmap = mprotect(reinterpret_cast<void *>(window), 4096, PROT_READ) == 0 &&
                            *reinterpret_cast<volatile char *>(window) == 0;
   }
-  const auto page = reinterpret_cast<std::uintptr_t>(base) & ~std::uintptr_t{4095};
-  munmap(reinterpret_cast<void *>(page), size + (reinterpret_cast<std::uintptr_t>(base) - page));
+  munmap(r->raw, r->gave_size);  // exactly the mapping map made, not a page past it
 }
 
 labyrinth_arena_provider recorder_provider(Recorder *r, std::uint32_t flags = 0) {
