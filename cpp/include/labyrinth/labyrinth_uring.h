@@ -68,7 +68,7 @@ typedef struct labyrinth_ring labyrinth_ring;
 #define LABYRINTH_RING_MANUAL_REFILL (1u << 0)
 /** Do not register the pool's arena with the ring at creation (fixed
  *  read/write then return INVALID until labyrinth_pool_register_io_uring()
- *  is called with labyrinth_ring_fd()). */
+ *  or labyrinth_pool_clone_io_uring() is called with labyrinth_ring_fd()). */
 #define LABYRINTH_RING_NO_REGISTER (1u << 1)
 /** Only the thread that creates the ring will ever use it (submit, complete,
  *  destroy): the kernel then runs completion work in batches when that
@@ -144,7 +144,9 @@ LABYRINTH_API void labyrinth_ring_options_init(labyrinth_ring_options *opts);
  * Errors: INVALID (bad options, wrong struct_size), UNSUPPORTED (no io_uring:
  * ENOSYS, EPERM from seccomp, kernel.io_uring_disabled; kernel without
  * provided-buffer rings), NOMEM (the pool cannot fill the provided-buffer
- * ring; RLIMIT_MEMLOCK refused the registration, see above), SYSTEM.
+ * ring), SYSTEM. Where RLIMIT_MEMLOCK refuses the arena's registration the
+ * ring is created without it and does its fixed I/O as plain read/write
+ * (labyrinth_ring_stats.register_fallback, fallback_ops).
  * May block; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_create(labyrinth_pool *pool,
@@ -422,6 +424,19 @@ typedef struct labyrinth_ring_stats {
   uint64_t slice_blocks_held;    /**< blocks the kernel has stopped filling that
                                       wait for their last slice (not in
                                       pages_inflight) */
+  /* ABI 1.1 (registered buffers, labyrinth_uring_buffers.h): */
+  uint32_t register_fallback;    /**< 1 if RLIMIT_MEMLOCK refused the arena's
+                                      registration at creation: read_fixed and
+                                      write_fixed then run as plain read and
+                                      write (said once per process on stderr) */
+  uint32_t buffers_pinned;       /**< fixed buffers of the ring's own tagged
+                                      registration that the kernel has not
+                                      released: all of them while registered,
+                                      then fewer as labyrinth_ring_complete()
+                                      takes the kernel's release completions
+                                      (not for clones or old kernels) */
+  uint64_t fallback_ops;         /**< read_fixed / write_fixed sent as plain
+                                      read / write because of the fallback */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the

@@ -67,7 +67,7 @@ const LISTED_STRUCTS: &[(&str, &[&str])] = &[
         "pages_inflight", "pbuf_entries", "pbuf_pages", "pbuf_refills", "pbuf_refill_failures", "pbuf_enobufs",
         "sq_entries", "cq_entries", "registered", "fixed_buffers", "recv_starvations", "recv_rearms",
         "recv_starved_ns", "recv_starved_now", "pbuf_incremental", "pbuf_block_bytes",
-        "slices_live", "slice_blocks_held"]),
+        "slices_live", "slice_blocks_held", "register_fallback", "buffers_pinned", "fallback_ops"]),
     ("labyrinth_order_slots", &["count", "limit", "blocks"]),
     ("labyrinth_thread_cache", &["count", "limit", "capacity", "order_hint", "reserved", "orders"]),
     ("labyrinth_fast_record", &["pool", "cache", "side_table", "arena", "arena_pages", "alloc_word", "reserved"]),
@@ -235,6 +235,9 @@ fn structs_and_constants_match_the_header() {
             ("pbuf_block_bytes", offset_of!(labyrinth_ring_stats, pbuf_block_bytes)),
             ("slices_live", offset_of!(labyrinth_ring_stats, slices_live)),
             ("slice_blocks_held", offset_of!(labyrinth_ring_stats, slice_blocks_held)),
+            ("register_fallback", offset_of!(labyrinth_ring_stats, register_fallback)),
+            ("buffers_pinned", offset_of!(labyrinth_ring_stats, buffers_pinned)),
+            ("fallback_ops", offset_of!(labyrinth_ring_stats, fallback_ops)),
         ], size_of::<labyrinth_ring_stats>()),
         ("labyrinth_order_slots", &[
             ("count", offset_of!(inline::labyrinth_order_slots, count)),
