@@ -12,6 +12,7 @@
 
 #include "boundary.hpp"
 #include "depot.hpp"
+#include "listeners.hpp"
 #include "pkeys.hpp"
 #include "reserve.hpp"
 #include "thread_cache.hpp"
@@ -30,8 +31,20 @@ std::atomic<std::uint64_t> g_next_pool_id{0};
 // The options the pool will have, checked (the boundary has laid the
 // caller's struct over the defaults). INVALID or UNSUPPORTED with
 // a message if they cannot make a pool.
-labyrinth_status read_options(const labyrinth_pool_options *opts, labyrinth_pool_options &o) {
+// A provider is copied into *provider, which o.arena_provider then names.
+labyrinth_status read_options(const labyrinth_pool_options *opts, labyrinth_pool_options &o,
+                              labyrinth_arena_provider *provider) {
   o = *opts;  // a complete struct of this version (boundary.hpp)
+  if (o.arena_provider) {
+    if (labyrinth_status st = check_struct_size(
+            o.arena_provider->struct_size, sizeof(labyrinth_arena_provider),
+            "labyrinth_pool_create", "arena_provider", "set it to sizeof(labyrinth_arena_provider)");
+        st != LABYRINTH_OK)
+      return st;
+    copy_in(o.arena_provider, provider);
+    o.arena_provider = provider;
+    if (labyrinth_status st = check_provider(*provider, o.numa_node); st != LABYRINTH_OK) return st;
+  }
   if (o.size_bytes == 0 || o.size_bytes % kPageSize != 0)
     return set_error(LABYRINTH_ERR_INVALID,
                      "labyrinth_pool_create: size_bytes %zu is not a non-zero multiple of %zu",
@@ -129,7 +142,7 @@ labyrinth_status create_empty(const labyrinth_pool_options &o, Pool **out) {
   Pool *p = nullptr;
   if (st == LABYRINTH_OK && !(p = new (std::nothrow) Pool))
     st = set_error(LABYRINTH_ERR_NOMEM, "labyrinth_pool_create: out of memory");
-  if (st == LABYRINTH_OK) st = arena_map(o.size_bytes, o.flags, o.numa_node, &p->arena);
+  if (st == LABYRINTH_OK) st = arena_map(o.size_bytes, o.flags, o.numa_node, o.arena_provider, &p->arena);
   if (st == LABYRINTH_OK && pkeys && !pkeys::protect(p->arena.base, o.size_bytes, pkeys::free_key()))
     st = set_error(LABYRINTH_ERR_SYSTEM,
                    "labyrinth_pool_create: LABYRINTH_POOL_PKEYS: pkey_mprotect of the arena "
@@ -199,7 +212,8 @@ void populate(Pool *p, const labyrinth_pool_options &o) {
 
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out) {
   labyrinth_pool_options o;
-  labyrinth_status st = read_options(opts, o);
+  labyrinth_arena_provider provider{};
+  labyrinth_status st = read_options(opts, o, &provider);
   Pool *p = nullptr;
   if (st == LABYRINTH_OK) st = create_empty(o, &p);
   if (st != LABYRINTH_OK) return st;
@@ -236,7 +250,17 @@ static labyrinth_status destroy_refusal(Pool *p, std::uint32_t flags, const char
                 what, static_cast<unsigned long long>(live), p->page_at(example));
 }
 
-labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
+// Whether the pool may be destroyed now (registry mutex taken and let go).
+static labyrinth_status destroyable(Pool *p, std::uint32_t flags, const char *what) {
+  std::lock_guard<std::mutex> reg(registry_mutex());
+  auto &pools = registry_pools();
+  if (std::find(pools.begin(), pools.end(), p) == pools.end()) return refuse_unusable(p, what);
+  return destroy_refusal(p, flags, what);
+}
+
+// Free everything the pool holds, unless destroy_refusal says otherwise
+// now (the listeners' callbacks ran since destroyable()).
+static labyrinth_status tear_down(Pool *p, std::uint32_t flags, const char *what) {
   std::lock_guard<std::mutex> reg(registry_mutex());
   auto &pools = registry_pools();
   auto it = std::find(pools.begin(), pools.end(), p);
@@ -270,6 +294,20 @@ labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
   if (tls.stash == p) tls.stash = nullptr;
   retire_pool(p);  // the handle stays a tombstone: later calls on it are refused
   return LABYRINTH_OK;
+}
+
+// The pool's own checks, then its listeners' consent, then their notices,
+// then the teardown; listener callbacks run with no lock held.
+labyrinth_status pool_destroy(Pool *p, std::uint32_t flags, const char *what) {
+  if (labyrinth_status st = begin_destroy(p, what); st != LABYRINTH_OK) return st;
+  labyrinth_status st = destroyable(p, flags, what);
+  if (st == LABYRINTH_OK) st = ask_listeners(p, what);
+  if (st == LABYRINTH_OK) {
+    remove_listeners(p);
+    st = tear_down(p, flags, what);
+  }
+  end_destroy(p);
+  return st;
 }
 
 void pool_thread_exit(Pool *p, std::uint64_t owner) {

@@ -263,6 +263,10 @@ typedef struct labyrinth_pool_options {
                                     after. Memory pressure and
                                     labyrinth_pool_trim() lower it again. */
   uint32_t thread_cache_batch; /**< pages moved per refill or drain (default 64) */
+  /* --- ABI 1.1 --- */
+  const struct labyrinth_arena_provider *arena_provider; /**< where the arena
+                                    comes from (labyrinth_arena.h; copied at
+                                    create); NULL (default): anonymous mmap */
 } labyrinth_pool_options;
 
 /**
@@ -286,8 +290,10 @@ labyrinth_pool_create(const labyrinth_pool_options *opts,
 /**
  * Destroy a pool and unmap its arena. Refused with BUSY (nothing changes) if
  * any block is still allocated (pages sitting in thread caches do not count)
- * or the pool is registered with an io_uring or a managed ring. NULL is a
- * no-op returning OK. INVALID for a pool already destroyed, and in a forked
+ * or the pool is registered with an io_uring or a managed ring, or one of
+ * its listeners refuses (labyrinth_arena.h; the listeners are asked first,
+ * then told region_removed, then the arena is unmapped or given back to
+ * its provider). NULL is a no-op returning OK. INVALID for a pool already destroyed, and in a forked
  * child for the parent's pool (see Handles above). No other thread may use
  * the pool during this call; afterwards every call on the handle is
  * refused. May block; not async-signal-safe.
@@ -489,6 +495,13 @@ typedef struct labyrinth_stats {
                                      allocations without ATOMIC that would
                                      otherwise have failed or slept */
   uint64_t reclaimed_pages;     /**< free pages those caches held */
+  /* --- ABI 1.1 --- */
+  const char *arena_provider;   /**< the arena provider's name, "anonymous"
+                                     without one; borrowed: valid while the
+                                     pool lives */
+  uint64_t arena_unused_bytes;  /**< bytes mapped for the arena that the pool
+                                     never touches (alignment slack) */
+  uint32_t arena_flags;         /**< the provider's LABYRINTH_ARENA_* flags */
 } labyrinth_stats;
 
 /**
@@ -531,5 +544,8 @@ LABYRINTH_API uint32_t labyrinth_abi_version(void);
 
 /* The inline fast path (optional; labyrinth_inline.h says what it is). */
 #include "labyrinth_inline.h"
+
+/* Bring your own arena and registration listeners (ABI 1.1). */
+#include "labyrinth_arena.h"
 
 #endif /* LABYRINTH_H */
