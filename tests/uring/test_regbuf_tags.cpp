@@ -14,15 +14,25 @@ namespace {
 
 constexpr std::uint64_t kTagBase = 1u << 20;
 
-// An application ring; skip if io_uring or tagged registration is missing.
+// An application ring; skip (the pool destroyed) if io_uring is missing.
+#define APP_RING_OR_SKIP(pool, ring)                                              \
+  do {                                                                            \
+    int ret_ = io_uring_queue_init(16, &(ring), 0);                               \
+    if (ret_ < 0) {                                                               \
+      labyrinth_pool_destroy(pool);                                               \
+      GTEST_SKIP() << "io_uring_queue_init: " << strerror(-ret_);                 \
+    }                                                                             \
+  } while (0)
+
+// The same, registered with tags; skip if the kernel cannot tag.
 #define TAGGED_OR_SKIP(pool, ring)                                                        \
   do {                                                                                    \
-    int ret_ = io_uring_queue_init(16, &(ring), 0);                                       \
-    if (ret_ < 0) GTEST_SKIP() << "io_uring_queue_init: " << strerror(-ret_);            \
+    APP_RING_OR_SKIP(pool, ring);                                                         \
     labyrinth_status st_ = labyrinth_pool_register_io_uring_tagged((pool), (ring).ring_fd, \
                                                                    kTagBase);             \
     if (st_ == LABYRINTH_ERR_UNSUPPORTED) {                                               \
       io_uring_queue_exit(&(ring));                                                       \
+      labyrinth_pool_destroy(pool);                                                       \
       GTEST_SKIP() << last_error();                                                       \
     }                                                                                     \
     ASSERT_EQ(st_, LABYRINTH_OK) << last_error();                                         \
@@ -126,8 +136,7 @@ TEST(UringTagged, Misuse) {
   labyrinth_pool *pool = make_pool(4u << 20, 0);
   ASSERT_NE(pool, nullptr);
   io_uring ring;
-  int ret = io_uring_queue_init(8, &ring, 0);
-  if (ret < 0) GTEST_SKIP() << "io_uring_queue_init: " << strerror(-ret);
+  APP_RING_OR_SKIP(pool, ring);
   EXPECT_EQ(labyrinth_pool_register_io_uring_tagged(pool, ring.ring_fd, 0), LABYRINTH_ERR_INVALID);
   EXPECT_EQ(labyrinth_pool_register_io_uring_tagged(pool, ring.ring_fd, UINT64_MAX - 5),
             LABYRINTH_ERR_INVALID);
@@ -165,6 +174,24 @@ TEST(UringTagged, ManagedRingSeesItsBuffersReleased) {
   ASSERT_EQ(labyrinth_ring_get_stats(ring, &s), LABYRINTH_OK);
   EXPECT_EQ(s.buffers_pinned, s.fixed_buffers);
   EXPECT_EQ(labyrinth_ring_destroy(ring), LABYRINTH_OK);
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
+}
+
+// The registration is one of the pool's registration listeners: destroy
+// asks it, and its refusal names the ring; unregistering ends it.
+TEST(UringRegistrationListener, DestroyNamesTheRing) {
+  labyrinth_pool *pool = make_pool(4u << 20, 0);
+  ASSERT_NE(pool, nullptr);
+  io_uring ring;
+  APP_RING_OR_SKIP(pool, ring);
+  ASSERT_EQ(labyrinth_pool_register_io_uring(pool, ring.ring_fd), LABYRINTH_OK) << last_error();
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_ERR_BUSY);
+  std::string msg = labyrinth_last_error_message();
+  EXPECT_NE(msg.find("listener 'io_uring fixed buffers on fd " + std::to_string(ring.ring_fd) + "'"),
+            std::string::npos)
+      << msg;
+  ASSERT_EQ(labyrinth_pool_unregister_io_uring(pool, ring.ring_fd), LABYRINTH_OK);
+  io_uring_queue_exit(&ring);
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
 }
 

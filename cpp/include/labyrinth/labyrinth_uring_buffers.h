@@ -35,7 +35,10 @@ extern "C" {
  * maps a page to its index. A ring holds one table of fixed buffers, so the
  * ring must have none registered yet (BUSY otherwise).
  *
- * While registered, labyrinth_pool_destroy() returns BUSY. Call
+ * While registered, labyrinth_pool_destroy() returns BUSY: from ABI 1.1
+ * the registration is a registration listener of the pool (labyrinth_arena.h,
+ * named "io_uring fixed buffers on fd N") that refuses the destroy, and the
+ * message names it. Call
  * labyrinth_pool_unregister_io_uring() before destroying the pool (and
  * preferably before closing the ring).
  *

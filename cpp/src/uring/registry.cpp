@@ -8,8 +8,9 @@
 // in exactly one buffer. The split depends only on the arena, so a page has
 // the same index on every ring.
 //
-// Invariants, under registry_mutex: each Registration holds one pool_hold
-// of its pool. A registration is live (its ring has the table) or, for an
+// Invariants, under registry_mutex: each Registration is a registration
+// listener of its pool (labyrinth_arena.h) that refuses the pool's destroy
+// (EBUSY) for as long as it exists, so destroy is BUSY naming the ring. A registration is live (its ring has the table) or, for an
 // application's tagged one after unregistering, releasing: kept until the
 // application has handed back every tag completion, i.e. until the kernel
 // no longer holds any of its buffers. Registrations that share one pinning
@@ -19,7 +20,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -32,6 +35,18 @@ namespace uring {
 
 namespace {
 
+// A registration's subscription to its pool. Heap-allocated so that `name`
+// (borrowed by the pool) stays put while the registry's vector moves.
+struct Listener {
+  char name[48];
+  labyrinth_listener *sub = nullptr;
+};
+
+int listener_added(void *, labyrinth_pool *, void *, std::size_t) { return 0; }
+// Destroy asks: a registration never lets the arena go; unregister ends it.
+int listener_destroy_requested(void *, labyrinth_pool *) { return EBUSY; }
+void listener_removed(void *, labyrinth_pool *, void *, std::size_t) {}
+
 struct Registration {
   labyrinth_pool *pool;
   int fd;
@@ -43,6 +58,7 @@ struct Registration {
   bool releasing;             // unregistered; waiting for tags_left tag completions
   std::uint32_t tags_left;
   std::vector<bool> tag_seen;  // releasing: the tags handed back
+  std::unique_ptr<Listener> listener;
 };
 
 struct ManagedRing {
@@ -142,28 +158,49 @@ labyrinth_status explain_register(int e, int ring_fd, std::uint64_t bytes, const
   }
 }
 
+// Subscribe the registration of ring_fd to pool as a listener.
+labyrinth_status subscribe(labyrinth_pool *pool, int ring_fd, std::unique_ptr<Listener> *out) {
+  auto l = std::make_unique<Listener>();
+  std::snprintf(l->name, sizeof l->name, "io_uring fixed buffers on fd %d", ring_fd);
+  labyrinth_arena_listener al{};
+  al.struct_size = sizeof al;
+  al.name = l->name;
+  al.ctx = l.get();
+  al.region_added = listener_added;
+  al.destroy_requested = listener_destroy_requested;
+  al.region_removed = listener_removed;
+  if (labyrinth_status st = labyrinth_pool_listen(pool, &al, &l->sub); st != LABYRINTH_OK) return st;
+  *out = std::move(l);
+  return LABYRINTH_OK;
+}
+
 // Record a registration (the kernel has the table); undoes the table if
 // the record cannot be kept.
 labyrinth_status record(Registration reg, const char *what) {
   labyrinth_pool *pool = reg.pool;
   labyrinth_ring *managed = reg.managed;
   int fd = reg.fd;
-  try {
-    registrations().push_back(std::move(reg));
-  } catch (const std::bad_alloc &) {
-    kernel_unregister(fd);
-    return set_error(LABYRINTH_ERR_NOMEM, "%s: out of memory", what);
+  labyrinth_status st = subscribe(pool, fd, &reg.listener);
+  if (st == LABYRINTH_OK) {
+    try {
+      registrations().push_back(std::move(reg));
+    } catch (const std::bad_alloc &) {
+      labyrinth_pool_unlisten(pool, reg.listener->sub);
+      st = set_error(LABYRINTH_ERR_NOMEM, "%s: out of memory", what);
+    }
   }
-  pool_hold(pool);
+  if (st != LABYRINTH_OK) {
+    kernel_unregister(fd);
+    return st;
+  }
   if (managed) ring_set_registered(managed, true);
   return LABYRINTH_OK;
 }
 
 // Forget registration `it`: its ring no longer has it, nor does the kernel.
 void forget(std::vector<Registration>::iterator it) {
-  labyrinth_pool *pool = it->pool;
+  labyrinth_pool_unlisten(it->pool, it->listener->sub);
   registrations().erase(it);
-  pool_unhold(pool);
 }
 
 }  // namespace
@@ -222,7 +259,7 @@ labyrinth_status register_arena(labyrinth_pool *pool, int ring_fd, const Registe
   }
   if (managed && !tags.empty()) ring_add_pinned(managed, n);
   return record(Registration{pool, ring_fd, managed, next_pin_id++, size, args.tag_base, n, false,
-                             0, {}},
+                             0, {}, {}},
                 what);
 }
 
@@ -239,7 +276,7 @@ labyrinth_status clone_arena(labyrinth_pool *pool, int src_fd, int dst_fd, const
   labyrinth_ring *managed = nullptr;
   if (labyrinth_status st = check_free_ring(pool, dst_fd, &managed, what); st != LABYRINTH_OK)
     return st;
-  Registration reg{pool, dst_fd, managed, src->pin, src->bytes, 0, src->buffers, false, 0, {}};
+  Registration reg{pool, dst_fd, managed, src->pin, src->bytes, 0, src->buffers, false, 0, {}, {}};
   int e = kernel_clone(dst_fd, src_fd);
   if (e == EINVAL)
     return set_error(LABYRINTH_ERR_UNSUPPORTED,
