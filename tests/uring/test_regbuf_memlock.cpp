@@ -106,4 +106,16 @@ TEST(UringMemlock, FallbackAndPrecheckAsUnprivilegedUser) {
   std::cout << out << "\n";
 }
 
+// The same checks in a process started unprivileged with an 8 MiB limit
+// (scripts/test.d/30-uring.sh: prlimit --memlock + setpriv --reuid=nobody).
+TEST(UringMemlockAsInvoked8MiB, FallbackAndPrecheck) {
+  struct rlimit rl {};
+  getrlimit(RLIMIT_MEMLOCK, &rl);
+  if (geteuid() == 0 || rl.rlim_cur != kLimit)
+    GTEST_SKIP() << "run unprivileged with RLIMIT_MEMLOCK 8 MiB (prlimit --memlock=8388608 "
+                    "setpriv --reuid=nobody ...)";
+  std::string failed = limited_child(STDOUT_FILENO);
+  EXPECT_TRUE(failed.empty()) << failed;
+}
+
 }  // namespace
