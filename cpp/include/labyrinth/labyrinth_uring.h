@@ -37,8 +37,10 @@
  *
  * Memory locking: registration pins the arena and the kernel charges it to
  * RLIMIT_MEMLOCK for a user without CAP_IPC_LOCK (a charge separate from
- * the pool's own mlock). When that limit refuses it, the message gives the
- * limit, the size asked and how to raise it.
+ * the pool's own mlock). It is checked before pinning; when the limit
+ * refuses, the message gives the limit, the size asked and how to raise it
+ * (or to clone a registration, which is not charged again), and a managed
+ * ring falls back to unregistered fixed I/O (labyrinth_uring_buffers.h).
  *
  * Conventions (ownership, blocking, signals, errors, struct_size) are those
  * of labyrinth.h. C99 and C++ compatible.
