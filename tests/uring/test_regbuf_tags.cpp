@@ -49,6 +49,15 @@ std::vector<std::pair<std::uint64_t, int>> drain(io_uring *ring) {
   return got;
 }
 
+// Unregister a tagged registration of a one-buffer pool with nothing in
+// flight: the kernel posts its tag at once. Returns the tag (0 if none came).
+std::uint64_t unregister_take_tag(labyrinth_pool *pool, io_uring *ring) {
+  EXPECT_EQ(labyrinth_pool_unregister_io_uring(pool, ring->ring_fd), LABYRINTH_OK);
+  auto got = drain(ring);
+  EXPECT_EQ(got.size(), 1u);
+  return got.size() == 1 ? got[0].first : 0;
+}
+
 // A fixed read from an empty pipe holds its buffer in the kernel. Unregister
 // returns at once, but the pool stays held (destroy BUSY) until the kernel
 // has let go, which it says with the tag completion, after the read's own
@@ -121,14 +130,30 @@ TEST(UringTagged, ClosedRingLetsGo) {
   ASSERT_NE(pool, nullptr);
   io_uring ring;
   TAGGED_OR_SKIP(pool, ring);
-  ASSERT_EQ(labyrinth_pool_unregister_io_uring(pool, ring.ring_fd), LABYRINTH_OK);
-  auto got = drain(&ring);
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].first, kTagBase);
+  EXPECT_EQ(unregister_take_tag(pool, &ring), kTagBase);
   int fd = ring.ring_fd;
   io_uring_queue_exit(&ring);
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_ERR_BUSY);
   EXPECT_EQ(labyrinth_pool_unregister_io_uring(pool, fd), LABYRINTH_OK);
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
+}
+
+// Registered again while the old registration's tag is still out: the tag
+// goes to the old one, the new one stays live.
+TEST(UringTagged, ReRegisteredRing) {
+  labyrinth_pool *pool = make_pool(4u << 20, 0);
+  ASSERT_NE(pool, nullptr);
+  io_uring ring;
+  TAGGED_OR_SKIP(pool, ring);
+  const std::uint64_t old_tag = unregister_take_tag(pool, &ring);
+  ASSERT_EQ(labyrinth_pool_register_io_uring_tagged(pool, ring.ring_fd, kTagBase), LABYRINTH_OK);
+  EXPECT_EQ(labyrinth_pool_io_uring_released(pool, ring.ring_fd, old_tag), LABYRINTH_OK);
+  EXPECT_EQ(labyrinth_pool_io_uring_released(pool, ring.ring_fd, old_tag),
+            LABYRINTH_ERR_INVALID);  // the new registration is live
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_ERR_BUSY);
+  EXPECT_EQ(labyrinth_pool_io_uring_released(pool, ring.ring_fd, unregister_take_tag(pool, &ring)),
+            LABYRINTH_OK);
+  io_uring_queue_exit(&ring);
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
 }
 

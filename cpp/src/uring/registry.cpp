@@ -336,6 +336,8 @@ labyrinth_status tag_released(labyrinth_pool *pool, int ring_fd, std::uint64_t u
                               const char *what) {
   std::lock_guard<std::mutex> lock(registry_mutex());
   auto &regs = registrations();
+  // Registrations are kept in the order they were made, so a releasing one
+  // is found before a later registration of the same ring.
   auto it = std::find_if(regs.begin(), regs.end(), [&](const Registration &r) {
     return r.pool == pool && r.fd == ring_fd && r.tag_base && user_data >= r.tag_base &&
            user_data - r.tag_base < r.buffers;
