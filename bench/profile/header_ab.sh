@@ -21,7 +21,7 @@ LIBDIR="$(readlink -f "$B/cpp")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/old/labyrinth"
-for h in labyrinth.h labyrinth_inline.h labyrinth_uring.h; do
+for h in labyrinth.h labyrinth_inline.h labyrinth_uring.h labyrinth_uring_buffers.h; do
   git show "$REV:cpp/include/labyrinth/$h" >"$tmp/old/labyrinth/$h" 2>/dev/null || true
 done
 [ -s "$tmp/old/labyrinth/labyrinth.h" ] || { echo "header_ab: no cpp/include/labyrinth/labyrinth.h at $REV"; exit 1; }

@@ -267,6 +267,9 @@ class RingPy {
     d["pbuf_block_bytes"] = s.pbuf_block_bytes;
     d["slices_live"] = s.slices_live;
     d["slice_blocks_held"] = s.slice_blocks_held;
+    d["register_fallback"] = s.register_fallback;
+    d["buffers_pinned"] = s.buffers_pinned;
+    d["fallback_ops"] = s.fallback_ops;
     return d;
   }
 

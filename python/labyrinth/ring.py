@@ -103,6 +103,13 @@ class RingStats:
     slices_live: int
     #: blocks the kernel has finished that wait for their last slice
     slice_blocks_held: int
+    #: 1 if RLIMIT_MEMLOCK refused the arena's registration at creation:
+    #: fixed reads and writes then run unregistered
+    register_fallback: int
+    #: fixed buffers of the ring's own registration the kernel still holds
+    buffers_pinned: int
+    #: fixed reads and writes sent unregistered because of the fallback
+    fallback_ops: int
 
 
 class Ring(_core.Ring):

@@ -199,32 +199,6 @@ TEST(UringRegister, Misuse) {
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
 }
 
-// Run fn in a forked child; returns its exit code and what it wrote to the pipe.
-template <class F>
-int in_child(F fn, std::string *out) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(p[0]);
-    int rc = fn(p[1]);
-    _exit(rc);
-  }
-  close(p[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(p[0], buf, sizeof(buf))) > 0) out->append(buf, static_cast<std::size_t>(n));
-  close(p[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-void write_str(int fd, const std::string &s) {
-  ssize_t ignored = write(fd, s.data(), s.size());
-  (void)ignored;
-}
-
 // An unprivileged user (uid nobody, so no CAP_IPC_LOCK) with a 64 KiB
 // RLIMIT_MEMLOCK registers an 8 MiB pool: refused, and the message gives the
 // limit, the size asked and how to raise it. Exit 77 = cannot run here.

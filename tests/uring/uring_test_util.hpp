@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -153,6 +154,32 @@ inline bool complete_one(labyrinth_ring *ring, labyrinth_completion *c, uint32_t
   labyrinth_status st = labyrinth_ring_complete(ring, c, 1, 1, timeout_ms, &n);
   EXPECT_EQ(st, LABYRINTH_OK) << last_error();
   return st == LABYRINTH_OK && n == 1;
+}
+
+// Run fn in a forked child; returns its exit code and what it wrote to the pipe.
+template <class F>
+inline int in_child(F fn, std::string *out) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    int rc = fn(p[1]);
+    _exit(rc);
+  }
+  close(p[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof(buf))) > 0) out->append(buf, static_cast<std::size_t>(n));
+  close(p[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+inline void write_str(int fd, const std::string &s) {
+  ssize_t ignored = write(fd, s.data(), s.size());
+  (void)ignored;
 }
 
 }  // namespace uring_test

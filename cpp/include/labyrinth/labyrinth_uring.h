@@ -6,7 +6,8 @@
  *  1. Bring your own ring. labyrinth_pool_register_io_uring() registers the
  *     pool's whole arena as fixed buffers of an io_uring the application
  *     created (liburing's io_uring_queue_init), and labyrinth_page_buf_index()
- *     says which fixed buffer a page lies in:
+ *     says which fixed buffer a page lies in (both declared in
+ *     labyrinth_uring_buffers.h, which this header includes):
  *
  *       uint16_t idx;
  *       labyrinth_page_buf_index(pool, page, &idx);
@@ -36,8 +37,10 @@
  *
  * Memory locking: registration pins the arena and the kernel charges it to
  * RLIMIT_MEMLOCK for a user without CAP_IPC_LOCK (a charge separate from
- * the pool's own mlock). When that limit refuses it, the message gives the
- * limit, the size asked and how to raise it.
+ * the pool's own mlock). It is checked before pinning; when the limit
+ * refuses, the message gives the limit, the size asked and how to raise it
+ * (or to clone a registration, which is not charged again), and a managed
+ * ring falls back to unregistered fixed I/O (labyrinth_uring_buffers.h).
  *
  * Conventions (ownership, blocking, signals, errors, struct_size) are those
  * of labyrinth.h. C99 and C++ compatible.
@@ -46,78 +49,11 @@
 #define LABYRINTH_URING_H
 
 #include "labyrinth/labyrinth.h"
+#include "labyrinth/labyrinth_uring_buffers.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---------------------------------------------------------------------- */
-/* Registration with any io_uring                                          */
-/* ---------------------------------------------------------------------- */
-
-/** Largest fixed buffer the kernel accepts: the arena is registered in
- *  pieces of at most this size. */
-#define LABYRINTH_URING_MAX_BUFFER_BYTES ((uint64_t)1 << 30)
-/** Most fixed buffers one ring can hold (the kernel's limit). */
-#define LABYRINTH_URING_MAX_BUFFERS 16384u
-
-/**
- * Register the pool's whole arena as the fixed buffers of the io_uring
- * ring_fd (the application's ring; it keeps owning it). The arena is split
- * into as few buffers as the kernel allows: pieces of at most 1 GiB whose
- * boundaries are aligned to the largest block (4 MiB), so every block lies
- * in exactly one buffer. Buffer indices start at 0; labyrinth_page_buf_index()
- * maps a page to its index. A ring holds one table of fixed buffers, so the
- * ring must have none registered yet (BUSY otherwise).
- *
- * While registered, labyrinth_pool_destroy() returns BUSY. Call
- * labyrinth_pool_unregister_io_uring() before destroying the pool (and
- * preferably before closing the ring).
- *
- * Errors: INVALID (NULL pool, bad fd, fd not an io_uring), BUSY (the pool is
- * already registered with this ring, or the ring has fixed buffers),
- * UNSUPPORTED (no io_uring in this kernel, pool needs more than 16384
- * buffers), NOMEM (RLIMIT_MEMLOCK refused the pinning: the message gives
- * the limit, the size asked and how to raise it), SYSTEM (another errno).
- * May block (system call, pins memory); not async-signal-safe.
- */
-LABYRINTH_API labyrinth_status labyrinth_pool_register_io_uring(labyrinth_pool *pool,
-                                                                int ring_fd);
-
-/**
- * Undo labyrinth_pool_register_io_uring() (or the registration a managed
- * ring made at its creation, see labyrinth_ring_fd()). For a managed ring,
- * refused with BUSY while pages are in flight through it (submitted
- * operations and pages in its provided-buffer ring); afterwards its fixed
- * operations return INVALID until the pool is registered again.
- * For an application's ring the library cannot see what is in flight; the
- * kernel keeps the buffers pinned until the requests using them finish.
- * If the ring was already closed, the kernel has dropped the buffers with
- * it and this call only releases the pool's hold (returns OK).
- * Errors: INVALID (NULL pool, pool not registered with ring_fd).
- * May block (system call); not async-signal-safe.
- */
-LABYRINTH_API labyrinth_status labyrinth_pool_unregister_io_uring(labyrinth_pool *pool,
-                                                                  int ring_fd);
-
-/**
- * Which fixed buffer the address `page` (any byte of the arena) lies in,
- * for io_uring_prep_read_fixed()/write_fixed() on a ring the pool is
- * registered with. The mapping depends only on the arena, so it is the same
- * for every ring. *buf_index is written on success only.
- * Errors: INVALID (NULL pool or buf_index), FOREIGN (not in the arena).
- * Never blocks; async-signal-safe.
- */
-LABYRINTH_API labyrinth_status labyrinth_page_buf_index(const labyrinth_pool *pool,
-                                                        const void *page,
-                                                        uint16_t *buf_index);
-
-/**
- * How many fixed buffers the arena is registered as (*count, written on
- * success). Never blocks; async-signal-safe.
- */
-LABYRINTH_API labyrinth_status labyrinth_pool_io_uring_buffers(const labyrinth_pool *pool,
-                                                               uint32_t *count);
 
 /* ---------------------------------------------------------------------- */
 /* The managed ring                                                        */
@@ -134,7 +70,7 @@ typedef struct labyrinth_ring labyrinth_ring;
 #define LABYRINTH_RING_MANUAL_REFILL (1u << 0)
 /** Do not register the pool's arena with the ring at creation (fixed
  *  read/write then return INVALID until labyrinth_pool_register_io_uring()
- *  is called with labyrinth_ring_fd()). */
+ *  or labyrinth_pool_clone_io_uring() is called with labyrinth_ring_fd()). */
 #define LABYRINTH_RING_NO_REGISTER (1u << 1)
 /** Only the thread that creates the ring will ever use it (submit, complete,
  *  destroy): the kernel then runs completion work in batches when that
@@ -210,7 +146,9 @@ LABYRINTH_API void labyrinth_ring_options_init(labyrinth_ring_options *opts);
  * Errors: INVALID (bad options, wrong struct_size), UNSUPPORTED (no io_uring:
  * ENOSYS, EPERM from seccomp, kernel.io_uring_disabled; kernel without
  * provided-buffer rings), NOMEM (the pool cannot fill the provided-buffer
- * ring; RLIMIT_MEMLOCK refused the registration, see above), SYSTEM.
+ * ring), SYSTEM. Where RLIMIT_MEMLOCK refuses the arena's registration the
+ * ring is created without it and does its fixed I/O as plain read/write
+ * (labyrinth_ring_stats.register_fallback, fallback_ops).
  * May block; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_create(labyrinth_pool *pool,
@@ -488,6 +426,19 @@ typedef struct labyrinth_ring_stats {
   uint64_t slice_blocks_held;    /**< blocks the kernel has stopped filling that
                                       wait for their last slice (not in
                                       pages_inflight) */
+  /* ABI 1.1 (registered buffers, labyrinth_uring_buffers.h): */
+  uint32_t register_fallback;    /**< 1 if RLIMIT_MEMLOCK refused the arena's
+                                      registration at creation: read_fixed and
+                                      write_fixed then run as plain read and
+                                      write (said once per process on stderr) */
+  uint32_t buffers_pinned;       /**< fixed buffers of the ring's own tagged
+                                      registration that the kernel has not
+                                      released: all of them while registered,
+                                      then fewer as labyrinth_ring_complete()
+                                      takes the kernel's release completions
+                                      (not for clones or old kernels) */
+  uint64_t fallback_ops;         /**< read_fixed / write_fixed sent as plain
+                                      read / write because of the fallback */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the

@@ -42,6 +42,7 @@ void replenish(labyrinth_ring *r) {
 bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion *out,
                 bool teardown) {
   std::uint64_t ud = cqe->user_data;
+  if ((ud >> kKindShift) == uring::kKindTag) return uring::buffer_released(r);
   if ((ud >> kKindShift) != kKindOp) return false;
   std::uint32_t idx = static_cast<std::uint32_t>(ud & 0xffffffffu);
   if (idx >= r->ops.size() || !r->ops[idx].live) return false;
@@ -251,6 +252,7 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
   s.registered = r->registered.load();
   s.fixed_buffers = uring::buffer_count(reinterpret_cast<std::uintptr_t>(pool_arena_base(r->pool)),
                                         pool_arena_size(r->pool));
+  uring::buffer_stats(r, &s);
   copy_out(s, out);
   return LABYRINTH_OK;
 }

@@ -14,7 +14,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -25,11 +27,44 @@ using namespace lab;
 using uring::encode;
 using uring::kKindCancel;
 using uring::kKindOp;
+using uring::kKindTag;
 
 namespace lab {
 namespace uring {
 std::uint64_t ring_pages_inflight(const labyrinth_ring *r) { return r->pages_inflight.get(); }
 void ring_set_registered(labyrinth_ring *r, bool on) { r->registered.store(on ? 1u : 0u); }
+void ring_add_pinned(labyrinth_ring *r, std::uint32_t n) { r->buffers_pinned.fetch_add(n); }
+std::uint64_t ring_buffer_tag(std::uint32_t i) { return encode(kKindTag, i); }
+
+bool buffer_released(labyrinth_ring *r) {
+  std::uint64_t v = r->buffers_pinned.load();
+  while (v && !r->buffers_pinned.compare_exchange_weak(v, v - 1)) {
+  }
+  return false;
+}
+
+void prep_fixed(labyrinth_ring *r, io_uring_sqe *sqe, unsigned op, int fd, void *page,
+                std::uint32_t len, std::uint64_t offset, std::uint16_t buf_index) {
+  const bool read = op == LABYRINTH_OP_READ_FIXED;
+  if (r->registered.load()) {
+    if (read)
+      io_uring_prep_read_fixed(sqe, fd, page, len, offset, buf_index);
+    else
+      io_uring_prep_write_fixed(sqe, fd, page, len, offset, buf_index);
+    return;
+  }
+  if (read)
+    io_uring_prep_read(sqe, fd, page, len, offset);
+  else
+    io_uring_prep_write(sqe, fd, page, len, offset);
+  r->fallback_ops.add();
+}
+
+void buffer_stats(const labyrinth_ring *r, labyrinth_ring_stats *s) {
+  s->register_fallback = r->register_fallback.load();
+  s->buffers_pinned = static_cast<std::uint32_t>(r->buffers_pinned.load());
+  s->fallback_ops = r->fallback_ops.get();
+}
 
 // A ring is usable while its pool is: not the parent's ring and pool in a
 // forked child.
@@ -85,9 +120,25 @@ void teardown(labyrinth_ring *r) {
   uring::pbuf_release_all(r);
 }
 
+// After the arena's table is dropped with nothing in flight, the kernel
+// releases every tagged buffer at once: take those tag CQEs, so that the
+// pinning has ended (and RLIMIT_MEMLOCK's charge is returned) when destroy
+// returns. Bounded, in case a kernel posts them late.
+void await_buffer_tags(labyrinth_ring *r) {
+  for (int tries = 0; r->ring_ok && r->buffers_pinned.load() && tries < 100; ++tries) {
+    io_uring_cqe *cqe = nullptr;
+    __kernel_timespec ts{0, 10 * 1000 * 1000};
+    if (io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts) != 0) continue;
+    labyrinth_completion ignored;
+    uring::handle_cqe(r, cqe, &ignored, true);
+    io_uring_cqe_seen(&r->ring, cqe);
+  }
+}
+
 void free_ring(labyrinth_ring *r, bool held) {
   teardown(r);
   if (r->registered.load()) uring::unregister_arena(r->pool, r->ring.ring_fd, "labyrinth_ring_destroy", true);
+  await_buffer_tags(r);
   uring::managed_ring_remove(r);
   if (r->ring_ok) io_uring_queue_exit(&r->ring);
   if (r->br) munmap(r->br, r->br_bytes);
@@ -178,6 +229,27 @@ int setup_io_uring(labyrinth_ring *r, const labyrinth_ring_options &o) {
   return 0;
 }
 
+// Register the arena with a new ring. Where RLIMIT_MEMLOCK refuses it, the
+// ring does its fixed I/O unregistered instead: said once per process on
+// stderr, and counted in the ring's stats.
+labyrinth_status register_or_fall_back(labyrinth_ring *r, const char *what) {
+  bool memlock = false;
+  uring::RegisterArgs args;
+  args.managed = r;
+  args.memlock_refused = &memlock;
+  labyrinth_status st = uring::register_arena(r->pool, r->ring.ring_fd, args, what);
+  if (st == LABYRINTH_OK || !memlock) return st;
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true))
+    std::fprintf(stderr,
+                 "labyrinth: %s\nlabyrinth: labyrinth_ring falls back to unregistered fixed I/O "
+                 "(labyrinth_ring_stats.register_fallback); said once per process\n",
+                 labyrinth_last_error_message());
+  r->register_fallback.store(1);
+  labyrinth_clear_last_error();
+  return LABYRINTH_OK;
+}
+
 // Three phases: an empty ring (options, io_uring), then what it holds
 // (the arena's registration, the provided-buffer ring); one way out on error.
 labyrinth_status ring_create(labyrinth_pool *pool, const labyrinth_ring_options *user_opts,
@@ -203,8 +275,7 @@ labyrinth_status ring_create(labyrinth_pool *pool, const labyrinth_ring_options 
   uring::managed_ring_add(r, r->ring.ring_fd, pool);
 
   labyrinth_status st = LABYRINTH_OK;
-  if (!(o.flags & LABYRINTH_RING_NO_REGISTER))
-    st = uring::register_arena(pool, r->ring.ring_fd, r, what);
+  if (!(o.flags & LABYRINTH_RING_NO_REGISTER)) st = register_or_fall_back(r, what);
   if (st == LABYRINTH_OK && o.pbuf_entries) st = uring::pbuf_setup(r, o, what);
   if (st != LABYRINTH_OK) {
     free_ring(r, true);

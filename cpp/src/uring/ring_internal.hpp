@@ -39,6 +39,8 @@ constexpr std::uint16_t kPbufRingInc = 2;  // IOU_PBUF_RING_INC
 constexpr std::uint32_t kCqeBufMore = 1u << 4;  // IORING_CQE_F_BUF_MORE
 
 constexpr std::uint64_t kKindOp = 1, kKindCancel = 2, kKindNop = 3;
+// The kernel's release of a tagged fixed buffer (registry.cpp, rsrc.cpp).
+constexpr std::uint64_t kKindTag = 4;
 constexpr unsigned kKindShift = 56;
 
 inline std::uint64_t encode(std::uint64_t kind, std::uint32_t idx) {
@@ -121,6 +123,13 @@ struct labyrinth_ring {
   std::uint32_t flags = 0;
   std::uint32_t sq_entries = 0, cq_entries = 0;
   std::atomic<std::uint32_t> registered{0};
+  // RLIMIT_MEMLOCK refused the registration at creation: fixed operations
+  // run as plain read/write (counted in fallback_ops).
+  std::atomic<std::uint32_t> register_fallback{0};
+  // Tagged fixed buffers of this ring the kernel has not released yet (their
+  // tag CQEs not taken). Any thread registering adds; the ring's thread
+  // subtracts as it takes the CQEs.
+  std::atomic<std::uint64_t> buffers_pinned{0};
   bool has_send_zc = false;
   bool defer_taskrun = false;  // completions appear only when we enter the kernel
   bool single_issuer = false;  // only `creator` may enter the kernel for this ring
@@ -151,7 +160,7 @@ struct labyrinth_ring {
   // statistics
   lab::uring::Counter submitted, submit_failures, completions, ops_inflight, pages_inflight,
       pbuf_pages, pbuf_refills, pbuf_refill_failures, pbuf_enobufs, recv_starvations, recv_rearms,
-      recv_starved_ns, recv_starved_now;
+      recv_starved_ns, recv_starved_now, fallback_ops;
 };
 
 namespace lab {
@@ -181,6 +190,16 @@ void recv_drop_parked(labyrinth_ring *r);
 
 // ring.cpp. OK if ring is not NULL and its pool is usable in this process.
 labyrinth_status enter_ring(const labyrinth_ring *r, const char *what);
+// A tag CQE: the kernel released one of r's tagged fixed buffers. Returns
+// false (no completion for the application).
+bool buffer_released(labyrinth_ring *r);
+// The registration fields of labyrinth_ring_stats.
+void buffer_stats(const labyrinth_ring *r, labyrinth_ring_stats *s);
+// Prepare a READ_FIXED / WRITE_FIXED op: through fixed buffer buf_index
+// when the arena is registered, else (the RLIMIT_MEMLOCK fallback) as a
+// plain read / write, counted in fallback_ops.
+void prep_fixed(labyrinth_ring *r, io_uring_sqe *sqe, unsigned op, int fd, void *page,
+                std::uint32_t len, std::uint64_t offset, std::uint16_t buf_index);
 
 // complete.cpp. Turn one CQE into at most one completion (true if *out was
 // written). In teardown nothing is handed to the application: its pages go

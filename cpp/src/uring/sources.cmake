@@ -5,6 +5,8 @@ if(NOT LIBURING_FOUND)
 endif()
 list(APPEND LABYRINTH_CORE_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/registry.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/rsrc.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/explain.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/ring.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/submit.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/complete.cpp

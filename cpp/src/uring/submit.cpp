@@ -54,7 +54,7 @@ labyrinth_status check_submission(labyrinth_ring *r, unsigned op, int fd, void *
                                   std::uint32_t len, const char *what, std::uint16_t *buf_index) {
   if (fd < 0) return set_error(LABYRINTH_ERR_INVALID, "%s: fd %d is not a file descriptor", what, fd);
   const bool fixed = op == LABYRINTH_OP_READ_FIXED || op == LABYRINTH_OP_WRITE_FIXED;
-  if (fixed && !r->registered.load())
+  if (fixed && !r->registered.load() && !r->register_fallback.load())
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: the pool's arena is not registered with this ring (fd %d); call "
                      "labyrinth_pool_register_io_uring(pool, labyrinth_ring_fd(ring))",
@@ -129,10 +129,8 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
   o.msg_flags = msg_flags;
   switch (op) {
     case LABYRINTH_OP_READ_FIXED:
-      io_uring_prep_read_fixed(sqe, fd, page, len, offset, buf_index);
-      break;
     case LABYRINTH_OP_WRITE_FIXED:
-      io_uring_prep_write_fixed(sqe, fd, page, len, offset, buf_index);
+      uring::prep_fixed(r, sqe, op, fd, page, len, offset, buf_index);
       break;
     case LABYRINTH_OP_SEND:
       io_uring_prep_send(sqe, fd, page, len, msg_flags);

@@ -277,6 +277,9 @@ pub mod uring {
         pub pbuf_block_bytes: u32,
         pub slices_live: u64,
         pub slice_blocks_held: u64,
+        pub register_fallback: u32,
+        pub buffers_pinned: u32,
+        pub fallback_ops: u64,
     }
 
     extern "C" {
@@ -284,6 +287,9 @@ pub mod uring {
         pub fn labyrinth_pool_unregister_io_uring(pool: *mut labyrinth_pool, ring_fd: c_int) -> labyrinth_status;
         pub fn labyrinth_page_buf_index(pool: *const labyrinth_pool, page: *const c_void, buf_index: *mut u16) -> labyrinth_status;
         pub fn labyrinth_pool_io_uring_buffers(pool: *const labyrinth_pool, count: *mut u32) -> labyrinth_status;
+        pub fn labyrinth_pool_register_io_uring_tagged(pool: *mut labyrinth_pool, ring_fd: c_int, tag_base: u64) -> labyrinth_status;
+        pub fn labyrinth_pool_io_uring_released(pool: *mut labyrinth_pool, ring_fd: c_int, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_pool_clone_io_uring(pool: *mut labyrinth_pool, src_ring_fd: c_int, dst_ring_fd: c_int) -> labyrinth_status;
         pub fn labyrinth_ring_options_init(opts: *mut labyrinth_ring_options);
         pub fn labyrinth_ring_create(pool: *mut labyrinth_pool, opts: *const labyrinth_ring_options, out: *mut *mut labyrinth_ring) -> labyrinth_status;
         pub fn labyrinth_ring_destroy(ring: *mut labyrinth_ring) -> labyrinth_status;
@@ -306,6 +312,8 @@ pub mod uring {
     pub const DECLARED_FUNCTIONS: &[&str] = &[
         "labyrinth_pool_register_io_uring", "labyrinth_pool_unregister_io_uring",
         "labyrinth_page_buf_index", "labyrinth_pool_io_uring_buffers",
+        "labyrinth_pool_register_io_uring_tagged", "labyrinth_pool_io_uring_released",
+        "labyrinth_pool_clone_io_uring",
         "labyrinth_ring_options_init", "labyrinth_ring_create", "labyrinth_ring_destroy",
         "labyrinth_ring_fd", "labyrinth_ring_read_fixed", "labyrinth_ring_write_fixed",
         "labyrinth_ring_send", "labyrinth_ring_recv", "labyrinth_ring_send_zc",
