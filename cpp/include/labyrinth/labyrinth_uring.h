@@ -248,7 +248,9 @@ typedef enum labyrinth_ring_op {
   LABYRINTH_OP_SEND = 3,           /**< labyrinth_ring_send */
   LABYRINTH_OP_RECV = 4,           /**< labyrinth_ring_recv */
   LABYRINTH_OP_SEND_ZC = 5,        /**< labyrinth_ring_send_zc */
-  LABYRINTH_OP_RECV_MULTISHOT = 6  /**< labyrinth_ring_recv_multishot */
+  LABYRINTH_OP_RECV_MULTISHOT = 6, /**< labyrinth_ring_recv_multishot */
+  LABYRINTH_OP_RECV_BUNDLE = 7,    /**< labyrinth_ring_recv_bundle (1.1) */
+  LABYRINTH_OP_SEND_BUNDLE = 8     /**< labyrinth_ring_send_bundle (1.1) */
 } labyrinth_ring_op;
 
 /**
@@ -488,6 +490,10 @@ typedef struct labyrinth_ring_stats {
   uint64_t slice_blocks_held;    /**< blocks the kernel has stopped filling that
                                       wait for their last slice (not in
                                       pages_inflight) */
+  uint64_t recv_bundles;         /**< (1.1) bundle receive completions with data */
+  uint64_t recv_bundle_pages;    /**< (1.1) pages they carried (per bundle: / recv_bundles) */
+  uint64_t send_bundles;         /**< (1.1) kernel completions of bundled sends */
+  uint64_t send_bundle_pages;    /**< (1.1) pages bundled sends handed back */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the
@@ -499,5 +505,7 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *ri
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
+
+#include "labyrinth/labyrinth_uring_bundle.h"
 
 #endif /* LABYRINTH_URING_H */
