@@ -190,6 +190,9 @@ labyrinth_status send_bundle(labyrinth_ring *r, int fd, void *const *pages,
   sb.pages.assign(pages, pages + count);
   sb.lens.assign(lens, lens + count);
   sb.next = 0;
+  sb.sent = 0;
+  sb.total = 0;
+  for (std::size_t i = 0; i < count; ++i) sb.total += lens[i];
   r->submitted.add();
   r->ops_inflight.add();
   r->pages_inflight.add(count);
@@ -237,6 +240,7 @@ void bundle_send_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, const Op &o, bo
   const std::size_t first = sb.next;
   std::uint32_t left = cqe->res > 0 ? static_cast<std::uint32_t>(cqe->res) : 0;
   std::vector<std::int32_t> results;
+  if (!final && cqe->res > 0) sb.sent += static_cast<std::uint64_t>(cqe->res);
   while (sb.next < sb.pages.size() && left > 0) {
     const std::uint32_t bytes = left < sb.lens[sb.next] ? left : sb.lens[sb.next];
     results.push_back(static_cast<std::int32_t>(bytes));
@@ -245,7 +249,10 @@ void bundle_send_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, const Op &o, bo
   }
   if (final) {
     const std::int32_t unsent = cqe->res < 0 ? cqe->res : -ECANCELED;
-    if (sb.next < sb.pages.size()) send_ring_register(r);  // drop the unsent entries
+    // Short of every byte, the kernel may have left entries on the ring:
+    // start it afresh so that the next send does not find them.
+    if (sb.next < sb.pages.size() || sb.sent + (cqe->res > 0 ? cqe->res : 0) < sb.total)
+      send_ring_register(r);
     while (sb.next < sb.pages.size()) {
       results.push_back(unsent);
       ++sb.next;

@@ -90,6 +90,7 @@ struct SendBundle {
   std::vector<void *> pages;
   std::vector<std::uint32_t> lens;
   std::size_t next = 0;
+  std::uint64_t sent = 0, total = 0;  // bytes sent by its CQEs before the final one; queued
 };
 
 // Counter written by one thread (the ring's), read by any.
