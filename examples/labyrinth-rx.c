@@ -18,7 +18,10 @@
  * --mode incremental (the default where the kernel has it, Linux 6.12, and
  * the datagram size divides a page) lets one page take many datagrams: each
  * completion is a slice of a page, released when read; the ring feeds itself
- * from the pool. --mode page gives each datagram a page of its own. The
+ * from the pool. --mode page gives each datagram a page of its own; --mode
+ * bundle receives with bundles (labyrinth_ring_recv_bundle, Linux 6.10),
+ * which on UDP also means one datagram per page: the kernel sizes a bundle
+ * by the bytes a socket reports queued, which only TCP reports. The
  * report gives the pool bytes taken per datagram (blocks taken from the pool
  * times their size, over the datagrams received).
  *
@@ -29,7 +32,7 @@
  *
  * usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N]
  *                     [--entries N] [--pool-mb MB] [--pin auto|strict|off]
- *                     [--mode page|incremental] [--no-baseline] [--starve]
+ *                     [--mode page|incremental|bundle] [--no-baseline] [--starve]
  *
  * Pinning: --pin auto (the default) mlocks the pool when RLIMIT_MEMLOCK
  * allows and otherwise runs it unpinned with one warning, so a normal user
@@ -56,18 +59,7 @@
 #include <labyrinth/labyrinth.h>
 #include <labyrinth/labyrinth_uring.h>
 
-/* ---- options ---------------------------------------------------------- */
-static double opt_duration = 3.0;
-static unsigned opt_size = 1472;
-static unsigned opt_senders = 1;
-static unsigned opt_entries = 4096;
-static unsigned opt_pool_mb = 64;
-static int opt_baseline = 1;
-static int opt_starve = 0;
-static uint32_t opt_pin = LABYRINTH_POOL_PIN_BEST_EFFORT;
-static int opt_mode = -1; /* MODE_PAGE, MODE_INCREMENTAL; -1: the best the kernel has */
-enum { MODE_PAGE = 0, MODE_INCREMENTAL = 1 };
-
+#include "rx_options.h"
 #include "rx_timing.h"
 
 /* ---- senders ---------------------------------------------------------- */
@@ -174,7 +166,7 @@ static int open_ring(labyrinth_pool *pool, labyrinth_ring **out, labyrinth_ring_
   o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER;
   /* Incremental: the ring feeds itself from the pool (allocations not timed);
      "if available" so that the default falls back to a page per datagram. */
-  if (opt_mode != MODE_PAGE)
+  if (opt_mode == MODE_INCREMENTAL || opt_mode < 0)
     o.flags = LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER |
               (opt_mode == MODE_INCREMENTAL ? LABYRINTH_RING_PBUF_INCREMENTAL
                                             : LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE);
@@ -212,7 +204,8 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   if (rc != 0) return rc;
   const int slices = rs->pbuf_incremental != 0;
   int fd = make_receiver();
-  labyrinth_status st = labyrinth_ring_recv_multishot(ring, fd, 0, 1);
+  labyrinth_status st = opt_mode == MODE_BUNDLE ? labyrinth_ring_recv_bundle(ring, fd, 0, 0, 1)
+                                                : labyrinth_ring_recv_multishot(ring, fd, 0, 1);
   if (st != LABYRINTH_OK) {
     fprintf(stderr, "labyrinth-rx: %s: %s\n", labyrinth_status_name(st),
             labyrinth_last_error_message());
@@ -334,98 +327,6 @@ static void print_row(const char *name, const result *r) {
          (double)r->alloc->max * ns_per_tick, drop);
 }
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N] [--entries N]\n"
-          "                    [--pool-mb MB] [--pin auto|strict|off] [--mode page|incremental]\n"
-          "                    [--no-baseline] [--starve]\n"
-          "  --duration SEC  seconds per receiver, 0..600 (default 3)\n"
-          "  --size BYTES    datagram size, 64..4096 (default 1472)\n"
-          "  --senders N     sender threads, 1..64 (default 1)\n"
-          "  --entries N     pages in the provided-buffer ring, power of two up to 32768\n"
-          "                  (default 4096)\n"
-          "  --pool-mb MB    pool size; it must hold twice --entries pages (default 64)\n"
-          "  --pin MODE      auto: mlock the pool when the memlock limit allows, else run\n"
-          "                  unpinned with a warning (default); strict: mlock or fail;\n"
-          "                  off: never mlock\n"
-          "  --mode MODE     page: a page per datagram; incremental: many datagrams per\n"
-          "                  page (Linux 6.12; --size must divide 4096); default: incremental\n"
-          "                  where the kernel has it and --size divides 4096, else page\n"
-          "  --no-baseline   skip the recvmsg + malloc comparison\n"
-          "  --starve        give received pages back only once a millisecond, so that\n"
-          "                  the provided-buffer ring runs dry and the receive is re-armed\n");
-}
-
-/* Print why the command line was refused, then the usage; returns 2. */
-static int refuse(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("labyrinth-rx: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n\n", stderr);
-  va_end(ap);
-  usage();
-  return 2;
-}
-
-/* The pool flag for --pin MODE, or UINT32_MAX for an unknown mode. */
-static uint32_t pin_flag(const char *mode) {
-  if (!strcmp(mode, "auto")) return LABYRINTH_POOL_PIN_BEST_EFFORT;
-  if (!strcmp(mode, "strict")) return LABYRINTH_POOL_PIN;
-  if (!strcmp(mode, "off")) return 0;
-  return UINT32_MAX;
-}
-
-/* Parse the command line into the opt_* globals; 0, or 2 after saying why. */
-static int parse_options(int argc, char **argv) {
-  for (int i = 1; i < argc; ++i) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage();
-      exit(0);
-    }
-    if (!strcmp(a, "--no-baseline")) {
-      opt_baseline = 0;
-      continue;
-    }
-    if (!strcmp(a, "--starve")) {
-      opt_starve = 1;
-      continue;
-    }
-    if (!v) return refuse("%s needs a value", a);
-    ++i;
-    if (!strcmp(a, "--duration")) opt_duration = atof(v);
-    else if (!strcmp(a, "--size")) opt_size = (unsigned)atoi(v);
-    else if (!strcmp(a, "--senders")) opt_senders = (unsigned)atoi(v);
-    else if (!strcmp(a, "--entries")) opt_entries = (unsigned)atoi(v);
-    else if (!strcmp(a, "--pool-mb")) opt_pool_mb = (unsigned)atoi(v);
-    else if (!strcmp(a, "--mode") && strcmp(v, "page") && strcmp(v, "incremental"))
-      return refuse("--mode %s: give page or incremental", v);
-    else if (!strcmp(a, "--mode")) opt_mode = strcmp(v, "page") ? MODE_INCREMENTAL : MODE_PAGE;
-    else if (!strcmp(a, "--pin") && (opt_pin = pin_flag(v)) == UINT32_MAX)
-      return refuse("--pin %s: give auto, strict or off", v);
-    else if (strcmp(a, "--pin") && strcmp(a, "--mode")) return refuse("unknown option %s", a);
-  }
-  if (opt_size < 64 || opt_size > 4096)
-    return refuse("--size %u: a datagram is 64..4096 bytes", opt_size);
-  /* The kernel cuts a datagram longer than the room left in a page. */
-  if (4096 % opt_size && opt_mode == MODE_INCREMENTAL)
-    return refuse("--mode incremental: --size %u does not divide 4096, datagrams would be cut",
-                  opt_size);
-  if (4096 % opt_size) opt_mode = MODE_PAGE;
-  if (opt_senders < 1 || opt_senders > 64) return refuse("--senders %u: give 1..64", opt_senders);
-  if (!(opt_duration > 0) || opt_duration > 600)
-    return refuse("--duration %g: give more than 0 and at most 600 seconds", opt_duration);
-  if (opt_entries < 1 || (opt_entries & (opt_entries - 1)) || opt_entries > 32768)
-    return refuse("--entries %u: give a power of two up to 32768", opt_entries);
-  if ((uint64_t)opt_pool_mb * 256 < 2ull * opt_entries)
-    return refuse("--pool-mb %u: the pool must hold twice --entries (%u) pages, so at least %u MB; "
-                  "or give fewer --entries",
-                  opt_pool_mb, opt_entries, (2 * opt_entries + 255) / 256);
-  return 0;
-}
-
 int main(int argc, char **argv) {
   if (parse_options(argc, argv) != 0) return 2;
   calibrate();
@@ -468,7 +369,10 @@ int main(int argc, char **argv) {
 
   printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
          "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
-  print_row(rs.pbuf_incremental ? "labyrinth multishot, incremental" : "labyrinth multishot, page", &lab);
+  print_row(opt_mode == MODE_BUNDLE ? "labyrinth multishot, bundle"
+            : rs.pbuf_incremental  ? "labyrinth multishot, incremental"
+                                   : "labyrinth multishot, page",
+            &lab);
   if (opt_baseline) print_row("recvmsg + malloc(4096)", &base);
   printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
          " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
