@@ -93,7 +93,8 @@ class Reader {
 // Take completions until one without MORE; all of them in order.
 std::vector<labyrinth_completion> take_all(labyrinth_ring *ring) {
   std::vector<labyrinth_completion> all;
-  for (int idle = 0; idle < 5000 && (all.empty() || (all.back().flags & LABYRINTH_COMPLETION_MORE));) {
+  auto more = [&] { return all.empty() || (all.back().flags & LABYRINTH_COMPLETION_MORE); };
+  for (int idle = 0; idle < 5000 && more();) {
     labyrinth_completion c[8];
     std::size_t n = 0;
     EXPECT_EQ(labyrinth_ring_complete(ring, c, 8, 1, 1, &n), LABYRINTH_OK) << last_error();

@@ -92,14 +92,15 @@ labyrinth_status send_ring_setup(labyrinth_ring *r, const char *what) {
 }
 
 // Every check of labyrinth_ring_send_bundle that needs no change.
-labyrinth_status check_send(labyrinth_ring *r, int fd, void *const *pages, const std::uint32_t *lens,
-                            std::size_t count, const char *what) {
+labyrinth_status check_send(labyrinth_ring *r, int fd, void *const *pages,
+                            const std::uint32_t *lens, std::size_t count, const char *what) {
   if (!r->has_bundle)
     return set_error(LABYRINTH_ERR_UNSUPPORTED,
                      "%s: this kernel has no bundles (IORING_RECVSEND_BUNDLE needs Linux 6.10; "
                      "IORING_FEAT_RECVSEND_BUNDLE is not set)",
                      what);
-  if (fd < 0) return set_error(LABYRINTH_ERR_INVALID, "%s: fd %d is not a file descriptor", what, fd);
+  if (fd < 0)
+    return set_error(LABYRINTH_ERR_INVALID, "%s: fd %d is not a file descriptor", what, fd);
   if (!pages || !lens) return set_error(LABYRINTH_ERR_INVALID, "%s: pages or lens is NULL", what);
   if (count == 0 || count > kSendEntries)
     return set_error(LABYRINTH_ERR_INVALID, "%s: count %zu is not within 1..%u", what, count,
@@ -271,7 +272,8 @@ void bundle_send_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, const Op &o, bo
     r->bundle_pending.push_back(page_completion(o, page, results[i],
                                                 last ? 0u : LABYRINTH_COMPLETION_MORE));
   }
-  if (!results.empty() && !teardown) r->bundle_pending.back().flags |= LABYRINTH_COMPLETION_BUNDLE_END;
+  if (!results.empty() && !teardown)
+    r->bundle_pending.back().flags |= LABYRINTH_COMPLETION_BUNDLE_END;
   if (final && results.empty() && !teardown)  // every page came back before: say it ended
     r->bundle_pending.push_back(page_completion(o, nullptr, cqe->res, 0));
   if (final) {
