@@ -72,6 +72,15 @@ std::vector<unsigned char> queue_stream(TcpPair &tcp, std::size_t bytes, std::ui
   return src;
 }
 
+// tcp, src (npages pages already in the socket), pool, ring with a bundle
+// receive (flags) on it, and an empty Received rx.
+#define QUEUED_STREAM_OR_SKIP(npages, seed, flags)                             \
+  TcpPair tcp;                                                                 \
+  std::vector<unsigned char> src = queue_stream(tcp, (npages) * kPage, seed);  \
+  ASSERT_FALSE(src.empty());                                                   \
+  BUNDLE_RING_OR_SKIP(pool, ring, 8, tcp.b, flags);                            \
+  Received rx
+
 void finish(labyrinth_pool *pool, labyrinth_ring *ring, Received &rx,
             std::vector<void *> *held = nullptr) {
   free_all(pool, rx.pages);
@@ -174,11 +183,7 @@ TEST(UringRecvBundle, UdpOneDatagramPerPage) {
 
 // ONESHOT: one kernel completion, whatever it spans, then the receive ends.
 TEST(UringRecvBundle, OneshotEndsAfterOneCompletion) {
-  TcpPair tcp;
-  std::vector<unsigned char> src = queue_stream(tcp, 3 * kPage, 79);
-  ASSERT_FALSE(src.empty());
-  BUNDLE_RING_OR_SKIP(pool, ring, 8, tcp.b, LABYRINTH_RECV_BUNDLE_ONESHOT);
-  Received rx;
+  QUEUED_STREAM_OR_SKIP(3, 79, LABYRINTH_RECV_BUNDLE_ONESHOT);
   while (!rx.ended) ASSERT_TRUE(take(pool, ring, rx)) << last_error();
   EXPECT_EQ(rx.bytes, src);
   EXPECT_EQ(rx.pages.size(), 3u);
@@ -218,16 +223,94 @@ TEST(UringRecvBundle, MisuseIsInvalid) {
 // Teardown with a bundle whose pages were not all taken (max 1 leaves the
 // rest queued): destroy gives them back to the pool; nothing leaks.
 TEST(UringRecvBundle, TeardownWithBundlePagesNotTaken) {
-  TcpPair tcp;
-  std::vector<unsigned char> src = queue_stream(tcp, 5 * kPage, 80);
-  ASSERT_FALSE(src.empty());
-  BUNDLE_RING_OR_SKIP(pool, ring, 8, tcp.b, 0);
-  Received rx;
+  QUEUED_STREAM_OR_SKIP(5, 80, 0);
   while (rx.pages.empty()) ASSERT_TRUE(take(pool, ring, rx, 1)) << last_error();
   ASSERT_EQ(rx.pages.size(), 1u);
   EXPECT_EQ(rx.bundle_ends, 0u) << "the bundle had one page only";
   EXPECT_GE(stats(ring).recv_bundle_pages, 2u);
   finish(pool, ring, rx);
+}
+
+}  // namespace
+
+namespace {
+
+// A page of a bundle is the taker's alone: another thread cannot free or
+// transfer it; the taker can.
+TEST(UringRecvBundle, PagesAreExclusiveToTheTaker) {
+  QUEUED_STREAM_OR_SKIP(3, 81, 0);
+  while (rx.pages.size() < 3) ASSERT_TRUE(take(pool, ring, rx)) << last_error();
+  labyrinth_status other_free = LABYRINTH_OK, other_transfer = LABYRINTH_OK;
+  std::thread([&] {
+    other_free = labyrinth_free_pages(pool, rx.pages[1]);
+    other_transfer = labyrinth_page_transfer(pool, rx.pages[1], labyrinth_owner_self());
+  }).join();
+  EXPECT_EQ(other_free, LABYRINTH_ERR_NOT_OWNER);
+  EXPECT_EQ(other_transfer, LABYRINTH_ERR_NOT_OWNER);
+  EXPECT_TRUE(rx.owned);
+  finish(pool, ring, rx);
+}
+
+// Cancelling a bundle receive ends it with a final completion; the pages
+// already handed out stay the taker's.
+TEST(UringRecvBundle, CancelEndsTheReceive) {
+  QUEUED_STREAM_OR_SKIP(2, 82, 0);
+  while (rx.pages.size() < 2) ASSERT_TRUE(take(pool, ring, rx)) << last_error();
+  ASSERT_EQ(labyrinth_ring_cancel(ring, 5), LABYRINTH_OK) << last_error();
+  labyrinth_completion c{};
+  ASSERT_TRUE(complete_one(ring, &c));
+  EXPECT_EQ(c.result, -ECANCELED);
+  EXPECT_FALSE(c.flags & LABYRINTH_COMPLETION_MORE);
+  EXPECT_EQ(stats(ring).ops_inflight, 0u);
+  EXPECT_EQ(rx.bytes, src);
+  finish(pool, ring, rx);
+}
+
+// The receive loop of labyrinth-rx: a SINGLE_THREAD ring (the kernel runs
+// completion work only when asked) with REPORT_STARVED and a two-page
+// buffer ring; the stream stays intact through starvation reports.
+TEST(UringRecvBundle, SingleThreadRingReportsStarvation) {
+  TcpPair tcp;
+  labyrinth_pool *pool = make_pool(4u << 20);
+  ASSERT_NE(pool, nullptr);
+  labyrinth_ring *ring = nullptr;
+  labyrinth_ring_options o =
+      pbuf_options(2, LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_REPORT_STARVED);
+  URING_CREATE_OR_SKIP(pool, &o, ring);
+  std::vector<void *> held = drain_pool(pool);
+  SKIP_IF_UNSUPPORTED(labyrinth_ring_recv_bundle(ring, tcp.b, 0, 0, 5));
+  std::vector<unsigned char> src(256 * kPage);
+  fill_pattern(src.data(), src.size(), 83);
+  TcpSender sender(tcp.a, src);
+  Received rx;
+  std::size_t starved = 0;
+  for (int idle = 0; !rx.ended && idle < 5000;) {
+    labyrinth_completion c[8];
+    std::size_t n = 0;
+    ASSERT_EQ(labyrinth_ring_complete(ring, c, 8, 1, 1, &n), LABYRINTH_OK) << last_error();
+    idle = n ? 0 : idle + 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (c[i].flags & LABYRINTH_COMPLETION_STARVED) {
+        ++starved;
+        free_all(pool, rx.pages);
+        continue;
+      }
+      ASSERT_GE(c[i].result, 0);
+      if (!(c[i].flags & LABYRINTH_COMPLETION_MORE)) rx.ended = true;
+      if (!c[i].page) continue;
+      auto *p = static_cast<unsigned char *>(c[i].page);
+      rx.bytes.insert(rx.bytes.end(), p, p + c[i].result);
+      rx.pages.push_back(c[i].page);
+    }
+  }
+  sender.join();
+  ASSERT_EQ(rx.bytes.size(), src.size());
+  EXPECT_EQ(rx.bytes, src);
+  labyrinth_ring_stats rs = stats(ring);
+  EXPECT_EQ(starved, rs.recv_starvations);
+  EXPECT_GE(starved, 10u);
+  EXPECT_EQ(rs.submitted, 1u);
+  finish(pool, ring, rx, &held);
 }
 
 }  // namespace
