@@ -25,6 +25,12 @@
  * report gives the pool bytes taken per datagram (blocks taken from the pool
  * times their size, over the datagrams received).
  *
+ * With --tcp one sender writes a TCP stream (in sends of 32 messages of
+ * --size bytes) and both receivers read it (recvmsg reads up to 4096 bytes
+ * a call); a "packet" is then --size bytes of the stream, and "dropped" is
+ * what was still in flight when the receiver stopped. --mode bundle is
+ * where bundles pay: one completion carries many pages.
+ *
  * With --starve the receiver keeps the pages it received and gives them back
  * only once a millisecond, so the provided-buffer ring runs dry over and
  * over: the ring re-arms the receive by itself each time, and the report
@@ -33,6 +39,7 @@
  * usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N]
  *                     [--entries N] [--pool-mb MB] [--pin auto|strict|off]
  *                     [--mode page|incremental|bundle] [--no-baseline] [--starve]
+ *                     [--tcp]
  *
  * Pinning: --pin auto (the default) mlocks the pool when RLIMIT_MEMLOCK
  * allows and otherwise runs it unpinned with one warning, so a normal user
@@ -69,7 +76,7 @@ static struct sockaddr_in target;
 
 static void *sender_main(void *arg) {
   unsigned id = (unsigned)(uintptr_t)arg;
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int fd = socket(AF_INET, opt_tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&target, sizeof(target)) != 0) {
     perror("labyrinth-rx: sender socket");
     return NULL;
@@ -92,11 +99,17 @@ static void *sender_main(void *arg) {
       header h = {id, opt_size, seq++};
       memcpy(bufs[i], &h, sizeof(h));
     }
+    if (opt_tcp) { /* a stream: sent counts bytes here, --size messages below */
+      ssize_t k = send(fd, bufs, sizeof(bufs), MSG_NOSIGNAL);
+      if (k <= 0) break;
+      sent += (uint64_t)k;
+      continue;
+    }
     int n = sendmmsg(fd, msgs, BATCH, 0);
     if (n > 0) sent += (uint64_t)n;
     else if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != EINTR) break;
   }
-  atomic_fetch_add(&sent_total, sent);
+  atomic_fetch_add(&sent_total, opt_tcp ? sent / opt_size : sent);
   close(fd);
   return NULL;
 }
@@ -116,8 +129,10 @@ static uint64_t stop_all_senders(void) {
   return atomic_load(&sent_total);
 }
 
+/* The receiving socket; with --tcp the accepted connection of the sender,
+   which this starts (for UDP the caller starts the senders). */
 static int make_receiver(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int fd = socket(AF_INET, opt_tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
   int big = 16 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
@@ -130,7 +145,18 @@ static int make_receiver(void) {
     perror("labyrinth-rx: receiver socket");
     exit(1);
   }
-  return fd;
+  if (!opt_tcp) return fd;
+  listen(fd, 1);
+  start_senders();
+  int conn = accept(fd, NULL, NULL);
+  close(fd);
+  if (conn < 0) perror("labyrinth-rx: accept");
+  return conn;
+}
+
+/* Read a received datagram (or, with --tcp, bytes of the stream) in place. */
+static uint64_t process(const void *data, size_t len) {
+  return opt_tcp ? read_words(data, len) : consume(data, len);
 }
 
 typedef struct result {
@@ -213,7 +239,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     close(fd);
     return st == LABYRINTH_ERR_UNSUPPORTED ? 77 : 1;
   }
-  start_senders();
+  if (!opt_tcp) start_senders();
   double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
   labyrinth_completion c[256];
   uint64_t sink = 0;
@@ -231,7 +257,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     for (size_t i = 0; i < n; ++i) {
       if (c[i].page) {
         if (c[i].result > 0) {
-          uint64_t x = consume(c[i].page, (size_t)c[i].result);
+          uint64_t x = process(c[i].page, (size_t)c[i].result);
           if (x == UINT64_MAX) r->bad++;
           sink += x;
           r->packets++;
@@ -257,10 +283,12 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     }
   }
   r->seconds = now_s() - t0;
+  if (opt_tcp) r->packets = r->bytes / opt_size;
   r->cpu = thread_cpu_s() - cpu0;
   while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
   while (nheld) labyrinth_free_pages(pool, held[--nheld]);
   free(held);
+  if (opt_tcp) shutdown(fd, SHUT_RDWR); /* a sender blocked in send() fails */
   r->sent = stop_all_senders();
   memset(rs, 0, sizeof(*rs));
   rs->struct_size = sizeof(*rs);
@@ -279,7 +307,7 @@ static void run_baseline(result *r) {
   int fd = make_receiver();
   struct timeval tv = {0, 50000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  start_senders();
+  if (!opt_tcp) start_senders();
   double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
   uint64_t sink = 0;
   unsigned since_clock = 0;
@@ -299,7 +327,7 @@ static void run_baseline(result *r) {
     mh.msg_iovlen = 1;
     ssize_t n = recvmsg(fd, &mh, 0);
     if (n > 0) {
-      uint64_t x = consume(buf, (size_t)n);
+      uint64_t x = process(buf, (size_t)n);
       if (x == UINT64_MAX) r->bad++;
       sink += x;
       r->packets++;
@@ -311,7 +339,9 @@ static void run_baseline(result *r) {
     free(buf);
   }
   r->seconds = now_s() - t0;
+  if (opt_tcp) r->packets = r->bytes / opt_size;
   r->cpu = thread_cpu_s() - cpu0;
+  if (opt_tcp) shutdown(fd, SHUT_RDWR); /* a sender blocked in send() fails */
   r->sent = stop_all_senders();
   close(fd);
   if (sink == 42) printf(" ");
@@ -345,8 +375,8 @@ int main(int argc, char **argv) {
   struct utsname u;
   uname(&u);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  printf("labyrinth-rx: %u-byte UDP datagrams on 127.0.0.1, %u sender thread(s), %.1f s per "
-         "receiver\n", opt_size, opt_senders, opt_duration);
+  printf("labyrinth-rx: %u-byte %s on 127.0.0.1, %u sender thread(s), %.1f s per receiver\n",
+         opt_size, opt_tcp ? "messages of a TCP stream" : "UDP datagrams", opt_senders, opt_duration);
   labyrinth_stats ps;
   memset(&ps, 0, sizeof(ps));
   ps.struct_size = sizeof(ps);

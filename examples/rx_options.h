@@ -20,6 +20,7 @@ static unsigned opt_entries = 4096;
 static unsigned opt_pool_mb = 64;
 static int opt_baseline = 1;
 static int opt_starve = 0;
+static int opt_tcp = 0; /* --tcp: one TCP stream instead of UDP datagrams */
 static uint32_t opt_pin = LABYRINTH_POOL_PIN_BEST_EFFORT;
 static int opt_mode = -1; /* MODE_*; -1: the best the kernel has */
 enum { MODE_PAGE = 0, MODE_INCREMENTAL = 1, MODE_BUNDLE = 2 };
@@ -28,7 +29,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N] [--entries N]\n"
           "                    [--pool-mb MB] [--pin auto|strict|off]\n"
-          "                    [--mode page|incremental|bundle] [--no-baseline] [--starve]\n"
+          "                    [--mode page|incremental|bundle] [--no-baseline] [--starve] [--tcp]\n"
           "  --duration SEC  seconds per receiver, 0..600 (default 3)\n"
           "  --size BYTES    datagram size, 64..4096 (default 1472)\n"
           "  --senders N     sender threads, 1..64 (default 1)\n"
@@ -44,7 +45,9 @@ static void usage(void) {
           "                  bundle: bundle receives (Linux 6.10; on UDP a page per datagram)\n"
           "  --no-baseline   skip the recvmsg + malloc comparison\n"
           "  --starve        give received pages back only once a millisecond, so that\n"
-          "                  the provided-buffer ring runs dry and the receive is re-armed\n");
+          "                  the provided-buffer ring runs dry and the receive is re-armed\n"
+          "  --tcp           one sender writes a TCP stream in --size-byte sends; a packet is\n"
+          "                  --size bytes of it (page or bundle mode; baseline: recv + malloc)\n");
 }
 
 /* Print why the command line was refused, then the usage; returns 2. */
@@ -86,8 +89,9 @@ static int parse_options(int argc, char **argv) {
       opt_baseline = 0;
       continue;
     }
-    if (!strcmp(a, "--starve")) {
-      opt_starve = 1;
+    if (!strcmp(a, "--starve") || !strcmp(a, "--tcp")) {
+      opt_starve |= !strcmp(a, "--starve");
+      opt_tcp |= !strcmp(a, "--tcp");
       continue;
     }
     if (!v) return refuse("%s needs a value", a);
@@ -109,7 +113,10 @@ static int parse_options(int argc, char **argv) {
   if (4096 % opt_size && opt_mode == MODE_INCREMENTAL)
     return refuse("--mode incremental: --size %u does not divide 4096, datagrams would be cut",
                   opt_size);
-  if (4096 % opt_size && opt_mode < 0) opt_mode = MODE_PAGE;
+  if (opt_tcp && opt_mode == MODE_INCREMENTAL)
+    return refuse("--tcp: give --mode page or bundle");
+  if (opt_tcp && opt_senders != 1) return refuse("--tcp: one sender (--senders 1)");
+  if ((4096 % opt_size || opt_tcp) && opt_mode < 0) opt_mode = MODE_PAGE;
   if (opt_senders < 1 || opt_senders > 64) return refuse("--senders %u: give 1..64", opt_senders);
   if (!(opt_duration > 0) || opt_duration > 600)
     return refuse("--duration %g: give more than 0 and at most 600 seconds", opt_duration);
