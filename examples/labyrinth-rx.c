@@ -18,9 +18,18 @@
  * --mode incremental (the default where the kernel has it, Linux 6.12, and
  * the datagram size divides a page) lets one page take many datagrams: each
  * completion is a slice of a page, released when read; the ring feeds itself
- * from the pool. --mode page gives each datagram a page of its own. The
+ * from the pool. --mode page gives each datagram a page of its own; --mode
+ * bundle receives with bundles (labyrinth_ring_recv_bundle, Linux 6.10),
+ * which on UDP also means one datagram per page: the kernel sizes a bundle
+ * by the bytes a socket reports queued, which only TCP reports. The
  * report gives the pool bytes taken per datagram (blocks taken from the pool
  * times their size, over the datagrams received).
+ *
+ * With --tcp one sender writes a TCP stream (in sends of 32 messages of
+ * --size bytes) and both receivers read it (recvmsg reads up to 4096 bytes
+ * a call); a "packet" is then --size bytes of the stream, and "dropped" is
+ * what was still in flight when the receiver stopped. --mode bundle is
+ * where bundles pay: one completion carries many pages.
  *
  * With --starve the receiver keeps the pages it received and gives them back
  * only once a millisecond, so the provided-buffer ring runs dry over and
@@ -29,7 +38,8 @@
  *
  * usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N]
  *                     [--entries N] [--pool-mb MB] [--pin auto|strict|off]
- *                     [--mode page|incremental] [--no-baseline] [--starve]
+ *                     [--mode page|incremental|bundle] [--no-baseline] [--starve]
+ *                     [--tcp]
  *
  * Pinning: --pin auto (the default) mlocks the pool when RLIMIT_MEMLOCK
  * allows and otherwise runs it unpinned with one warning, so a normal user
@@ -56,18 +66,7 @@
 #include <labyrinth/labyrinth.h>
 #include <labyrinth/labyrinth_uring.h>
 
-/* ---- options ---------------------------------------------------------- */
-static double opt_duration = 3.0;
-static unsigned opt_size = 1472;
-static unsigned opt_senders = 1;
-static unsigned opt_entries = 4096;
-static unsigned opt_pool_mb = 64;
-static int opt_baseline = 1;
-static int opt_starve = 0;
-static uint32_t opt_pin = LABYRINTH_POOL_PIN_BEST_EFFORT;
-static int opt_mode = -1; /* MODE_PAGE, MODE_INCREMENTAL; -1: the best the kernel has */
-enum { MODE_PAGE = 0, MODE_INCREMENTAL = 1 };
-
+#include "rx_options.h"
 #include "rx_timing.h"
 
 /* ---- senders ---------------------------------------------------------- */
@@ -77,7 +76,7 @@ static struct sockaddr_in target;
 
 static void *sender_main(void *arg) {
   unsigned id = (unsigned)(uintptr_t)arg;
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int fd = socket(AF_INET, opt_tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&target, sizeof(target)) != 0) {
     perror("labyrinth-rx: sender socket");
     return NULL;
@@ -100,11 +99,17 @@ static void *sender_main(void *arg) {
       header h = {id, opt_size, seq++};
       memcpy(bufs[i], &h, sizeof(h));
     }
+    if (opt_tcp) { /* a stream: sent counts bytes here, --size messages below */
+      ssize_t k = send(fd, bufs, sizeof(bufs), MSG_NOSIGNAL);
+      if (k <= 0) break;
+      sent += (uint64_t)k;
+      continue;
+    }
     int n = sendmmsg(fd, msgs, BATCH, 0);
     if (n > 0) sent += (uint64_t)n;
     else if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != EINTR) break;
   }
-  atomic_fetch_add(&sent_total, sent);
+  atomic_fetch_add(&sent_total, opt_tcp ? sent / opt_size : sent);
   close(fd);
   return NULL;
 }
@@ -124,8 +129,10 @@ static uint64_t stop_all_senders(void) {
   return atomic_load(&sent_total);
 }
 
+/* The receiving socket; with --tcp the accepted connection of the sender,
+   which this starts (for UDP the caller starts the senders). */
 static int make_receiver(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int fd = socket(AF_INET, opt_tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
   int big = 16 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
@@ -138,7 +145,18 @@ static int make_receiver(void) {
     perror("labyrinth-rx: receiver socket");
     exit(1);
   }
-  return fd;
+  if (!opt_tcp) return fd;
+  listen(fd, 1);
+  start_senders();
+  int conn = accept(fd, NULL, NULL);
+  close(fd);
+  if (conn < 0) perror("labyrinth-rx: accept");
+  return conn;
+}
+
+/* Read a received datagram (or, with --tcp, bytes of the stream) in place. */
+static uint64_t process(const void *data, size_t len) {
+  return opt_tcp ? read_words(data, len) : consume(data, len);
 }
 
 typedef struct result {
@@ -174,7 +192,7 @@ static int open_ring(labyrinth_pool *pool, labyrinth_ring **out, labyrinth_ring_
   o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER;
   /* Incremental: the ring feeds itself from the pool (allocations not timed);
      "if available" so that the default falls back to a page per datagram. */
-  if (opt_mode != MODE_PAGE)
+  if (opt_mode == MODE_INCREMENTAL || opt_mode < 0)
     o.flags = LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER |
               (opt_mode == MODE_INCREMENTAL ? LABYRINTH_RING_PBUF_INCREMENTAL
                                             : LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE);
@@ -212,7 +230,8 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   if (rc != 0) return rc;
   const int slices = rs->pbuf_incremental != 0;
   int fd = make_receiver();
-  labyrinth_status st = labyrinth_ring_recv_multishot(ring, fd, 0, 1);
+  labyrinth_status st = opt_mode == MODE_BUNDLE ? labyrinth_ring_recv_bundle(ring, fd, 0, 0, 1)
+                                                : labyrinth_ring_recv_multishot(ring, fd, 0, 1);
   if (st != LABYRINTH_OK) {
     fprintf(stderr, "labyrinth-rx: %s: %s\n", labyrinth_status_name(st),
             labyrinth_last_error_message());
@@ -220,7 +239,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     close(fd);
     return st == LABYRINTH_ERR_UNSUPPORTED ? 77 : 1;
   }
-  start_senders();
+  if (!opt_tcp) start_senders();
   double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
   labyrinth_completion c[256];
   uint64_t sink = 0;
@@ -238,7 +257,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     for (size_t i = 0; i < n; ++i) {
       if (c[i].page) {
         if (c[i].result > 0) {
-          uint64_t x = consume(c[i].page, (size_t)c[i].result);
+          uint64_t x = process(c[i].page, (size_t)c[i].result);
           if (x == UINT64_MAX) r->bad++;
           sink += x;
           r->packets++;
@@ -264,10 +283,12 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     }
   }
   r->seconds = now_s() - t0;
+  if (opt_tcp) r->packets = r->bytes / opt_size;
   r->cpu = thread_cpu_s() - cpu0;
   while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
   while (nheld) labyrinth_free_pages(pool, held[--nheld]);
   free(held);
+  if (opt_tcp) shutdown(fd, SHUT_RDWR); /* a sender blocked in send() fails */
   r->sent = stop_all_senders();
   memset(rs, 0, sizeof(*rs));
   rs->struct_size = sizeof(*rs);
@@ -286,7 +307,7 @@ static void run_baseline(result *r) {
   int fd = make_receiver();
   struct timeval tv = {0, 50000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  start_senders();
+  if (!opt_tcp) start_senders();
   double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
   uint64_t sink = 0;
   unsigned since_clock = 0;
@@ -306,7 +327,7 @@ static void run_baseline(result *r) {
     mh.msg_iovlen = 1;
     ssize_t n = recvmsg(fd, &mh, 0);
     if (n > 0) {
-      uint64_t x = consume(buf, (size_t)n);
+      uint64_t x = process(buf, (size_t)n);
       if (x == UINT64_MAX) r->bad++;
       sink += x;
       r->packets++;
@@ -318,7 +339,9 @@ static void run_baseline(result *r) {
     free(buf);
   }
   r->seconds = now_s() - t0;
+  if (opt_tcp) r->packets = r->bytes / opt_size;
   r->cpu = thread_cpu_s() - cpu0;
+  if (opt_tcp) shutdown(fd, SHUT_RDWR); /* a sender blocked in send() fails */
   r->sent = stop_all_senders();
   close(fd);
   if (sink == 42) printf(" ");
@@ -332,98 +355,6 @@ static void print_row(const char *name, const result *r) {
   printf("%-31s %10.0f %6.2f %8.0f %6.1f %6.1f %6.1f %8.0f %6.1f%%\n", name, pps, gbit, cpu_ns,
          hist_pct_ns(r->alloc, 0.50), hist_pct_ns(r->alloc, 0.99), hist_pct_ns(r->alloc, 0.999),
          (double)r->alloc->max * ns_per_tick, drop);
-}
-
-static void usage(void) {
-  fprintf(stderr,
-          "usage: labyrinth-rx [--duration SEC] [--size BYTES] [--senders N] [--entries N]\n"
-          "                    [--pool-mb MB] [--pin auto|strict|off] [--mode page|incremental]\n"
-          "                    [--no-baseline] [--starve]\n"
-          "  --duration SEC  seconds per receiver, 0..600 (default 3)\n"
-          "  --size BYTES    datagram size, 64..4096 (default 1472)\n"
-          "  --senders N     sender threads, 1..64 (default 1)\n"
-          "  --entries N     pages in the provided-buffer ring, power of two up to 32768\n"
-          "                  (default 4096)\n"
-          "  --pool-mb MB    pool size; it must hold twice --entries pages (default 64)\n"
-          "  --pin MODE      auto: mlock the pool when the memlock limit allows, else run\n"
-          "                  unpinned with a warning (default); strict: mlock or fail;\n"
-          "                  off: never mlock\n"
-          "  --mode MODE     page: a page per datagram; incremental: many datagrams per\n"
-          "                  page (Linux 6.12; --size must divide 4096); default: incremental\n"
-          "                  where the kernel has it and --size divides 4096, else page\n"
-          "  --no-baseline   skip the recvmsg + malloc comparison\n"
-          "  --starve        give received pages back only once a millisecond, so that\n"
-          "                  the provided-buffer ring runs dry and the receive is re-armed\n");
-}
-
-/* Print why the command line was refused, then the usage; returns 2. */
-static int refuse(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("labyrinth-rx: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n\n", stderr);
-  va_end(ap);
-  usage();
-  return 2;
-}
-
-/* The pool flag for --pin MODE, or UINT32_MAX for an unknown mode. */
-static uint32_t pin_flag(const char *mode) {
-  if (!strcmp(mode, "auto")) return LABYRINTH_POOL_PIN_BEST_EFFORT;
-  if (!strcmp(mode, "strict")) return LABYRINTH_POOL_PIN;
-  if (!strcmp(mode, "off")) return 0;
-  return UINT32_MAX;
-}
-
-/* Parse the command line into the opt_* globals; 0, or 2 after saying why. */
-static int parse_options(int argc, char **argv) {
-  for (int i = 1; i < argc; ++i) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage();
-      exit(0);
-    }
-    if (!strcmp(a, "--no-baseline")) {
-      opt_baseline = 0;
-      continue;
-    }
-    if (!strcmp(a, "--starve")) {
-      opt_starve = 1;
-      continue;
-    }
-    if (!v) return refuse("%s needs a value", a);
-    ++i;
-    if (!strcmp(a, "--duration")) opt_duration = atof(v);
-    else if (!strcmp(a, "--size")) opt_size = (unsigned)atoi(v);
-    else if (!strcmp(a, "--senders")) opt_senders = (unsigned)atoi(v);
-    else if (!strcmp(a, "--entries")) opt_entries = (unsigned)atoi(v);
-    else if (!strcmp(a, "--pool-mb")) opt_pool_mb = (unsigned)atoi(v);
-    else if (!strcmp(a, "--mode") && strcmp(v, "page") && strcmp(v, "incremental"))
-      return refuse("--mode %s: give page or incremental", v);
-    else if (!strcmp(a, "--mode")) opt_mode = strcmp(v, "page") ? MODE_INCREMENTAL : MODE_PAGE;
-    else if (!strcmp(a, "--pin") && (opt_pin = pin_flag(v)) == UINT32_MAX)
-      return refuse("--pin %s: give auto, strict or off", v);
-    else if (strcmp(a, "--pin") && strcmp(a, "--mode")) return refuse("unknown option %s", a);
-  }
-  if (opt_size < 64 || opt_size > 4096)
-    return refuse("--size %u: a datagram is 64..4096 bytes", opt_size);
-  /* The kernel cuts a datagram longer than the room left in a page. */
-  if (4096 % opt_size && opt_mode == MODE_INCREMENTAL)
-    return refuse("--mode incremental: --size %u does not divide 4096, datagrams would be cut",
-                  opt_size);
-  if (4096 % opt_size) opt_mode = MODE_PAGE;
-  if (opt_senders < 1 || opt_senders > 64) return refuse("--senders %u: give 1..64", opt_senders);
-  if (!(opt_duration > 0) || opt_duration > 600)
-    return refuse("--duration %g: give more than 0 and at most 600 seconds", opt_duration);
-  if (opt_entries < 1 || (opt_entries & (opt_entries - 1)) || opt_entries > 32768)
-    return refuse("--entries %u: give a power of two up to 32768", opt_entries);
-  if ((uint64_t)opt_pool_mb * 256 < 2ull * opt_entries)
-    return refuse("--pool-mb %u: the pool must hold twice --entries (%u) pages, so at least %u MB; "
-                  "or give fewer --entries",
-                  opt_pool_mb, opt_entries, (2 * opt_entries + 255) / 256);
-  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -444,8 +375,8 @@ int main(int argc, char **argv) {
   struct utsname u;
   uname(&u);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  printf("labyrinth-rx: %u-byte UDP datagrams on 127.0.0.1, %u sender thread(s), %.1f s per "
-         "receiver\n", opt_size, opt_senders, opt_duration);
+  printf("labyrinth-rx: %u-byte %s on 127.0.0.1, %u sender thread(s), %.1f s per receiver\n",
+         opt_size, opt_tcp ? "messages of a TCP stream" : "UDP datagrams", opt_senders, opt_duration);
   labyrinth_stats ps;
   memset(&ps, 0, sizeof(ps));
   ps.struct_size = sizeof(ps);
@@ -468,7 +399,10 @@ int main(int argc, char **argv) {
 
   printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
          "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
-  print_row(rs.pbuf_incremental ? "labyrinth multishot, incremental" : "labyrinth multishot, page", &lab);
+  print_row(opt_mode == MODE_BUNDLE ? "labyrinth multishot, bundle"
+            : rs.pbuf_incremental  ? "labyrinth multishot, incremental"
+                                   : "labyrinth multishot, page",
+            &lab);
   if (opt_baseline) print_row("recvmsg + malloc(4096)", &base);
   printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
          " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "

@@ -145,6 +145,31 @@ class RingPy {
     inflight_[p.address()] = py::reinterpret_borrow<py::object>(page);
   }
 
+  // Ring.send_bundle: every Page of `pages` (lengths[i] bytes of each, or
+  // the whole page) in one submission; on OK the ring holds them all.
+  void send_bundle(int fd, const py::sequence &pages, const py::object &lengths, int flags,
+                   uint64_t ud) {
+    labyrinth_ring *r = ring("send_bundle");
+    const size_t n = py::len(pages);
+    if (!lengths.is_none() && py::len(lengths) != n)
+      throw py::value_error("send_bundle: lengths must give one length per page");
+    std::vector<void *> ptrs;
+    std::vector<uint32_t> lens;
+    for (size_t i = 0; i < n; ++i) {
+      PageObj &p = page_arg(pages[i], "send_bundle");
+      ptrs.push_back(p.ptr);
+      lens.push_back(len_arg(p, lengths.is_none() ? py::object(py::none())
+                                                  : py::reinterpret_borrow<py::object>(lengths[py::int_(i)])));
+    }
+    check(labyrinth_ring_send_bundle(r, fd, ptrs.data(), lens.data(), n, flags, ud));
+    for (size_t i = 0; i < n; ++i) {
+      py::object page = pages[i];
+      PageObj &p = page.cast<PageObj &>();
+      p.inflight = true;
+      inflight_[p.address()] = page;
+    }
+  }
+
   std::vector<Completion> complete(const py::object &max_arg, const py::object &wait_arg,
                                    const py::object &timeout) {
     labyrinth_ring *r = ring("complete");
@@ -270,6 +295,10 @@ class RingPy {
     d["register_fallback"] = s.register_fallback;
     d["buffers_pinned"] = s.buffers_pinned;
     d["fallback_ops"] = s.fallback_ops;
+    d["recv_bundles"] = s.recv_bundles;
+    d["recv_bundle_pages"] = s.recv_bundle_pages;
+    d["send_bundles"] = s.send_bundles;
+    d["send_bundle_pages"] = s.send_bundle_pages;
     return d;
   }
 
@@ -377,6 +406,11 @@ void register_completion(py::module_ &m) {
   m.attr("RING_OP_RECV") = int(LABYRINTH_OP_RECV);
   m.attr("RING_OP_SEND_ZC") = int(LABYRINTH_OP_SEND_ZC);
   m.attr("RING_OP_RECV_MULTISHOT") = int(LABYRINTH_OP_RECV_MULTISHOT);
+  m.attr("RING_OP_RECV_BUNDLE") = int(LABYRINTH_OP_RECV_BUNDLE);
+  m.attr("RING_OP_SEND_BUNDLE") = int(LABYRINTH_OP_SEND_BUNDLE);
+  m.attr("COMPLETION_BUNDLE") = int(LABYRINTH_COMPLETION_BUNDLE);
+  m.attr("COMPLETION_BUNDLE_END") = int(LABYRINTH_COMPLETION_BUNDLE_END);
+  m.attr("SEND_BUNDLE_MAX") = int(LABYRINTH_SEND_BUNDLE_MAX);
   m.attr("COMPLETION_MORE") = int(LABYRINTH_COMPLETION_MORE);
   m.attr("COMPLETION_NOTIF") = int(LABYRINTH_COMPLETION_NOTIF);
   m.attr("COMPLETION_SLICE") = int(LABYRINTH_COMPLETION_SLICE);
@@ -445,6 +479,23 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
                                                 user_data(ud)));
           },
           py::arg("fd"), py::arg("flags") = 0, py::arg("user_data") = 0)
+      .def(
+          "recv_bundle",
+          [](RingPy &self, const py::object &fd, const py::object &flags, const py::object &ud,
+             const py::object &oneshot) {
+            check(labyrinth_ring_recv_bundle(
+                self.ring("recv_bundle"), ring_fd(fd), msg_flags(flags),
+                bool_arg(oneshot, "oneshot") ? LABYRINTH_RECV_BUNDLE_ONESHOT : 0u, user_data(ud)));
+          },
+          py::arg("fd"), py::arg("flags") = 0, py::arg("user_data") = 0, py::arg("oneshot") = false)
+      .def(
+          "send_bundle",
+          [](RingPy &self, const py::object &fd, const py::sequence &pages, const py::object &lengths,
+             const py::object &flags, const py::object &ud) {
+            self.send_bundle(ring_fd(fd), pages, lengths, msg_flags(flags), user_data(ud));
+          },
+          py::arg("fd"), py::arg("pages"), py::arg("lengths") = py::none(), py::arg("flags") = 0,
+          py::arg("user_data") = 0)
       .def(
           "cancel",
           [](RingPy &self, const py::object &ud) { check(labyrinth_ring_cancel(self.ring("cancel"), user_data(ud))); },

@@ -2,6 +2,7 @@
 # (bindings/python/*.cpp). Checked by mypy --strict in CI together with the
 # package; tests/python/test_stubs.py checks they name what the module has.
 from typing_extensions import Buffer
+from collections.abc import Sequence
 from typing import Any
 
 __version__: str
@@ -22,6 +23,11 @@ RING_OP_SEND: int
 RING_OP_RECV: int
 RING_OP_SEND_ZC: int
 RING_OP_RECV_MULTISHOT: int
+RING_OP_RECV_BUNDLE: int
+RING_OP_SEND_BUNDLE: int
+COMPLETION_BUNDLE: int
+COMPLETION_BUNDLE_END: int
+SEND_BUNDLE_MAX: int
 COMPLETION_MORE: int
 COMPLETION_NOTIF: int
 COMPLETION_SLICE: int
@@ -162,6 +168,15 @@ class Ring:
         self, fd: int, page: Page, length: int | None = None, flags: int = 0, user_data: int = 0
     ) -> None: ...
     def recv_multishot(self, fd: int, flags: int = 0, user_data: int = 0) -> None: ...
+    def recv_bundle(self, fd: int, flags: int = 0, user_data: int = 0, oneshot: bool = False) -> None: ...
+    def send_bundle(
+        self,
+        fd: int,
+        pages: Sequence[Page],
+        lengths: Sequence[int] | None = None,
+        flags: int = 0,
+        user_data: int = 0,
+    ) -> None: ...
     def cancel(self, user_data: int) -> None: ...
     def provide(self, page: Page) -> None: ...
     def complete(self, max: int = 64, wait_nr: int = 0, timeout: float | None = None) -> list[Completion]: ...

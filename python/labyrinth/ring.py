@@ -25,6 +25,13 @@ block) or ``slice.transfer(owner)``. ``release()`` raises Busy while
 memoryviews of the slice are alive; the page goes back to the pool after its
 last slice. Closing the ring raises Busy while slices are alive.
 
+Bundles (Linux 6.10): ``recv_bundle(fd)`` receives where one kernel
+completion fills several provided pages (TCP; on UDP one datagram per
+page); each page still comes back as its own Completion, in byte order,
+flagged ``COMPLETION_BUNDLE`` (the last of a kernel completion also
+``COMPLETION_BUNDLE_END``). ``send_bundle(fd, pages)`` sends a list of
+pages in one submission; each page is Busy until its own completion.
+
 One thread at a time may use a ring; ``complete(wait_nr>0)`` releases the
 GIL, and meanwhile other threads' calls on the ring raise Busy.
 """
@@ -36,14 +43,19 @@ from types import TracebackType
 
 
 from ._core import (
+    COMPLETION_BUNDLE,
+    COMPLETION_BUNDLE_END,
     COMPLETION_MORE,
     COMPLETION_NOTIF,
     COMPLETION_SLICE,
     RING_OP_READ_FIXED,
     RING_OP_RECV,
+    RING_OP_RECV_BUNDLE,
     RING_OP_RECV_MULTISHOT,
     RING_OP_SEND,
+    RING_OP_SEND_BUNDLE,
     RING_OP_SEND_ZC,
+    SEND_BUNDLE_MAX,
     RING_OP_WRITE_FIXED,
     Completion,
     Slice,
@@ -58,6 +70,9 @@ __all__ = [
     "COMPLETION_MORE",
     "COMPLETION_NOTIF",
     "COMPLETION_SLICE",
+    "COMPLETION_BUNDLE",
+    "COMPLETION_BUNDLE_END",
+    "SEND_BUNDLE_MAX",
     "Slice",
     "RING_OP_READ_FIXED",
     "RING_OP_WRITE_FIXED",
@@ -65,6 +80,8 @@ __all__ = [
     "RING_OP_RECV",
     "RING_OP_SEND_ZC",
     "RING_OP_RECV_MULTISHOT",
+    "RING_OP_RECV_BUNDLE",
+    "RING_OP_SEND_BUNDLE",
 ]
 
 
@@ -110,6 +127,12 @@ class RingStats:
     buffers_pinned: int
     #: fixed reads and writes sent unregistered because of the fallback
     fallback_ops: int
+    #: bundle receive completions with data, and the pages they carried
+    recv_bundles: int
+    recv_bundle_pages: int
+    #: kernel completions of bundled sends, and the pages they handed back
+    send_bundles: int
+    send_bundle_pages: int
 
 
 class Ring(_core.Ring):

@@ -86,6 +86,19 @@ inline labyrinth_ring_options pbuf_options(uint32_t entries, uint32_t flags = 0)
   return o;
 }
 
+// Every free page of the pool, so that only the pages the test gives back
+// can refill the provided-buffer ring.
+inline std::vector<void *> drain_pool(labyrinth_pool *pool) {
+  std::vector<void *> held;
+  while (void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool)) held.push_back(p);
+  return held;
+}
+
+inline void free_all(labyrinth_pool *pool, std::vector<void *> &pages) {
+  for (void *p : pages) EXPECT_EQ(labyrinth_free_pages(pool, p), LABYRINTH_OK) << last_error();
+  pages.clear();
+}
+
 // Run a call that may be UNSUPPORTED on this kernel; if so, tear down
 // `ring` and `pool` and skip the test saying why.
 #define SKIP_IF_UNSUPPORTED(call)                                                   \

@@ -57,19 +57,6 @@ std::uint64_t udp_drops(int fd) {
   return ~0ull;
 }
 
-// Every free page of the pool, so that only the pages the test gives back
-// can refill the provided-buffer ring.
-std::vector<void *> drain_pool(labyrinth_pool *pool) {
-  std::vector<void *> held;
-  while (void *p = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool)) held.push_back(p);
-  return held;
-}
-
-void free_all(labyrinth_pool *pool, std::vector<void *> &pages) {
-  for (void *p : pages) EXPECT_EQ(labyrinth_free_pages(pool, p), LABYRINTH_OK) << last_error();
-  pages.clear();
-}
-
 // The target of issue 24: 1,000 starvations over UDP. Each round sends six
 // datagrams to a four-page buffer ring and gives the received pages back
 // only when told that the receive starved.

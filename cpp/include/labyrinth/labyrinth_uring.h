@@ -186,7 +186,9 @@ typedef enum labyrinth_ring_op {
   LABYRINTH_OP_SEND = 3,           /**< labyrinth_ring_send */
   LABYRINTH_OP_RECV = 4,           /**< labyrinth_ring_recv */
   LABYRINTH_OP_SEND_ZC = 5,        /**< labyrinth_ring_send_zc */
-  LABYRINTH_OP_RECV_MULTISHOT = 6  /**< labyrinth_ring_recv_multishot */
+  LABYRINTH_OP_RECV_MULTISHOT = 6, /**< labyrinth_ring_recv_multishot */
+  LABYRINTH_OP_RECV_BUNDLE = 7,    /**< labyrinth_ring_recv_bundle (1.1) */
+  LABYRINTH_OP_SEND_BUNDLE = 8     /**< labyrinth_ring_send_bundle (1.1) */
 } labyrinth_ring_op;
 
 /**
@@ -439,6 +441,11 @@ typedef struct labyrinth_ring_stats {
                                       (not for clones or old kernels) */
   uint64_t fallback_ops;         /**< read_fixed / write_fixed sent as plain
                                       read / write because of the fallback */
+  /* ABI 1.1 (bundles, labyrinth_uring_bundle.h): */
+  uint64_t recv_bundles;         /**< bundle receive completions with data */
+  uint64_t recv_bundle_pages;    /**< pages they carried (per bundle: / recv_bundles) */
+  uint64_t send_bundles;         /**< kernel completions of bundled sends */
+  uint64_t send_bundle_pages;    /**< pages bundled sends handed back */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the
@@ -450,5 +457,7 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *ri
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
+
+#include "labyrinth/labyrinth_uring_bundle.h"
 
 #endif /* LABYRINTH_URING_H */

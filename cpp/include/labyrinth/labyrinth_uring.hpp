@@ -97,6 +97,14 @@ class Ring {
   void recv_multishot(int fd, int flags, std::uint64_t user_data) {
     check(labyrinth_ring_recv_multishot(ring_, fd, flags, user_data));
   }
+  // Bundles (labyrinth_uring_bundle.h, Linux 6.10): throw like recv_multishot.
+  void recv_bundle(int fd, int flags, std::uint32_t bundle_flags, std::uint64_t user_data) {
+    check(labyrinth_ring_recv_bundle(ring_, fd, flags, bundle_flags, user_data));
+  }
+  labyrinth_status send_bundle(int fd, void *const *pages, const std::uint32_t *lens,
+                               std::size_t count, int flags, std::uint64_t ud) noexcept {
+    return labyrinth_ring_send_bundle(ring_, fd, pages, lens, count, flags, ud);
+  }
   labyrinth_status cancel(std::uint64_t user_data) noexcept {
     return labyrinth_ring_cancel(ring_, user_data);
   }

@@ -52,10 +52,15 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
   c.op = o.op;
   c.result = cqe->res;
   bool final = true;
+  bool queued = false;  // its completions went to bundle_pending
   const std::uint32_t f = cqe->flags;
   switch (o.op) {
-    case LABYRINTH_OP_RECV_MULTISHOT: {
-      if ((f & IORING_CQE_F_BUFFER) && r->incremental) {
+    case LABYRINTH_OP_RECV_MULTISHOT:
+    case LABYRINTH_OP_RECV_BUNDLE: {
+      const bool bundle = o.op == LABYRINTH_OP_RECV_BUNDLE;
+      if (bundle) {
+        // Its pages are taken below, once `final` is known.
+      } else if ((f & IORING_CQE_F_BUFFER) && r->incremental) {
         uring::slice_from_cqe(r, static_cast<std::uint16_t>(f >> IORING_CQE_BUFFER_SHIFT), cqe->res,
                               f & uring::kCqeBufMore, teardown, &c);
       } else if (f & IORING_CQE_F_BUFFER) {
@@ -71,7 +76,8 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
       }
       if (cqe->res == -ENOBUFS) r->pbuf_enobufs.add();
       final = !(f & IORING_CQE_F_MORE);
-      if (final && cqe->res > 0 && uring::recv_continue(r, idx, teardown)) final = false;
+      if (final && cqe->res > 0 && !o.oneshot && uring::recv_continue(r, idx, teardown))
+        final = false;
       if (final && cqe->res == -ENOBUFS && recv_park(r, idx, teardown)) {
         // Starved, not ended: re-armed once pages are back (recv_multishot.cpp).
         if (!(r->flags & LABYRINTH_RING_REPORT_STARVED)) return false;
@@ -80,9 +86,16 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
         *out = c;
         return true;
       }
+      // A bundle's pages come out of bundle_pending, one completion each.
+      queued = bundle && uring::bundle_recv_cqe(r, cqe, o, final, teardown) > 0;
       if (!final) c.flags |= LABYRINTH_COMPLETION_MORE;
       break;
     }
+    case LABYRINTH_OP_SEND_BUNDLE:
+      final = !(f & IORING_CQE_F_MORE);
+      uring::bundle_send_cqe(r, cqe, o, final, teardown);
+      queued = true;
+      break;
     case LABYRINTH_OP_SEND_ZC:
       if (f & IORING_CQE_F_NOTIF) {
         c.result = o.first_res;
@@ -111,7 +124,7 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
     r->free_ops.push_back(idx);
     r->ops_inflight.sub();
   }
-  if (teardown) return false;
+  if (teardown || queued) return false;
   r->completions.add();
   *out = c;
   return true;
@@ -170,6 +183,11 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
   labyrinth_status result = LABYRINTH_OK;
   bool flushed = false;
   while (n < max) {
+    // A bundle's pages go out before any later completion.
+    if (!r->bundle_pending.empty()) {
+      n += uring::bundle_take_pending(r, out + n, max - n);
+      continue;
+    }
     io_uring_cqe *cqe = nullptr;
     if (io_uring_peek_cqe(&r->ring, &cqe) == 0 && cqe) {
       if (uring::handle_cqe(r, cqe, &out[n], false)) ++n;
@@ -247,6 +265,10 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
   s.pbuf_block_bytes = r->pb_entries ? r->pb_block_bytes : 0u;
   s.slices_live = r->slices_live.load(std::memory_order_relaxed);
   s.slice_blocks_held = r->slice_blocks_held.load(std::memory_order_relaxed);
+  s.recv_bundles = r->recv_bundles.get();
+  s.recv_bundle_pages = r->recv_bundle_pages.get();
+  s.send_bundles = r->send_bundles.get();
+  s.send_bundle_pages = r->send_bundle_pages.get();
   s.sq_entries = r->sq_entries;
   s.cq_entries = r->cq_entries;
   s.registered = r->registered.load();

@@ -24,8 +24,9 @@ void pbuf_add(labyrinth_ring *r, void *page, int offset) {
   std::uint16_t bid = r->free_bids.back();
   r->free_bids.pop_back();
   r->bid_page[bid] = page;
-  io_uring_buf_ring_add(r->br, page, r->pb_block_bytes, bid,
-                        io_uring_buf_ring_mask(r->pb_entries), offset);
+  const int mask = io_uring_buf_ring_mask(r->pb_entries);
+  r->bid_pos[bid] = static_cast<std::uint16_t>((r->br->tail + offset) & mask);  // bundle.cpp
+  io_uring_buf_ring_add(r->br, page, r->pb_block_bytes, bid, mask, offset);
   r->pbuf_pages.add();
   r->pages_inflight.add();
   r->pbuf_refills.add();
@@ -128,6 +129,7 @@ labyrinth_status pbuf_setup(labyrinth_ring *r, const labyrinth_ring_options &o, 
     r->bid_block.assign(o.pbuf_entries, nullptr);
   }
   r->bid_page.assign(o.pbuf_entries, nullptr);
+  r->bid_pos.assign(o.pbuf_entries, 0);
   r->free_bids.reserve(o.pbuf_entries);
   for (std::uint32_t b = o.pbuf_entries; b-- > 0;) r->free_bids.push_back(static_cast<std::uint16_t>(b));
   if (!(o.flags & LABYRINTH_RING_MANUAL_REFILL)) {

@@ -1,5 +1,5 @@
-// recv_multishot.cpp - a multishot receive that survives an empty
-// provided-buffer ring.
+// recv_multishot.cpp - a multishot receive (or a bundle receive, multishot
+// or one-shot) that survives an empty provided-buffer ring.
 //
 // The kernel ends a multishot receive with -ENOBUFS (no IORING_CQE_F_MORE)
 // when it finds the provided-buffer ring empty; the data stays queued in the
@@ -65,7 +65,11 @@ void release_slot(labyrinth_ring *r, std::uint32_t idx) {
 
 void recv_prep(labyrinth_ring *r, io_uring_sqe *sqe, std::uint32_t idx) {
   const Op &o = r->ops[idx];
-  io_uring_prep_recv_multishot(sqe, o.fd, nullptr, 0, o.msg_flags);
+  if (o.oneshot)
+    io_uring_prep_recv(sqe, o.fd, nullptr, 0, o.msg_flags);
+  else
+    io_uring_prep_recv_multishot(sqe, o.fd, nullptr, 0, o.msg_flags);
+  if (o.op == LABYRINTH_OP_RECV_BUNDLE) sqe->ioprio |= kRecvsendBundle;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = r->bgid;
   io_uring_sqe_set_data64(sqe, encode(kKindOp, idx));

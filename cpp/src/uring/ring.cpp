@@ -118,6 +118,7 @@ void teardown(labyrinth_ring *r) {
     io_uring_cqe_seen(&r->ring, cqe);
   }
   uring::pbuf_release_all(r);
+  uring::bundle_release_all(r);
 }
 
 // After the arena's table is dropped with nothing in flight, the kernel
@@ -226,6 +227,7 @@ int setup_io_uring(labyrinth_ring *r, const labyrinth_ring_options &o) {
     r->has_send_zc = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
     io_uring_free_probe(probe);
   }
+  r->has_bundle = params.features & uring::kFeatRecvsendBundle;
   return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,7 @@ struct Op {
   bool starved = false;           // ended by -ENOBUFS, waiting for pages
   bool cancel_requested = false;  // labyrinth_ring_cancel named it: never re-armed
   bool ended = false;             // cancelled while starved: only its completion is left
+  bool oneshot = false;           // LABYRINTH_RECV_BUNDLE_ONESHOT: never resubmitted after data
   int fd = -1;
   int msg_flags = 0;
   std::uint64_t starved_since_ns = 0;  // CLOCK_MONOTONIC when it starved
@@ -77,6 +79,20 @@ struct SliceBlock {
   std::uint32_t live = 0;      // slices not yet released
   bool filling = true;         // still in the buffer ring: the kernel may fill more
   std::vector<Slice> slices;   // in offset order
+};
+
+// Bundled sends (bundle.cpp): a buffer ring of their own, mapped and
+// registered at the first one; at most one in flight (op slot `idx`), its
+// pages in order, pages[0..next) already handed back.
+struct SendBundle {
+  io_uring_buf_ring *br = nullptr;
+  bool registered = false;
+  std::uint16_t bgid = 0;
+  std::uint32_t idx = ~0u;  // ~0u: none in flight
+  std::vector<void *> pages;
+  std::vector<std::uint32_t> lens;
+  std::size_t next = 0;
+  std::uint64_t sent = 0, total = 0;  // bytes sent by its CQEs before the final one; queued
 };
 
 // Counter written by one thread (the ring's), read by any.
@@ -154,6 +170,11 @@ struct labyrinth_ring {
   std::vector<std::unique_ptr<lab::uring::SliceBlock>> all_blocks;  // owns every SliceBlock
   std::vector<lab::uring::SliceBlock *> spare_blocks;  // of all_blocks, unused
   std::atomic<std::uint64_t> slices_live{0}, slice_blocks_held{0};
+  // bundles (bundle.cpp)
+  bool has_bundle = false;                // IORING_FEAT_RECVSEND_BUNDLE
+  std::vector<std::uint16_t> bid_pos;     // ring position each bid was put at
+  std::deque<labyrinth_completion> bundle_pending;  // pages not yet handed out
+  lab::uring::SendBundle send_bundle;
   // Starved multishot receives (op slots), and cancelled ones whose
   // -ECANCELED completion the next labyrinth_ring_complete() hands out.
   std::vector<std::uint32_t> starved, cancelled;
@@ -161,6 +182,8 @@ struct labyrinth_ring {
   lab::uring::Counter submitted, submit_failures, completions, ops_inflight, pages_inflight,
       pbuf_pages, pbuf_refills, pbuf_refill_failures, pbuf_enobufs, recv_starvations, recv_rearms,
       recv_starved_ns, recv_starved_now, fallback_ops;
+      recv_starved_ns, recv_starved_now, recv_bundles, recv_bundle_pages, send_bundles,
+      send_bundle_pages;
 };
 
 namespace lab {
@@ -241,6 +264,28 @@ labyrinth_status slice_transfer(labyrinth_ring *r, void *slice, labyrinth_owner 
                                 const char *what);
 // Teardown (no slice live): forget the block of bid, still in the buffer ring.
 void slice_forget_bid(labyrinth_ring *r, std::uint16_t bid);
+
+// bundle.cpp. Ring's thread.
+// Kernel uapi newer than liburing 2.3, Linux 6.10: sqe->ioprio flag of
+// send/recv, and the feature bit saying the kernel has it.
+constexpr std::uint16_t kRecvsendBundle = 1u << 4;     // IORING_RECVSEND_BUNDLE
+constexpr std::uint32_t kFeatRecvsendBundle = 1u << 14;  // IORING_FEAT_RECVSEND_BUNDLE
+// A CQE of a bundle receive: take the pages it filled (in ring order from
+// its buffer id) and queue one completion per page in bundle_pending, the
+// last without MORE if `final`; in teardown they go back to the pool.
+// Returns how many pages it took.
+std::size_t bundle_recv_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, const Op &o, bool final,
+                            bool teardown);
+// A CQE of the bundled send in slot idx: queue the pages it hands back (all
+// that are left if final); in teardown they go straight back.
+void bundle_send_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, const Op &o, bool final,
+                     bool teardown);
+// Hand out queued bundle pages into out[0..max); returns how many.
+std::size_t bundle_take_pending(labyrinth_ring *r, labyrinth_completion *out, std::size_t max);
+// Teardown, once the kernel holds nothing: pages never handed out go back
+// (received ones to the pool, sent ones to their owners); the send buffer
+// ring is unregistered and unmapped.
+void bundle_release_all(labyrinth_ring *r);
 
 }  // namespace uring
 }  // namespace lab

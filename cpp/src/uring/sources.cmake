@@ -12,5 +12,6 @@ list(APPEND LABYRINTH_CORE_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/complete.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/pbuf_ring.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/slices.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/recv_multishot.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/recv_multishot.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/uring/bundle.cpp)
 set(LABYRINTH_URING_LINK PkgConfig::LIBURING)

@@ -29,6 +29,7 @@ const char *op_name(unsigned op) {
     case LABYRINTH_OP_RECV: return "labyrinth_ring_recv";
     case LABYRINTH_OP_SEND_ZC: return "labyrinth_ring_send_zc";
     case LABYRINTH_OP_RECV_MULTISHOT: return "labyrinth_ring_recv_multishot";
+    case LABYRINTH_OP_RECV_BUNDLE: return "labyrinth_ring_recv_bundle";
     default: return "labyrinth_ring";
   }
 }
@@ -64,7 +65,19 @@ labyrinth_status check_submission(labyrinth_ring *r, unsigned op, int fd, void *
                      "%s: this kernel has no IORING_OP_SEND_ZC (zero-copy send needs Linux 6.0; "
                      "probed with IORING_REGISTER_PROBE)",
                      what);
-  if (op == LABYRINTH_OP_RECV_MULTISHOT) {
+  if (op == LABYRINTH_OP_RECV_BUNDLE) {
+    if (!r->has_bundle)
+      return set_error(LABYRINTH_ERR_UNSUPPORTED,
+                       "%s: this kernel has no bundles (IORING_RECVSEND_BUNDLE needs Linux 6.10; "
+                       "IORING_FEAT_RECVSEND_BUNDLE is not set)",
+                       what);
+    if (r->incremental)
+      return set_error(LABYRINTH_ERR_INVALID,
+                       "%s: the ring uses incremental consumption (slices); bundles need whole "
+                       "pages",
+                       what);
+  }
+  if (op == LABYRINTH_OP_RECV_MULTISHOT || op == LABYRINTH_OP_RECV_BUNDLE) {
     if (!r->br)
       return set_error(LABYRINTH_ERR_INVALID,
                        "%s: the ring has no provided-buffer ring (created with pbuf_entries 0)",
@@ -90,10 +103,12 @@ labyrinth_status check_submission(labyrinth_ring *r, unsigned op, int fd, void *
 
 // Submit one operation on `page` (or, for multishot receive, on no page).
 labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, std::uint32_t len,
-                           std::uint64_t offset, int msg_flags, std::uint64_t user_data) {
+                           std::uint64_t offset, int msg_flags, std::uint64_t user_data,
+                           bool oneshot) {
   const char *what = op_name(op);
   if (!r) return set_error(LABYRINTH_ERR_INVALID, "%s: ring is NULL", what);
-  const bool multishot = op == LABYRINTH_OP_RECV_MULTISHOT;
+  // Receives into provided pages hold no page of the caller.
+  const bool multishot = op == LABYRINTH_OP_RECV_MULTISHOT || op == LABYRINTH_OP_RECV_BUNDLE;
   std::uint16_t buf_index = 0;
   labyrinth_status checked = check_submission(r, op, fd, page, len, what, &buf_index);
   if (checked != LABYRINTH_OK) return checked;
@@ -125,6 +140,7 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
   o.starved = false;
   o.cancel_requested = false;
   o.ended = false;
+  o.oneshot = oneshot;
   o.fd = fd;
   o.msg_flags = msg_flags;
   switch (op) {
@@ -145,6 +161,7 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
         io_uring_prep_send_zc(sqe, fd, page, len, msg_flags, 0);
       break;
     case LABYRINTH_OP_RECV_MULTISHOT:
+    case LABYRINTH_OP_RECV_BUNDLE:
       uring::recv_prep(r, sqe, idx);
       break;
   }
@@ -199,11 +216,11 @@ labyrinth_status ring_cancel(labyrinth_ring *r, std::uint64_t user_data, const c
 // The operations on a page (or, for multishot receive, on none).
 labyrinth_status ring_op(labyrinth_ring *ring, unsigned op, int fd, void *page,
                                 std::uint32_t len, std::uint64_t offset, int msg_flags,
-                                std::uint64_t user_data) {
+                                std::uint64_t user_data, bool oneshot = false) {
   const char *what = op_name(op);
   if (labyrinth_status st = uring::enter_ring(ring, what); st != LABYRINTH_OK) return st;
   return guarded(what, [&] {
-    return submit_op(ring, op, fd, page, len, offset, msg_flags, user_data);
+    return submit_op(ring, op, fd, page, len, offset, msg_flags, user_data, oneshot);
   });
 }
 
@@ -244,6 +261,16 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
 LABYRINTH_API labyrinth_status labyrinth_ring_recv_multishot(labyrinth_ring *ring, int fd,
                                                              int msg_flags, uint64_t user_data) {
   return ring_op(ring, LABYRINTH_OP_RECV_MULTISHOT, fd, nullptr, 0, 0, msg_flags, user_data);
+}
+
+LABYRINTH_API labyrinth_status labyrinth_ring_recv_bundle(labyrinth_ring *ring, int fd,
+                                                          int msg_flags, uint32_t flags,
+                                                          uint64_t user_data) {
+  if (flags & ~std::uint32_t{LABYRINTH_RECV_BUNDLE_ONESHOT})
+    return set_error(LABYRINTH_ERR_INVALID, "labyrinth_ring_recv_bundle: unknown flags 0x%x",
+                     flags & ~std::uint32_t{LABYRINTH_RECV_BUNDLE_ONESHOT});
+  return ring_op(ring, LABYRINTH_OP_RECV_BUNDLE, fd, nullptr, 0, 0, msg_flags, user_data,
+                 flags & LABYRINTH_RECV_BUNDLE_ONESHOT);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_cancel(labyrinth_ring *r, uint64_t user_data) {

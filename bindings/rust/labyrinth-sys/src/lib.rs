@@ -218,6 +218,10 @@ pub mod uring {
     pub const LABYRINTH_COMPLETION_NOTIF: u32 = 1 << 1;
     pub const LABYRINTH_COMPLETION_STARVED: u32 = 1 << 2;
     pub const LABYRINTH_COMPLETION_SLICE: u32 = 1 << 3;
+    pub const LABYRINTH_COMPLETION_BUNDLE: u32 = 1 << 4;
+    pub const LABYRINTH_COMPLETION_BUNDLE_END: u32 = 1 << 5;
+    pub const LABYRINTH_RECV_BUNDLE_ONESHOT: u32 = 1 << 0;
+    pub const LABYRINTH_SEND_BUNDLE_MAX: u32 = 256;
 
     pub const LABYRINTH_OP_NONE: u32 = 0;
     pub const LABYRINTH_OP_READ_FIXED: u32 = 1;
@@ -226,6 +230,8 @@ pub mod uring {
     pub const LABYRINTH_OP_RECV: u32 = 4;
     pub const LABYRINTH_OP_SEND_ZC: u32 = 5;
     pub const LABYRINTH_OP_RECV_MULTISHOT: u32 = 6;
+    pub const LABYRINTH_OP_RECV_BUNDLE: u32 = 7;
+    pub const LABYRINTH_OP_SEND_BUNDLE: u32 = 8;
 
     #[repr(C)]
     #[derive(Debug, Clone, Copy)]
@@ -280,6 +286,10 @@ pub mod uring {
         pub register_fallback: u32,
         pub buffers_pinned: u32,
         pub fallback_ops: u64,
+        pub recv_bundles: u64,
+        pub recv_bundle_pages: u64,
+        pub send_bundles: u64,
+        pub send_bundle_pages: u64,
     }
 
     extern "C" {
@@ -306,6 +316,9 @@ pub mod uring {
         pub fn labyrinth_ring_slice_transfer(ring: *mut labyrinth_ring, slice: *mut c_void, new_owner: labyrinth_owner) -> labyrinth_status;
         pub fn labyrinth_ring_complete(ring: *mut labyrinth_ring, out: *mut labyrinth_completion, max: usize, wait_nr: usize, timeout_ms: u32, count: *mut usize) -> labyrinth_status;
         pub fn labyrinth_ring_get_stats(ring: *const labyrinth_ring, out: *mut labyrinth_ring_stats) -> labyrinth_status;
+        // labyrinth_uring_bundle.h (ABI 1.1)
+        pub fn labyrinth_ring_recv_bundle(ring: *mut labyrinth_ring, fd: c_int, msg_flags: c_int, flags: u32, user_data: u64) -> labyrinth_status;
+        pub fn labyrinth_ring_send_bundle(ring: *mut labyrinth_ring, fd: c_int, pages: *const *mut c_void, lens: *const u32, count: usize, msg_flags: c_int, user_data: u64) -> labyrinth_status;
     }
 
     /// Every function declared above, for the drift check.
@@ -321,6 +334,8 @@ pub mod uring {
         "labyrinth_ring_complete", "labyrinth_ring_get_stats",
         "labyrinth_ring_slice_release", "labyrinth_ring_slice_transfer",
     ];
+    /// The functions of labyrinth_uring_bundle.h, for the drift check.
+    pub const BUNDLE_FUNCTIONS: &[&str] = &["labyrinth_ring_recv_bundle", "labyrinth_ring_send_bundle"];
 }
 
 /// The structs the header's inline fast path reads (labyrinth.h, section

@@ -68,7 +68,8 @@ const LISTED_STRUCTS: &[(&str, &[&str])] = &[
         "pages_inflight", "pbuf_entries", "pbuf_pages", "pbuf_refills", "pbuf_refill_failures", "pbuf_enobufs",
         "sq_entries", "cq_entries", "registered", "fixed_buffers", "recv_starvations", "recv_rearms",
         "recv_starved_ns", "recv_starved_now", "pbuf_incremental", "pbuf_block_bytes",
-        "slices_live", "slice_blocks_held", "register_fallback", "buffers_pinned", "fallback_ops"]),
+        "slices_live", "slice_blocks_held", "register_fallback", "buffers_pinned", "fallback_ops",
+        "recv_bundles", "recv_bundle_pages", "send_bundles", "send_bundle_pages"]),
     ("labyrinth_order_slots", &["count", "limit", "blocks"]),
     ("labyrinth_thread_cache", &["count", "limit", "capacity", "order_hint", "reserved", "orders"]),
     ("labyrinth_fast_record", &["pool", "cache", "side_table", "arena", "arena_pages", "alloc_word", "reserved"]),
@@ -87,12 +88,18 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("LABYRINTH_COMPLETION_NOTIF", LABYRINTH_COMPLETION_NOTIF as u64),
         ("LABYRINTH_COMPLETION_STARVED", LABYRINTH_COMPLETION_STARVED as u64),
         ("LABYRINTH_COMPLETION_SLICE", LABYRINTH_COMPLETION_SLICE as u64),
+        ("LABYRINTH_COMPLETION_BUNDLE", LABYRINTH_COMPLETION_BUNDLE as u64),
+        ("LABYRINTH_COMPLETION_BUNDLE_END", LABYRINTH_COMPLETION_BUNDLE_END as u64),
+        ("LABYRINTH_RECV_BUNDLE_ONESHOT", LABYRINTH_RECV_BUNDLE_ONESHOT as u64),
+        ("LABYRINTH_SEND_BUNDLE_MAX", LABYRINTH_SEND_BUNDLE_MAX as u64),
         ("LABYRINTH_OP_READ_FIXED", LABYRINTH_OP_READ_FIXED as u64),
         ("LABYRINTH_OP_WRITE_FIXED", LABYRINTH_OP_WRITE_FIXED as u64),
         ("LABYRINTH_OP_SEND", LABYRINTH_OP_SEND as u64),
         ("LABYRINTH_OP_RECV", LABYRINTH_OP_RECV as u64),
         ("LABYRINTH_OP_SEND_ZC", LABYRINTH_OP_SEND_ZC as u64),
         ("LABYRINTH_OP_RECV_MULTISHOT", LABYRINTH_OP_RECV_MULTISHOT as u64),
+        ("LABYRINTH_OP_RECV_BUNDLE", LABYRINTH_OP_RECV_BUNDLE as u64),
+        ("LABYRINTH_OP_SEND_BUNDLE", LABYRINTH_OP_SEND_BUNDLE as u64),
         ("LABYRINTH_OK", LABYRINTH_OK as u64),
         ("LABYRINTH_ERR_NOMEM", LABYRINTH_ERR_NOMEM as u64),
         ("LABYRINTH_ERR_INVALID", LABYRINTH_ERR_INVALID as u64),
@@ -243,6 +250,10 @@ fn structs_and_constants_match_the_header() {
             ("register_fallback", offset_of!(labyrinth_ring_stats, register_fallback)),
             ("buffers_pinned", offset_of!(labyrinth_ring_stats, buffers_pinned)),
             ("fallback_ops", offset_of!(labyrinth_ring_stats, fallback_ops)),
+            ("recv_bundles", offset_of!(labyrinth_ring_stats, recv_bundles)),
+            ("recv_bundle_pages", offset_of!(labyrinth_ring_stats, recv_bundle_pages)),
+            ("send_bundles", offset_of!(labyrinth_ring_stats, send_bundles)),
+            ("send_bundle_pages", offset_of!(labyrinth_ring_stats, send_bundle_pages)),
         ], size_of::<labyrinth_ring_stats>()),
         ("labyrinth_order_slots", &[
             ("count", offset_of!(inline::labyrinth_order_slots, count)),
@@ -281,6 +292,7 @@ fn structs_and_constants_match_the_header() {
 fn every_function_in_the_header_is_declared() {
     compare_functions(&["labyrinth.h"], DECLARED_FUNCTIONS);
     compare_functions(&["labyrinth_uring.h", "labyrinth_uring_buffers.h"], uring::DECLARED_FUNCTIONS);
+    compare_functions(&["labyrinth_uring_bundle.h"], uring::BUNDLE_FUNCTIONS);
 }
 
 fn compare_functions(files: &[&str], declared_fns: &[&str]) {

@@ -93,6 +93,9 @@ pub struct Completion<'pool> {
     pub page: Option<Page<'pool>>,
     /// With incremental consumption: the received bytes, in place.
     pub slice: Option<Slice<'pool>>,
+    /// The last page of one kernel completion of a bundle
+    /// ([`Ring::recv_bundle`], [`Ring::send_bundle`]).
+    pub bundle_end: bool,
 }
 
 /// The bytes one receive put into a provided block (incremental
@@ -135,7 +138,7 @@ impl Drop for Slice<'_> {
 pub struct Ring<'pool> {
     raw: NonNull<u::labyrinth_ring>,
     pool: &'pool Pool,
-    inflight: HashMap<u64, (NonNull<u8>, usize)>,
+    inflight: HashMap<usize, usize>, // address -> size of each page the kernel holds
     next: u64,
     _not_send: PhantomData<*mut u8>,
 }
@@ -156,7 +159,7 @@ impl<'pool> Ring<'pool> {
         if st != sys::LABYRINTH_OK {
             return Err((page, Error::last(st)));
         }
-        self.inflight.insert(id, (NonNull::new(page.as_ptr()).unwrap(), page.len_bytes()));
+        self.inflight.insert(page.as_ptr() as usize, page.len_bytes());
         std::mem::forget(page); // the kernel's now; it comes back in a Completion
         Ok(OpId(id))
     }
@@ -203,6 +206,36 @@ impl<'pool> Ring<'pool> {
         check(unsafe { u::labyrinth_ring_recv_multishot(self.raw.as_ptr(), fd, flags, id) })?;
         Ok(OpId(id))
     }
+    /// Receive with bundles (Linux 6.10): one kernel completion fills
+    /// several provided pages (TCP; on UDP one datagram per page), and each
+    /// page comes back in its own [`Completion`], in byte order. Multishot
+    /// unless `oneshot`.
+    pub fn recv_bundle(&mut self, fd: RawFd, flags: i32, oneshot: bool) -> Result<OpId, Error> {
+        let id = self.next;
+        self.next += 1;
+        let bundle_flags = if oneshot { u::LABYRINTH_RECV_BUNDLE_ONESHOT } else { 0 };
+        check(unsafe { u::labyrinth_ring_recv_bundle(self.raw.as_ptr(), fd, flags, bundle_flags, id) })?;
+        Ok(OpId(id))
+    }
+    /// Send `pages` (`len` bytes of each) in one submission, in order. Each
+    /// page comes back in its own [`Completion`] (same [`OpId`]). On error
+    /// every page comes straight back.
+    #[allow(clippy::type_complexity)]
+    pub fn send_bundle(&mut self, fd: RawFd, pages: Vec<(Page<'pool>, u32)>, flags: i32) -> Result<OpId, (Vec<(Page<'pool>, u32)>, Error)> {
+        let id = self.next;
+        self.next += 1;
+        let ptrs: Vec<*mut core::ffi::c_void> = pages.iter().map(|(p, _)| p.as_ptr().cast()).collect();
+        let lens: Vec<u32> = pages.iter().map(|&(_, l)| l).collect();
+        let st = unsafe { u::labyrinth_ring_send_bundle(self.raw.as_ptr(), fd, ptrs.as_ptr(), lens.as_ptr(), ptrs.len(), flags, id) };
+        if st != sys::LABYRINTH_OK {
+            return Err((pages, Error::last(st)));
+        }
+        for (page, _) in pages {
+            self.inflight.insert(page.as_ptr() as usize, page.len_bytes());
+            std::mem::forget(page); // the kernel's now
+        }
+        Ok(OpId(id))
+    }
     /// Give a received page straight back to the provided-buffer ring.
     pub fn provide(&mut self, page: Page<'pool>) -> Result<(), (Page<'pool>, Error)> {
         let st = unsafe { u::labyrinth_ring_provide(self.raw.as_ptr(), page.as_ptr().cast()) };
@@ -239,11 +272,7 @@ impl<'pool> Ring<'pool> {
             let page = NonNull::new(c.page.cast::<u8>()).filter(|_| !is_slice).map(|ptr| {
                 // A submitted page has the size it was submitted with; a
                 // provided (multishot) page is one 4 KiB page.
-                let len = match self.inflight.remove(&c.user_data) {
-                    Some((p, len)) if p == ptr => len,
-                    Some(other) => { self.inflight.insert(c.user_data, other); sys::LABYRINTH_PAGE_SIZE }
-                    None => sys::LABYRINTH_PAGE_SIZE,
-                };
+                let len = self.inflight.remove(&(ptr.as_ptr() as usize)).unwrap_or(sys::LABYRINTH_PAGE_SIZE);
                 Page { pool: self.pool, ptr, len, _not_send: PhantomData }
             });
             out.push(Completion {
@@ -253,6 +282,7 @@ impl<'pool> Ring<'pool> {
                 more: c.flags & u::LABYRINTH_COMPLETION_MORE != 0,
                 page,
                 slice,
+                bundle_end: c.flags & u::LABYRINTH_COMPLETION_BUNDLE_END != 0,
             });
         }
         Ok(out)
@@ -276,8 +306,8 @@ impl Drop for Ring<'_> {
         if unsafe { u::labyrinth_ring_destroy(self.raw.as_ptr()) } != sys::LABYRINTH_OK {
             return;
         }
-        for (_, (ptr, _)) in self.inflight.drain() {
-            unsafe { sys::labyrinth_free_pages(self.pool.as_raw(), ptr.as_ptr().cast()) };
+        for (addr, _) in self.inflight.drain() {
+            unsafe { sys::labyrinth_free_pages(self.pool.as_raw(), addr as *mut core::ffi::c_void) };
         }
     }
 }
