@@ -181,8 +181,7 @@ struct labyrinth_ring {
   // statistics
   lab::uring::Counter submitted, submit_failures, completions, ops_inflight, pages_inflight,
       pbuf_pages, pbuf_refills, pbuf_refill_failures, pbuf_enobufs, recv_starvations, recv_rearms,
-      recv_starved_ns, recv_starved_now, fallback_ops;
-      recv_starved_ns, recv_starved_now, recv_bundles, recv_bundle_pages, send_bundles,
+      recv_starved_ns, recv_starved_now, fallback_ops, recv_bundles, recv_bundle_pages, send_bundles,
       send_bundle_pages;
 };
 
