@@ -69,7 +69,7 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define LABYRINTH_ABI_VERSION_MAJOR 1
-#define LABYRINTH_ABI_VERSION_MINOR 0
+#define LABYRINTH_ABI_VERSION_MINOR 1
 #define LABYRINTH_ABI_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch, as returned by labyrinth_abi_version(). */
 #define LABYRINTH_ABI_VERSION                                                  \

@@ -56,7 +56,7 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
     case LABYRINTH_OP_RECV_MULTISHOT: {
       if ((f & IORING_CQE_F_BUFFER) && r->incremental) {
         uring::slice_from_cqe(r, static_cast<std::uint16_t>(f >> IORING_CQE_BUFFER_SHIFT), cqe->res,
-                              f & uring::kCqeBufMore, teardown, &c);
+                              f & uring::kCqeBufMore, o.datagram, teardown, &c);
       } else if (f & IORING_CQE_F_BUFFER) {
         void *page = pbuf_take(r, static_cast<std::uint16_t>(f >> IORING_CQE_BUFFER_SHIFT));
         if (page) {
@@ -246,6 +246,8 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
   s.pbuf_block_bytes = r->pb_entries ? r->pb_block_bytes : 0u;
   s.slices_live = r->slices_live.load(std::memory_order_relaxed);
   s.slice_blocks_held = r->slice_blocks_held.load(std::memory_order_relaxed);
+  s.recv_maybe_trunc = r->recv_maybe_trunc.get();
+  s.pbuf_min_left = r->min_left;
   s.sq_entries = r->sq_entries;
   s.cq_entries = r->cq_entries;
   s.registered = r->registered.load();

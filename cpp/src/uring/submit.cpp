@@ -97,6 +97,11 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
   std::uint16_t buf_index = 0;
   labyrinth_status checked = check_submission(r, op, fd, page, len, what, &buf_index);
   if (checked != LABYRINTH_OK) return checked;
+  bool datagram = false;
+  if (multishot) {
+    checked = uring::slice_check_recv(r, fd, msg_flags, what, &datagram);
+    if (checked != LABYRINTH_OK) return checked;
+  }
   if (r->free_ops.empty())
     return set_error(LABYRINTH_ERR_BUSY,
                      "%s: %zu operations are in flight, the ring's max_inflight; take "
@@ -127,6 +132,7 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
   o.ended = false;
   o.fd = fd;
   o.msg_flags = msg_flags;
+  o.datagram = datagram;
   switch (op) {
     case LABYRINTH_OP_READ_FIXED:
       io_uring_prep_read_fixed(sqe, fd, page, len, offset, buf_index);

@@ -221,7 +221,7 @@ impl<'pool> Ring<'pool> {
     /// (`u32::MAX`: no limit); 0 never waits.
     pub fn complete(&mut self, wait_nr: usize, timeout_ms: u32) -> Result<Vec<Completion<'pool>>, Error> {
         let mut buf = vec![
-            u::labyrinth_completion { user_data: 0, page: std::ptr::null_mut(), result: 0, op: 0, flags: 0, reserved: 0 };
+            u::labyrinth_completion { user_data: 0, page: std::ptr::null_mut(), result: 0, op: 0, flags: 0, slice_gen: 0 };
             64.max(wait_nr)
         ];
         let mut n = 0usize;
