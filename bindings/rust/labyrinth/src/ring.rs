@@ -105,8 +105,17 @@ pub struct Slice<'pool> {
     ring: NonNull<u::labyrinth_ring>,
     ptr: NonNull<u8>,
     len: usize,
+    gen: u32,
     _pool: PhantomData<&'pool Pool>,
     _not_send: PhantomData<*mut u8>,
+}
+
+impl Slice<'_> {
+    /// The slice's generation (the completion's `slice_gen`): with the
+    /// address it names this slice and no later one at the same address.
+    pub fn generation(&self) -> u32 {
+        self.gen
+    }
 }
 
 impl std::ops::Deref for Slice<'_> {
@@ -126,7 +135,8 @@ impl std::fmt::Debug for Slice<'_> {
 
 impl Drop for Slice<'_> {
     fn drop(&mut self) {
-        unsafe { u::labyrinth_ring_slice_release(self.ring.as_ptr(), self.ptr.as_ptr().cast()) };
+        // By generation: never a newer slice that took this address.
+        unsafe { u::labyrinth_ring_slice_release_gen(self.ring.as_ptr(), self.ptr.as_ptr().cast(), self.gen) };
     }
 }
 
@@ -233,6 +243,7 @@ impl<'pool> Ring<'pool> {
                 ring: self.raw,
                 ptr,
                 len: c.result.max(0) as usize,
+                gen: c.slice_gen,
                 _pool: PhantomData,
                 _not_send: PhantomData,
             });

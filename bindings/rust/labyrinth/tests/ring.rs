@@ -130,6 +130,9 @@ fn incremental_receives_come_as_slices_sharing_a_page() {
     for (i, s) in slices.iter().enumerate() {
         assert_eq!(&s[..], &[i as u8; 64][..]);
         assert_eq!(s.as_ptr() as usize / 4096, slices[0].as_ptr() as usize / 4096, "one page");
+        // Drop releases by address and generation: never a later slice there.
+        assert_ne!(s.generation(), 0);
+        assert!(slices[..i].iter().all(|t| t.generation() != s.generation()), "generations repeat");
     }
     assert_eq!(r.stats().unwrap().slices_live, 8);
     slices.reverse();
