@@ -34,11 +34,12 @@ struct SliceObj {
   labyrinth_ring *r = nullptr;
   void *ptr = nullptr;
   size_t len = 0;
+  uint32_t gen = 0;  // the completion's slice_gen: names this slice, not a later one at ptr
   long exports = 0;  // live buffer exports (memoryview, ...)
   bool released = false;
   ~SliceObj() {
     // Best effort: a slice dropped unreleased by its owner thread goes back.
-    if (!released && r) labyrinth_ring_slice_release(r, ptr);
+    if (!released && r) labyrinth_ring_slice_release_gen(r, ptr, gen);
   }
 };
 
@@ -76,7 +77,7 @@ void slice_release(SliceObj &s) {
   if (s.exports > 0)
     raise_status(LABYRINTH_ERR_BUSY, "cannot release the slice: " + std::to_string(s.exports) +
                                          " buffer exports (memoryviews) of it are alive");
-  check(labyrinth_ring_slice_release(s.r, s.ptr));
+  check(labyrinth_ring_slice_release_gen(s.r, s.ptr, s.gen));
   s.released = true;
 }
 
@@ -188,6 +189,7 @@ class RingPy {
         sl->r = ring_;
         sl->ptr = out[i].page;
         sl->len = static_cast<size_t>(out[i].result);
+        sl->gen = out[i].slice_gen;
         c.page = py::cast(std::move(sl));
       } else if (out[i].page) {
         auto a = reinterpret_cast<uintptr_t>(out[i].page);
@@ -267,6 +269,8 @@ class RingPy {
     d["pbuf_block_bytes"] = s.pbuf_block_bytes;
     d["slices_live"] = s.slices_live;
     d["slice_blocks_held"] = s.slice_blocks_held;
+    d["recv_maybe_trunc"] = s.recv_maybe_trunc;
+    d["pbuf_min_left"] = s.pbuf_min_left;
     return d;
   }
 
@@ -393,12 +397,14 @@ NotOwner from another thread.)doc");
   slice.def("__len__", [](const SliceObj &s) { return s.len; })
       .def_property_readonly("address", [](const SliceObj &s) { return reinterpret_cast<uintptr_t>(s.ptr); })
       .def_property_readonly("released", [](const SliceObj &s) { return s.released; })
+      .def_property_readonly("generation", [](const SliceObj &s) { return s.gen; })
       .def_property_readonly("exports", [](const SliceObj &s) { return s.exports; })
       .def("release", &slice_release)
       .def("transfer",
            [](SliceObj &s, const py::object &owner) {
              slice_check(s, "transfer the slice");
-             check(labyrinth_ring_slice_transfer(s.r, s.ptr, uint_arg(owner, "owner", UINT64_MAX)));
+             check(labyrinth_ring_slice_transfer_gen(s.r, s.ptr, s.gen,
+                                                     uint_arg(owner, "owner", UINT64_MAX)));
            },
            py::arg("owner"))
       .def("__enter__", [](py::object self) { return self; })

@@ -103,6 +103,10 @@ class RingStats:
     slices_live: int
     #: blocks the kernel has finished that wait for their last slice
     slice_blocks_held: int
+    #: slices of datagrams that reached the end of their block: maybe cut
+    recv_maybe_trunc: int
+    #: max_datagram in effect (0: none)
+    pbuf_min_left: int
 
 
 class Ring(_core.Ring):

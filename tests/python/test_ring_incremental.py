@@ -111,3 +111,21 @@ def test_transfer_to_another_thread(inc_ring) -> None:  # type: ignore[no-untype
     go.set()
     t.join()
     assert not errors and s.released
+
+
+def test_a_slice_has_a_generation_and_is_released_once(inc_ring) -> None:  # type: ignore[no-untyped-def]
+    """A slice carries its generation (the completion's slice_gen), distinct
+    and never 0; release and transfer name the slice by address and
+    generation, so a stale handle never reaches a newer slice there."""
+    _pool, ring, _rx, tx = inc_ring
+    for i in range(3):
+        tx.send(b"g%d" % i)
+    slices = [c.page for c in _take(ring, 3)]
+    gens = [s.generation for s in slices]
+    assert all(g != 0 for g in gens) and len(set(gens)) == 3
+    for s in slices:
+        s.release()
+    with pytest.raises(labyrinth.DoubleFree):
+        slices[0].release()
+    assert ring.stats().slices_live == 0
+    assert ring.stats().recv_maybe_trunc == 0
