@@ -30,7 +30,8 @@ inline void send_small(int fd, std::uint32_t from, std::uint32_t to) {
 }
 
 // Take completions until `want` slices were handed out; appends them.
-inline void take_slices(labyrinth_ring *ring, std::size_t want, std::vector<labyrinth_completion> *got) {
+inline void take_slices(labyrinth_ring *ring, std::size_t want,
+                        std::vector<labyrinth_completion> *got) {
   while (want) {
     labyrinth_completion c[16];
     std::size_t n = 0;

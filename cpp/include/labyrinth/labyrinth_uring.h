@@ -339,7 +339,8 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
  * labyrinth_ring_cancel().
  *
  * Errors as above; INVALID if the ring has no provided-buffer ring
- * (pbuf_entries 0). May block (system call); not async-signal-safe.
+ * (pbuf_entries 0), or for MSG_TRUNC with incremental consumption (the
+ * kernel would consume a cut datagram's full length from the blocks). May block (system call); not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_recv_multishot(labyrinth_ring *ring, int fd,
                                                              int msg_flags,
