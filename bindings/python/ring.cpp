@@ -300,7 +300,7 @@ RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object
                  const py::object &pbuf_entries, const py::object &pbuf_group,
                  const py::object &manual_refill, const py::object &register_arena,
                  const py::object &single_thread, const py::object &incremental,
-                 const py::object &pbuf_order) {
+                 const py::object &pbuf_order, const py::object &max_datagram) {
   PoolRef ps = pool_ref(pool);
   labyrinth_pool *p = open_pool(ps);
   labyrinth_ring_options o;
@@ -319,6 +319,7 @@ RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object
   else if (bool_arg(incremental, "incremental"))
     o.flags |= LABYRINTH_RING_PBUF_INCREMENTAL;
   o.pbuf_order = static_cast<uint32_t>(uint_arg(pbuf_order, "pbuf_order", UINT32_MAX));
+  o.max_datagram = static_cast<uint32_t>(uint_arg(max_datagram, "max_datagram", UINT32_MAX));
   labyrinth_ring *r = nullptr;
   const labyrinth_status st = labyrinth_ring_create(p, &o, &r);
   if (st != LABYRINTH_OK) {
@@ -367,6 +368,11 @@ void register_completion(py::module_ &m) {
       .def_readonly("flags", &Completion::flags, "COMPLETION_MORE / COMPLETION_NOTIF bits.")
       .def_property_readonly("more", [](const Completion &c) { return (c.flags & LABYRINTH_COMPLETION_MORE) != 0; })
       .def_property_readonly("notif", [](const Completion &c) { return (c.flags & LABYRINTH_COMPLETION_NOTIF) != 0; })
+      .def_property_readonly("maybe_trunc",
+                             [](const Completion &c) {
+                               return (c.flags & LABYRINTH_COMPLETION_MAYBE_TRUNC) != 0;
+                             },
+                             "A datagram's slice that reached its block's end: maybe cut.")
       .def("__repr__", [](const Completion &c) {
         return "<labyrinth.Completion user_data=" + std::to_string(c.user_data) +
                " op=" + std::to_string(c.op) + " result=" + std::to_string(c.result) +
@@ -426,7 +432,7 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
            py::arg("max_inflight") = 0, py::arg("pbuf_entries") = 0, py::arg("pbuf_group") = 0,
            py::arg("manual_refill") = false, py::arg("register") = true,
            py::arg("single_thread") = false, py::arg("incremental") = false,
-           py::arg("pbuf_order") = 0)
+           py::arg("pbuf_order") = 0, py::arg("max_datagram") = 0)
       .def_property_readonly("fd", &RingPy::fd)
       .def_property_readonly("closed", &RingPy::closed)
       .def_property_readonly("inflight_pages", &RingPy::inflight_pages,
