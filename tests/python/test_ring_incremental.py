@@ -14,12 +14,18 @@ import labyrinth
 from labyrinth import PAGE_SIZE
 
 
-@pytest.fixture
-def inc_ring() -> Iterator[tuple[labyrinth.Pool, labyrinth.Ring, socket.socket, socket.socket]]:
+def _udp_pair() -> tuple[socket.socket, socket.socket]:
+    """A bound UDP receiver and a sender connected to it."""
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx.connect(rx.getsockname())
+    return rx, tx
+
+
+@pytest.fixture
+def inc_ring() -> Iterator[tuple[labyrinth.Pool, labyrinth.Ring, socket.socket, socket.socket]]:
+    rx, tx = _udp_pair()
     with labyrinth.Pool(64 * PAGE_SIZE) as pool:
         try:
             ring = labyrinth.Ring(pool, sq_entries=8, pbuf_entries=4, incremental=True)
@@ -136,10 +142,7 @@ def test_long_datagrams_are_flagged_or_kept_whole(max_datagram: int) -> None:
     """Five 1000-byte datagrams into 4 KiB blocks: without max_datagram the
     fifth finds 96 bytes of room, is cut and says maybe_trunc; with it, the
     kernel moves to the next block and every datagram arrives whole."""
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tx.connect(rx.getsockname())
+    rx, tx = _udp_pair()
     with labyrinth.Pool(64 * PAGE_SIZE) as pool:
         try:
             ring = labyrinth.Ring(pool, pbuf_entries=4, incremental=True, max_datagram=max_datagram)
