@@ -66,6 +66,11 @@ impl RingOptions {
         self.0.pbuf_order = order;
         self
     }
+    /// With incremental consumption: the largest datagram to receive whole.
+    /// The kernel then never starts a receive in a block with less room
+    /// left (`Error::Unsupported` where it cannot); without it a longer
+    /// datagram is cut at the block's end and `Completion::maybe_trunc` says so.
+    pub fn max_datagram(mut self, bytes: u32) -> Self { self.0.max_datagram = bytes; self }
     /// Only this thread will use the ring: batched completions (best for receive loops).
     pub fn single_thread(mut self, on: bool) -> Self {
         if on { self.0.flags |= u::LABYRINTH_RING_SINGLE_THREAD } else { self.0.flags &= !u::LABYRINTH_RING_SINGLE_THREAD }
@@ -93,6 +98,9 @@ pub struct Completion<'pool> {
     pub page: Option<Page<'pool>>,
     /// With incremental consumption: the received bytes, in place.
     pub slice: Option<Slice<'pool>>,
+    /// A datagram's slice that reached its block's end: it may have been cut
+    /// (see [`RingOptions::max_datagram`]).
+    pub maybe_trunc: bool,
 }
 
 /// The bytes one receive put into a provided block (incremental
@@ -264,6 +272,7 @@ impl<'pool> Ring<'pool> {
                 more: c.flags & u::LABYRINTH_COMPLETION_MORE != 0,
                 page,
                 slice,
+                maybe_trunc: c.flags & u::LABYRINTH_COMPLETION_MAYBE_TRUNC != 0,
             });
         }
         Ok(out)
