@@ -175,4 +175,31 @@ TEST(SliceSafetyCpp, RingDestructorKeepsARingWithLiveSlices) {
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
 }
 
+// The C++ overloads name a slice by its completion (address and generation).
+TEST(SliceSafetyCpp, RingReleasesByCompletion) {
+  UdpPair udp;
+  labyrinth_pool *pool = make_pool(1u << 20);
+  ASSERT_NE(pool, nullptr);
+  try {
+    labyrinth::Ring ring(pool, labyrinth::RingOptions{}.pbuf_entries(4).flags(
+                                   LABYRINTH_RING_PBUF_INCREMENTAL));
+    ring.recv_multishot(udp.rx, 0, 7);
+    send_small(udp.tx, 0, 2);
+    labyrinth_completion c[2];
+    std::size_t n = ring.complete(c, 2, 2, 5000);
+    ASSERT_EQ(n, 2u);
+    EXPECT_EQ(ring.slice_transfer(c[0], labyrinth_owner_self()), LABYRINTH_OK);
+    EXPECT_EQ(ring.slice_release(c[0]), LABYRINTH_OK);
+    EXPECT_EQ(ring.slice_release(c[0]), LABYRINTH_ERR_DOUBLE_FREE);
+    EXPECT_EQ(ring.slice_release(c[1]), LABYRINTH_OK);
+    EXPECT_EQ(ring.stats().slices_live, 0u);
+  } catch (const labyrinth::Error &e) {
+    labyrinth_pool_destroy(pool);
+    if (e.status() == LABYRINTH_ERR_UNSUPPORTED) GTEST_SKIP() << e.what();
+    FAIL() << e.what();
+  }
+  EXPECT_EQ(pool_stat_allocated(pool), 0u);
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
+}
+
 }  // namespace
