@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets with clang: the core sources are compiled
 # straight into each target, with coverage instrumentation, ASan and UBSan.
-# Usage: fuzz/build.sh OUT_DIR [TARGET...]   (targets: fuzz_pool fuzz_uring)
+# Usage: fuzz/build.sh OUT_DIR [TARGET...]   (targets: fuzz_pool fuzz_uring fuzz_slices)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out=${1:?usage: fuzz/build.sh OUT_DIR [TARGET...]}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(fuzz_pool fuzz_uring)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(fuzz_pool fuzz_uring fuzz_slices)
 CXX=${FUZZ_CXX:-clang++}
 mkdir -p "$out/obj"
 FLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
@@ -40,12 +40,12 @@ for t in "${targets[@]}"; do
   case $t in
     fuzz_pool)
       "$CXX" "${FLAGS[@]}" -fsanitize=fuzzer "$root/fuzz/fuzz_pool.cpp" "${core_objs[@]}" -o "$out/fuzz_pool" ;;
-    fuzz_uring)
-      if [ ${#uring_objs[@]} -eq 0 ] || [ ! -f "$root/fuzz/fuzz_uring.cpp" ]; then
-        echo "fuzz/build.sh: no io_uring sources or target; fuzz_uring not built"; continue
+    fuzz_uring|fuzz_slices)
+      if [ ${#uring_objs[@]} -eq 0 ] || [ ! -f "$root/fuzz/$t.cpp" ]; then
+        echo "fuzz/build.sh: no io_uring sources or target; $t not built"; continue
       fi
-      "$CXX" "${FLAGS[@]}" -fsanitize=fuzzer "$root/fuzz/fuzz_uring.cpp" "${core_objs[@]}" \
-        "${uring_objs[@]}" -luring -o "$out/fuzz_uring" ;;
+      "$CXX" "${FLAGS[@]}" -fsanitize=fuzzer "$root/fuzz/$t.cpp" "${core_objs[@]}" \
+        "${uring_objs[@]}" -luring -o "$out/$t" ;;
     *) echo "fuzz/build.sh: unknown target $t"; exit 2 ;;
   esac
 done

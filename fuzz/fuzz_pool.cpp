@@ -48,6 +48,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fuzz_check.hpp"
+
 // Whether pkey_alloc works here (x86 PKU or arm64 POE, enabled by the
 // kernel): PKEYS pools are then created, else refused with UNSUPPORTED.
 static bool machine_has_pkeys() {
@@ -64,21 +66,6 @@ static bool machine_has_pkeys() {
 }
 
 namespace {
-
-[[noreturn]] void die(const char *file, int line, const char *cond, const char *fmt, ...) {
-  std::fprintf(stderr, "\nfuzz_pool: %s:%d: CHECK(%s) failed: ", file, line, cond);
-  va_list ap;
-  va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  std::fprintf(stderr, "\n  last status %s, message: %s\n",
-               labyrinth_status_name(labyrinth_last_status()), labyrinth_last_error_message());
-  std::abort();
-}
-#define CHECK(cond, ...)                                            \
-  do {                                                              \
-    if (!(cond)) die(__FILE__, __LINE__, #cond, "" __VA_ARGS__);    \
-  } while (0)
 
 constexpr std::size_t kPage = LABYRINTH_PAGE_SIZE;
 constexpr std::size_t kNone = SIZE_MAX;

@@ -42,22 +42,9 @@
 #include <cstring>
 #include <map>
 
-namespace {
+#include "fuzz_check.hpp"
 
-[[noreturn]] void die(const char *file, int line, const char *cond, const char *fmt, ...) {
-  std::fprintf(stderr, "\nfuzz_uring: %s:%d: CHECK(%s) failed: ", file, line, cond);
-  va_list ap;
-  va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  std::fprintf(stderr, "\n  last status %s, message: %s\n",
-               labyrinth_status_name(labyrinth_last_status()), labyrinth_last_error_message());
-  std::abort();
-}
-#define CHECK(cond, ...)                                         \
-  do {                                                           \
-    if (!(cond)) die(__FILE__, __LINE__, #cond, "" __VA_ARGS__); \
-  } while (0)
+namespace {
 
 constexpr std::size_t kPage = LABYRINTH_PAGE_SIZE;
 
@@ -359,7 +346,7 @@ struct Fuzz {
           (unsigned long long)c.user_data);
     LiveOp &o = it->second;
     CHECK(c.op == o.op, "completion op %u, submitted %u", c.op, o.op);
-    CHECK(c.reserved == 0);
+    CHECK(c.slice_gen == 0);  // no slices without incremental consumption
     CHECK(c.result > -4096, "result %d", c.result);
     bool final = !(c.flags & LABYRINTH_COMPLETION_MORE);
     if (o.op == LABYRINTH_OP_RECV_MULTISHOT) {

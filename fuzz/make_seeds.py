@@ -138,3 +138,55 @@ for rname, rb in rings.items():
             f.write(bytes(data[:512]))
         count += 1
 print(f"make_seeds: {count} seeds in {out}")
+
+# ---- fuzz_slices ----
+out = os.path.join(root, "slices")
+os.makedirs(out, exist_ok=True)
+S = {"send": 0, "complete": 2, "release": 3, "stale": 4, "transfer": 5, "misuse": 6, "destroy": 7}
+srng = random.Random(24)
+
+def slice_header(stream=False, order=0, entries_log2=1, starved=False, small_cq=False,
+                 pool_pages=32, max_datagram=None):
+    a = (1 if stream else 0) | (order << 1) | (entries_log2 << 3) | (0x20 if starved else 0)
+    a |= 0x40 if small_cq else 0
+    b = [a, (pool_pages - 16) % 48, 1 if max_datagram else 0]
+    if max_datagram:
+        m = max_datagram - 1
+        b += [m & 0xFF, m >> 8]
+    return b
+
+def slice_program(theme, steps, small=False):
+    data = []
+    for _ in range(steps):
+        name = srng.choice(theme)
+        data.append(S[name] + 8 * srng.randrange(32))
+        if name == "send":
+            n = srng.randrange(1, 96) if small else srng.randrange(1, 65536)
+            data += [n & 0xFF, n >> 8]
+        elif name == "complete":
+            data.append(1)
+        else:
+            data.append(srng.randrange(256))
+    return data
+
+sshapes = {
+    "dgram64": (slice_header(entries_log2=0), True),
+    "dgram-long": (slice_header(order=1, entries_log2=2), False),
+    "max-datagram": (slice_header(entries_log2=1, max_datagram=1000), False),
+    "stream": (slice_header(stream=True, order=1, starved=True), False),
+    "small-cq": (slice_header(entries_log2=3, small_cq=True, pool_pages=60), True),
+}
+sthemes = {
+    "release": ["send", "send", "complete", "release", "release"],
+    "stale": ["send", "send", "complete", "release", "stale", "stale"],
+    "owners": ["send", "complete", "transfer", "release", "misuse"],
+    "teardown": ["send", "complete", "release", "destroy", "stale"],
+}
+count = 0
+for sname, (hdr, small) in sshapes.items():
+    for tname, th in sthemes.items():
+        data = hdr + slice_program(th, srng.randrange(40, 120), small)
+        with open(os.path.join(out, f"{sname}-{tname}"), "wb") as f:
+            f.write(bytes(data[:512]))
+        count += 1
+print(f"make_seeds: {count} seeds in {out}")

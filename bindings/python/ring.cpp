@@ -34,11 +34,12 @@ struct SliceObj {
   labyrinth_ring *r = nullptr;
   void *ptr = nullptr;
   size_t len = 0;
+  uint32_t gen = 0;  // the completion's slice_gen: names this slice, not a later one at ptr
   long exports = 0;  // live buffer exports (memoryview, ...)
   bool released = false;
   ~SliceObj() {
     // Best effort: a slice dropped unreleased by its owner thread goes back.
-    if (!released && r) labyrinth_ring_slice_release(r, ptr);
+    if (!released && r) labyrinth_ring_slice_release_gen(r, ptr, gen);
   }
 };
 
@@ -76,7 +77,7 @@ void slice_release(SliceObj &s) {
   if (s.exports > 0)
     raise_status(LABYRINTH_ERR_BUSY, "cannot release the slice: " + std::to_string(s.exports) +
                                          " buffer exports (memoryviews) of it are alive");
-  check(labyrinth_ring_slice_release(s.r, s.ptr));
+  check(labyrinth_ring_slice_release_gen(s.r, s.ptr, s.gen));
   s.released = true;
 }
 
@@ -213,6 +214,7 @@ class RingPy {
         sl->r = ring_;
         sl->ptr = out[i].page;
         sl->len = static_cast<size_t>(out[i].result);
+        sl->gen = out[i].slice_gen;
         c.page = py::cast(std::move(sl));
       } else if (out[i].page) {
         auto a = reinterpret_cast<uintptr_t>(out[i].page);
@@ -299,6 +301,8 @@ class RingPy {
     d["recv_bundle_pages"] = s.recv_bundle_pages;
     d["send_bundles"] = s.send_bundles;
     d["send_bundle_pages"] = s.send_bundle_pages;
+    d["recv_maybe_trunc"] = s.recv_maybe_trunc;
+    d["pbuf_min_left"] = s.pbuf_min_left;
     return d;
   }
 
@@ -328,7 +332,7 @@ RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object
                  const py::object &pbuf_entries, const py::object &pbuf_group,
                  const py::object &manual_refill, const py::object &register_arena,
                  const py::object &single_thread, const py::object &incremental,
-                 const py::object &pbuf_order) {
+                 const py::object &pbuf_order, const py::object &max_datagram) {
   PoolRef ps = pool_ref(pool);
   labyrinth_pool *p = open_pool(ps);
   labyrinth_ring_options o;
@@ -347,6 +351,7 @@ RingPy *ring_new(py::object pool, const py::object &sq_entries, const py::object
   else if (bool_arg(incremental, "incremental"))
     o.flags |= LABYRINTH_RING_PBUF_INCREMENTAL;
   o.pbuf_order = static_cast<uint32_t>(uint_arg(pbuf_order, "pbuf_order", UINT32_MAX));
+  o.max_datagram = static_cast<uint32_t>(uint_arg(max_datagram, "max_datagram", UINT32_MAX));
   labyrinth_ring *r = nullptr;
   const labyrinth_status st = labyrinth_ring_create(p, &o, &r);
   if (st != LABYRINTH_OK) {
@@ -395,6 +400,11 @@ void register_completion(py::module_ &m) {
       .def_readonly("flags", &Completion::flags, "COMPLETION_MORE / COMPLETION_NOTIF bits.")
       .def_property_readonly("more", [](const Completion &c) { return (c.flags & LABYRINTH_COMPLETION_MORE) != 0; })
       .def_property_readonly("notif", [](const Completion &c) { return (c.flags & LABYRINTH_COMPLETION_NOTIF) != 0; })
+      .def_property_readonly("maybe_trunc",
+                             [](const Completion &c) {
+                               return (c.flags & LABYRINTH_COMPLETION_MAYBE_TRUNC) != 0;
+                             },
+                             "A datagram's slice that reached its block's end: maybe cut.")
       .def("__repr__", [](const Completion &c) {
         return "<labyrinth.Completion user_data=" + std::to_string(c.user_data) +
                " op=" + std::to_string(c.op) + " result=" + std::to_string(c.result) +
@@ -430,12 +440,14 @@ NotOwner from another thread.)doc");
   slice.def("__len__", [](const SliceObj &s) { return s.len; })
       .def_property_readonly("address", [](const SliceObj &s) { return reinterpret_cast<uintptr_t>(s.ptr); })
       .def_property_readonly("released", [](const SliceObj &s) { return s.released; })
+      .def_property_readonly("generation", [](const SliceObj &s) { return s.gen; })
       .def_property_readonly("exports", [](const SliceObj &s) { return s.exports; })
       .def("release", &slice_release)
       .def("transfer",
            [](SliceObj &s, const py::object &owner) {
              slice_check(s, "transfer the slice");
-             check(labyrinth_ring_slice_transfer(s.r, s.ptr, uint_arg(owner, "owner", UINT64_MAX)));
+             check(labyrinth_ring_slice_transfer_gen(s.r, s.ptr, s.gen,
+                                                     uint_arg(owner, "owner", UINT64_MAX)));
            },
            py::arg("owner"))
       .def("__enter__", [](py::object self) { return self; })
@@ -457,7 +469,7 @@ Raises Unsupported where io_uring (or a feature) is not available.)doc")
            py::arg("max_inflight") = 0, py::arg("pbuf_entries") = 0, py::arg("pbuf_group") = 0,
            py::arg("manual_refill") = false, py::arg("register") = true,
            py::arg("single_thread") = false, py::arg("incremental") = false,
-           py::arg("pbuf_order") = 0)
+           py::arg("pbuf_order") = 0, py::arg("max_datagram") = 0)
       .def_property_readonly("fd", &RingPy::fd)
       .def_property_readonly("closed", &RingPy::closed)
       .def_property_readonly("inflight_pages", &RingPy::inflight_pages,

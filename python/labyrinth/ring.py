@@ -133,6 +133,10 @@ class RingStats:
     #: kernel completions of bundled sends, and the pages they handed back
     send_bundles: int
     send_bundle_pages: int
+    #: slices of datagrams that reached the end of their block: maybe cut
+    recv_maybe_trunc: int
+    #: max_datagram in effect (0: none)
+    pbuf_min_left: int
 
 
 class Ring(_core.Ring):
@@ -142,8 +146,12 @@ class Ring(_core.Ring):
     ring size for ``recv_multishot``, a power of two, 0: none),
     ``pbuf_group``, ``manual_refill``, ``register`` (register the arena as
     fixed buffers, default True), ``single_thread``, ``incremental``
-    (False, True or ``"auto"``) and ``pbuf_order`` (blocks of 2**order
-    pages, with incremental consumption).
+    (False, True or ``"auto"``), ``pbuf_order`` (blocks of 2**order
+    pages, with incremental consumption) and ``max_datagram`` (with
+    incremental consumption: the largest datagram to receive whole; the
+    kernel never starts a receive in a block with less room left. Without
+    it a datagram longer than the room left is cut and its Slice's
+    completion says ``maybe_trunc``).
 
     Closing (``close()`` or leaving a ``with`` block) cancels what is in
     flight and waits for the kernel to let go of every page; pages of

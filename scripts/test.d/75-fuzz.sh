@@ -2,6 +2,8 @@
 # Fuzzing with libFuzzer (clang, -fsanitize=fuzzer,address,undefined):
 #   fuzz_pool   C ABI programs on small pools, checked against a shadow model
 #   fuzz_uring  the managed ring's submission/completion bookkeeping
+#   fuzz_slices incremental receive: slices, generations, owners, cut
+#               datagrams, teardown
 # Built by fuzz/build.sh into ${BUILD_DIR}-fuzz. Each target first replays its
 # committed corpus (fuzz/seeds/<target>/: every input must still pass), then
 # fuzzes for a bounded time from a scratch copy of it. Any crash, sanitizer
@@ -9,19 +11,21 @@
 # reason) fails the stage; the input that did it is left in
 # ${BUILD_DIR}-fuzz/artifacts/ and printed in base64.
 # Environment: LABYRINTH_FUZZ_SECONDS (default 60) for fuzz_pool,
-# LABYRINTH_FUZZ_URING_SECONDS (default 40) for fuzz_uring.
+# LABYRINTH_FUZZ_URING_SECONDS (default 40) for fuzz_uring,
+# LABYRINTH_FUZZ_SLICES_SECONDS (default 30) for fuzz_slices.
 set -uo pipefail
 cd "$LABYRINTH_ROOT"
 B="${BUILD_DIR:-build}"
 OUT="${B}-fuzz"
 POOL_SECONDS="${LABYRINTH_FUZZ_SECONDS:-60}"
 URING_SECONDS="${LABYRINTH_FUZZ_URING_SECONDS:-40}"
+SLICES_SECONDS="${LABYRINTH_FUZZ_SLICES_SECONDS:-30}"
 if ! command -v clang++ >/dev/null; then
   echo "75-fuzz: SKIP: clang++ is not installed (scripts/deps.sh installs clang)"; exit 77
 fi
 t0=$(date +%s)
 mkdir -p "$OUT"  # logs stay inside the build dir (ignored by git)
-if ! bash fuzz/build.sh "$OUT" fuzz_pool fuzz_uring >"$OUT/build.log" 2>&1; then
+if ! bash fuzz/build.sh "$OUT" fuzz_pool fuzz_uring fuzz_slices >"$OUT/build.log" 2>&1; then
   tail -30 "$OUT/build.log"; echo "75-fuzz: build failed"; exit 1
 fi
 cat "$OUT/build.log"
@@ -71,4 +75,5 @@ fuzz_one() {
 rm -f "$OUT/artifacts/"*
 fuzz_one fuzz_pool "$POOL_SECONDS"
 fuzz_one fuzz_uring "$URING_SECONDS"
+fuzz_one fuzz_slices "$SLICES_SECONDS"
 exit $fail

@@ -14,12 +14,18 @@ import labyrinth
 from labyrinth import PAGE_SIZE
 
 
-@pytest.fixture
-def inc_ring() -> Iterator[tuple[labyrinth.Pool, labyrinth.Ring, socket.socket, socket.socket]]:
+def _udp_pair() -> tuple[socket.socket, socket.socket]:
+    """A bound UDP receiver and a sender connected to it."""
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx.connect(rx.getsockname())
+    return rx, tx
+
+
+@pytest.fixture
+def inc_ring() -> Iterator[tuple[labyrinth.Pool, labyrinth.Ring, socket.socket, socket.socket]]:
+    rx, tx = _udp_pair()
     with labyrinth.Pool(64 * PAGE_SIZE) as pool:
         try:
             ring = labyrinth.Ring(pool, sq_entries=8, pbuf_entries=4, incremental=True)
@@ -114,8 +120,9 @@ def test_transfer_to_another_thread(inc_ring) -> None:  # type: ignore[no-untype
 
 
 def test_a_slice_has_a_generation_and_is_released_once(inc_ring) -> None:  # type: ignore[no-untyped-def]
-    """Release and transfer name the slice by address and generation: a
-    second release is refused and never reaches a newer slice there."""
+    """A slice carries its generation (the completion's slice_gen), distinct
+    and never 0; release and transfer name the slice by address and
+    generation, so a stale handle never reaches a newer slice there."""
     _pool, ring, _rx, tx = inc_ring
     for i in range(3):
         tx.send(b"g%d" % i)
@@ -126,4 +133,34 @@ def test_a_slice_has_a_generation_and_is_released_once(inc_ring) -> None:  # typ
         s.release()
     with pytest.raises(labyrinth.DoubleFree):
         slices[0].release()
-    assert ring.stats()["slices_live"] == 0
+    assert ring.stats().slices_live == 0
+    assert ring.stats().recv_maybe_trunc == 0
+
+
+@pytest.mark.parametrize("max_datagram", [0, 1000])
+def test_long_datagrams_are_flagged_or_kept_whole(max_datagram: int) -> None:
+    """Five 1000-byte datagrams into 4 KiB blocks: without max_datagram the
+    fifth finds 96 bytes of room, is cut and says maybe_trunc; with it, the
+    kernel moves to the next block and every datagram arrives whole."""
+    rx, tx = _udp_pair()
+    with labyrinth.Pool(64 * PAGE_SIZE) as pool:
+        try:
+            ring = labyrinth.Ring(pool, pbuf_entries=4, incremental=True, max_datagram=max_datagram)
+            ring.recv_multishot(rx.fileno(), user_data=5)
+        except labyrinth.Unsupported as exc:
+            pytest.skip(f"not available here: {exc.message}")
+        for i in range(5):
+            tx.send(bytes([i]) * 1000)
+        got = _take(ring, 5)
+        sizes = [c.result for c in got]
+        cut = [c.maybe_trunc for c in got]
+        for c in got:
+            c.page.release()
+        assert ring.stats().pbuf_min_left == max_datagram
+        ring.close()
+    rx.close()
+    tx.close()
+    if max_datagram:
+        assert sizes == [1000] * 5 and not any(cut)
+    else:
+        assert sizes == [1000] * 4 + [PAGE_SIZE - 4000] and cut == [False] * 4 + [True]

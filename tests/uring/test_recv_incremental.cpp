@@ -10,82 +10,12 @@
 #include <set>
 #include <thread>
 
-#include "net_test_util.hpp"
+#include "slice_test_util.hpp"
 
 using namespace uring_test;
+using namespace slice_test;
 
 namespace {
-
-constexpr std::uint32_t kSmall = 64;  // datagram size: 64 per page
-
-labyrinth_ring_stats ring_stats(labyrinth_ring *ring) {
-  labyrinth_ring_stats rs{};
-  rs.struct_size = sizeof(rs);
-  EXPECT_EQ(labyrinth_ring_get_stats(ring, &rs), LABYRINTH_OK) << last_error();
-  return rs;
-}
-
-void send_small(int fd, std::uint32_t from, std::uint32_t to) {
-  for (std::uint32_t s = from; s < to; ++s) {
-    auto d = make_datagram(s, kSmall);
-    ASSERT_EQ(send(fd, d.data(), d.size(), 0), static_cast<ssize_t>(d.size())) << strerror(errno);
-  }
-}
-
-// Take completions until `want` slices were handed out; appends them.
-void take_slices(labyrinth_ring *ring, std::size_t want, std::vector<labyrinth_completion> *got) {
-  while (want) {
-    labyrinth_completion c[16];
-    std::size_t n = 0;
-    ASSERT_EQ(labyrinth_ring_complete(ring, c, std::min<std::size_t>(16, want), 1, 5000, &n),
-              LABYRINTH_OK)
-        << last_error();
-    ASSERT_GT(n, 0u) << "no completion within 5 s, " << want << " slices missing";
-    for (std::size_t i = 0; i < n; ++i) {
-      ASSERT_TRUE(c[i].flags & LABYRINTH_COMPLETION_MORE) << "receive ended: " << c[i].result;
-      ASSERT_TRUE(c[i].flags & LABYRINTH_COMPLETION_SLICE);
-      ASSERT_NE(c[i].page, nullptr);
-      got->push_back(c[i]);
-      --want;
-    }
-  }
-}
-
-std::uintptr_t page_of(const void *p) {
-  return reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kPage - 1};
-}
-
-class UringIncremental : public ::testing::Test {
- protected:
-  // A pool, an incremental ring of `entries` blocks of 2^order pages, and a
-  // multishot receive on udp.rx (or on fd). Skips where unsupported.
-  void start(std::uint32_t entries, std::size_t pool_bytes = 1u << 20, std::uint32_t order = 0,
-             std::uint32_t extra_flags = 0, int fd = -1) {
-    pool = make_pool(pool_bytes);
-    ASSERT_NE(pool, nullptr);
-    labyrinth_ring_options o =
-        pbuf_options(entries, LABYRINTH_RING_PBUF_INCREMENTAL | extra_flags);
-    o.pbuf_order = order;
-    labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
-    if (st == LABYRINTH_ERR_UNSUPPORTED) GTEST_SKIP() << last_error();
-    ASSERT_EQ(st, LABYRINTH_OK) << last_error();
-    st = labyrinth_ring_recv_multishot(ring, fd >= 0 ? fd : udp.rx, 0, 7);
-    if (st == LABYRINTH_ERR_UNSUPPORTED) GTEST_SKIP() << last_error();
-    ASSERT_EQ(st, LABYRINTH_OK) << last_error();
-  }
-  void TearDown() override {
-    if (ring) {
-      EXPECT_EQ(labyrinth_ring_destroy(ring), LABYRINTH_OK) << last_error();
-    }
-    if (pool) {
-      EXPECT_EQ(pool_stat_allocated(pool), 0u) << "pages leaked";
-      labyrinth_pool_destroy(pool);
-    }
-  }
-  UdpPair udp;
-  labyrinth_pool *pool = nullptr;
-  labyrinth_ring *ring = nullptr;
-};
 
 TEST_F(UringIncremental, UdpManySlicesPerPageEveryDatagramOnceReleasedOutOfOrder) {
   start(8);
@@ -286,6 +216,7 @@ TEST_F(UringIncremental, TcpStreamByteForByteAcrossStarvations) {
   EXPECT_EQ(rs.recv_rearms, rs.recv_starvations);
   EXPECT_EQ(rs.submitted, 1u);
   EXPECT_EQ(rs.pbuf_block_bytes, 2 * kPage);
+  EXPECT_EQ(rs.recv_maybe_trunc, 0u) << "a stream is never cut";
 }
 
 TEST(UringIncrementalOptions, Misuse) {

@@ -91,10 +91,10 @@ typedef struct labyrinth_ring labyrinth_ring;
  *  receives, and each receive hands out a slice of it (completion flag
  *  LABYRINTH_COMPLETION_SLICE) instead of a whole block: a 64-byte datagram
  *  holds 64 bytes of the pool, not 4 KiB. See labyrinth_ring_slice_release.
- *  The kernel cuts a datagram that is longer than the room left in the
- *  block (its tail is lost, unreported): use it for datagrams whose size
- *  divides the block, or for streams (TCP loses nothing: what does not fit
- *  goes to the next block). Needs pbuf_entries; not with
+ *  The kernel cuts a datagram longer than the room left in the block and
+ *  says nothing: set max_datagram (below), and read
+ *  LABYRINTH_COMPLETION_MAYBE_TRUNC. A stream (TCP) loses nothing: what
+ *  does not fit goes to the next block. Needs pbuf_entries; not with
  *  LABYRINTH_RING_MANUAL_REFILL. Where the kernel lacks it,
  *  labyrinth_ring_create() returns UNSUPPORTED naming the version. */
 #define LABYRINTH_RING_PBUF_INCREMENTAL (1u << 4)
@@ -127,6 +127,14 @@ typedef struct labyrinth_ring_options {
                                provided-buffer ring is 2^pbuf_order pages
                                (0..LABYRINTH_MAX_ORDER, default 0: one page);
                                must be 0 otherwise */
+  uint32_t max_datagram;  /**< (1.1) with incremental consumption: the largest
+                               datagram to receive whole. The kernel then never
+                               starts a receive in a block with less room left
+                               (IOU_PBUF_RING_INC's min_left: Linux 7.1, also in
+                               the 6.12 and 6.18 stable series; UNSUPPORTED,
+                               or with _IF_AVAILABLE a page per receive, where
+                               the kernel lacks it). 0 (default): no minimum.
+                               At most the block's size */
   /* more fields may follow in later versions */
 } labyrinth_ring_options;
 
@@ -271,7 +279,8 @@ LABYRINTH_API labyrinth_status labyrinth_ring_send_zc(labyrinth_ring *ring, int 
  * labyrinth_ring_cancel().
  *
  * Errors as above; INVALID if the ring has no provided-buffer ring
- * (pbuf_entries 0). May block (system call); not async-signal-safe.
+ * (pbuf_entries 0), or for MSG_TRUNC with incremental consumption (the
+ * kernel would consume a cut datagram's full length from the blocks). May block (system call); not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ring_recv_multishot(labyrinth_ring *ring, int fd,
                                                              int msg_flags,
@@ -319,7 +328,9 @@ LABYRINTH_API labyrinth_status labyrinth_ring_provide(labyrinth_ring *ring, void
  * block it still holds), NOT_OWNER (another thread owns the slice),
  * DOUBLE_FREE (already released; detected while its block is held: a
  * release after the block went back to the pool is INVALID). Nothing
- * changes on error.
+ * changes on error. The address alone cannot tell a stale pointer from a
+ * newer slice at the same address (the block went back to the pool and
+ * came back): labyrinth_ring_slice_release_gen() can.
  * May block (the ring's slice mutex, held briefly; a zone's mutex when the
  * block goes back to the pool); not async-signal-safe.
  */
@@ -337,6 +348,19 @@ LABYRINTH_API labyrinth_status labyrinth_ring_slice_release(labyrinth_ring *ring
 LABYRINTH_API labyrinth_status labyrinth_ring_slice_transfer(labyrinth_ring *ring, void *slice,
                                                              labyrinth_owner new_owner);
 
+/**
+ * (1.1) As labyrinth_ring_slice_release / _transfer, for the slice of
+ * generation `gen` (the completion's slice_gen): a slice already released,
+ * even after a newer slice took its address, is refused with DOUBLE_FREE
+ * and changes nothing; a generation never handed out at that address (0
+ * included) is INVALID. Blocking and signals as those calls.
+ */
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_release_gen(labyrinth_ring *ring, void *slice,
+                                                                uint32_t gen);
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_transfer_gen(labyrinth_ring *ring, void *slice,
+                                                                 uint32_t gen,
+                                                                 labyrinth_owner new_owner);
+
 /** labyrinth_completion.flags */
 /** More completions will follow for this operation: a multishot receive
  *  goes on, or a SEND_ZC still holds its page until its notification. */
@@ -352,10 +376,16 @@ LABYRINTH_API labyrinth_status labyrinth_ring_slice_transfer(labyrinth_ring *rin
  *  it calls labyrinth_ring_slice_release(). A receive of 0 bytes hands out
  *  no slice (page NULL). */
 #define LABYRINTH_COMPLETION_SLICE (1u << 3)
+/** (ABI 1.1) A slice of a datagram socket that reached the last byte of its
+ *  block: the datagram may have been longer and cut (the kernel does not
+ *  say; one that fit exactly is flagged too). Counted in recv_maybe_trunc.
+ *  Never with max_datagram set and datagrams up to that size, except an
+ *  exact fit. */
+#define LABYRINTH_COMPLETION_MAYBE_TRUNC (1u << 6)
 
 /**
  * One completion. The array element type of labyrinth_ring_complete(); its
- * layout is fixed for ABI 1 (reserved fields are 0).
+ * layout is fixed for ABI 1.
  */
 typedef struct labyrinth_completion {
   uint64_t user_data; /**< as given at submission */
@@ -368,7 +398,9 @@ typedef struct labyrinth_completion {
                            a SEND_ZC notification, the first completion's result */
   uint32_t op;        /**< labyrinth_ring_op */
   uint32_t flags;     /**< LABYRINTH_COMPLETION_* */
-  uint32_t reserved;  /**< 0 */
+  uint32_t slice_gen; /**< (1.1) a SLICE completion: the slice's generation,
+                           never 0, for labyrinth_ring_slice_release_gen();
+                           otherwise 0 */
 } labyrinth_completion;
 
 /**
@@ -446,6 +478,10 @@ typedef struct labyrinth_ring_stats {
   uint64_t recv_bundle_pages;    /**< pages they carried (per bundle: / recv_bundles) */
   uint64_t send_bundles;         /**< kernel completions of bundled sends */
   uint64_t send_bundle_pages;    /**< pages bundled sends handed back */
+  /* ABI 1.1 (datagram slices that may be cut, labyrinth_ring_options.max_datagram): */
+  uint64_t recv_maybe_trunc;     /**< completions flagged
+                                      LABYRINTH_COMPLETION_MAYBE_TRUNC */
+  uint64_t pbuf_min_left;        /**< max_datagram in effect (0: none) */
 } labyrinth_ring_stats;
 
 /** Fill *out (borrowed; struct_size set by the caller). Exact for the

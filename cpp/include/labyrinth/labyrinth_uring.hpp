@@ -12,10 +12,19 @@
 // kernel's until a completion hands it back (see labyrinth_uring.h). Calls
 // that set things up throw labyrinth::Error; submissions return the status
 // (they are on the hot path) and never throw.
+//
+// Lifetimes: like ~Pool, ~Ring (and a move-assignment over a Ring) destroys
+// the ring only when it can; while slices are alive (incremental
+// consumption) it writes a line to stderr naming the ring and keeps it, so
+// that every slice stays valid and can still be released through the
+// handle (from get() or release()); labyrinth_ring_destroy() on it then
+// finishes the job. Ring::destroy() refuses instead (throws BUSY) and keeps
+// the ring usable.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <utility>
 
 #include "labyrinth/labyrinth.hpp"
@@ -61,15 +70,24 @@ class Ring {
   Ring(labyrinth_pool *pool, const RingOptions &opts = RingOptions{}) {
     check(labyrinth_ring_create(pool, &opts.c(), &ring_));
   }
-  ~Ring() { labyrinth_ring_destroy(ring_); }
+  /// Destroys the ring; with slices still alive, says so on stderr and keeps it.
+  ~Ring() { destroy_or_keep(ring_); }
   Ring(Ring &&o) noexcept : ring_(std::exchange(o.ring_, nullptr)) {}
   Ring &operator=(Ring &&o) noexcept {
     if (this != &o) {
-      labyrinth_ring_destroy(ring_);
+      destroy_or_keep(ring_);
       ring_ = std::exchange(o.ring_, nullptr);
     }
     return *this;
   }
+  /// Destroy now (throws Error: BUSY while slices are alive; the ring is
+  /// then kept and stays usable). Afterwards this object is empty.
+  void destroy() {
+    check(labyrinth_ring_destroy(ring_));
+    ring_ = nullptr;
+  }
+  /// Give up ownership: the caller destroys the handle with labyrinth_ring_destroy().
+  labyrinth_ring *release() noexcept { return std::exchange(ring_, nullptr); }
   Ring(const Ring &) = delete;
   Ring &operator=(const Ring &) = delete;
 
@@ -109,7 +127,15 @@ class Ring {
     return labyrinth_ring_cancel(ring_, user_data);
   }
   labyrinth_status provide(void *page) noexcept { return labyrinth_ring_provide(ring_, page); }
-  /// Release a slice this thread owns (incremental consumption).
+  /// Release the slice of a completion this thread took (incremental
+  /// consumption); a stale or second release is refused (DOUBLE_FREE).
+  labyrinth_status slice_release(const labyrinth_completion &c) noexcept {
+    return labyrinth_ring_slice_release_gen(ring_, c.page, c.slice_gen);
+  }
+  labyrinth_status slice_transfer(const labyrinth_completion &c, labyrinth_owner to) noexcept {
+    return labyrinth_ring_slice_transfer_gen(ring_, c.page, c.slice_gen, to);
+  }
+  /// By address only: cannot tell a stale pointer from a newer slice there.
   labyrinth_status slice_release(void *slice) noexcept {
     return labyrinth_ring_slice_release(ring_, slice);
   }
@@ -131,6 +157,18 @@ class Ring {
   }
 
  private:
+  // Destroy `ring`; if slices keep it (BUSY), tell stderr and keep it. The
+  // other refusals (a forked child, another thread for a SINGLE_THREAD
+  // ring) keep it as well and say so.
+  static void destroy_or_keep(labyrinth_ring *ring) noexcept {
+    if (!ring || labyrinth_ring_destroy(ring) == LABYRINTH_OK) return;
+    std::fprintf(stderr,
+                 "labyrinth::Ring: ring %p not destroyed (%s); it is kept so that its slices "
+                 "stay valid: release them, then call labyrinth_ring_destroy(%p)\n",
+                 static_cast<void *>(ring), labyrinth_last_error_message(),
+                 static_cast<void *>(ring));
+  }
+
   labyrinth_ring *ring_ = nullptr;
 };
 

@@ -62,7 +62,7 @@ bool handle_cqe(labyrinth_ring *r, const io_uring_cqe *cqe, labyrinth_completion
         // Its pages are taken below, once `final` is known.
       } else if ((f & IORING_CQE_F_BUFFER) && r->incremental) {
         uring::slice_from_cqe(r, static_cast<std::uint16_t>(f >> IORING_CQE_BUFFER_SHIFT), cqe->res,
-                              f & uring::kCqeBufMore, teardown, &c);
+                              f & uring::kCqeBufMore, o.datagram, teardown, &c);
       } else if (f & IORING_CQE_F_BUFFER) {
         void *page = pbuf_take(r, static_cast<std::uint16_t>(f >> IORING_CQE_BUFFER_SHIFT));
         if (page) {
@@ -269,6 +269,8 @@ LABYRINTH_API labyrinth_status labyrinth_ring_get_stats(const labyrinth_ring *r,
   s.recv_bundle_pages = r->recv_bundle_pages.get();
   s.send_bundles = r->send_bundles.get();
   s.send_bundle_pages = r->send_bundle_pages.get();
+  s.recv_maybe_trunc = r->recv_maybe_trunc.get();
+  s.pbuf_min_left = r->min_left;
   s.sq_entries = r->sq_entries;
   s.cq_entries = r->cq_entries;
   s.registered = r->registered.load();

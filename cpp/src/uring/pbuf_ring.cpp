@@ -69,16 +69,23 @@ void pbuf_refill(labyrinth_ring *r) {
   if (added) io_uring_buf_ring_advance(r->br, added);
 }
 
-// IORING_REGISTER_PBUF_RING of r's buffer ring, incremental if inc; sets
-// r->incremental to inc on success. 0 or -errno.
+// IORING_REGISTER_PBUF_RING of r's buffer ring, incremental if inc (then
+// with o.max_datagram as min_left); sets r->incremental and r->min_left on
+// success. 0 or -errno.
 static int register_buf_ring(labyrinth_ring *r, const labyrinth_ring_options &o, bool inc) {
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<std::uint64_t>(r->br);
-  reg.ring_entries = o.pbuf_entries;
-  reg.bgid = o.pbuf_group;
-  reg.pad = inc ? kPbufRingInc : 0;  // the uapi's flags field
+  BufRegMinLeft mine{};
+  mine.ring_addr = reinterpret_cast<std::uint64_t>(r->br);
+  mine.ring_entries = o.pbuf_entries;
+  mine.bgid = o.pbuf_group;
+  mine.flags = inc ? kPbufRingInc : 0;
+  mine.min_left = inc ? o.max_datagram : 0;
+  io_uring_buf_reg reg;
+  std::memcpy(&reg, &mine, sizeof reg);
   int ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
-  if (ret == 0) r->incremental = inc;
+  if (ret == 0) {
+    r->incremental = inc;
+    r->min_left = mine.min_left;
+  }
   return ret;
 }
 
@@ -102,10 +109,16 @@ labyrinth_status pbuf_setup(labyrinth_ring *r, const labyrinth_ring_options &o, 
   if (ret == -EINVAL && want_inc) {
     if (o.flags & LABYRINTH_RING_PBUF_INCREMENTAL)
       return set_error(LABYRINTH_ERR_UNSUPPORTED,
-                       "%s: this kernel has no incremental consumption of provided buffers "
-                       "(IOU_PBUF_RING_INC needs Linux 6.12); use "
-                       "LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE to fall back to a page "
-                       "per receive",
+                       o.max_datagram
+                           ? "%s: this kernel cannot keep room for max_datagram in incremental "
+                             "buffers (IOU_PBUF_RING_INC's min_left needs Linux 7.1, or 6.12/6.18 "
+                             "stable kernels that have it; incremental consumption itself needs "
+                             "6.12); use LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE to fall "
+                             "back to a page per receive"
+                           : "%s: this kernel has no incremental consumption of provided buffers "
+                             "(IOU_PBUF_RING_INC needs Linux 6.12); use "
+                             "LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE to fall back to a page "
+                             "per receive",
                        what);
     ret = register_buf_ring(r, o, false);
   }

@@ -181,6 +181,11 @@ labyrinth_status read_options(const labyrinth_ring_options *user_opts, labyrinth
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: pbuf_order %u must be 0, or up to %u with incremental consumption", what,
                      o->pbuf_order, unsigned{LABYRINTH_MAX_ORDER});
+  if (o->max_datagram && (!inc || o->max_datagram > (std::uint32_t{LABYRINTH_PAGE_SIZE} << o->pbuf_order)))
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: max_datagram %u needs incremental consumption and must not exceed the "
+                     "block (%u bytes)",
+                     what, o->max_datagram, unsigned{LABYRINTH_PAGE_SIZE} << o->pbuf_order);
   if (o->max_inflight == 0) o->max_inflight = 2 * o->sq_entries;
   if (o->max_inflight > 65536)
     return set_error(LABYRINTH_ERR_INVALID, "%s: max_inflight %u is above 65536", what,

@@ -38,6 +38,19 @@ namespace uring {
 constexpr std::uint16_t kPbufRingInc = 2;  // IOU_PBUF_RING_INC
 // CQE flag: the kernel keeps filling the buffer this CQE names.
 constexpr std::uint32_t kCqeBufMore = 1u << 4;  // IORING_CQE_F_BUF_MORE
+// io_uring_buf_reg as the uapi has it since min_left (Linux 7.1, also in
+// the 6.12 and 6.18 stable series): an incremental buffer with less than
+// min_left bytes left is retired, so no receive starts in it. Kernels
+// without it refuse a nonzero min_left (it lies in their resv) with EINVAL.
+struct BufRegMinLeft {
+  std::uint64_t ring_addr;
+  std::uint32_t ring_entries;
+  std::uint16_t bgid;
+  std::uint16_t flags;
+  std::uint32_t min_left;
+  std::uint32_t resv[5];
+};
+static_assert(sizeof(BufRegMinLeft) == sizeof(io_uring_buf_reg), "io_uring_buf_reg layout");
 
 constexpr std::uint64_t kKindOp = 1, kKindCancel = 2, kKindNop = 3;
 // The kernel's release of a tagged fixed buffer (registry.cpp, rsrc.cpp).
@@ -59,14 +72,18 @@ struct Op {
   bool cancel_requested = false;  // labyrinth_ring_cancel named it: never re-armed
   bool ended = false;             // cancelled while starved: only its completion is left
   bool oneshot = false;           // LABYRINTH_RECV_BUNDLE_ONESHOT: never resubmitted after data
+  bool datagram = false;          // fd is message-oriented (SOCK_DGRAM, SOCK_SEQPACKET)
   int fd = -1;
   int msg_flags = 0;
   std::uint64_t starved_since_ns = 0;  // CLOCK_MONOTONIC when it starved
 };
 
-// One slice of a block. owner NONE: released.
+// One slice of a block. owner NONE: released. gen: the ring's count of
+// slices when it was made (never 0), unique among the slices of the last
+// 2^32 - 1: with the address, it names one slice for good.
 struct Slice {
   std::uint32_t off = 0, len = 0;
+  std::uint32_t gen = 0;
   labyrinth_owner owner = LABYRINTH_OWNER_NONE;
 };
 
@@ -165,7 +182,9 @@ struct labyrinth_ring {
   unsigned pb_order = 0;
   std::uint32_t pb_block_bytes = LABYRINTH_PAGE_SIZE;
   std::vector<lab::uring::SliceBlock *> bid_block;  // ring's thread: per bid, once it gave a slice
-  std::mutex slice_mu;  // guards every SliceBlock and the two below
+  std::uint32_t min_left = 0;  // IOU_PBUF_RING_INC's min_left in effect (0: none)
+  std::mutex slice_mu;  // guards every SliceBlock, slice_gen and the maps below
+  std::uint32_t slice_gen = 0;  // gen of the last slice made
   std::map<std::uintptr_t, lab::uring::SliceBlock *> slice_blocks;  // by base
   std::vector<std::unique_ptr<lab::uring::SliceBlock>> all_blocks;  // owns every SliceBlock
   std::vector<lab::uring::SliceBlock *> spare_blocks;  // of all_blocks, unused
@@ -182,7 +201,7 @@ struct labyrinth_ring {
   lab::uring::Counter submitted, submit_failures, completions, ops_inflight, pages_inflight,
       pbuf_pages, pbuf_refills, pbuf_refill_failures, pbuf_enobufs, recv_starvations, recv_rearms,
       recv_starved_ns, recv_starved_now, fallback_ops, recv_bundles, recv_bundle_pages, send_bundles,
-      send_bundle_pages;
+      send_bundle_pages, recv_maybe_trunc;
 };
 
 namespace lab {
@@ -256,11 +275,18 @@ labyrinth_status ring_provide(labyrinth_ring *r, void *page, const char *what);
 // the buffer ring and gives it back to the pool once no slice is live. In
 // teardown no slice is made. Ring's thread.
 void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool more,
-                    bool teardown, labyrinth_completion *c);
-// labyrinth_ring_slice_release / _transfer after enter_ring. Any thread.
-labyrinth_status slice_release(labyrinth_ring *r, void *slice, const char *what);
-labyrinth_status slice_transfer(labyrinth_ring *r, void *slice, labyrinth_owner to,
-                                const char *what);
+                    bool datagram, bool teardown, labyrinth_completion *c);
+// labyrinth_ring_slice_release / _transfer (gen 0) and their _gen forms
+// (gen: the completion's slice_gen) after enter_ring. Any thread.
+labyrinth_status slice_release(labyrinth_ring *r, void *slice, std::uint32_t gen,
+                               const char *what);
+labyrinth_status slice_transfer(labyrinth_ring *r, void *slice, std::uint32_t gen,
+                                labyrinth_owner to, const char *what);
+// A multishot receive about to be armed on an incremental ring: refuses
+// msg_flags the slice bookkeeping cannot follow; *datagram says whether fd
+// is message-oriented. Ring's thread.
+labyrinth_status slice_check_recv(labyrinth_ring *r, int fd, int msg_flags, const char *what,
+                                  bool *datagram);
 // Teardown (no slice live): forget the block of bid, still in the buffer ring.
 void slice_forget_bid(labyrinth_ring *r, std::uint16_t bid);
 

@@ -15,6 +15,8 @@
 // Slices are released from any thread: every SliceBlock, the map by base
 // and the spare list are guarded by slice_mu; bid_block is the ring
 // thread's.
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -52,9 +54,24 @@ void block_drop(labyrinth_ring *r, SliceBlock *b) {
   r->spare_blocks.push_back(b);
 }
 
-// The slice that starts at p (under slice_mu), or a status saying why not.
-labyrinth_status slice_find(labyrinth_ring *r, void *p, const char *what, SliceBlock **block,
-                            Slice **slice) {
+// Why the slice named (p, gen) is not s, the slice now at p (gen != s.gen).
+labyrinth_status stale_slice(const Slice &s, void *p, std::uint32_t gen, const char *what) {
+  // Serial-number order: gen was handed out before s.gen (within 2^31).
+  if (static_cast<std::int32_t>(gen - s.gen) < 0)
+    return set_error(LABYRINTH_ERR_DOUBLE_FREE,
+                     "%s: the slice at %p of generation %u was already released (its block went "
+                     "back to the pool; the slice there now is generation %u, not yours to name)",
+                     what, p, gen, s.gen);
+  return set_error(LABYRINTH_ERR_INVALID,
+                   "%s: generation %u was never handed out for the slice at %p (it is "
+                   "generation %u): pass the completion's slice_gen",
+                   what, gen, p, s.gen);
+}
+
+// The live slice that starts at p (under slice_mu) and, unless gen is 0,
+// has generation gen; or a status saying why not.
+labyrinth_status slice_find(labyrinth_ring *r, void *p, std::uint32_t gen, const char *what,
+                            SliceBlock **block, Slice **slice) {
   if (!p) return set_error(LABYRINTH_ERR_INVALID, "%s: slice is NULL", what);
   if (!r->incremental)
     return set_error(LABYRINTH_ERR_INVALID,
@@ -68,6 +85,7 @@ labyrinth_status slice_find(labyrinth_ring *r, void *p, const char *what, SliceB
       auto s = std::lower_bound(b->slices.begin(), b->slices.end(), off,
                                 [](const Slice &x, std::uint32_t o) { return x.off < o; });
       if (s != b->slices.end() && s->off == off) {
+        if (gen && gen != s->gen) return stale_slice(*s, p, gen, what);
         if (s->owner == LABYRINTH_OWNER_NONE)
           return set_error(LABYRINTH_ERR_DOUBLE_FREE,
                            "%s: the slice at %p (%u bytes) was already released", what, p, s->len);
@@ -93,7 +111,7 @@ labyrinth_status slice_find(labyrinth_ring *r, void *p, const char *what, SliceB
 }  // namespace
 
 void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool more,
-                    bool teardown, labyrinth_completion *c) {
+                    bool datagram, bool teardown, labyrinth_completion *c) {
   if (bid >= r->pb_entries || !r->bid_page[bid]) return;
   std::lock_guard<std::mutex> lock(r->slice_mu);
   SliceBlock *&b = r->bid_block[bid];
@@ -101,13 +119,20 @@ void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool
   const std::uint32_t room = r->pb_block_bytes - b->fill;
   const std::uint32_t len = res > 0 ? std::min(static_cast<std::uint32_t>(res), room) : 0;
   if (len && !teardown) {
-    const labyrinth_owner self = labyrinth_owner_self();
-    b->slices.push_back(Slice{b->fill, len, self});
+    if (++r->slice_gen == 0) r->slice_gen = 1;
+    b->slices.push_back(Slice{b->fill, len, r->slice_gen, labyrinth_owner_self()});
     b->live++;
     r->slices_live.fetch_add(1, std::memory_order_relaxed);
     c->page = reinterpret_cast<void *>(b->base + b->fill);
     c->result = static_cast<std::int32_t>(len);
+    c->slice_gen = r->slice_gen;
     c->flags |= LABYRINTH_COMPLETION_SLICE;
+    // The kernel cuts a datagram at the block's end and says nothing: one
+    // that reached the last byte may have been longer.
+    if (datagram && len == room) {
+      c->flags |= LABYRINTH_COMPLETION_MAYBE_TRUNC;
+      r->recv_maybe_trunc.add();
+    }
   }
   b->fill += len;
   if (more) return;
@@ -124,13 +149,13 @@ void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool
   page_release_from_io(r->pool, page);
 }
 
-labyrinth_status slice_release(labyrinth_ring *r, void *p, const char *what) {
+labyrinth_status slice_release(labyrinth_ring *r, void *p, std::uint32_t gen, const char *what) {
   void *back = nullptr;
   {
     std::lock_guard<std::mutex> lock(r->slice_mu);
     SliceBlock *b = nullptr;
     Slice *s = nullptr;
-    if (labyrinth_status st = slice_find(r, p, what, &b, &s); st != LABYRINTH_OK) return st;
+    if (labyrinth_status st = slice_find(r, p, gen, what, &b, &s); st != LABYRINTH_OK) return st;
     s->owner = LABYRINTH_OWNER_NONE;
     b->live--;
     r->slices_live.fetch_sub(1, std::memory_order_relaxed);
@@ -143,15 +168,37 @@ labyrinth_status slice_release(labyrinth_ring *r, void *p, const char *what) {
   return page_release_from_io(r->pool, back);
 }
 
-labyrinth_status slice_transfer(labyrinth_ring *r, void *p, labyrinth_owner to, const char *what) {
+labyrinth_status slice_transfer(labyrinth_ring *r, void *p, std::uint32_t gen, labyrinth_owner to,
+                                const char *what) {
   if (to == LABYRINTH_OWNER_NONE || to > LABYRINTH_OWNER_MAX)
     return set_error(LABYRINTH_ERR_INVALID, "%s: new_owner %llu is not a thread id", what,
                      static_cast<unsigned long long>(to));
   std::lock_guard<std::mutex> lock(r->slice_mu);
   SliceBlock *b = nullptr;
   Slice *s = nullptr;
-  if (labyrinth_status st = slice_find(r, p, what, &b, &s); st != LABYRINTH_OK) return st;
+  if (labyrinth_status st = slice_find(r, p, gen, what, &b, &s); st != LABYRINTH_OK) return st;
   s->owner = to;
+  return LABYRINTH_OK;
+}
+
+labyrinth_status slice_check_recv(labyrinth_ring *r, int fd, int msg_flags, const char *what,
+                                  bool *datagram) {
+  *datagram = false;
+  if (!r->incremental) return LABYRINTH_OK;
+  // With MSG_TRUNC the kernel reports a datagram's full length and moves
+  // its fill point by that much, past the bytes it wrote and into the next
+  // block: the ring could no longer say where a slice lies.
+  if (msg_flags & MSG_TRUNC)
+    return set_error(LABYRINTH_ERR_INVALID,
+                     "%s: MSG_TRUNC is refused with incremental consumption (the kernel would "
+                     "consume the datagram's full length from the provided blocks); cut "
+                     "datagrams are flagged LABYRINTH_COMPLETION_MAYBE_TRUNC instead",
+                     what);
+  int type = 0;
+  socklen_t len = sizeof type;
+  // Not a socket: the receive itself fails with -ENOTSOCK.
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+    *datagram = type == SOCK_DGRAM || type == SOCK_SEQPACKET;
   return LABYRINTH_OK;
 }
 
@@ -165,20 +212,50 @@ void slice_forget_bid(labyrinth_ring *r, std::uint16_t bid) {
 }  // namespace uring
 }  // namespace lab
 
+namespace {
+
+// The four public calls: gen 0 for the calls without one (any generation).
+labyrinth_status release_call(labyrinth_ring *ring, void *slice, std::uint32_t gen, bool has_gen) {
+  const char *what = has_gen ? "labyrinth_ring_slice_release_gen" : "labyrinth_ring_slice_release";
+  if (labyrinth_status st = lab::uring::enter_ring(ring, what); st != LABYRINTH_OK) return st;
+  if (has_gen && gen == 0)
+    return lab::set_error(LABYRINTH_ERR_INVALID, "%s: generation 0 is never handed out", what);
+  return lab::guarded(what, [&] { return lab::uring::slice_release(ring, slice, gen, what); });
+}
+
+labyrinth_status transfer_call(labyrinth_ring *ring, void *slice, std::uint32_t gen, bool has_gen,
+                               labyrinth_owner to) {
+  const char *what =
+      has_gen ? "labyrinth_ring_slice_transfer_gen" : "labyrinth_ring_slice_transfer";
+  if (labyrinth_status st = lab::uring::enter_ring(ring, what); st != LABYRINTH_OK) return st;
+  if (has_gen && gen == 0)
+    return lab::set_error(LABYRINTH_ERR_INVALID, "%s: generation 0 is never handed out", what);
+  return lab::guarded(what,
+                      [&] { return lab::uring::slice_transfer(ring, slice, gen, to, what); });
+}
+
+}  // namespace
+
 extern "C" {
 
 LABYRINTH_API labyrinth_status labyrinth_ring_slice_release(labyrinth_ring *ring, void *slice) {
-  const char *what = "labyrinth_ring_slice_release";
-  if (labyrinth_status st = lab::uring::enter_ring(ring, what); st != LABYRINTH_OK) return st;
-  return lab::guarded(what, [&] { return lab::uring::slice_release(ring, slice, what); });
+  return release_call(ring, slice, 0, false);
+}
+
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_release_gen(labyrinth_ring *ring, void *slice,
+                                                                uint32_t gen) {
+  return release_call(ring, slice, gen, true);
 }
 
 LABYRINTH_API labyrinth_status labyrinth_ring_slice_transfer(labyrinth_ring *ring, void *slice,
                                                              labyrinth_owner new_owner) {
-  const char *what = "labyrinth_ring_slice_transfer";
-  if (labyrinth_status st = lab::uring::enter_ring(ring, what); st != LABYRINTH_OK) return st;
-  return lab::guarded(what,
-                      [&] { return lab::uring::slice_transfer(ring, slice, new_owner, what); });
+  return transfer_call(ring, slice, 0, false, new_owner);
+}
+
+LABYRINTH_API labyrinth_status labyrinth_ring_slice_transfer_gen(labyrinth_ring *ring, void *slice,
+                                                                 uint32_t gen,
+                                                                 labyrinth_owner new_owner) {
+  return transfer_call(ring, slice, gen, true, new_owner);
 }
 
 }  // extern "C"

@@ -112,6 +112,11 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
   std::uint16_t buf_index = 0;
   labyrinth_status checked = check_submission(r, op, fd, page, len, what, &buf_index);
   if (checked != LABYRINTH_OK) return checked;
+  bool datagram = false;
+  if (multishot) {
+    checked = uring::slice_check_recv(r, fd, msg_flags, what, &datagram);
+    if (checked != LABYRINTH_OK) return checked;
+  }
   if (r->free_ops.empty())
     return set_error(LABYRINTH_ERR_BUSY,
                      "%s: %zu operations are in flight, the ring's max_inflight; take "
@@ -143,6 +148,7 @@ labyrinth_status submit_op(labyrinth_ring *r, unsigned op, int fd, void *page, s
   o.oneshot = oneshot;
   o.fd = fd;
   o.msg_flags = msg_flags;
+  o.datagram = datagram;
   switch (op) {
     case LABYRINTH_OP_READ_FIXED:
     case LABYRINTH_OP_WRITE_FIXED:

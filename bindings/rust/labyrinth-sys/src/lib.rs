@@ -222,6 +222,7 @@ pub mod uring {
     pub const LABYRINTH_COMPLETION_BUNDLE_END: u32 = 1 << 5;
     pub const LABYRINTH_RECV_BUNDLE_ONESHOT: u32 = 1 << 0;
     pub const LABYRINTH_SEND_BUNDLE_MAX: u32 = 256;
+    pub const LABYRINTH_COMPLETION_MAYBE_TRUNC: u32 = 1 << 6;
 
     pub const LABYRINTH_OP_NONE: u32 = 0;
     pub const LABYRINTH_OP_READ_FIXED: u32 = 1;
@@ -244,6 +245,7 @@ pub mod uring {
         pub reserved0: u16,
         pub flags: u32,
         pub pbuf_order: u32,
+        pub max_datagram: u32,
     }
 
     #[repr(C)]
@@ -254,7 +256,7 @@ pub mod uring {
         pub result: i32,
         pub op: u32,
         pub flags: u32,
-        pub reserved: u32,
+        pub slice_gen: u32,
     }
 
     #[repr(C)]
@@ -290,6 +292,8 @@ pub mod uring {
         pub recv_bundle_pages: u64,
         pub send_bundles: u64,
         pub send_bundle_pages: u64,
+        pub recv_maybe_trunc: u64,
+        pub pbuf_min_left: u64,
     }
 
     extern "C" {
@@ -314,6 +318,8 @@ pub mod uring {
         pub fn labyrinth_ring_provide(ring: *mut labyrinth_ring, page: *mut c_void) -> labyrinth_status;
         pub fn labyrinth_ring_slice_release(ring: *mut labyrinth_ring, slice: *mut c_void) -> labyrinth_status;
         pub fn labyrinth_ring_slice_transfer(ring: *mut labyrinth_ring, slice: *mut c_void, new_owner: labyrinth_owner) -> labyrinth_status;
+        pub fn labyrinth_ring_slice_release_gen(ring: *mut labyrinth_ring, slice: *mut c_void, gen: u32) -> labyrinth_status;
+        pub fn labyrinth_ring_slice_transfer_gen(ring: *mut labyrinth_ring, slice: *mut c_void, gen: u32, new_owner: labyrinth_owner) -> labyrinth_status;
         pub fn labyrinth_ring_complete(ring: *mut labyrinth_ring, out: *mut labyrinth_completion, max: usize, wait_nr: usize, timeout_ms: u32, count: *mut usize) -> labyrinth_status;
         pub fn labyrinth_ring_get_stats(ring: *const labyrinth_ring, out: *mut labyrinth_ring_stats) -> labyrinth_status;
         // labyrinth_uring_bundle.h (ABI 1.1)
@@ -333,6 +339,7 @@ pub mod uring {
         "labyrinth_ring_recv_multishot", "labyrinth_ring_cancel", "labyrinth_ring_provide",
         "labyrinth_ring_complete", "labyrinth_ring_get_stats",
         "labyrinth_ring_slice_release", "labyrinth_ring_slice_transfer",
+        "labyrinth_ring_slice_release_gen", "labyrinth_ring_slice_transfer_gen",
     ];
     /// The functions of labyrinth_uring_bundle.h, for the drift check.
     pub const BUNDLE_FUNCTIONS: &[&str] = &["labyrinth_ring_recv_bundle", "labyrinth_ring_send_bundle"];

@@ -62,14 +62,15 @@ const STATS_FIELDS: &[&str] = &[
 ];
 
 const LISTED_STRUCTS: &[(&str, &[&str])] = &[
-    ("labyrinth_ring_options", &["struct_size", "sq_entries", "max_inflight", "pbuf_entries", "pbuf_group", "reserved0", "flags", "pbuf_order"]),
-    ("labyrinth_completion", &["user_data", "page", "result", "op", "flags", "reserved"]),
+    ("labyrinth_ring_options", &["struct_size", "sq_entries", "max_inflight", "pbuf_entries", "pbuf_group", "reserved0", "flags", "pbuf_order", "max_datagram"]),
+    ("labyrinth_completion", &["user_data", "page", "result", "op", "flags", "slice_gen"]),
     ("labyrinth_ring_stats", &["struct_size", "submitted", "submit_failures", "completions", "ops_inflight",
         "pages_inflight", "pbuf_entries", "pbuf_pages", "pbuf_refills", "pbuf_refill_failures", "pbuf_enobufs",
         "sq_entries", "cq_entries", "registered", "fixed_buffers", "recv_starvations", "recv_rearms",
         "recv_starved_ns", "recv_starved_now", "pbuf_incremental", "pbuf_block_bytes",
         "slices_live", "slice_blocks_held", "register_fallback", "buffers_pinned", "fallback_ops",
-        "recv_bundles", "recv_bundle_pages", "send_bundles", "send_bundle_pages"]),
+        "recv_bundles", "recv_bundle_pages", "send_bundles", "send_bundle_pages",
+        "recv_maybe_trunc", "pbuf_min_left"]),
     ("labyrinth_order_slots", &["count", "limit", "blocks"]),
     ("labyrinth_thread_cache", &["count", "limit", "capacity", "order_hint", "reserved", "orders"]),
     ("labyrinth_fast_record", &["pool", "cache", "side_table", "arena", "arena_pages", "alloc_word", "reserved"]),
@@ -92,6 +93,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("LABYRINTH_COMPLETION_BUNDLE_END", LABYRINTH_COMPLETION_BUNDLE_END as u64),
         ("LABYRINTH_RECV_BUNDLE_ONESHOT", LABYRINTH_RECV_BUNDLE_ONESHOT as u64),
         ("LABYRINTH_SEND_BUNDLE_MAX", LABYRINTH_SEND_BUNDLE_MAX as u64),
+        ("LABYRINTH_COMPLETION_MAYBE_TRUNC", LABYRINTH_COMPLETION_MAYBE_TRUNC as u64),
         ("LABYRINTH_OP_READ_FIXED", LABYRINTH_OP_READ_FIXED as u64),
         ("LABYRINTH_OP_WRITE_FIXED", LABYRINTH_OP_WRITE_FIXED as u64),
         ("LABYRINTH_OP_SEND", LABYRINTH_OP_SEND as u64),
@@ -214,6 +216,7 @@ fn structs_and_constants_match_the_header() {
             ("reserved0", offset_of!(labyrinth_ring_options, reserved0)),
             ("flags", offset_of!(labyrinth_ring_options, flags)),
             ("pbuf_order", offset_of!(labyrinth_ring_options, pbuf_order)),
+            ("max_datagram", offset_of!(labyrinth_ring_options, max_datagram)),
         ], size_of::<labyrinth_ring_options>()),
         ("labyrinth_completion", &[
             ("user_data", offset_of!(labyrinth_completion, user_data)),
@@ -221,7 +224,7 @@ fn structs_and_constants_match_the_header() {
             ("result", offset_of!(labyrinth_completion, result)),
             ("op", offset_of!(labyrinth_completion, op)),
             ("flags", offset_of!(labyrinth_completion, flags)),
-            ("reserved", offset_of!(labyrinth_completion, reserved)),
+            ("slice_gen", offset_of!(labyrinth_completion, slice_gen)),
         ], size_of::<labyrinth_completion>()),
         ("labyrinth_ring_stats", &[
             ("struct_size", offset_of!(labyrinth_ring_stats, struct_size)),
@@ -254,6 +257,8 @@ fn structs_and_constants_match_the_header() {
             ("recv_bundle_pages", offset_of!(labyrinth_ring_stats, recv_bundle_pages)),
             ("send_bundles", offset_of!(labyrinth_ring_stats, send_bundles)),
             ("send_bundle_pages", offset_of!(labyrinth_ring_stats, send_bundle_pages)),
+            ("recv_maybe_trunc", offset_of!(labyrinth_ring_stats, recv_maybe_trunc)),
+            ("pbuf_min_left", offset_of!(labyrinth_ring_stats, pbuf_min_left)),
         ], size_of::<labyrinth_ring_stats>()),
         ("labyrinth_order_slots", &[
             ("count", offset_of!(inline::labyrinth_order_slots, count)),

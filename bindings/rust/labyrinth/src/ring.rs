@@ -66,6 +66,11 @@ impl RingOptions {
         self.0.pbuf_order = order;
         self
     }
+    /// With incremental consumption: the largest datagram to receive whole.
+    /// The kernel then never starts a receive in a block with less room
+    /// left (`Error::Unsupported` where it cannot); without it a longer
+    /// datagram is cut at the block's end and `Completion::maybe_trunc` says so.
+    pub fn max_datagram(mut self, bytes: u32) -> Self { self.0.max_datagram = bytes; self }
     /// Only this thread will use the ring: batched completions (best for receive loops).
     pub fn single_thread(mut self, on: bool) -> Self {
         if on { self.0.flags |= u::LABYRINTH_RING_SINGLE_THREAD } else { self.0.flags &= !u::LABYRINTH_RING_SINGLE_THREAD }
@@ -96,6 +101,9 @@ pub struct Completion<'pool> {
     /// The last page of one kernel completion of a bundle
     /// ([`Ring::recv_bundle`], [`Ring::send_bundle`]).
     pub bundle_end: bool,
+    /// A datagram's slice that reached its block's end: it may have been cut
+    /// (see [`RingOptions::max_datagram`]).
+    pub maybe_trunc: bool,
 }
 
 /// The bytes one receive put into a provided block (incremental
@@ -108,8 +116,17 @@ pub struct Slice<'pool> {
     ring: NonNull<u::labyrinth_ring>,
     ptr: NonNull<u8>,
     len: usize,
+    gen: u32,
     _pool: PhantomData<&'pool Pool>,
     _not_send: PhantomData<*mut u8>,
+}
+
+impl Slice<'_> {
+    /// The slice's generation (the completion's `slice_gen`): with the
+    /// address it names this slice and no later one at the same address.
+    pub fn generation(&self) -> u32 {
+        self.gen
+    }
 }
 
 impl std::ops::Deref for Slice<'_> {
@@ -129,7 +146,8 @@ impl std::fmt::Debug for Slice<'_> {
 
 impl Drop for Slice<'_> {
     fn drop(&mut self) {
-        unsafe { u::labyrinth_ring_slice_release(self.ring.as_ptr(), self.ptr.as_ptr().cast()) };
+        // By generation: never a newer slice that took this address.
+        unsafe { u::labyrinth_ring_slice_release_gen(self.ring.as_ptr(), self.ptr.as_ptr().cast(), self.gen) };
     }
 }
 
@@ -254,7 +272,7 @@ impl<'pool> Ring<'pool> {
     /// (`u32::MAX`: no limit); 0 never waits.
     pub fn complete(&mut self, wait_nr: usize, timeout_ms: u32) -> Result<Vec<Completion<'pool>>, Error> {
         let mut buf = vec![
-            u::labyrinth_completion { user_data: 0, page: std::ptr::null_mut(), result: 0, op: 0, flags: 0, reserved: 0 };
+            u::labyrinth_completion { user_data: 0, page: std::ptr::null_mut(), result: 0, op: 0, flags: 0, slice_gen: 0 };
             64.max(wait_nr)
         ];
         let mut n = 0usize;
@@ -266,6 +284,7 @@ impl<'pool> Ring<'pool> {
                 ring: self.raw,
                 ptr,
                 len: c.result.max(0) as usize,
+                gen: c.slice_gen,
                 _pool: PhantomData,
                 _not_send: PhantomData,
             });
@@ -283,6 +302,7 @@ impl<'pool> Ring<'pool> {
                 page,
                 slice,
                 bundle_end: c.flags & u::LABYRINTH_COMPLETION_BUNDLE_END != 0,
+                maybe_trunc: c.flags & u::LABYRINTH_COMPLETION_MAYBE_TRUNC != 0,
             });
         }
         Ok(out)
