@@ -9,6 +9,8 @@
 //   inline_burst | exported_burst                  N bursts of 256
 //   slow                                           N x (trim; 64 allocations)
 //   order2 | order10                               N alloc+free of a block
+//                                                  (labyrinth_free_pages_order)
+// Environment: LABYRINTH_PROFILE_POOL_MIB, the pool's size (default 128).
 //   cross                                          N rounds: 4096 allocations,
 //                                                  transfers, then frees on
 //                                                  another thread
@@ -23,14 +25,9 @@
 #include <thread>
 #include <vector>
 
-#define NOINLINE extern "C" __attribute__((noinline))
+#include "profile_loops.hpp"
 
-namespace {
-inline void touch(void *p, std::uint64_t k) {
-  *reinterpret_cast<volatile std::uint64_t *>(static_cast<char *>(p) +
-                                              ((((k * 13) & 63) << 6) | (((k >> 6) & 7) << 3))) = k;
-}
-}  // namespace
+using profile::touch;
 
 NOINLINE long loop_inline_pair(labyrinth_pool *pool, long n) {
   long bad = 0;
@@ -114,7 +111,7 @@ NOINLINE long loop_order(labyrinth_pool *pool, unsigned order, long n) {
         LABYRINTH_OK)
       return -1;
     touch(p, std::uint64_t(i));
-    if (labyrinth_free_pages(pool, p) != LABYRINTH_OK) return -1;
+    if (labyrinth_free_pages_order(pool, p, order) != LABYRINTH_OK) return -1;
   }
   return 0;
 }
@@ -141,15 +138,14 @@ NOINLINE long loop_free_remote(labyrinth_pool *pool, void **v, long n) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s MODE N\n", argv[0]);
-    return 2;
-  }
-  const std::string mode = argv[1];
-  const long n = std::atol(argv[2]);
+  std::string mode;
+  long n = 0;
+  if (!profile::args(argc, argv, &mode, &n)) return 2;
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
   o.size_bytes = std::size_t{128} << 20;
+  if (const char *mib = std::getenv("LABYRINTH_PROFILE_POOL_MIB"))  // e.g. 64: order 10 on a small pool
+    o.size_bytes = std::size_t(std::strtoul(mib, nullptr, 10)) << 20;
   o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // valgrind: no need to lock 128 MiB
   labyrinth_pool *pool;
   if (labyrinth_pool_create(&o, &pool) != LABYRINTH_OK) {
