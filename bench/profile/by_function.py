@@ -14,7 +14,8 @@ import subprocess
 import sys
 
 DEF = re.compile(r"^(?=[A-Za-z_])[^;#=]*?\b([A-Za-z_]\w*)\s*\(")
-SKIP = ("typedef", "struct", "LABYRINTH_API", "return", "extern \"C\"", "namespace")
+SKIP = ("typedef", "struct", "return", "extern \"C\"", "namespace")
+ATTRIBUTE = re.compile(r"__attribute__\s*\(\(.*?\)\)\s*")
 
 
 def function_starts(path):
@@ -25,7 +26,7 @@ def function_starts(path):
         return {}
     starts = {}
     for i, line in enumerate(lines):
-        m = DEF.match(line)
+        m = DEF.match(ATTRIBUTE.sub("", line))
         if not m or line.startswith(SKIP):
             continue
         # A definition: the text up to the next ';' or '{' reaches '{' first.
@@ -64,7 +65,8 @@ def main():
         if m:
             line = int(m.group(1)) - 1
             continue
-        if raw.startswith("-----") or raw.startswith("-- ") or "events annotated" in raw:
+        # "=> callee" lines repeat a call's inclusive cost: counted where it is spent.
+        if raw.startswith("-----") or raw.startswith("-- ") or "events annotated" in raw or "=>" in raw:
             continue
         cols = raw.split()
         if not cols or not re.match(r"^[\d,.]+$", cols[0]):

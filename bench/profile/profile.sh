@@ -25,6 +25,7 @@ runs=(
   "lab exported_pair 200000 1 calls by name, as the bench (inline common case): alloc + touch + free"
   "lab inline_burst 1000 256 the same, bursts of 256 (per page)"
   "lab exported_burst 1000 256 calls by name, bursts of 256 (per page)"
+  "lab call_burst 1000 256 the exported calls out of line (dlsym, FFI), bursts of 256 (per page)"
   "lab slow 2000 64 slow path: 64 allocations after trim, one refill from the buddy (per page)"
   "lab order2 20000 1 labyrinth_alloc_pages order 2 + free"
   "lab order10 2000 1 labyrinth_alloc_pages order 10 + free"

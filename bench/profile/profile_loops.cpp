@@ -6,7 +6,8 @@
 //
 // Usage: labyrinth_bench_profile MODE N
 //   inline_pair | exported_pair | bare_pair       N pairs (alloc, touch, free)
-//   inline_burst | exported_burst                  N bursts of 256
+//   inline_burst | exported_burst | call_burst     N bursts of 256 (call_burst:
+//                                                  the exported calls out of line)
 //   slow                                           N x (trim; 64 allocations)
 //   order2 | order10                               N alloc+free of a block
 //                                                  (labyrinth_free_pages_order)
@@ -95,6 +96,26 @@ NOINLINE long loop_exported_burst(labyrinth_pool *pool, long n) {
   return bad;
 }
 
+// The exported calls out of line, as dlsym, Python and Rust reach them.
+struct Calls {
+  void *(*alloc)(labyrinth_pool *);
+  labyrinth_status (*free)(labyrinth_pool *, void *);
+};
+
+NOINLINE long loop_call_burst(labyrinth_pool *pool, long n, const Calls *calls) {
+  void *v[256];
+  long bad = 0;
+  for (long r = 0; r < n; ++r) {
+    for (int j = 0; j < 256; ++j) {
+      v[j] = calls->alloc(pool);
+      if (!v[j]) return -1;
+      touch(v[j], std::uint64_t(r * 256 + j));
+    }
+    for (int j = 0; j < 256; ++j) bad += calls->free(pool, v[j]) != LABYRINTH_OK;
+  }
+  return bad;
+}
+
 NOINLINE long loop_refill64(labyrinth_pool *pool, void **v) {
   for (int j = 0; j < 64; ++j) {
     v[j] = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
@@ -171,6 +192,10 @@ int main(int argc, char **argv) {
     rc = loop_bare_pair(&s, n);
   } else if (mode == "inline_burst") {
     rc = loop_inline_burst(pool, n);
+  } else if (mode == "call_burst") {
+    static volatile Calls calls = {labyrinth_void_alloc_page_gfp_atomic_exclusive, labyrinth_free_pages};
+    const Calls c = {calls.alloc, calls.free};  // loaded at run time: never inlined
+    rc = loop_call_burst(pool, n, &c);
   } else if (mode == "exported_burst") {
     rc = loop_exported_burst(pool, n);
   } else if (mode == "slow") {
