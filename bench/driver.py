@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run every Labyrinth benchmark executable, alternating, a few times; print
 ONE table of medians with ratios against Labyrinth (inline fast path and
-exported flagship calls), check the targets of issue 5, and write
+exported flagship calls), check the 1.0 targets (issue 22), and write
 bench/results/latest.{json,md} and latency.png.
 
 Usage (scripts/bench.sh builds first and then runs this):
@@ -385,9 +385,9 @@ def targets(rows: list[dict]) -> list[dict]:
             v = med.get((pat, lab))
             if v is None:
                 continue
-            add(f"{name}: {lab} <= 0.5 x best peer ({best})",
+            add(f"{name}: {lab} <= 0.65 x best peer ({best})",
                 f"{fmt(v)} ns vs {fmt(peers[best])} ns = {v / peers[best]:.2f}x",
-                "<= 0.50x", v <= 0.5 * peers[best])
+                "<= 0.65x", v <= 0.65 * peers[best])
             bare = med.get((pat, "bare_stack"))
             if bare:
                 add(f"{name}: {lab} within 8x of the bare stack",
@@ -395,8 +395,8 @@ def targets(rows: list[dict]) -> list[dict]:
             mem = med.get((pat, "bare_stack_mem"))
             if mem and lab == "labyrinth":
                 add(f"{name}: {lab} vs the bare stack with its count in memory (for reference)",
-                    f"{fmt(v)} ns vs {fmt(mem)} ns = {v / mem:.1f}x; half the best peer is "
-                    f"{fmt(0.5 * peers[best])} ns", "-", None)
+                    f"{fmt(v)} ns vs {fmt(mem)} ns = {v / mem:.1f}x; 0.65x the best peer is "
+                    f"{fmt(0.65 * peers[best])} ns", "-", None)
     for lab in LAB:
         v = med.get(("cross", lab))
         if v is not None:
@@ -411,7 +411,12 @@ def targets(rows: list[dict]) -> list[dict]:
                 notes.append(f"a cache line's round trip between the two CPUs took {rtt:.0f} ns "
                              "(median of its runs; ~50 or 260-480 ns on our VMs, see bench_patterns.hpp)")
             note = "; ".join(notes)
-            add(f"cross-thread: {lab} <= 15 ns/page", f"{fmt(v)} ns/page", "<= 15", v <= 15, note)
+            dpdk = med.get(("cross", "dpdk_mempool"))
+            if dpdk:  # at the same CPU placement: both rows pin their two threads alike
+                add(f"cross-thread: {lab} <= DPDK mempool", f"{fmt(v)} ns/page vs {fmt(dpdk)} ns/page = "
+                    f"{v / dpdk:.2f}x", "<= 1.00x", v <= dpdk, note)
+            else:
+                add(f"cross-thread: {lab} (no DPDK row to compare with)", f"{fmt(v)} ns/page", "-", None, note)
     # For reference, not a target: the same with batches of 256 (the trade-off
     # against one allocation's worst case, in the cache512 tail rows below).
     v = med.get(("cross", "labyrinth_batch256"))
@@ -520,7 +525,7 @@ def markdown(rows, tails, tgt, machine, meta) -> str:
             L.append(f"| {t['burst']} | {ALLOC_NAME.get(t['alloc'], t['alloc'])} | " +
                      " | ".join(fmt(t[k]) for k, _ in TAIL_COUNTERS) + f" | {t['samples']:,.0f} |")
         L.append("")
-    L.append("## Targets of issue 5 (ratios measured side by side in this run)\n")
+    L.append("## Targets of issue 22 (ratios measured side by side in this run)\n")
     L.append("| target | measured | goal | met? |")
     L.append("|---|---|---|---|")
     for t in tgt:

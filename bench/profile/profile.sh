@@ -16,17 +16,25 @@ command -v valgrind >/dev/null || { echo "profile: valgrind is not installed"; e
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# mode, N, units per N (what one "operation" is), label
+DPDK_EXE="$B/bench/labyrinth_bench_profile_dpdk"  # built where libdpdk is found
+# exe, mode, N, units per N (what one "operation" is), label; env
+# LABYRINTH_PROFILE_POOL_MIB sets the Labyrinth pool's size for one row.
 runs=(
-  "bare_pair 200000 1 bare pointer stack: pop + touch + push (the loop's own cost)"
-  "inline_pair 200000 1 inline fast path: alloc + touch + free"
-  "exported_pair 200000 1 exported flagship + labyrinth_free_pages: alloc + touch + free"
-  "inline_burst 1000 256 inline, bursts of 256 (per page)"
-  "exported_burst 1000 256 exported, bursts of 256 (per page)"
-  "slow 2000 64 slow path: 64 allocations after trim, one refill from the buddy (per page)"
-  "order2 20000 1 labyrinth_alloc_pages order 2 + free"
-  "order10 2000 1 labyrinth_alloc_pages order 10 + free"
-  "cross 50 4096 cross-thread, per page: alloc (inline) + transfer + free on the other thread"
+  "lab bare_pair 200000 1 bare pointer stack: pop + touch + push (the loop's own cost)"
+  "lab inline_pair 200000 1 labyrinth_alloc_page_inline / labyrinth_free_page_inline: alloc + touch + free"
+  "lab exported_pair 200000 1 calls by name, as the bench (inline common case): alloc + touch + free"
+  "lab inline_burst 1000 256 the same, bursts of 256 (per page)"
+  "lab exported_burst 1000 256 calls by name, bursts of 256 (per page)"
+  "lab call_burst 1000 256 the exported calls out of line (dlsym, FFI), bursts of 256 (per page)"
+  "lab slow 2000 64 slow path: 64 allocations after trim, one refill from the buddy (per page)"
+  "lab order2 20000 1 labyrinth_alloc_pages order 2 + free"
+  "lab order10 2000 1 labyrinth_alloc_pages order 10 + free"
+  "lab64 order10 2000 1 labyrinth_alloc_pages order 10 + free, 64 MiB pool"
+  "lab cross 50 4096 cross-thread, per page: alloc (inline) + transfer + free on the other thread"
+  "dpdk dpdk_pair 200000 1 DPDK mempool: get + touch + put"
+  "dpdk dpdk_burst 1000 256 DPDK mempool, bursts of 256 (per page)"
+  "dpdk dpdk_order2 20000 1 DPDK mempool of 16 KiB objects: get + touch + put"
+  "dpdk dpdk_order10 20000 1 DPDK mempool of 4 MiB objects: get + touch + put"
 )
 
 ir_of() {  # callgrind output file -> total Ir collected
@@ -50,13 +58,19 @@ echo "|---|---:|---:|---:|"
 } > "$OUT"
 
 for r in "${runs[@]}"; do
-  read -r mode n per label <<<"$r"
-  f="$tmp/cg.$mode"
-  valgrind --tool=callgrind --toggle-collect='loop_*' --collect-atstart=no --cache-sim=no \
-    --callgrind-out-file="$f" "$EXE" "$mode" "$n" 2>"$tmp/log.$mode" ||
-    { echo "profile: $mode failed under valgrind"; cat "$tmp/log.$mode"; exit 1; }
-  valgrind --tool=callgrind --toggle-collect='loop_*' --collect-atstart=no --cache-sim=yes \
-    --callgrind-out-file="$f.mem" "$EXE" "$mode" "$n" 2>/dev/null
+  read -r who mode n per label <<<"$r"
+  exe="$EXE" tag="$mode" env=()
+  case "$who" in
+    dpdk) [ -x "$DPDK_EXE" ] || continue; exe="$DPDK_EXE" ;;
+    lab64) tag="${mode}_64"; env=(LABYRINTH_PROFILE_POOL_MIB=64) ;;
+  esac
+  f="$tmp/cg.$tag"
+  env "${env[@]}" valgrind --tool=callgrind --toggle-collect='loop_*' --collect-atstart=no --cache-sim=no \
+    --callgrind-out-file="$f" "$exe" "$mode" "$n" >"$tmp/log.$tag" 2>&1 ||
+    { echo "profile: $mode failed under valgrind"; cat "$tmp/log.$tag"; exit 1; }
+  env "${env[@]}" valgrind --tool=callgrind --toggle-collect='loop_*' --collect-atstart=no --cache-sim=yes \
+    --callgrind-out-file="$f.mem" "$exe" "$mode" "$n" >/dev/null 2>&1
+  echo "$f.mem $(( n * per ))" >"$tmp/units.$tag"
   read -r ir dr dw <<<"$(grep -E '^(summary|totals):' "$f.mem" | head -1 | awk '{print $2, $3, $4}')"
   ir0=$(ir_of "$f")
   units=$(( n * per ))
@@ -69,8 +83,22 @@ done
 
 {
 echo
+echo "## Where the instructions go, by source function (inline code included)"
+echo
+echo "Per operation; each source line is charged to the function whose definition"
+echo "holds it, so code inlined into the loop counts for the inline function"
+echo "(bench/profile/by_function.py)."
+echo
+echo "| side | function | instructions | data reads | data writes |"
+echo "|---|---|---:|---:|---:|"
+for tag in exported_burst dpdk_burst exported_pair dpdk_pair order2 dpdk_order2; do
+  [ -f "$tmp/units.$tag" ] || continue
+  read -r f units <"$tmp/units.$tag"
+  python3 bench/profile/by_function.py "$f" "$units" "$tag"
+done
+echo
 echo "## Where the instructions go (callgrind_annotate, exclusive, per function)"
-for mode in exported_pair slow order10 cross; do
+for mode in exported_pair slow order10 order10_64 cross; do
   echo
   echo "### $mode"
   echo

@@ -6,9 +6,12 @@
 //
 // Usage: labyrinth_bench_profile MODE N
 //   inline_pair | exported_pair | bare_pair       N pairs (alloc, touch, free)
-//   inline_burst | exported_burst                  N bursts of 256
+//   inline_burst | exported_burst | call_burst     N bursts of 256 (call_burst:
+//                                                  the exported calls out of line)
 //   slow                                           N x (trim; 64 allocations)
 //   order2 | order10                               N alloc+free of a block
+//                                                  (labyrinth_free_pages_order)
+// Environment: LABYRINTH_PROFILE_POOL_MIB, the pool's size (default 128).
 //   cross                                          N rounds: 4096 allocations,
 //                                                  transfers, then frees on
 //                                                  another thread
@@ -23,14 +26,9 @@
 #include <thread>
 #include <vector>
 
-#define NOINLINE extern "C" __attribute__((noinline))
+#include "profile_loops.hpp"
 
-namespace {
-inline void touch(void *p, std::uint64_t k) {
-  *reinterpret_cast<volatile std::uint64_t *>(static_cast<char *>(p) +
-                                              ((((k * 13) & 63) << 6) | (((k >> 6) & 7) << 3))) = k;
-}
-}  // namespace
+using profile::touch;
 
 NOINLINE long loop_inline_pair(labyrinth_pool *pool, long n) {
   long bad = 0;
@@ -98,6 +96,26 @@ NOINLINE long loop_exported_burst(labyrinth_pool *pool, long n) {
   return bad;
 }
 
+// The exported calls out of line, as dlsym, Python and Rust reach them.
+struct Calls {
+  void *(*alloc)(labyrinth_pool *);
+  labyrinth_status (*free)(labyrinth_pool *, void *);
+};
+
+NOINLINE long loop_call_burst(labyrinth_pool *pool, long n, const Calls *calls) {
+  void *v[256];
+  long bad = 0;
+  for (long r = 0; r < n; ++r) {
+    for (int j = 0; j < 256; ++j) {
+      v[j] = calls->alloc(pool);
+      if (!v[j]) return -1;
+      touch(v[j], std::uint64_t(r * 256 + j));
+    }
+    for (int j = 0; j < 256; ++j) bad += calls->free(pool, v[j]) != LABYRINTH_OK;
+  }
+  return bad;
+}
+
 NOINLINE long loop_refill64(labyrinth_pool *pool, void **v) {
   for (int j = 0; j < 64; ++j) {
     v[j] = labyrinth_void_alloc_page_gfp_atomic_exclusive(pool);
@@ -114,7 +132,7 @@ NOINLINE long loop_order(labyrinth_pool *pool, unsigned order, long n) {
         LABYRINTH_OK)
       return -1;
     touch(p, std::uint64_t(i));
-    if (labyrinth_free_pages(pool, p) != LABYRINTH_OK) return -1;
+    if (labyrinth_free_pages_order(pool, p, order) != LABYRINTH_OK) return -1;
   }
   return 0;
 }
@@ -141,15 +159,14 @@ NOINLINE long loop_free_remote(labyrinth_pool *pool, void **v, long n) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s MODE N\n", argv[0]);
-    return 2;
-  }
-  const std::string mode = argv[1];
-  const long n = std::atol(argv[2]);
+  std::string mode;
+  long n = 0;
+  if (!profile::args(argc, argv, &mode, &n)) return 2;
   labyrinth_pool_options o;
   labyrinth_pool_options_init(&o);
   o.size_bytes = std::size_t{128} << 20;
+  if (const char *mib = std::getenv("LABYRINTH_PROFILE_POOL_MIB"))  // e.g. 64: order 10 on a small pool
+    o.size_bytes = std::size_t(std::strtoul(mib, nullptr, 10)) << 20;
   o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // valgrind: no need to lock 128 MiB
   labyrinth_pool *pool;
   if (labyrinth_pool_create(&o, &pool) != LABYRINTH_OK) {
@@ -175,6 +192,10 @@ int main(int argc, char **argv) {
     rc = loop_bare_pair(&s, n);
   } else if (mode == "inline_burst") {
     rc = loop_inline_burst(pool, n);
+  } else if (mode == "call_burst") {
+    static volatile Calls calls = {labyrinth_void_alloc_page_gfp_atomic_exclusive, labyrinth_free_pages};
+    const Calls c = {calls.alloc, calls.free};  // loaded at run time: never inlined
+    rc = loop_call_burst(pool, n, &c);
   } else if (mode == "exported_burst") {
     rc = loop_exported_burst(pool, n);
   } else if (mode == "slow") {

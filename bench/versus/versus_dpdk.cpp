@@ -12,6 +12,8 @@
 // Usage: labyrinth_bench_versus [ROUNDS [PATTERN]]   (default 100 rounds of
 //   every pattern, ~20 s; PATTERN: a word of the pattern's name, e.g. cross,
 //   pair, burst, "order 6", or "size" for the pool-size table alone)
+// Environment: LABYRINTH_VERSUS_CPU_TIME=1 (see g_cpu_time),
+//   LABYRINTH_VERSUS_POOL_MIB (versus_labyrinth.cpp).
 #include <pthread.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -25,6 +27,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -144,9 +147,26 @@ struct Pattern {
   bool cross = false;
 };
 
+// LABYRINTH_VERSUS_CPU_TIME=1: single-thread rounds are timed in the
+// thread's CPU time, so that a round in which the thread was preempted (a
+// loaded machine) costs what it ran, not what it waited; the cross-thread
+// pattern, two threads waiting on each other, stays on the wall clock.
+const bool g_cpu_time = [] {
+  const char *v = std::getenv("LABYRINTH_VERSUS_CPU_TIME");
+  return v && *v == '1';
+}();
+
+double now_ns(bool wall) {
+  if (wall || !g_cpu_time)
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+}
+
 // One timed run; ns per unit, or a negative number if a call failed.
 double timed(const Pattern &pt, bool labyrinth) {
-  auto t0 = std::chrono::steady_clock::now();
+  double t0 = now_ns(pt.cross);
   bool ok;
   if (pt.cross) {
     g_freer->done.store(0);
@@ -154,7 +174,7 @@ double timed(const Pattern &pt, bool labyrinth) {
     g_freer->job.store(pt.n);
     const double rtt = g_freer->line.measure();  // before the clock starts again
     g_line_rtt.push_back(rtt);
-    t0 = std::chrono::steady_clock::now();
+    t0 = now_ns(true);
     ok = labyrinth ? versus::lab_cross_alloc(&g_freer->ring, g_freer->owner.load(), pt.n)
                    : versus::dpdk_cross_alloc(&g_freer->ring, pt.n);
     if (!ok) {  // fewer than n pages went through the ring: the freer would wait for ever
@@ -170,7 +190,7 @@ double timed(const Pattern &pt, bool labyrinth) {
     ok = labyrinth ? versus::lab_burst(pt.n) : versus::dpdk_burst(pt.n);
   else
     ok = labyrinth ? versus::lab_order(pt.order, pt.n) : versus::dpdk_order(pt.order, pt.n);
-  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  const double ns = now_ns(pt.cross) - t0;
   return ok ? ns / (double(pt.n) * pt.per) : -1;
 }
 
@@ -250,8 +270,9 @@ int main(int argc, char **argv) {
     patterns.push_back({"cross-thread, threads on 2 CPUs (ns/page)", 0, 100000, 1, true});
   }
   std::printf("Labyrinth (flagship by name) and DPDK rte_mempool in one process, %d alternating rounds "
-              "on CPU %ld; %s\n\n",
-              rounds, cpus > 0 ? cpus - 1 : 0, rte_version());
+              "on CPU %ld%s; %s\n\n",
+              rounds, cpus > 0 ? cpus - 1 : 0,
+              g_cpu_time ? ", single-thread rounds in thread CPU time" : "", rte_version());
   std::string line_note;
   std::printf("| pattern | Labyrinth: median (fastest) | DPDK: median (fastest) | Labyrinth / DPDK: median [quartiles] |\n");
   std::printf("|---|---:|---:|---:|\n");
@@ -290,9 +311,9 @@ int main(int argc, char **argv) {
                  {"burst of 256 (ns/page)", versus::lab_sized_burst, 800, labbench::kBurst}};
     for (const Sized &sz : sized) {
       auto run = [&](int big, long n) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const double t0 = now_ns(false);
         const bool ok = sz.run(big, n);
-        const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        const double ns = now_ns(false) - t0;
         return ok ? ns / (double(n) * sz.per) : -1.0;
       };
       if (run(0, sz.n / 10 + 1) < 0 || run(1, sz.n / 10 + 1) < 0) {

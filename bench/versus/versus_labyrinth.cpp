@@ -1,8 +1,8 @@
 // versus_labyrinth.cpp - Labyrinth's side of labyrinth_bench_versus: a
 // 128 MiB pool with the default flags, as the bench's; with
 // LABYRINTH_VERSUS_POOL_MIB set, an unpinned pool of that many MiB (the order
-// cache's budget is 1/32 of the pool: blocks larger than that take the
-// buddy allocator's path every time).
+// cache's budget is 1/32 of the pool, or one order-10 block from 64 MiB:
+// blocks larger than that take the buddy allocator's path every time).
 #include <labyrinth/labyrinth.h>
 
 #include <cstdio>

@@ -181,7 +181,7 @@ void init_zones(Pool *p) {
 // Fill an empty pool: its thread caches, zones, depot and reserve.
 void populate(Pool *p, const labyrinth_pool_options &o) {
   for (std::uint32_t i = 0; i < p->max_caches; ++i) {
-    new (p->cache_at(i)) ThreadCache(p->cache_capacity, p->cache_batch, p->cache_start, p->npages / 32);
+    new (p->cache_at(i)) ThreadCache(p->cache_capacity, p->cache_batch, p->cache_start, order_cache_budget(p->npages));
   }
   // GUARD and PKEYS change a block's protection at every hand-out and
   // return: every block goes through the buddy allocator, no cache.

@@ -51,10 +51,27 @@ constexpr std::uint32_t kCacheStartPages = 512;
 // never takes a zone's mutex. Bounded: LABYRINTH_ORDER_CACHE_SLOTS blocks
 // per order, and each order's `limit` at most that; the library raises an
 // order's limit when a free finds it full (order_cache_push), keeping
-//   sum over orders k of limit[k] << k  <=  budget (1/32 of the pool),
+//   sum over orders k of limit[k] << k  <=  budget (order_cache_budget),
 // so the inline free checks only its own order's count against its limit.
 // Nothing is cached while the pool is under pressure (`limit` 0).
 using OrderSlots = labyrinth_order_slots;
+
+// The order cache's budget, in pages, for a pool of `npages` pages: 1/32 of
+// the pool, raised to one block of the largest order where that block is at
+// most 1/16 of the pool (pools from 64 MiB): a thread's page slots may
+// already hold 1/16 (Pool::cache_high_max), and without it a pool under
+// 128 MiB could never keep a 4 MiB block, so every such pair would take a
+// zone's mutex twice. What a thread keeps stays within reach of the pool:
+// the thread's own allocation of order >= 1 gives its cache back before it
+// fails, and another thread's non-ATOMIC one takes it back (reclaim_caches).
+constexpr std::uint64_t order_cache_budget(std::uint64_t npages) {
+  const std::uint64_t largest = std::uint64_t{1} << kMaxOrder;
+  return npages / 32 >= largest || largest > npages / 16 ? npages / 32 : largest;
+}
+static_assert(order_cache_budget((std::uint64_t{64} << 20) / kPageSize) == (std::uint64_t{1} << kMaxOrder),
+              "a 64 MiB pool keeps one largest block");
+static_assert(order_cache_budget((std::uint64_t{32} << 20) / kPageSize) == (std::uint64_t{32} << 20) / kPageSize / 32,
+              "below 64 MiB: 1/32 of the pool");
 static_assert(sizeof(OrderSlots) == 64, "one line per order");
 static_assert(offsetof(labyrinth_thread_cache, orders) == 64, "the order lines start on the second line");
 static_assert(side::kOwnerShift == LABYRINTH_SIDE_OWNER_SHIFT_V1, "labyrinth.h: owner field");

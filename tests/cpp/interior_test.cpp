@@ -154,7 +154,7 @@ TEST_P(Interior, InnerPagesOfAnAllocatedBlockAreRefused) {
 
 TEST_P(Interior, InnerPagesOfACachedBlockAreRefused) {
   if (GetParam() & LABYRINTH_POOL_GUARD) GTEST_SKIP() << "GUARD pools have no order cache";
-  PoolGuard p(opts(64u << 20));  // order cache budget: 512 pages, orders 1..9
+  PoolGuard p(opts(64u << 20));  // order cache budget: 1,024 pages, orders 1..10
   for (unsigned order = 1; order < LABYRINTH_MAX_ORDER; ++order) {
     SCOPED_TRACE("order " + std::to_string(order));
     void *b = nullptr;
@@ -177,9 +177,10 @@ TEST_P(Interior, InnerPagesOfACachedBlockAreRefused) {
 }
 
 TEST_P(Interior, InnerPagesOfAFreeBuddyBlockAreRefused) {
-  PoolGuard p(opts(64u << 20));
-  // A freed order-10 block: larger than the order cache's budget, so it is
-  // back in the buddy allocator; and its split neighbours of every order.
+  PoolGuard p(opts(32u << 20));
+  // A freed order-10 block: larger than the order cache's budget (256 pages
+  // on a 32 MiB pool), so it is back in the buddy allocator; and its split
+  // neighbours of every order.
   void *big = nullptr, *small = nullptr;
   ASSERT_EQ(labyrinth_alloc_pages(p, LABYRINTH_MAX_ORDER, LABYRINTH_GFP_EXCLUSIVE, 0, &big), LABYRINTH_OK);
   ASSERT_EQ(labyrinth_free_pages(p, big), LABYRINTH_OK);

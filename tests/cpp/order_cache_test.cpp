@@ -2,17 +2,26 @@
 // allocation of that order. What they promise: the same block comes back
 // (one side-table store, no mutex), every misuse of a cached block is still
 // refused, the pages are counted as cached, the cache is bounded
-// (LABYRINTH_ORDER_CACHE_SLOTS blocks per order, 1/32 of the pool, nothing
-// while under pressure), and it gives
+// (LABYRINTH_ORDER_CACHE_SLOTS blocks per order, 1/32 of the pool or one
+// largest block, nothing while under pressure), and it gives
 // its blocks back on trim and on thread exit, and carves its own thread's
 // allocations out of them when nothing else is left (never changing the pool
 // for an allocation that fails anyway).
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include "test_util.hpp"
 
 namespace {
 constexpr unsigned kSlots = LABYRINTH_ORDER_CACHE_SLOTS;
+
+bool membarrier_available() {
+  const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0U, 0);
+  return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+}
 }
 
 using namespace labtest;
@@ -250,7 +259,7 @@ TEST_P(OrderCache, SharedBlocksToo) {
 }
 
 // Each order has a limit of blocks, and the limits together stay within the
-// budget (1/32 of the pool): an order's limit that its blocks no longer use
+// budget (1/32 of a pool under 64 MiB): an order's limit that its blocks no longer use
 // must not keep another order's block out.
 TEST_P(OrderCache, UnusedLimitsGiveWayToOtherOrders) {
   PoolGuard p(opts(16u << 20));  // budget: 128 pages
@@ -271,6 +280,71 @@ TEST_P(OrderCache, UnusedLimitsGiveWayToOtherOrders) {
   expect_accounting(stats(p));
   ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
   expect_maximal(p, options(16u << 20));
+}
+
+namespace {
+// Every block of the largest order the pool gives, ATOMIC|EXCLUSIVE (the
+// watermarks at 0: nothing is held back).
+std::vector<void *> take_every_largest_block(labyrinth_pool *p) {
+  std::vector<void *> held;
+  for (void *b; labyrinth_alloc_pages(p, LABYRINTH_MAX_ORDER, kAE, 0, &b) == LABYRINTH_OK;) held.push_back(b);
+  return held;
+}
+
+labyrinth_pool_options no_watermarks(labyrinth_pool_options o) {
+  o.watermark_min_pages = o.watermark_low_pages = o.watermark_high_pages = 0;
+  return o;
+}
+}  // namespace
+
+// The budget is raised to one block of the largest order where that block
+// is at most 1/16 of the pool (pools from 64 MiB): a 64 MiB pool keeps a
+// freed 4 MiB block, a 32 MiB pool gives it to the buddy allocator.
+TEST_P(OrderCache, PoolsFrom64MiBKeepOneLargestBlock) {
+  for (const std::size_t mib : {32u, 64u}) {
+    SCOPED_TRACE(std::to_string(mib) + " MiB");
+    PoolGuard p(no_watermarks(opts(mib << 20)));
+    std::vector<void *> held = take_every_largest_block(p);
+    ASSERT_GE(held.size(), mib / 4 - 1);
+    void *last = held.back();
+    held.pop_back();
+    ASSERT_EQ(labyrinth_free_pages(p, last), LABYRINTH_OK);
+    EXPECT_EQ(stats(p).cached_pages, mib == 64 ? 1u << LABYRINTH_MAX_ORDER : 0u);
+    expect_accounting(stats(p));
+    EXPECT_EQ(alloc(p, LABYRINTH_MAX_ORDER), last);
+    held.push_back(last);
+    for (void *b : held) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+    ASSERT_EQ(labyrinth_pool_trim(p), LABYRINTH_OK);
+    expect_accounting(stats(p));
+  }
+}
+
+// A kept largest block stays the pool's: with every other largest block
+// taken, another thread's allocation that may block takes it back
+// (reclaim_caches).
+TEST_P(OrderCache, AKeptLargestBlockIsTakenBackForAnotherThread) {
+  if (!membarrier_available())
+    GTEST_SKIP() << "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is not available: reclaiming other "
+                    "threads' caches is off on this kernel";
+  PoolGuard p(no_watermarks(opts(64u << 20)));
+  std::vector<void *> held = take_every_largest_block(p);
+  ASSERT_FALSE(held.empty());
+  void *last = held.back();
+  held.pop_back();
+  ASSERT_EQ(labyrinth_free_pages(p, last), LABYRINTH_OK);
+  ASSERT_EQ(stats(p).cached_pages, 1u << LABYRINTH_MAX_ORDER);
+  void *theirs = nullptr;
+  labyrinth_status st = LABYRINTH_ERR_INVALID;
+  std::thread([&] { st = labyrinth_alloc_pages(p, LABYRINTH_MAX_ORDER, LABYRINTH_GFP_EXCLUSIVE, 0, &theirs); })
+      .join();
+  EXPECT_EQ(st, LABYRINTH_OK) << last_message();
+  EXPECT_EQ(theirs, last);
+  EXPECT_EQ(stats(p).cached_pages, 0u);
+  std::size_t orphans = 0;  // the block's owner has exited
+  ASSERT_EQ(labyrinth_pool_reclaim_orphans(p, &orphans), LABYRINTH_OK);
+  EXPECT_EQ(orphans, 1u);
+  for (void *b : held) ASSERT_EQ(labyrinth_free_pages(p, b), LABYRINTH_OK);
+  expect_accounting(stats(p));
 }
 
 // labyrinth_free_pages tries the order of the block last taken from the

@@ -60,7 +60,7 @@ typedef struct labyrinth_order_slots {
   uint32_t limit; /**< a free may leave a block here while count < limit
                        (0..LABYRINTH_ORDER_CACHE_SLOTS). The library sets the
                        limits so that all orders' limits, in pages, stay
-                       within the cache's budget (1/32 of the pool): the
+                       within the cache's budget (docs/design.md): the
                        inline free needs no running total of pages. */
   void *blocks[LABYRINTH_ORDER_CACHE_SLOTS]; /**< the blocks; a cached block's
                        first side-table word is LABYRINTH_SIDE_CACHED_V1 with
