@@ -383,13 +383,15 @@ LABYRINTH_API labyrinth_status labyrinth_call_page_transfer_v1_(labyrinth_pool *
 
 /** labyrinth_void_alloc_page_gfp_atomic_exclusive(), inline common case.
  *  Same ownership, blocking and signal-safety contract. */
-static inline LABYRINTH_OWN void *labyrinth_alloc_page_inline(labyrinth_pool *pool) {
+static inline __attribute__((__always_inline__)) LABYRINTH_OWN void *
+labyrinth_alloc_page_inline(labyrinth_pool *pool) {
   void *page = labyrinth_fast_alloc_v1_(pool);
   return page ? page : labyrinth_call_alloc_page_v1_(pool);
 }
 
 /** labyrinth_free_pages(), inline common case. Same contract. */
-static inline labyrinth_status labyrinth_free_page_inline(labyrinth_pool *pool, void *page) {
+static inline __attribute__((__always_inline__)) labyrinth_status
+labyrinth_free_page_inline(labyrinth_pool *pool, void *page) {
   return __builtin_expect(labyrinth_fast_free_v1_(pool, page), 1) ? LABYRINTH_OK
                                                                  : labyrinth_call_free_pages_v1_(pool, page);
 }
