@@ -51,6 +51,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -100,9 +101,11 @@ static void *sender_main(void *arg) {
       memcpy(bufs[i], &h, sizeof(h));
     }
     if (opt_tcp) { /* a stream: sent counts bytes here, --size messages below */
-      ssize_t k = send(fd, bufs, sizeof(bufs), MSG_NOSIGNAL);
-      if (k <= 0) break;
-      sent += (uint64_t)k;
+      ssize_t k = send(fd, bufs, sizeof(bufs), MSG_NOSIGNAL | MSG_DONTWAIT);
+      struct pollfd out = {fd, POLLOUT, 0};
+      if (k < 0 && errno == EAGAIN) poll(&out, 1, 10); /* never blocks past a stop */
+      else if (k <= 0) break;
+      else sent += (uint64_t)k;
       continue;
     }
     int n = sendmmsg(fd, msgs, BATCH, 0);
@@ -288,7 +291,6 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
   while (nheld) labyrinth_free_pages(pool, held[--nheld]);
   free(held);
-  if (opt_tcp) shutdown(fd, SHUT_RDWR); /* a sender blocked in send() fails */
   r->sent = stop_all_senders();
   memset(rs, 0, sizeof(*rs));
   rs->struct_size = sizeof(*rs);
@@ -341,7 +343,6 @@ static void run_baseline(result *r) {
   r->seconds = now_s() - t0;
   if (opt_tcp) r->packets = r->bytes / opt_size;
   r->cpu = thread_cpu_s() - cpu0;
-  if (opt_tcp) shutdown(fd, SHUT_RDWR); /* a sender blocked in send() fails */
   r->sent = stop_all_senders();
   close(fd);
   if (sink == 42) printf(" ");
