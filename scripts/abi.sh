@@ -75,7 +75,7 @@ check_library() {
        "headers, $map and $lib agree; $node, $soname"
 }
 
-check_library "$lib" "$map" LABYRINTH_ $(ls cpp/include/labyrinth/*.h | grep -v '/labyrinth_xdp\.h$')
+check_library "$lib" "$map" LABYRINTH_ $(ls cpp/include/labyrinth/*.h | grep -v '/labyrinth_\(xdp\|ucx\)\.h$')
 # types LIB BASELINE MODE: record LIB's types as BASELINE, or check LIB
 # against it (additions pass; removals, changes, incompatible types fail).
 types() {
