@@ -1,7 +1,13 @@
 // common.cpp - what the node and the peer share: messages, the UCP context
 // and worker, waiting for requests, sending active messages.
+#include <fcntl.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "private_abi.h"
 #include "ucx/ucx_internal.hpp"
@@ -27,6 +33,29 @@ std::uint64_t now_ns() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
          static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+bool boot_id(char (&out)[40]) {
+  std::memset(out, 0, sizeof out);
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, out, sizeof out - 1);
+  close(fd);
+  return n > 0;
+}
+
+bool shared_memory_enabled() {
+  const char *tls = std::getenv("UCX_TLS");
+  if (!tls || !*tls) return true;  // UCX's default: all
+  const bool negated = tls[0] == '^';
+  bool named = false;
+  for (const char *t : {"all", "sm", "shm", "posix", "sysv", "cma", "xpmem", "knem"}) {
+    const std::size_t len = std::strlen(t);
+    for (const char *p = tls + negated; (p = std::strstr(p, t)) != nullptr; p += len)
+      if ((p == tls + negated || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
+        named = true;
+  }
+  return negated ? !named : named;
 }
 
 ucs_status_t open_worker(ucp_context_h *ctx, ucp_worker_h *worker) {

@@ -45,7 +45,8 @@ void add_conn(labyrinth_ucx_node *n, ucp_ep_params_t *ep_params) {
     return;
   }
   c->id = n->next_conn++;
-  WelcomeMsg w{kMagic, 0, c->id};
+  WelcomeMsg w{kMagic, 0, c->id, {}};
+  boot_id(w.boot_id);
   if (send_am(n->worker, c->ep, kAmWelcome, &w, sizeof w, n->address.data(), n->address.size()) !=
       UCS_OK) {
     close_ep(n->worker, c->ep, true);

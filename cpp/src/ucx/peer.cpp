@@ -27,6 +27,8 @@ ucs_status_t on_welcome(void *arg, const void *header, size_t header_len, void *
   if (m.magic != kMagic || length == 0) return UCS_OK;
   const char *d = static_cast<const char *>(data);
   p->node_address.assign(d, d + length);
+  char boot[sizeof m.boot_id];
+  p->same_host = boot_id(boot) && std::memcmp(boot, m.boot_id, sizeof boot) == 0;
   p->conn = m.conn;
   return UCS_OK;
 }
@@ -53,7 +55,7 @@ labyrinth_status dead(const char *what) {
 
 void free_peer(labyrinth_ucx_peer *p) {
   if (p->rkey) ucp_rkey_destroy(p->rkey);
-  if (p->rma_ep) close_ep(p->worker, p->rma_ep, !p->alive);
+  if (p->rma_ep && p->rma_ep != p->ep) close_ep(p->worker, p->rma_ep, !p->alive);
   if (p->ep) close_ep(p->worker, p->ep, !p->alive);
   if (p->worker) ucp_worker_destroy(p->worker);
   if (p->ctx) ucp_cleanup(p->ctx);
@@ -112,13 +114,17 @@ labyrinth_status connect(ucp_ep_params_t *ep, bool hello, uint32_t timeout_ms,
                 "labyrinth_ucx_accept or a progress thread)",
                 what, timeout_ms);
   }
-  ucp_ep_params_t rma{};
-  rma.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
-  rma.address = reinterpret_cast<const ucp_address_t *>(p->node_address.data());
-  if ((s = ucp_ep_create(p->worker, &rma, &p->rma_ep)) != UCS_OK) {
-    p->rma_ep = nullptr;
-    free_peer(p);
-    return fail_ucx(what, "ucp_ep_create (the RMA endpoint)", s);
+  if (p->same_host && shared_memory_enabled()) {
+    ucp_ep_params_t rma{};
+    rma.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
+    rma.address = reinterpret_cast<const ucp_address_t *>(p->node_address.data());
+    if ((s = ucp_ep_create(p->worker, &rma, &p->rma_ep)) != UCS_OK) {
+      p->rma_ep = nullptr;
+      free_peer(p);
+      return fail_ucx(what, "ucp_ep_create (the RMA endpoint)", s);
+    }
+  } else {
+    p->rma_ep = p->ep;
   }
   *out = p;
   return LABYRINTH_OK;

@@ -18,9 +18,13 @@
 // UCP_ERR_HANDLING_MODE_PEER: their error handler is how either side learns
 // that the other died. UCX 1.13 does not offer that mode over shared memory
 // (posix, sysv, cma: "Destination is unreachable"), so such endpoints ride
-// on tcp (or RDMA). The peer's puts and gets go over a second endpoint, its
-// RMA endpoint, made without error handling so that UCX may pick shared
-// memory; a node that dies is still noticed on the control endpoint.
+// on tcp (or RDMA). A peer on the node's host, where UCX may use shared
+// memory, puts and gets over a second endpoint, its RMA endpoint, made
+// without error handling so that UCX picks shared memory; a node that dies
+// is still noticed on the control endpoint. Elsewhere (another host, or
+// shared memory not among UCX_TLS) the control endpoint carries the puts
+// and gets too: a second tcp endpoint between the same workers, without
+// error handling, makes UCX 1.13 fail an assertion when the peer dies.
 //
 // Locking: Node::mutex guards the node's worker and every field below it;
 // UCX callbacks run inside ucp_worker_progress, called with the mutex held,
@@ -52,6 +56,7 @@ struct WelcomeMsg {
   std::uint32_t magic;
   std::uint32_t reserved;
   std::uint64_t conn;
+  char boot_id[40];  // the node's host (boot_id), to tell a peer on the same host
 };
 struct LendMsg {
   std::uint32_t magic;
@@ -87,6 +92,10 @@ void close_ep(ucp_worker_h worker, ucp_ep_h ep, bool force);
 // Register a handler for active message `id` on `worker`.
 ucs_status_t set_am_handler(ucp_worker_h worker, unsigned id, ucp_am_recv_callback_t cb, void *arg);
 std::uint64_t now_ns();
+// This host's boot_id (/proc/sys/kernel/random/boot_id), NUL-padded.
+bool boot_id(char (&out)[40]);
+// Whether UCX_TLS lets UCX use shared memory (posix, sysv, cma, or all).
+bool shared_memory_enabled();
 
 }  // namespace ucx
 }  // namespace lab
@@ -167,6 +176,7 @@ struct labyrinth_ucx_peer {
   bool alive = true;
   labyrinth_ucx_conn conn = 0;  // 0 until WELCOME
   std::vector<char> node_address;  // from WELCOME
+  bool same_host = false;          // from WELCOME
   ucp_rkey_h rkey = nullptr;
   std::uint64_t rkey_gen = 0;
   std::vector<char> rkey_pending;  // packed rkey received, not yet unpacked
