@@ -36,7 +36,7 @@ TEST(UcxMisuse, NullsAndFlags) {
   EXPECT_EQ(labyrinth_ucx_node_destroy(nullptr), LABYRINTH_OK);
   EXPECT_EQ(labyrinth_ucx_peer_destroy(nullptr), LABYRINTH_OK);
   EXPECT_EQ(labyrinth_ucx_lend(nullptr, 1, nullptr, LABYRINTH_UCX_LEND_WRITE), LABYRINTH_ERR_INVALID);
-  EXPECT_EQ(labyrinth_ucx_progress(nullptr, nullptr), LABYRINTH_ERR_INVALID);
+  EXPECT_EQ(labyrinth_ucx_progress(nullptr, 0, nullptr), LABYRINTH_ERR_INVALID);
   EXPECT_EQ(labyrinth_ucx_node_attach(nullptr, nullptr), LABYRINTH_ERR_INVALID);
   EXPECT_EQ(labyrinth_ucx_arena_provider(nullptr, nullptr), LABYRINTH_ERR_INVALID);
   EXPECT_EQ(labyrinth_ucx_peer_connect_address(nullptr, 0, 10, nullptr), LABYRINTH_ERR_INVALID);

@@ -62,7 +62,7 @@ typedef struct labyrinth_ucx_peer labyrinth_ucx_peer;
 typedef uint64_t labyrinth_ucx_conn;
 
 /** Node flag: progress the worker on a thread of the node's own, from
- *  create to destroy (it polls, yielding the CPU when idle). */
+ *  create to destroy (it sleeps on the worker's event fd when idle). */
 #define LABYRINTH_UCX_NODE_PROGRESS_THREAD (1u << 0)
 
 /** Lend modes (either or both). */
@@ -194,12 +194,16 @@ LABYRINTH_API labyrinth_status labyrinth_ucx_lend(labyrinth_ucx_node *node, laby
                                                   void *page, uint32_t mode);
 
 /**
- * Progress the node's worker once (returns, lends acknowledged, connections
- * accepted or lost). *events (may be NULL) receives how many UCX events it
- * handled. With LABYRINTH_UCX_NODE_PROGRESS_THREAD it is not needed, and
- * harmless. May block (the node's mutex); not async-signal-safe.
+ * Progress the node's worker (returns, lends acknowledged, connections
+ * accepted or lost); when there was nothing to do, sleep up to timeout_ms
+ * (at most 60 s; 0: never) until UCX has an event (the worker's event fd),
+ * so that a loop of this call gives its CPU away while waiting. *events (may
+ * be NULL) receives how many UCX events it handled. With
+ * LABYRINTH_UCX_NODE_PROGRESS_THREAD it is not needed, and harmless.
+ * May block; not async-signal-safe.
  */
-LABYRINTH_API labyrinth_status labyrinth_ucx_progress(labyrinth_ucx_node *node, unsigned *events);
+LABYRINTH_API labyrinth_status labyrinth_ucx_progress(labyrinth_ucx_node *node, uint32_t timeout_ms,
+                                                      unsigned *events);
 
 /**
  * Move up to cap records of blocks that came back (returned or by a lost

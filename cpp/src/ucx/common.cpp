@@ -1,6 +1,7 @@
 // common.cpp - what the node and the peer share: messages, the UCP context
 // and worker, waiting for requests, sending active messages.
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,7 +62,7 @@ bool shared_memory_enabled() {
 ucs_status_t open_worker(ucp_context_h *ctx, ucp_worker_h *worker) {
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES;
-  params.features = UCP_FEATURE_AM | UCP_FEATURE_RMA;
+  params.features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
   ucs_status_t s = ucp_init(&params, nullptr, ctx);
   if (s != UCS_OK) return s;
   ucp_worker_params_t wp{};
@@ -75,11 +76,36 @@ ucs_status_t open_worker(ucp_context_h *ctx, ucp_worker_h *worker) {
   return s;
 }
 
+unsigned progress_or_arm(ucp_worker_h worker) {
+  unsigned n = 0;
+  for (int i = 0; i < kSpins && n == 0; ++i) n = ucp_worker_progress(worker);
+  if (n) return n;
+  ucs_status_t s = ucp_worker_arm(worker);
+  if (s == UCS_ERR_BUSY) return 1;  // events came meanwhile: progress again
+  return s == UCS_OK ? 0 : 1;
+}
+
+void sleep_on(ucp_worker_h worker, int timeout_ms) {
+  int fd = -1;
+  if (ucp_worker_get_efd(worker, &fd) != UCS_OK) {
+    sched_yield();
+    return;
+  }
+  pollfd p{fd, POLLIN, 0};
+  poll(&p, 1, timeout_ms);
+}
+
+unsigned progress_or_sleep(ucp_worker_h worker, int timeout_ms) {
+  unsigned n = progress_or_arm(worker);
+  if (n == 0 && timeout_ms != 0) sleep_on(worker, timeout_ms);
+  return n;
+}
+
 ucs_status_t wait_request(ucp_worker_h worker, void *request) {
   if (request == nullptr) return UCS_OK;
   if (UCS_PTR_IS_ERR(request)) return UCS_PTR_STATUS(request);
   ucs_status_t s;
-  while ((s = ucp_request_check_status(request)) == UCS_INPROGRESS) ucp_worker_progress(worker);
+  while ((s = ucp_request_check_status(request)) == UCS_INPROGRESS) progress_or_sleep(worker, 10);
   ucp_request_free(request);
   return s;
 }
@@ -98,15 +124,12 @@ void close_ep(ucp_worker_h worker, ucp_ep_h ep, bool force) {
   p.flags = force ? UCP_EP_CLOSE_FLAG_FORCE : 0;
   void *req = ucp_ep_close_nbx(ep, &p);
   if (req == nullptr || UCS_PTR_IS_ERR(req)) return;
-  // A graceful close waits for the remote side; a peer that stopped
-  // progressing must not hang us: bounded, then forced.
+  // A graceful close waits for the remote side; one that stopped
+  // progressing must not hang us: after 2 s the request is left to UCX
+  // (ucp_request_free releases it when it completes or the worker goes).
   const std::uint64_t deadline = now_ns() + 2000000000ull;
   while (ucp_request_check_status(req) == UCS_INPROGRESS && now_ns() < deadline)
-    ucp_worker_progress(worker);
-  if (ucp_request_check_status(req) == UCS_INPROGRESS) {
-    ucp_request_cancel(worker, req);
-    while (ucp_request_check_status(req) == UCS_INPROGRESS) ucp_worker_progress(worker);
-  }
+    progress_or_sleep(worker, 10);
   ucp_request_free(req);
 }
 

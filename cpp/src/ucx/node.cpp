@@ -80,22 +80,7 @@ void handle_pending(labyrinth_ucx_node *n) {
 }
 
 void progress_loop(labyrinth_ucx_node *n) {
-  unsigned idle = 0;
-  while (!n->stopping.load(std::memory_order_acquire)) {
-    unsigned events = 0;
-    {
-      std::lock_guard<std::mutex> lock(n->mutex);
-      node_progress_locked(n, &events);
-    }
-    if (events) {
-      idle = 0;
-    } else if (++idle < 1000) {
-      sched_yield();
-    } else {
-      struct timespec ts = {0, 50000};
-      nanosleep(&ts, nullptr);
-    }
-  }
+  while (!n->stopping.load(std::memory_order_acquire)) node_wait(n, 100);
 }
 
 labyrinth_status bad_node(const char *what) {
@@ -113,6 +98,18 @@ void node_progress_locked(labyrinth_ucx_node *n, unsigned *events) {
     ++e;
   }
   if (events) *events = e;
+}
+
+unsigned node_wait(labyrinth_ucx_node *n, int timeout_ms) {
+  unsigned e = 0;
+  {
+    std::lock_guard<std::mutex> lock(n->mutex);
+    node_progress_locked(n, &e);
+    if (e) return e;
+    if (ucp_worker_arm(n->worker) != UCS_OK) return 1;  // BUSY: events came meanwhile
+  }
+  if (timeout_ms) sleep_on(n->worker, timeout_ms);
+  return 0;
 }
 
 ucs_status_t node_register_handlers(labyrinth_ucx_node *n) {
@@ -175,7 +172,10 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_ucx_node_destroy(labyrinth_u
                   what);
   }
   n->stopping.store(true, std::memory_order_release);
-  if (n->progress_thread.joinable()) n->progress_thread.join();
+  if (n->progress_thread.joinable()) {
+    ucp_worker_signal(n->worker);
+    n->progress_thread.join();
+  }
   if (n->listener) ucp_listener_destroy(n->listener);
   for (auto &kv : n->conns) {
     if (kv.second->ep) close_ep(n->worker, kv.second->ep, false);
@@ -251,17 +251,26 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_ucx_accept(labyrinth_ucx_nod
         return LABYRINTH_OK;
       }
     }
-    if (now_ns() >= deadline)
+    const std::uint64_t now = now_ns();
+    if (now >= deadline)
       return fail(LABYRINTH_ERR_TIMEOUT, "%s: no peer connected within %u ms", what, timeout_ms);
-    sched_yield();
+    const int ms = static_cast<int>((deadline - now) / 1000000 + 1);
+    if (n->progress_thread.joinable()) {
+      struct timespec ts = {0, 1000000};  // the thread progresses; look again in 1 ms
+      nanosleep(&ts, nullptr);
+    } else {
+      node_wait(n, ms < 10 ? ms : 10);
+    }
   }
 }
 
 extern "C" LABYRINTH_API labyrinth_status labyrinth_ucx_progress(labyrinth_ucx_node *n,
+                                                                 uint32_t timeout_ms,
                                                                  unsigned *events) {
   if (!n) return bad_node("labyrinth_ucx_progress");
-  std::lock_guard<std::mutex> lock(n->mutex);
-  node_progress_locked(n, events);
+  const int ms = timeout_ms > 60000 ? 60000 : static_cast<int>(timeout_ms);
+  const unsigned e = node_wait(n, ms);
+  if (events) *events = e;
   return LABYRINTH_OK;
 }
 

@@ -103,8 +103,7 @@ labyrinth_status connect(ucp_ep_params_t *ep, bool hello, uint32_t timeout_ms,
     }
   }
   const std::uint64_t deadline = now_ns() + std::uint64_t{timeout_ms} * 1000000ull;
-  while (p->conn == 0 && p->alive && now_ns() < deadline)
-    if (ucp_worker_progress(p->worker) == 0) sched_yield();
+  while (p->conn == 0 && p->alive && now_ns() < deadline) progress_or_sleep(p->worker, 10);
   if (p->conn == 0) {
     bool alive = p->alive;
     free_peer(p);
@@ -215,10 +214,12 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_ucx_peer_next(labyrinth_ucx_
   const std::uint64_t deadline = now_ns() + std::uint64_t{timeout_ms} * 1000000ull;
   while (p->incoming.empty()) {
     if (!p->alive) return dead(what);
-    if (ucp_worker_progress(p->worker) == 0) {
-      if (now_ns() >= deadline)
+    const std::uint64_t now = now_ns();
+    if (now >= deadline) {
+      if (ucp_worker_progress(p->worker) == 0 && p->incoming.empty())
         return fail(LABYRINTH_ERR_TIMEOUT, "%s: no lend within %u ms", what, timeout_ms);
-      sched_yield();
+    } else {
+      progress_or_sleep(p->worker, static_cast<int>((deadline - now) / 1000000 + 1));
     }
   }
   if (!p->rkey_pending.empty()) {

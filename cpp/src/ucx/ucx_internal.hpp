@@ -82,6 +82,15 @@ labyrinth_status fail_ucx(const char *what, const char *step, ucs_status_t s);
 
 // A UCP context with active messages and RMA, and one worker on it.
 ucs_status_t open_worker(ucp_context_h *ctx, ucp_worker_h *worker);
+// Waiting: spin kSpins progress calls, then sleep on the worker's event fd
+// (UCP_FEATURE_WAKEUP), so that a waiting side gives its CPU to the side it
+// waits for. progress_or_arm: the events progressed, or 0 with the worker
+// armed (sleep_on may then sleep until an event or timeout_ms).
+// progress_or_sleep: both, without a lock in between (the peer's side).
+constexpr int kSpins = 64;
+unsigned progress_or_arm(ucp_worker_h worker);
+void sleep_on(ucp_worker_h worker, int timeout_ms);
+unsigned progress_or_sleep(ucp_worker_h worker, int timeout_ms);
 // Wait for a UCX request (NULL: done at once), progressing `worker`.
 ucs_status_t wait_request(ucp_worker_h worker, void *request);
 // Send one active message and wait until UCX has taken it.
@@ -128,6 +137,9 @@ struct Pending {
 
 // Node calls that need the node's mutex held (node.cpp, lend.cpp).
 void node_progress_locked(labyrinth_ucx_node *n, unsigned *events);
+// Progress the node (locks it); with nothing to do, sleep up to timeout_ms
+// on the worker's event fd (unlocked). Returns the events progressed.
+unsigned node_wait(labyrinth_ucx_node *n, int timeout_ms);
 void conn_lost_locked(labyrinth_ucx_node *n, Conn *c);
 ucs_status_t node_register_handlers(labyrinth_ucx_node *n);
 ucs_status_t lend_register_handlers(labyrinth_ucx_node *n);
