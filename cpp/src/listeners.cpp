@@ -26,11 +26,13 @@ struct Listeners {
   std::uint64_t last_id = 0;
 };
 
-// Never destroyed: usable from any thread until the process ends.
-Listeners &all() {
+// Never destroyed: usable from any thread until the process ends. A forked
+// child starts a fresh one (listeners_after_fork_child).
+Listeners *&current() {
   static Listeners *l = new Listeners;
-  return *l;
+  return l;
 }
+Listeners &all() { return *current(); }
 
 labyrinth_listener *handle_of(std::uint64_t id) {
   return reinterpret_cast<labyrinth_listener *>(static_cast<std::uintptr_t>(id));
@@ -199,6 +201,16 @@ void end_destroy(Pool *p) {
       l.destroying.erase(it);
       return;
     }
+}
+
+void listeners_after_fork_child() {
+  // The mutex may have been held, and the list half changed, by a thread
+  // that does not exist in the child; every subscription in it is of the
+  // parent's pools, which the child cannot use. The old one is leaked on
+  // purpose. Handles stay unique: the numbering goes on.
+  auto *fresh = new Listeners;
+  fresh->last_id = current()->last_id;
+  current() = fresh;
 }
 
 }  // namespace lab

@@ -37,4 +37,7 @@ labyrinth_status ask_listeners(Pool *p, const char *what);
 void remove_listeners(Pool *p);
 void end_destroy(Pool *p);
 
+// In a forked child (process.cpp): a fresh, empty list and mutex.
+void listeners_after_fork_child();
+
 }  // namespace lab

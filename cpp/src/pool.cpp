@@ -31,8 +31,20 @@ std::atomic<std::uint64_t> g_next_pool_id{0};
 // The options the pool will have, checked (the boundary has laid the
 // caller's struct over the defaults). INVALID or UNSUPPORTED with
 // a message if they cannot make a pool.
-labyrinth_status read_options(const labyrinth_pool_options *opts, labyrinth_pool_options &o) {
+// A provider is copied into *provider, which o.arena_provider then names.
+labyrinth_status read_options(const labyrinth_pool_options *opts, labyrinth_pool_options &o,
+                              labyrinth_arena_provider *provider) {
   o = *opts;  // a complete struct of this version (boundary.hpp)
+  if (o.arena_provider) {
+    if (labyrinth_status st = check_struct_size(
+            o.arena_provider->struct_size, sizeof(labyrinth_arena_provider),
+            "labyrinth_pool_create", "arena_provider", "set it to sizeof(labyrinth_arena_provider)");
+        st != LABYRINTH_OK)
+      return st;
+    copy_in(o.arena_provider, provider);
+    o.arena_provider = provider;
+    if (labyrinth_status st = check_provider(*provider, o.numa_node); st != LABYRINTH_OK) return st;
+  }
   if (o.size_bytes == 0 || o.size_bytes % kPageSize != 0)
     return set_error(LABYRINTH_ERR_INVALID,
                      "labyrinth_pool_create: size_bytes %zu is not a non-zero multiple of %zu",
@@ -46,9 +58,6 @@ labyrinth_status read_options(const labyrinth_pool_options *opts, labyrinth_pool
                               LABYRINTH_POOL_SCRUB | LABYRINTH_POOL_POISON |
                               LABYRINTH_POOL_GUARD | LABYRINTH_POOL_PKEYS |
                               LABYRINTH_POOL_NO_RECLAIM | LABYRINTH_POOL_PIN_BEST_EFFORT;
-  if (o.arena_provider)
-    return set_error(LABYRINTH_ERR_UNSUPPORTED,
-                     "labyrinth_pool_create: arena_provider is not implemented yet");
   if (o.flags & ~known)
     return set_error(LABYRINTH_ERR_INVALID, "labyrinth_pool_create: unknown flags 0x%x",
                      o.flags & ~known);
@@ -133,7 +142,7 @@ labyrinth_status create_empty(const labyrinth_pool_options &o, Pool **out) {
   Pool *p = nullptr;
   if (st == LABYRINTH_OK && !(p = new (std::nothrow) Pool))
     st = set_error(LABYRINTH_ERR_NOMEM, "labyrinth_pool_create: out of memory");
-  if (st == LABYRINTH_OK) st = arena_map(o.size_bytes, o.flags, o.numa_node, &p->arena);
+  if (st == LABYRINTH_OK) st = arena_map(o.size_bytes, o.flags, o.numa_node, o.arena_provider, &p->arena);
   if (st == LABYRINTH_OK && pkeys && !pkeys::protect(p->arena.base, o.size_bytes, pkeys::free_key()))
     st = set_error(LABYRINTH_ERR_SYSTEM,
                    "labyrinth_pool_create: LABYRINTH_POOL_PKEYS: pkey_mprotect of the arena "
@@ -203,7 +212,8 @@ void populate(Pool *p, const labyrinth_pool_options &o) {
 
 labyrinth_status pool_create(const labyrinth_pool_options *opts, labyrinth_pool **out) {
   labyrinth_pool_options o;
-  labyrinth_status st = read_options(opts, o);
+  labyrinth_arena_provider provider{};
+  labyrinth_status st = read_options(opts, o, &provider);
   Pool *p = nullptr;
   if (st == LABYRINTH_OK) st = create_empty(o, &p);
   if (st != LABYRINTH_OK) return st;

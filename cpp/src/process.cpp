@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "listeners.hpp"
 #include "pkeys.hpp"
 #include "pool.hpp"
 
@@ -50,6 +51,7 @@ void on_fork_child() {
   // child; make a fresh one (the old one is leaked on purpose).
   new (&reg_mu()) std::mutex;
   pkeys::after_fork_child();
+  listeners_after_fork_child();
 }
 
 __attribute__((constructor)) void labyrinth_process_init() {

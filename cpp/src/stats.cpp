@@ -52,7 +52,10 @@ labyrinth_status pool_stats(const Pool *cp, labyrinth_stats *out) {
   s.huge_pages = p->arena.huge_pages ? 1 : 0;
   s.cache_reclaims = p->cache_reclaims.load(kRelaxed);
   s.reclaimed_pages = p->reclaimed_pages.load(kRelaxed);
-  s.arena_provider = "anonymous";
+  const Arena &a = p->arena;
+  s.arena_provider = a.provider.map ? a.provider.name : "anonymous";
+  s.arena_unused_bytes = a.provider.map ? a.mapped_size - a.size : 0;
+  s.arena_flags = a.provider.flags;
   *out = s;
   return LABYRINTH_OK;
 }

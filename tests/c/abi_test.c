@@ -7,7 +7,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <labyrinth/labyrinth.h>
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,89 @@ static void *receiver_main(void *arg) {
   h->result = labyrinth_free_pages(h->pool, h->page);
   pthread_mutex_unlock(&h->mu);
   return NULL;
+}
+
+/* ABI 1.1 (labyrinth_arena.h): an arena from the heap (posix_memalign,
+ * NO_ADVICE: heap memory must not be madvised), and a listener. */
+static int arena_maps, arena_unmaps, told_added, told_removed;
+
+static int heap_map(void *ctx, size_t size, void **base) {
+  (void)ctx;
+  arena_maps++;
+  return posix_memalign(base, 4096, size);
+}
+
+static void heap_unmap(void *ctx, void *base, size_t size) {
+  (void)ctx;
+  (void)size;
+  arena_unmaps++;
+  free(base);
+}
+
+static int region_added(void *ctx, labyrinth_pool *pool, void *base, size_t size) {
+  void *arena;
+  size_t arena_size;
+  CHECK(labyrinth_pool_arena(pool, &arena, &arena_size) == LABYRINTH_OK);
+  CHECK(ctx == &told_added && base == arena && size == arena_size);
+  told_added++;
+  return 0;
+}
+
+static int destroy_requested(void *ctx, labyrinth_pool *pool) {
+  (void)ctx;
+  (void)pool;
+  return told_removed ? 0 : EBUSY; /* lets go only once told to */
+}
+
+static void region_removed(void *ctx, labyrinth_pool *pool, void *base, size_t size) {
+  (void)ctx;
+  (void)pool;
+  (void)base;
+  (void)size;
+  told_removed++;
+}
+
+static void check_arena_and_listeners(void) {
+  labyrinth_arena_provider provider;
+  labyrinth_arena_listener listener;
+  labyrinth_pool_options opts;
+  labyrinth_pool *pool = NULL;
+  labyrinth_listener *sub = NULL;
+  labyrinth_stats s;
+  void *base;
+  memset(&provider, 0, sizeof provider);
+  provider.struct_size = sizeof provider;
+  provider.name = "heap";
+  provider.flags = LABYRINTH_ARENA_NO_ADVICE;
+  provider.map = heap_map;
+  provider.unmap = heap_unmap;
+  labyrinth_pool_options_init(&opts);
+  CHECK(opts.arena_provider == NULL);
+  opts.size_bytes = 4u << 20;
+  opts.flags &= ~LABYRINTH_POOL_PIN_MASK;
+  opts.arena_provider = &provider;
+  if (labyrinth_pool_create(&opts, &pool) != LABYRINTH_OK) {
+    CHECK(!"pool on a provider arena");
+    return;
+  }
+  CHECK(labyrinth_pool_arena(pool, &base, NULL) == LABYRINTH_OK);
+  CHECK((uintptr_t)base % LABYRINTH_ARENA_ALIGN == 0);
+  s = get_stats(pool);
+  CHECK(strcmp(s.arena_provider, "heap") == 0 && s.arena_flags == LABYRINTH_ARENA_NO_ADVICE);
+  memset(&listener, 0, sizeof listener);
+  listener.struct_size = sizeof listener;
+  listener.name = "c listener";
+  listener.ctx = &told_added;
+  listener.region_added = region_added;
+  listener.destroy_requested = destroy_requested;
+  listener.region_removed = region_removed;
+  CHECK(labyrinth_pool_listen(pool, &listener, &sub) == LABYRINTH_OK && told_added == 1);
+  CHECK(labyrinth_pool_destroy(pool) == LABYRINTH_ERR_BUSY);
+  CHECK(strstr(labyrinth_last_error_message(), "'c listener'") != NULL);
+  CHECK(labyrinth_pool_unlisten(pool, sub) == LABYRINTH_OK && told_removed == 1);
+  CHECK(labyrinth_pool_unlisten(pool, sub) == LABYRINTH_ERR_INVALID);
+  CHECK(labyrinth_pool_destroy(pool) == LABYRINTH_OK);
+  CHECK(arena_maps == 1 && arena_unmaps == 1);
 }
 
 int main(void) {
@@ -155,6 +240,7 @@ int main(void) {
 
   CHECK(labyrinth_pool_destroy(pool) == LABYRINTH_OK);
   CHECK(labyrinth_pool_destroy(NULL) == LABYRINTH_OK);
+  check_arena_and_listeners();
 
   if (failures) {
     fprintf(stderr, "abi_test: %d check(s) failed\n", failures);

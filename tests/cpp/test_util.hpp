@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "arena_test_util.hpp"
 #include "labyrinth/labyrinth.h"
 
 namespace labtest {
@@ -16,6 +17,7 @@ inline labyrinth_pool_options options(std::size_t bytes) {
   labyrinth_pool_options_init(&o);
   o.size_bytes = bytes;
   o.flags &= ~LABYRINTH_POOL_PIN_MASK;  // tests make many pools; pinning is tested on its own
+  o.arena_provider = arena_under_test();  // LABYRINTH_TEST_ARENA (arena_test_util.hpp)
   return o;
 }
 

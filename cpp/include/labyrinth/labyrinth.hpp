@@ -75,6 +75,13 @@ class PoolOptions {
   /// cached pages (default on; LABYRINTH_POOL_NO_RECLAIM when off).
   PoolOptions &reclaim(bool on) noexcept { return set_flag(LABYRINTH_POOL_NO_RECLAIM, !on); }
   PoolOptions &numa_node(int node) noexcept { opts_.numa_node = node; return *this; }
+  /// Bring your own arena (labyrinth_arena.h): `provider` is borrowed until
+  /// the Pool is constructed (the pool copies it), its name and ctx until
+  /// the pool is destroyed.
+  PoolOptions &arena_provider(const labyrinth_arena_provider &provider) noexcept {
+    opts_.arena_provider = &provider;
+    return *this;
+  }
   const labyrinth_pool_options &c() const noexcept { return opts_; }
   labyrinth_pool_options &c() noexcept { return opts_; }
 
@@ -230,6 +237,45 @@ class Pool {
                  labyrinth_last_error_message());
   }
   labyrinth_pool *pool_ = nullptr;
+};
+
+/// A registration listener's subscription to a pool's arena
+/// (labyrinth_pool_listen), ended when the object goes (labyrinth_pool_unlisten:
+/// region_removed is called). Move-only. It must not outlive its Pool's
+/// destroy: the destroy ends it (region_removed), and the later unlisten is
+/// refused harmlessly. Construction throws Error (SYSTEM when region_added
+/// refuses, INVALID for a bad listener, BUSY while the pool is being destroyed).
+class Subscription {
+ public:
+  Subscription(const Pool &pool, const labyrinth_arena_listener &listener) : pool_(pool.get()) {
+    check(labyrinth_pool_listen(pool_, &listener, &sub_));
+  }
+  Subscription(Subscription &&o) noexcept
+      : pool_(std::exchange(o.pool_, nullptr)), sub_(std::exchange(o.sub_, nullptr)) {}
+  Subscription &operator=(Subscription &&o) noexcept {
+    if (this != &o) {
+      if (sub_) labyrinth_pool_unlisten(pool_, sub_);
+      pool_ = std::exchange(o.pool_, nullptr);
+      sub_ = std::exchange(o.sub_, nullptr);
+    }
+    return *this;
+  }
+  Subscription(const Subscription &) = delete;
+  Subscription &operator=(const Subscription &) = delete;
+  ~Subscription() {
+    if (sub_) labyrinth_pool_unlisten(pool_, sub_);
+  }
+  /// End it now; throws Error (INVALID) if it has already ended (the pool's destroy).
+  void end() {
+    if (!sub_) return;
+    labyrinth_listener *s = std::exchange(sub_, nullptr);
+    check(labyrinth_pool_unlisten(pool_, s));
+  }
+  labyrinth_listener *get() const noexcept { return sub_; }
+
+ private:
+  labyrinth_pool *pool_ = nullptr;
+  labyrinth_listener *sub_ = nullptr;
 };
 
 /// The calling thread's owner id.

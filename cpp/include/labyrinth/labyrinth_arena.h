@@ -118,7 +118,7 @@ typedef struct labyrinth_arena_provider {
  * at destroy in the reverse order (the last to subscribe lets go first).
  *
  * Callbacks run on the thread of the call that triggers them, with no
- * Labyrinth lock held. A callback may call any Labyrinth function except
+ * Labyrinth lock held, and must return (C++: must not throw). A callback may call any Labyrinth function except
  * labyrinth_pool_destroy/_ex of the same pool (refused: BUSY, it is being
  * destroyed or listened to); labyrinth_pool_listen on the same pool from a
  * callback run by its destroy is refused (BUSY). destroy_requested and

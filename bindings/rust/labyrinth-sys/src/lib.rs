@@ -73,10 +73,12 @@ pub struct labyrinth_pool_options {
     pub max_thread_caches: u32,
     pub thread_cache_pages: u32,
     pub thread_cache_batch: u32,
+    /// ABI 1.1: `const labyrinth_arena_provider *` (labyrinth_arena.h); null: anonymous.
+    pub arena_provider: *const c_void,
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct labyrinth_stats {
     pub struct_size: usize,
     pub total_pages: u64,
@@ -105,6 +107,19 @@ pub struct labyrinth_stats {
     pub huge_pages: u32,
     pub cache_reclaims: u64,
     pub reclaimed_pages: u64,
+    /// ABI 1.1: the arena provider's name ("anonymous" without one); borrowed
+    /// while the pool lives.
+    pub arena_provider: *const c_char,
+    pub arena_unused_bytes: u64,
+    pub arena_flags: u32,
+}
+
+impl Default for labyrinth_stats {
+    /// All zero (a null arena_provider), like C's memset.
+    fn default() -> Self {
+        // SAFETY: every field is an integer, an array of integers or a raw pointer.
+        unsafe { core::mem::zeroed() }
+    }
 }
 
 extern "C" {

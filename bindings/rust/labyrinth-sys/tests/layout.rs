@@ -50,14 +50,15 @@ fn c_facts() -> BTreeMap<String, u64> {
 const OPTIONS_FIELDS: &[&str] = &[
     "struct_size", "size_bytes", "atomic_reserve_pages", "flags", "numa_node",
     "watermark_min_pages", "watermark_low_pages", "watermark_high_pages",
-    "max_thread_caches", "thread_cache_pages", "thread_cache_batch",
+    "max_thread_caches", "thread_cache_pages", "thread_cache_batch", "arena_provider",
 ];
 const STATS_FIELDS: &[&str] = &[
     "struct_size", "total_pages", "free_pages", "reserve_pages", "reserve_target", "cached_pages",
     "allocated_pages", "inflight_pages", "orphaned_pages", "free_blocks", "shared_free_pages",
     "reserve_uses", "failures", "waits", "timeouts", "refills", "drains", "pressure_events",
     "watermark_min", "watermark_low", "watermark_high", "thread_caches_in_use", "metadata_bytes",
-    "flags", "huge_pages", "cache_reclaims", "reclaimed_pages",
+    "flags", "huge_pages", "cache_reclaims", "reclaimed_pages", "arena_provider",
+    "arena_unused_bytes", "arena_flags",
 ];
 
 const LISTED_STRUCTS: &[(&str, &[&str])] = &[
@@ -147,6 +148,7 @@ fn structs_and_constants_match_the_header() {
         ("max_thread_caches", offset_of!(labyrinth_pool_options, max_thread_caches)),
         ("thread_cache_pages", offset_of!(labyrinth_pool_options, thread_cache_pages)),
         ("thread_cache_batch", offset_of!(labyrinth_pool_options, thread_cache_batch)),
+        ("arena_provider", offset_of!(labyrinth_pool_options, arena_provider)),
     ];
     assert_eq!(opts.len(), OPTIONS_FIELDS.len());
     for (f, off) in opts {
@@ -180,6 +182,9 @@ fn structs_and_constants_match_the_header() {
         ("huge_pages", offset_of!(labyrinth_stats, huge_pages)),
         ("cache_reclaims", offset_of!(labyrinth_stats, cache_reclaims)),
         ("reclaimed_pages", offset_of!(labyrinth_stats, reclaimed_pages)),
+        ("arena_provider", offset_of!(labyrinth_stats, arena_provider)),
+        ("arena_unused_bytes", offset_of!(labyrinth_stats, arena_unused_bytes)),
+        ("arena_flags", offset_of!(labyrinth_stats, arena_flags)),
     ];
     assert_eq!(stats.len(), STATS_FIELDS.len());
     for (f, off) in stats {
