@@ -13,25 +13,25 @@
 
 namespace {
 
+// A pool of `size` bytes whose arena the node's provider allocates.
+labyrinth_status ucx_pool(labyrinth_ucx_node *node, size_t size, labyrinth_pool **pool) {
+  labyrinth_arena_provider prov;
+  labyrinth_status st = labyrinth_ucx_arena_provider(node, &prov);
+  if (st) return st;
+  labyrinth_pool_options o;
+  labyrinth_pool_options_init(&o);
+  o.size_bytes = size;
+  o.flags = 0;
+  o.arena_provider = &prov;
+  return labyrinth_pool_create(&o, pool);
+}
+
 TEST(UcxArena, OwnershipAndLend) {
   setenv("UCX_TLS", "sm,tcp", 1);
   labyrinth_ucx_node *node = nullptr;
   ASSERT_EQ(labyrinth_ucx_node_create(LABYRINTH_UCX_NODE_PROGRESS_THREAD, &node), LABYRINTH_OK);
-  labyrinth_arena_provider prov;
-  ASSERT_EQ(labyrinth_ucx_arena_provider(node, &prov), LABYRINTH_OK);
-  labyrinth_pool_options o;
-  labyrinth_pool_options_init(&o);
-  o.size_bytes = 8u << 20;
-  o.flags = 0;
-  o.arena_provider = &prov;
   labyrinth_pool *pool = nullptr;
-  labyrinth_status st = labyrinth_pool_create(&o, &pool);
-  if (st == LABYRINTH_ERR_UNSUPPORTED) {
-    labyrinth_ucx_node_destroy(node);
-    GTEST_SKIP() << "this core cannot map an arena through a provider yet: "
-                 << labyrinth_last_error_message();
-  }
-  ASSERT_EQ(st, LABYRINTH_OK) << labyrinth_last_error_message();
+  ASSERT_EQ(ucx_pool(node, 8u << 20, &pool), LABYRINTH_OK) << labyrinth_last_error_message();
   void *base = nullptr;
   ASSERT_EQ(labyrinth_pool_arena(pool, &base, nullptr), LABYRINTH_OK);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(base) % LABYRINTH_ARENA_ALIGN, 0u);
@@ -79,6 +79,45 @@ TEST(UcxArena, OwnershipAndLend) {
   // The pool's destroy tells the node (region_removed), then the provider
   // takes the arena back: the node may then go.
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK) << labyrinth_last_error_message();
+  EXPECT_EQ(labyrinth_ucx_node_destroy(node), LABYRINTH_OK);
+}
+
+// Over shared memory a put into a UCX-allocated arena needs no progress on
+// the node's side: the record lands while the node calls nothing.
+TEST(UcxArena, PutIsOneSidedOverSharedMemory) {
+  setenv("UCX_TLS", "sm,tcp", 1);
+  labyrinth_ucx_node *node = nullptr;
+  ASSERT_EQ(labyrinth_ucx_node_create(0, &node), LABYRINTH_OK);
+  labyrinth_pool *pool = nullptr;
+  ASSERT_EQ(ucx_pool(node, 4u << 20, &pool), LABYRINTH_OK) << labyrinth_last_error_message();
+  ASSERT_EQ(labyrinth_ucx_node_attach(node, pool), LABYRINTH_OK);
+  char addr[4096];
+  size_t len = 0;
+  ASSERT_EQ(labyrinth_ucx_node_address(node, addr, sizeof addr, &len), LABYRINTH_OK);
+  ucx_test::Child peer;
+  ASSERT_TRUE(ucx_test::spawn({UCX_PEER_HELPER, "addr", ucx_test::to_hex(addr, len), "put", "1"}, &peer));
+  labyrinth_ucx_conn conn = 0;
+  ASSERT_EQ(labyrinth_ucx_accept(node, 15000, &conn), LABYRINTH_OK) << labyrinth_last_error_message();
+  auto *page = static_cast<volatile uint64_t *>(labyrinth_void_alloc_page_gfp_atomic_exclusive(pool));
+  page[LABYRINTH_PAGE_SIZE / 8 - 1] = 0;
+  ASSERT_EQ(labyrinth_ucx_lend(node, conn, const_cast<uint64_t *>(page), LABYRINTH_UCX_LEND_WRITE),
+            LABYRINTH_OK);
+  // The helper writes record(id): its last word is never 0.
+  bool landed = false;
+  for (int ms = 0; ms < 10000 && !landed; ++ms) {
+    landed = page[LABYRINTH_PAGE_SIZE / 8 - 1] != 0;
+    if (!landed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(landed) << "the put did not land without the node's progress";
+  labyrinth_ucx_stats s{};
+  s.struct_size = sizeof s;
+  for (int i = 0; i < 1000 && labyrinth_ucx_node_stats(node, &s) == LABYRINTH_OK && s.lent_now; ++i)
+    labyrinth_ucx_progress(node, 10, nullptr);  // now the node takes the return
+  EXPECT_EQ(ucx_test::wait_returned(node, 1).size(), 1u);
+  EXPECT_EQ(peer.wait(), 0);
+  EXPECT_EQ(labyrinth_free_pages(pool, const_cast<uint64_t *>(page)), LABYRINTH_OK);
+  EXPECT_EQ(labyrinth_ucx_node_detach(node), LABYRINTH_OK);
+  EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_OK);
   EXPECT_EQ(labyrinth_ucx_node_destroy(node), LABYRINTH_OK);
 }
 
