@@ -260,7 +260,7 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_ucx_peer_return(labyrinth_uc
   p->held.erase(id);
   if (!p->alive) return dead(what);
   ReturnMsg m{kMagic, 0, p->conn, id, value};
-  ucs_status_t s = send_am(p->worker, p->ep, kAmReturn, &m, sizeof m, nullptr, 0);
+  ucs_status_t s = send_am(p->worker, p->rma_ep, kAmReturn, &m, sizeof m, nullptr, 0);
   if (s != UCS_OK) return p->alive ? fail_ucx(what, "sending the return", s) : dead(what);
   return LABYRINTH_OK;
 }
