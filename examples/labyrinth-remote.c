@@ -3,10 +3,12 @@
  * sender puts a 4 KiB record into each and returns it; the receiver checks
  * the record and frees the page.
  *
- *   labyrinth-remote [--records N] [--window W] [--ucx-arena]
+ *   labyrinth-remote [--records N] [--window W] [--anon-arena]
  *       both sides on this machine: the receiver starts the sender as a
  *       second process and connects it by worker address. UCX_TLS picks the
- *       transport (tcp; sm,tcp for shared memory).
+ *       transport (tcp; sm,tcp for shared memory). The pool's arena is
+ *       UCX-allocated (one-sided puts over shared memory) unless
+ *       --anon-arena (anonymous memory registered at attach).
  *   labyrinth-remote --listen PORT [--records N] [--window W]   (receiver)
  *   labyrinth-remote --connect IP:PORT [--records N]            (sender)
  *       the same between two hosts.
@@ -30,7 +32,7 @@ enum { REC = 4096 };
 
 struct opts {
   long records, window;
-  int ucx_arena;
+  int anon_arena;
   const char *listen_port, *connect_to, *address_hex;
 };
 
@@ -153,9 +155,9 @@ static int run_receiver(const struct opts *o) {
   labyrinth_pool_options_init(&po);
   po.size_bytes = 64u << 20;
   po.flags = 0;
-  po.arena_provider = o->ucx_arena ? &prov : NULL;
+  po.arena_provider = o->anon_arena ? NULL : &prov;
   labyrinth_pool *pool;
-  if (labyrinth_pool_create(&po, &pool)) return die("pool (with --ucx-arena: the UCX provider)");
+  if (labyrinth_pool_create(&po, &pool)) return die("pool");
   if (labyrinth_ucx_node_attach(node, pool)) return die("attach");
   pid_t child = -1;
   if (o->listen_port) {
@@ -197,10 +199,10 @@ static int run_receiver(const struct opts *o) {
 }
 
 int main(int argc, char **argv) {
-  struct opts o = {.records = 100000, .window = 64};
+  struct opts o = {.records = 100000, .window = 32};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--ucx-arena")) o.ucx_arena = 1;
+    if (!strcmp(a, "--anon-arena")) o.anon_arena = 1;
     else if (!v) return fprintf(stderr, "labyrinth-remote: %s needs a value\n", a), 2;
     else if (!strcmp(a, "--records")) o.records = atol(v), ++i;
     else if (!strcmp(a, "--window")) o.window = atol(v), ++i;

@@ -105,7 +105,10 @@ ucs_status_t wait_request(ucp_worker_h worker, void *request) {
   if (request == nullptr) return UCS_OK;
   if (UCS_PTR_IS_ERR(request)) return UCS_PTR_STATUS(request);
   ucs_status_t s;
-  while ((s = ucp_request_check_status(request)) == UCS_INPROGRESS) progress_or_sleep(worker, 10);
+  // Spins, yielding the CPU: the worker's event fd tells of arrivals, not
+  // of a send's completion, so sleeping on it would stall sends.
+  while ((s = ucp_request_check_status(request)) == UCS_INPROGRESS)
+    if (ucp_worker_progress(worker) == 0) sched_yield();
   ucp_request_free(request);
   return s;
 }

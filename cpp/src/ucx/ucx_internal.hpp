@@ -91,7 +91,8 @@ constexpr int kSpins = 64;
 unsigned progress_or_arm(ucp_worker_h worker);
 void sleep_on(ucp_worker_h worker, int timeout_ms);
 unsigned progress_or_sleep(ucp_worker_h worker, int timeout_ms);
-// Wait for a UCX request (NULL: done at once), progressing `worker`.
+// Wait for a UCX request (NULL: done at once), progressing `worker`
+// (spinning, yielding the CPU).
 ucs_status_t wait_request(ucp_worker_h worker, void *request);
 // Send one active message and wait until UCX has taken it.
 ucs_status_t send_am(ucp_worker_h worker, ucp_ep_h ep, unsigned id, const void *header,
