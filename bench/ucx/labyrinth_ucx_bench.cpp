@@ -12,7 +12,7 @@
 //           its window of pages still lent. Counts lends, returns, returns by
 //           peer death and pages leaked.
 // Usage: labyrinth_ucx_bench [--iters N] [--window W] [--peers P] [--lends L]
-//                            [--anon-arena]
+//                            [--anon-arena] [--pool-mib M]
 // UCX_TLS picks the transports (sm,tcp: shared memory for the puts).
 #include <signal.h>
 #include <spawn.h>
@@ -34,7 +34,7 @@ extern char **environ;
 namespace {
 
 struct Opts {
-  long iters = 20000, window = 32, peers = 100, lends = 1000;
+  long iters = 20000, window = 32, peers = 100, lends = 1000, pool_mib = 64;
   bool anon_arena = false;
 };
 
@@ -87,14 +87,16 @@ int run_peer(const char *hex, const std::string &action, long n) {
     // warms up and is not counted.
     double raw = 1e30, lent = 1e30;
     for (int round = 0; round < 6; ++round) {
-      double t0 = now_us();
-      for (long i = 0; i < n; ++i)
-        if (raw_put_flush(p, rec, sizeof rec, l.remote_addr) != UCS_OK) return die("raw put");
-      const double r = (now_us() - t0) / static_cast<double>(n);
-      t0 = now_us();
-      for (long i = 0; i < n; ++i)
-        if (labyrinth_ucx_peer_put(p, l.id, 0, rec, sizeof rec)) return die("lent put");
-      const double m = (now_us() - t0) / static_cast<double>(n);
+      double r = 0, m = 0;
+      for (int side = 0; side < 2; ++side) {  // raw first in even rounds, lent first in odd
+        const bool raw_now = (side == 0) == (round % 2 == 0);
+        const double t0 = now_us();
+        for (long i = 0; i < n; ++i)
+          if (raw_now ? raw_put_flush(p, rec, sizeof rec, l.remote_addr) != UCS_OK
+                      : labyrinth_ucx_peer_put(p, l.id, 0, rec, sizeof rec) != LABYRINTH_OK)
+            return die("put");
+        (raw_now ? r : m) = (now_us() - t0) / static_cast<double>(n);
+      }
       if (round > 0) raw = std::min(raw, r), lent = std::min(lent, m);
     }
     std::printf("put   4 KiB put+flush, best of 5 rounds of %ld: raw UCX %.3f us, into a lent page "
@@ -225,7 +227,7 @@ int run_node(const Opts &o) {
   labyrinth_ucx_arena_provider(nd.node, &prov);
   labyrinth_pool_options po;
   labyrinth_pool_options_init(&po);
-  po.size_bytes = 64u << 20;
+  po.size_bytes = static_cast<size_t>(o.pool_mib) << 20;
   po.flags = 0;
   po.arena_provider = o.anon_arena ? nullptr : &prov;
   if (labyrinth_pool_create(&po, &nd.pool)) return die("pool");
@@ -234,9 +236,9 @@ int run_node(const Opts &o) {
   s.struct_size = sizeof s;
   labyrinth_ucx_node_stats(nd.node, &s);
   const char *tls = std::getenv("UCX_TLS");
-  std::printf("arena %s, 64 MiB, UCX_TLS=%s; registration at attach %.1f us\n",
+  std::printf("arena %s, %ld MiB, UCX_TLS=%s; registration at attach %.1f us\n",
               o.anon_arena ? "anonymous (ucp_mem_map of it at attach)" : "UCX-allocated (UCP_MEM_MAP_ALLOCATE)",
-              tls ? tls : "(default)", static_cast<double>(s.registration_ns) / 1e3);
+              o.pool_mib, tls ? tls : "(default)", static_cast<double>(s.registration_ns) / 1e3);
   char addr[4096];
   size_t len = 0;
   labyrinth_ucx_node_address(nd.node, addr, sizeof addr, &len);
@@ -269,6 +271,7 @@ int main(int argc, char **argv) {
     else if (a == "--window") o.window = v, ++i;
     else if (a == "--peers") o.peers = v, ++i;
     else if (a == "--lends") o.lends = v, ++i;
+    else if (a == "--pool-mib") o.pool_mib = v, ++i;
     else return std::fprintf(stderr, "labyrinth_ucx_bench: unknown option %s\n", a.c_str()), 2;
   }
   return run_node(o);
