@@ -14,6 +14,7 @@
 // Usage: labyrinth_ucx_bench [--iters N] [--window W] [--peers P] [--lends L]
 //                            [--anon-arena] [--pool-mib M]
 // UCX_TLS picks the transports (sm,tcp: shared memory for the puts).
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -51,12 +52,15 @@ int die(const char *what) {
 
 // ---- peer side -------------------------------------------------------------
 
-// Plain UCX: the request's completion by busy progress.
+// Plain UCX: the request's completion by progress, yielding the CPU when
+// idle as the library's own wait does (on a busy machine a wait that never
+// yields starves the node, which must progress emulated puts).
 ucs_status_t raw_wait(ucp_worker_h worker, void *req) {
   if (req == nullptr) return UCS_OK;
   if (UCS_PTR_IS_ERR(req)) return UCS_PTR_STATUS(req);
   ucs_status_t s;
-  while ((s = ucp_request_check_status(req)) == UCS_INPROGRESS) ucp_worker_progress(worker);
+  while ((s = ucp_request_check_status(req)) == UCS_INPROGRESS)
+    if (ucp_worker_progress(worker) == 0) sched_yield();
   ucp_request_free(req);
   return s;
 }
