@@ -129,6 +129,7 @@ TEST_P(UcxLend, BusyWhileLentThenBackWhenPeerDies) {
   EXPECT_EQ(labyrinth_ucx_lend(node, conn, page, LABYRINTH_UCX_LEND_READ), LABYRINTH_ERR_BUSY);
   EXPECT_NE(std::string(labyrinth_last_error_message()).find("already in flight"), std::string::npos);
   EXPECT_EQ(labyrinth_pool_destroy(pool), LABYRINTH_ERR_BUSY);
+  EXPECT_EQ(labyrinth_pool_destroy_ex(pool, LABYRINTH_DESTROY_FORCE), LABYRINTH_ERR_BUSY);
   EXPECT_EQ(labyrinth_ucx_node_detach(node), LABYRINTH_ERR_BUSY);
   EXPECT_EQ(stats().lent_now, 1u);
   peer.kill_now();
