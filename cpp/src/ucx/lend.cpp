@@ -74,7 +74,8 @@ labyrinth_status lend_locked(labyrinth_ucx_node *n, labyrinth_ucx_conn conn, voi
   LendMsg m{kMagic, mode, conn, n->next_lend, reinterpret_cast<std::uint64_t>(page),
             std::uint64_t{LABYRINTH_PAGE_SIZE} << order, n->rkey_gen};
   const bool with_rkey = c->rkey_gen_sent != n->rkey_gen;
-  ucs_status_t s = send_am(n->worker, c->ep, kAmLend, &m, sizeof m, with_rkey ? n->rkey_buf : nullptr,
+  ucp_ep_h ep = c->am_ep ? c->am_ep : c->ep;
+  ucs_status_t s = send_am(n->worker, ep, kAmLend, &m, sizeof m, with_rkey ? n->rkey_buf : nullptr,
                            with_rkey ? n->rkey_len : 0);
   if (s != UCS_OK) {
     lab_private_page_end_io(n->pool, page, LABYRINTH_OWNER_NONE);
@@ -98,8 +99,10 @@ void conn_lost_locked(labyrinth_ucx_node *n, Conn *c) {
   for (const auto &kv : n->lends)
     if (kv.second.conn == c->id) ids.push_back(kv.first);
   for (std::uint64_t id : ids) take_back(n, id, 0, LABYRINTH_UCX_RETURNED_PEER_LOST);
+  if (c->am_ep) close_ep(n->worker, c->am_ep, true);
   close_ep(n->worker, c->ep, true);
   c->ep = nullptr;
+  c->am_ep = nullptr;
 }
 
 ucs_status_t lend_register_handlers(labyrinth_ucx_node *n) {

@@ -23,17 +23,25 @@ void on_conn_request(ucp_conn_request_h req, void *arg) {
   static_cast<labyrinth_ucx_node *>(arg)->pending.requests.push_back(req);
 }
 
-ucs_status_t on_hello(void *arg, const void *, size_t, void *data, size_t length,
+ucs_status_t on_hello(void *arg, const void *header, size_t header_len, void *data, size_t length,
                       const ucp_am_recv_param_t *param) {
-  if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) return UCS_OK;  // never sent so
+  HelloMsg m;
+  if (header_len != sizeof m || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) return UCS_OK;
+  std::memcpy(&m, header, sizeof m);
+  if (m.magic != kMagic) return UCS_OK;
   auto *n = static_cast<labyrinth_ucx_node *>(arg);
   const char *d = static_cast<const char *>(data);
-  n->pending.hellos.emplace_back(d, d + length);
+  char boot[sizeof m.boot_id];
+  const bool same = boot_id(boot) && std::memcmp(boot, m.boot_id, sizeof boot) == 0;
+  n->pending.hellos.push_back(Pending::Hello{std::vector<char>(d, d + length), same});
   return UCS_OK;
 }
 
-// A new connection: an endpoint with an error handler, made from `ep_params`.
-void add_conn(labyrinth_ucx_node *n, ucp_ep_params_t *ep_params) {
+// A new connection: an endpoint with an error handler, made from
+// `ep_params`, and for a peer on this host (shm_address: its worker address)
+// one without, for the lends, where UCX may use shared memory.
+void add_conn(labyrinth_ucx_node *n, ucp_ep_params_t *ep_params,
+              const std::vector<char> *shm_address) {
   auto *c = new Conn;
   c->node = n;
   ep_params->field_mask |= UCP_EP_PARAM_FIELD_ERR_HANDLER | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
@@ -44,11 +52,18 @@ void add_conn(labyrinth_ucx_node *n, ucp_ep_params_t *ep_params) {
     delete c;
     return;
   }
+  if (shm_address && shared_memory_enabled()) {
+    ucp_ep_params_t am{};
+    am.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
+    am.address = reinterpret_cast<const ucp_address_t *>(shm_address->data());
+    if (ucp_ep_create(n->worker, &am, &c->am_ep) != UCS_OK) c->am_ep = nullptr;
+  }
   c->id = n->next_conn++;
   WelcomeMsg w{kMagic, 0, c->id, {}};
   boot_id(w.boot_id);
   if (send_am(n->worker, c->ep, kAmWelcome, &w, sizeof w, n->address.data(), n->address.size()) !=
       UCS_OK) {
+    if (c->am_ep) close_ep(n->worker, c->am_ep, true);
     close_ep(n->worker, c->ep, true);
     delete c;
     return;
@@ -68,13 +83,13 @@ void handle_pending(labyrinth_ucx_node *n) {
     ucp_ep_params_t ep{};
     ep.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST;
     ep.conn_request = req;
-    add_conn(n, &ep);
+    add_conn(n, &ep, nullptr);
   }
-  for (const std::vector<char> &addr : p.hellos) {
+  for (const Pending::Hello &h : p.hellos) {
     ucp_ep_params_t ep{};
     ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
-    ep.address = reinterpret_cast<const ucp_address_t *>(addr.data());
-    add_conn(n, &ep);
+    ep.address = reinterpret_cast<const ucp_address_t *>(h.address.data());
+    add_conn(n, &ep, h.same_host ? &h.address : nullptr);
   }
   for (Conn *c : p.lost) conn_lost_locked(n, c);
 }
@@ -178,6 +193,7 @@ extern "C" LABYRINTH_API labyrinth_status labyrinth_ucx_node_destroy(labyrinth_u
   }
   if (n->listener) ucp_listener_destroy(n->listener);
   for (auto &kv : n->conns) {
+    if (kv.second->am_ep) close_ep(n->worker, kv.second->am_ep, false);
     if (kv.second->ep) close_ep(n->worker, kv.second->ep, false);
     delete kv.second;
   }

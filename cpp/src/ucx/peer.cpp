@@ -94,7 +94,9 @@ labyrinth_status connect(ucp_ep_params_t *ep, bool hello, uint32_t timeout_ms,
     size_t len = 0;
     s = ucp_worker_get_address(p->worker, &addr, &len);
     if (s == UCS_OK) {
-      s = send_am(p->worker, p->ep, kAmHello, nullptr, 0, addr, len);
+      HelloMsg h{kMagic, 0, {}};
+      boot_id(h.boot_id);
+      s = send_am(p->worker, p->ep, kAmHello, &h, sizeof h, addr, len);
       ucp_worker_release_address(p->worker, addr);
     }
     if (s != UCS_OK) {

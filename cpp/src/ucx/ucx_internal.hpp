@@ -6,7 +6,8 @@
 // peer run the same release on little-endian hosts.
 //   HELLO   peer -> node  a peer that connected by worker address; data: the
 //                         peer's worker address, so that the node makes its
-//                         own endpoint to it (with an error handler)
+//                         own endpoint to it (with an error handler); the
+//                         header names the peer's host
 //   WELCOME node -> peer  the connection's id; data: the node's worker
 //                         address, for the peer's RMA endpoint
 //   LEND    node -> peer  a lend; data: the arena's packed rkey when the
@@ -19,9 +20,11 @@
 // that the other died. UCX 1.13 does not offer that mode over shared memory
 // (posix, sysv, cma: "Destination is unreachable"), so such endpoints ride
 // on tcp (or RDMA). A peer on the node's host, where UCX may use shared
-// memory, puts and gets over a second endpoint, its RMA endpoint, made
-// without error handling so that UCX picks shared memory; a node that dies
-// is still noticed on the control endpoint. Elsewhere (another host, or
+// memory, puts, gets and returns over a second endpoint, its RMA endpoint,
+// made without error handling so that UCX picks shared memory, and the node
+// sends it lends the same way (Conn::am_ep, for peers that connected by
+// address); a death on either side is still noticed on the control
+// endpoints. Elsewhere (another host, or
 // shared memory not among UCX_TLS) the control endpoint carries the puts
 // and gets too: a second tcp endpoint between the same workers, without
 // error handling, makes UCX 1.13 fail an assertion when the peer dies.
@@ -52,6 +55,11 @@ namespace ucx {
 constexpr std::uint32_t kMagic = 0x4c55u;  // "UL"
 enum AmId : unsigned { kAmHello = 0x4c01, kAmWelcome, kAmLend, kAmReturn };
 
+struct HelloMsg {
+  std::uint32_t magic;
+  std::uint32_t reserved;
+  char boot_id[40];  // the peer's host (boot_id)
+};
 struct WelcomeMsg {
   std::uint32_t magic;
   std::uint32_t reserved;
@@ -117,7 +125,8 @@ namespace ucx {
 
 struct Conn {
   labyrinth_ucx_conn id = 0;
-  ucp_ep_h ep = nullptr;
+  ucp_ep_h ep = nullptr;     // control: error handling (tcp, RDMA)
+  ucp_ep_h am_ep = nullptr;  // lends, to a peer on this host: shared memory
   bool alive = true;
   std::uint64_t rkey_gen_sent = 0;  // the rkey generation this peer holds
   labyrinth_ucx_node *node = nullptr;
@@ -132,7 +141,11 @@ struct Lend {
 // or close endpoints themselves).
 struct Pending {
   std::vector<ucp_conn_request_h> requests;
-  std::vector<std::vector<char>> hellos;  // peers' worker addresses
+  struct Hello {
+    std::vector<char> address;  // the peer's worker address
+    bool same_host;
+  };
+  std::vector<Hello> hellos;
   std::vector<Conn *> lost;
 };
 
