@@ -37,7 +37,10 @@
  * progresses inside its own calls.
  *
  * Threads: a node may be used from several threads at once (one mutex
- * serialises its worker); a peer by one thread at a time. No call here is
+ * serialises its worker); a peer by one thread at a time. Fork: UCX is not
+ * fork-safe; a forked child must not use its parent's node or peer (lends
+ * there are refused anyway: the parent's pool is unusable in the child).
+ * Start peer processes with posix_spawn or fork+exec. No call here is
  * async-signal-safe. Conventions (ownership, blocking, errors, struct_size)
  * are those of labyrinth.h. C99 and C++ compatible. Built only where UCX
  * (pkg-config ucx) is found: library labyrinth_ucx, liblabyrinth_ucx.so.1.
