@@ -163,6 +163,38 @@ TEST_P(UcxLend, PeerKilledMidLendReturnsEveryPage) {
   for (void *p : pages) EXPECT_EQ(labyrinth_free_pages(pool, p), LABYRINTH_OK);
 }
 
+// The other way round: the node dies while the peer holds its lends. The
+// peer's calls then fail with SYSTEM and a message; nothing hangs.
+TEST_P(UcxLend, NodeKilledPeerCallsFail) {
+  ucx_test::Child other;
+  ASSERT_TRUE(ucx_test::spawn({UCX_PEER_HELPER, "node", "-", "node", "2"}, &other));
+  char line[8192] = {0};
+  ASSERT_NE(fgets(line, sizeof line, other.out), nullptr);
+  line[strcspn(line, "\n")] = '\0';
+  std::vector<char> addr = ucx_test::from_hex(line);
+  labyrinth_ucx_peer *peer = nullptr;
+  ASSERT_EQ(labyrinth_ucx_peer_connect_address(addr.data(), addr.size(), 15000, &peer), LABYRINTH_OK)
+      << labyrinth_last_error_message();
+  labyrinth_ucx_lent l[2];
+  ASSERT_EQ(labyrinth_ucx_peer_next(peer, 15000, &l[0]), LABYRINTH_OK);
+  ASSERT_EQ(labyrinth_ucx_peer_next(peer, 15000, &l[1]), LABYRINTH_OK);
+  char rec[64] = {1};
+  EXPECT_EQ(labyrinth_ucx_peer_put(peer, l[0].id, 0, rec, sizeof rec), LABYRINTH_OK)
+      << labyrinth_last_error_message();
+  other.kill_now();
+  EXPECT_EQ(other.wait(), 128 + SIGKILL);
+  // The control endpoint notices; until then a lend may still look alive.
+  labyrinth_ucx_lent more;
+  labyrinth_status st = LABYRINTH_OK;
+  for (int i = 0; i < 200 && st != LABYRINTH_ERR_SYSTEM; ++i)
+    st = labyrinth_ucx_peer_next(peer, 50, &more);
+  EXPECT_EQ(st, LABYRINTH_ERR_SYSTEM);
+  EXPECT_NE(std::string(labyrinth_last_error_message()).find("lost"), std::string::npos);
+  EXPECT_EQ(labyrinth_ucx_peer_put(peer, l[1].id, 0, rec, sizeof rec), LABYRINTH_ERR_SYSTEM);
+  EXPECT_EQ(labyrinth_ucx_peer_return(peer, l[1].id, 0), LABYRINTH_ERR_SYSTEM);
+  EXPECT_EQ(labyrinth_ucx_peer_destroy(peer), LABYRINTH_OK);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, UcxLend, ::testing::Values("tcp", "sm,tcp"),
                          [](const ::testing::TestParamInfo<const char *> &i) {
                            return std::string(i.param[0] == 's' ? "shm" : "tcp");
