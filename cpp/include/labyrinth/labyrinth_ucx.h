@@ -86,7 +86,8 @@ typedef struct labyrinth_ucx_stats {
                                         connection died */
   uint64_t connections_now;        /**< live connections */
   uint64_t connections_total;      /**< connections accepted */
-  uint64_t connections_lost;       /**< connections that died (error handler) */
+  uint64_t connections_lost;       /**< connections that ended: the peer left or
+                                        died (the endpoint error handler) */
   uint64_t registered_bytes;       /**< arena bytes registered with UCX (0 when
                                         detached) */
   uint64_t registration_ns;        /**< time ucp_mem_map and ucp_rkey_pack took at
