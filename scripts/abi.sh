@@ -82,7 +82,7 @@ check_library() {
        "headers, $map and $lib agree; $node, $soname"
 }
 
-check_library "$lib" "$map" LABYRINTH_ $(ls cpp/include/labyrinth/*.h | grep -v '/labyrinth_xdp\.h$')
+check_library "$lib" "$map" LABYRINTH_ $(ls cpp/include/labyrinth/*.h | grep -v '/labyrinth_\(xdp\|ucx\)\.h$')
 # types LIB BASELINE MODE: record LIB's types as BASELINE, or check LIB
 # against it (additions pass; removals, changes, incompatible types fail).
 types() {
@@ -116,5 +116,13 @@ xdp_lib="$BUILD_DIR/cpp/liblabyrinth_xdp.so"
 if [ -e "$xdp_lib" ]; then
   check_library "$xdp_lib" cpp/src/xdp/labyrinth_xdp.map LABYRINTH_XDP_ cpp/include/labyrinth/labyrinth_xdp.h
 fi
+# UCX's library likewise; its types from the first baseline recorded for it.
+ucx_lib="$BUILD_DIR/cpp/liblabyrinth_ucx.so"
+if [ -e "$ucx_lib" ]; then
+  check_library "$ucx_lib" cpp/src/ucx/labyrinth_ucx.map LABYRINTH_UCX_ cpp/include/labyrinth/labyrinth_ucx.h
+fi
 types "$lib" abi/liblabyrinth.abi "${1:-check}"
 if [ -e "$xdp_lib" ]; then types "$xdp_lib" abi/liblabyrinth_xdp.abi "${1:-check}"; fi
+if [ -e "$ucx_lib" ] && { [ -e abi/liblabyrinth_ucx.abi ] || [ "${1:-check}" = record ]; }; then
+  types "$ucx_lib" abi/liblabyrinth_ucx.abi "${1:-check}"
+fi
