@@ -18,18 +18,6 @@ namespace lab {
 
 namespace {
 
-const char *errno_name(int e) {
-  switch (e) {
-    case ENOMEM: return "ENOMEM";
-    case EPERM: return "EPERM";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    case ENOSYS: return "ENOSYS";
-    case EFAULT: return "EFAULT";
-    case EIO: return "EIO";
-    default: return "errno";
-  }
-}
 
 // Why mlock refused: RLIMIT_MEMLOCK's value, or "unlimited" (then the
 // system is short of memory). Writes a NUL-terminated phrase into buf;

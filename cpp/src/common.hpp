@@ -91,6 +91,9 @@ labyrinth_status set_error(labyrinth_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 // Own snprintf subset used by set_error; async-signal-safe.
+// The symbolic name of an errno value ("ENOMEM"), or "errno" for one not
+// listed. Async-signal-safe.
+const char *errno_name(int e);
 std::size_t format_message(char *out, std::size_t cap, const char *fmt, __builtin_va_list ap);
 
 // This thread's owner id (assigned on first use). Async-signal-safe.

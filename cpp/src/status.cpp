@@ -8,6 +8,28 @@
 
 namespace lab {
 
+const char *errno_name(int e) {
+  switch (e) {
+    case ENOMEM: return "ENOMEM";
+    case EPERM: return "EPERM";
+    case EAGAIN: return "EAGAIN";
+    case EINVAL: return "EINVAL";
+    case ENOSYS: return "ENOSYS";
+    case EFAULT: return "EFAULT";
+    case EBADF: return "EBADF";
+    case EBUSY: return "EBUSY";
+    case ENXIO: return "ENXIO";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EINTR: return "EINTR";
+    case EEXIST: return "EEXIST";
+    case EOVERFLOW: return "EOVERFLOW";
+    case ENOBUFS: return "ENOBUFS";
+    case ECANCELED: return "ECANCELED";
+    case EIO: return "EIO";
+    default: return "errno";
+  }
+}
+
 __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
 
 void fast_forget() {

@@ -212,7 +212,7 @@ labyrinth_status ring_complete(labyrinth_ring *r, labyrinth_completion *out, std
     if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN) continue;
     if (ret < 0) {
       result = set_error(LABYRINTH_ERR_SYSTEM, "%s: waiting for completions failed (%s, errno %d)",
-                         what, uring::errno_name(-ret), -ret);
+                         what, errno_name(-ret), -ret);
       break;
     }
   }

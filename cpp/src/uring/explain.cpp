@@ -39,26 +39,6 @@ int read_sysctl_int(const char *path) {
 
 }  // namespace
 
-const char *errno_name(int e) {
-  switch (e) {
-    case ENOMEM: return "ENOMEM";
-    case EPERM: return "EPERM";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    case ENOSYS: return "ENOSYS";
-    case EFAULT: return "EFAULT";
-    case EBADF: return "EBADF";
-    case EBUSY: return "EBUSY";
-    case ENXIO: return "ENXIO";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EINTR: return "EINTR";
-    case EEXIST: return "EEXIST";
-    case EOVERFLOW: return "EOVERFLOW";
-    case ENOBUFS: return "ENOBUFS";
-    case ECANCELED: return "ECANCELED";
-    default: return "errno";
-  }
-}
 
 labyrinth_status explain_unavailable(int err, const char *what, const char *syscall_name) {
   if (err == ENOSYS)

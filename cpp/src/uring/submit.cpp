@@ -43,10 +43,10 @@ labyrinth_status submit_failed(labyrinth_ring *r, const char *what, int err) {
     return set_error(LABYRINTH_ERR_BUSY,
                      "%s: the kernel cannot take the submission now (%s); take completions "
                      "and submit again (the page is yours again)",
-                     what, uring::errno_name(err));
+                     what, errno_name(err));
   return set_error(LABYRINTH_ERR_SYSTEM,
                    "%s: io_uring_enter failed (%s, errno %d: %s); the page is yours again", what,
-                   uring::errno_name(err), err, std::strerror(err));
+                   errno_name(err), err, std::strerror(err));
 }
 
 // The checks every submission passes before anything changes; for a page,
@@ -215,7 +215,7 @@ labyrinth_status ring_cancel(labyrinth_ring *r, std::uint64_t user_data, const c
     return set_error(ret == -EAGAIN || ret == -EBUSY ? LABYRINTH_ERR_BUSY : LABYRINTH_ERR_SYSTEM,
                      "%s: io_uring_enter failed (%s); the cancellation will be submitted "
                      "with the next operation",
-                     what, uring::errno_name(-ret));
+                     what, errno_name(-ret));
   return LABYRINTH_OK;
 }
 

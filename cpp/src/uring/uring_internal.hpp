@@ -80,7 +80,6 @@ std::uint64_t ring_buffer_tag(std::uint32_t i);
 labyrinth_status explain_unavailable(int err, const char *what, const char *syscall_name);
 // The RLIMIT_MEMLOCK explanation for a failed registration of `bytes`.
 labyrinth_status explain_memlock(int err, const char *what, std::uint64_t bytes);
-const char *errno_name(int err);
 // NOMEM with the limit and the remedies when pinning `bytes` more, beside
 // `pinned_already` bytes this process's registrations pin, would exceed
 // RLIMIT_MEMLOCK (not for CAP_IPC_LOCK or an unlimited limit); else OK.
