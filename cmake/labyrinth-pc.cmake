@@ -1,4 +1,5 @@
-# Writes and installs a .pc file (labyrinth.pc, labyrinth-xdp.pc); run by
+# Writes and installs a .pc file (labyrinth.pc, labyrinth-xdp.pc,
+# labyrinth-ucx.pc); run by
 # `cmake --install` (cpp/CMakeLists.txt: labyrinth_install_pc sets the
 # LABYRINTH_PC_* variables), so the prefix is the one installed to,
 # also when given as `cmake --install --prefix`. Paths in the .pc are

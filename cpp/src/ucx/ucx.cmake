@@ -40,4 +40,6 @@ if(UCX_FOUND)
   add_library(labyrinth::labyrinth_ucx ALIAS labyrinth_ucx)
   install(TARGETS labyrinth_ucx EXPORT labyrinthTargets
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  # Shared only: there is no liblabyrinth_ucx.a.
+  labyrinth_install_pc(labyrinth-ucx "")
 endif()
