@@ -21,8 +21,9 @@ LIBDIR="$(readlink -f "$B/cpp")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/old/labyrinth"
-for h in labyrinth.h labyrinth_inline.h labyrinth_uring.h labyrinth_uring_buffers.h; do
-  git show "$REV:cpp/include/labyrinth/$h" >"$tmp/old/labyrinth/$h" 2>/dev/null || true
+# Every public header at $REV (labyrinth.h includes some of the others).
+for h in $(git ls-tree --name-only "$REV" cpp/include/labyrinth/); do
+  git show "$REV:$h" >"$tmp/old/labyrinth/$(basename "$h")"
 done
 [ -s "$tmp/old/labyrinth/labyrinth.h" ] || { echo "header_ab: no cpp/include/labyrinth/labyrinth.h at $REV"; exit 1; }
 # The old header's inline code must read the library's layout (ABI 1.0's
