@@ -79,11 +79,12 @@ class OutOfPages(LabyrinthError):
 
 class MemlockLimitError(LabyrinthError):
     """The memlock limit (RLIMIT_MEMLOCK without CAP_IPC_LOCK) refused to pin
-    memory: ``Pool(..., pin=True)`` (strict pinning), or a ring registering
-    the arena as fixed buffers. The message gives the limit, the size asked
-    and the fix in Python's terms (``pin="auto"``/``pin=False``,
-    ``register=False``, a higher ``ulimit -l``). Not an :class:`OutOfPages`:
-    nothing was created. Its status is ``NOMEM``."""
+    memory for ``Pool(..., pin=True)`` (strict pinning). The message gives the
+    limit, the size asked and the fix in Python's terms (``pin="auto"`` or
+    ``pin=False``, a higher ``ulimit -l``). A ring whose registration of the
+    arena the limit refuses does not raise it: the ring runs its fixed I/O
+    unregistered and says so (``RingStats.register_fallback``). Not an
+    :class:`OutOfPages`: nothing was created. Its status is ``NOMEM``."""
 
     STATUS = Status.NOMEM
 
