@@ -15,10 +15,12 @@
  * pages in flight and leaked at the end, which must both be 0 (the exit
  * status is 1 otherwise; 77 if this machine has no usable io_uring).
  *
- * --mode incremental (the default where the kernel has it, Linux 6.12, and
- * the datagram size divides a page) lets one page take many datagrams: each
- * completion is a slice of a page, released when read; the ring feeds itself
- * from the pool. --mode page gives each datagram a page of its own; --mode
+ * --mode incremental (the default where the kernel has it: incremental
+ * consumption with a minimum room per receive, max_datagram) lets one page
+ * take 4096 / --size datagrams, none cut: each completion is a slice of a
+ * page, released by its generation when read (a completion flagged
+ * LABYRINTH_COMPLETION_MAYBE_TRUNC is counted and reported); the ring feeds
+ * itself from the pool. --mode page gives each datagram a page of its own; --mode
  * bundle receives with bundles (labyrinth_ring_recv_bundle, Linux 6.10),
  * which on UDP also means one datagram per page: the kernel sizes a bundle
  * by the bytes a socket reports queued, which only TCP reports. The
@@ -163,7 +165,7 @@ static uint64_t process(const void *data, size_t len) {
 }
 
 typedef struct result {
-  uint64_t packets, bytes, sent, bad;
+  uint64_t packets, bytes, sent, bad, maybe_trunc, cut;
   double seconds, cpu;
   hist *alloc;
 } result;
@@ -178,6 +180,15 @@ static void recycle(labyrinth_pool *pool, labyrinth_ring *ring, void *done, resu
   uint64_t b = ticks();
   hist_add(r->alloc, b - a);
   if (page && labyrinth_ring_provide(ring, page) != LABYRINTH_OK) labyrinth_free_pages(pool, page);
+}
+
+/* Give a slice back by its generation, so that a stale pointer can never
+   release a newer slice at the same address; a refusal is a bug here. */
+static void release_slice(labyrinth_ring *ring, void *slice, uint32_t gen) {
+  if (labyrinth_ring_slice_release_gen(ring, slice, gen) != LABYRINTH_OK) {
+    fprintf(stderr, "labyrinth-rx: slice release: %s\n", labyrinth_last_error_message());
+    exit(1);
+  }
 }
 
 /* Blocks in the provided-buffer ring before the first datagram. */
@@ -195,10 +206,14 @@ static int open_ring(labyrinth_pool *pool, labyrinth_ring **out, labyrinth_ring_
   o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER;
   /* Incremental: the ring feeds itself from the pool (allocations not timed);
      "if available" so that the default falls back to a page per datagram. */
-  if (opt_mode == MODE_INCREMENTAL || opt_mode < 0)
+  if (opt_mode == MODE_INCREMENTAL || opt_mode < 0) {
     o.flags = LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER |
               (opt_mode == MODE_INCREMENTAL ? LABYRINTH_RING_PBUF_INCREMENTAL
                                             : LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE);
+    /* The kernel never starts a datagram in a block with less room left, so
+       none is cut (a block then takes 4096 / size datagrams). */
+    o.max_datagram = opt_size;
+  }
   labyrinth_ring *ring = NULL;
   labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
   if (st != LABYRINTH_OK) {
@@ -249,6 +264,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   /* --starve: pages (or slices, as many as the ring's blocks hold) kept back */
   const size_t max_held = (size_t)opt_entries * (slices ? 4096 / opt_size : 1);
   void **held = calloc(max_held, sizeof(void *));
+  uint32_t *held_gen = calloc(max_held, sizeof(uint32_t));
   size_t nheld = 0;
   double give_back_at = t0 + 0.001;
   while (now_s() < end) {
@@ -259,6 +275,10 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     }
     for (size_t i = 0; i < n; ++i) {
       if (c[i].page) {
+        if (c[i].flags & LABYRINTH_COMPLETION_MAYBE_TRUNC) {
+          r->maybe_trunc++; /* an exact fit at the block's end is flagged too */
+          if (!opt_tcp && c[i].result != (int32_t)opt_size) r->cut++;
+        }
         if (c[i].result > 0) {
           uint64_t x = process(c[i].page, (size_t)c[i].result);
           if (x == UINT64_MAX) r->bad++;
@@ -266,10 +286,11 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
           r->packets++;
           r->bytes += (uint64_t)c[i].result;
         }
-        if (opt_starve && nheld < max_held)
+        if (opt_starve && nheld < max_held) {
+          held_gen[nheld] = c[i].slice_gen;
           held[nheld++] = c[i].page;
-        else if (slices)
-          labyrinth_ring_slice_release(ring, c[i].page);
+        } else if (slices)
+          release_slice(ring, c[i].page, c[i].slice_gen);
         else
           recycle(pool, ring, c[i].page, r);
       }
@@ -280,7 +301,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
       }
     }
     if (opt_starve && now_s() >= give_back_at) {
-      while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
+      for (; nheld && slices; --nheld) release_slice(ring, held[nheld - 1], held_gen[nheld - 1]);
       while (nheld) recycle(pool, ring, held[--nheld], r);
       give_back_at = now_s() + 0.001;
     }
@@ -288,9 +309,10 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   r->seconds = now_s() - t0;
   if (opt_tcp) r->packets = r->bytes / opt_size;
   r->cpu = thread_cpu_s() - cpu0;
-  while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
+  for (; nheld && slices; --nheld) release_slice(ring, held[nheld - 1], held_gen[nheld - 1]);
   while (nheld) labyrinth_free_pages(pool, held[--nheld]);
   free(held);
+  free(held_gen);
   r->sent = stop_all_senders();
   memset(rs, 0, sizeof(*rs));
   rs->struct_size = sizeof(*rs);
@@ -387,7 +409,7 @@ int main(int argc, char **argv) {
          (ps.flags & LABYRINTH_POOL_PIN) ? "pinned" : "not pinned", opt_entries);
 
   hist *h1 = calloc(1, sizeof(hist)), *h2 = calloc(1, sizeof(hist));
-  result lab = {0, 0, 0, 0, 0, 0, h1}, base = {0, 0, 0, 0, 0, 0, h2};
+  result lab = {0, 0, 0, 0, 0, 0, 0, 0, h1}, base = {0, 0, 0, 0, 0, 0, 0, 0, h2};
   labyrinth_ring_stats rs;
   int rc = run_labyrinth(pool, &lab, &rs);
   if (rc == 77) {
@@ -423,6 +445,10 @@ int main(int argc, char **argv) {
          "time(s), %.3f ms starved in all\n",
          (unsigned long long)rs.recv_starvations, (unsigned long long)rs.recv_rearms,
          (double)rs.recv_starved_ns / 1e6);
+  if (rs.pbuf_incremental)
+    printf("slices flagged MAYBE_TRUNC (reached the end of their block): %llu, of them "
+           "shorter than --size (cut): %llu\n",
+           (unsigned long long)lab.maybe_trunc, (unsigned long long)lab.cut);
   if (lab.bad || base.bad)
     printf("MALFORMED datagrams: %llu labyrinth, %llu recvmsg\n", (unsigned long long)lab.bad,
            (unsigned long long)base.bad);
@@ -446,5 +472,5 @@ int main(int argc, char **argv) {
     fprintf(stderr, "labyrinth-rx: no packet received\n");
     return 1;
   }
-  return leak || lab.bad || base.bad ? 1 : 0;
+  return leak || lab.bad || base.bad || lab.cut ? 1 : 0;
 }
