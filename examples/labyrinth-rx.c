@@ -166,7 +166,9 @@ static uint64_t process(const void *data, size_t len) {
 
 typedef struct result {
   uint64_t packets, bytes, sent, bad, maybe_trunc, cut;
-  double seconds, cpu;
+  uint64_t waits; /* labyrinth_ring_complete or recvmsg calls */
+  double seconds;
+  cpu_split cpu;
   hist *alloc;
 } result;
 
@@ -258,7 +260,8 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     return st == LABYRINTH_ERR_UNSUPPORTED ? 77 : 1;
   }
   if (!opt_tcp) start_senders();
-  double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
+  double t0 = now_s(), end = t0 + opt_duration;
+  cpu_split cpu0 = thread_cpu();
   labyrinth_completion c[256];
   uint64_t sink = 0;
   /* --starve: pages (or slices, as many as the ring's blocks hold) kept back */
@@ -269,6 +272,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   double give_back_at = t0 + 0.001;
   while (now_s() < end) {
     size_t n = 0;
+    r->waits++;
     if (labyrinth_ring_complete(ring, c, 256, 32, 1, &n) != LABYRINTH_OK) {
       fprintf(stderr, "labyrinth-rx: %s\n", labyrinth_last_error_message());
       break;
@@ -308,7 +312,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   }
   r->seconds = now_s() - t0;
   if (opt_tcp) r->packets = r->bytes / opt_size;
-  r->cpu = thread_cpu_s() - cpu0;
+  r->cpu = cpu_since(cpu0);
   for (; nheld && slices; --nheld) release_slice(ring, held[nheld - 1], held_gen[nheld - 1]);
   while (nheld) labyrinth_free_pages(pool, held[--nheld]);
   free(held);
@@ -332,7 +336,8 @@ static void run_baseline(result *r) {
   struct timeval tv = {0, 50000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   if (!opt_tcp) start_senders();
-  double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
+  double t0 = now_s(), end = t0 + opt_duration;
+  cpu_split cpu0 = thread_cpu();
   uint64_t sink = 0;
   unsigned since_clock = 0;
   for (;;) {
@@ -349,6 +354,7 @@ static void run_baseline(result *r) {
     memset(&mh, 0, sizeof(mh));
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
+    r->waits++;
     ssize_t n = recvmsg(fd, &mh, 0);
     if (n > 0) {
       uint64_t x = process(buf, (size_t)n);
@@ -364,7 +370,7 @@ static void run_baseline(result *r) {
   }
   r->seconds = now_s() - t0;
   if (opt_tcp) r->packets = r->bytes / opt_size;
-  r->cpu = thread_cpu_s() - cpu0;
+  r->cpu = cpu_since(cpu0);
   r->sent = stop_all_senders();
   close(fd);
   if (sink == 42) printf(" ");
@@ -374,10 +380,19 @@ static void print_row(const char *name, const result *r) {
   double pps = (double)r->packets / r->seconds;
   double gbit = (double)r->bytes * 8.0 / r->seconds / 1e9;
   double drop = r->sent ? 100.0 * (1.0 - (double)r->packets / (double)r->sent) : 0.0;
-  double cpu_ns = r->packets ? r->cpu * 1e9 / (double)r->packets : 0.0;
+  double cpu_ns = r->packets ? (r->cpu.user + r->cpu.sys) * 1e9 / (double)r->packets : 0.0;
   printf("%-31s %10.0f %6.2f %8.0f %6.1f %6.1f %6.1f %8.0f %6.1f%%\n", name, pps, gbit, cpu_ns,
          hist_pct_ns(r->alloc, 0.50), hist_pct_ns(r->alloc, 0.99), hist_pct_ns(r->alloc, 0.999),
          (double)r->alloc->max * ns_per_tick, drop);
+}
+
+/* Where a receiver's CPU went: user and system ns per packet, and packets
+   per call that waits for them. */
+static void print_cpu(const char *name, const result *r, const char *call) {
+  if (!r->packets) return;
+  double p = (double)r->packets;
+  printf("%s: user %.0f + system %.0f ns/packet; %.2f packets per %s call\n", name,
+         r->cpu.user * 1e9 / p, r->cpu.sys * 1e9 / p, p / (double)(r->waits ? r->waits : 1), call);
 }
 
 int main(int argc, char **argv) {
@@ -409,7 +424,9 @@ int main(int argc, char **argv) {
          (ps.flags & LABYRINTH_POOL_PIN) ? "pinned" : "not pinned", opt_entries);
 
   hist *h1 = calloc(1, sizeof(hist)), *h2 = calloc(1, sizeof(hist));
-  result lab = {0, 0, 0, 0, 0, 0, 0, 0, h1}, base = {0, 0, 0, 0, 0, 0, 0, 0, h2};
+  result lab = {0}, base = {0};
+  lab.alloc = h1;
+  base.alloc = h2;
   labyrinth_ring_stats rs;
   int rc = run_labyrinth(pool, &lab, &rs);
   if (rc == 77) {
@@ -431,6 +448,8 @@ int main(int argc, char **argv) {
          " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
          "%.1f ns;\n dropped: sent but not received, the socket buffer overflowed)\n",
          tick_resolution_ns);
+  print_cpu("labyrinth", &lab, "labyrinth_ring_complete");
+  if (opt_baseline) print_cpu("recvmsg + malloc", &base, "recvmsg");
   if (opt_baseline && base.packets)
     printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
            ((double)lab.packets / lab.seconds) / ((double)base.packets / base.seconds));
