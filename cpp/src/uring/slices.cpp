@@ -12,9 +12,8 @@
 // BUF_MORE. It goes back to the pool when it has left the buffer ring and
 // its last slice is released, whichever comes last; until then it stays in
 // flight in the pool's eyes, so labyrinth_free_pages() on it is BUSY.
-// Slices are released from any thread: every SliceBlock, the map by base
-// and the spare list are guarded by slice_mu; bid_block is the ring
-// thread's.
+// Slices are released from any thread: every SliceBlock, slice_index and
+// the spare list are guarded by slice_mu; bid_block is the ring thread's.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -27,6 +26,14 @@ namespace lab {
 namespace uring {
 
 namespace {
+
+// slice_index's entry for the block holding address a, or null outside the
+// arena.
+SliceBlock **slice_slot(labyrinth_ring *r, std::uintptr_t a) {
+  if (a < r->slice_arena) return nullptr;
+  const std::size_t i = (a - r->slice_arena) / r->pb_block_bytes;
+  return i < r->slice_index_len ? &r->slice_index[i] : nullptr;
+}
 
 // A SliceBlock for the block at page (under slice_mu).
 SliceBlock *block_new(labyrinth_ring *r, void *page) {
@@ -44,13 +51,13 @@ SliceBlock *block_new(labyrinth_ring *r, void *page) {
   b->live = 0;
   b->filling = true;
   b->slices.clear();
-  r->slice_blocks.emplace(b->base, b);
+  *slice_slot(r, b->base) = b;  // a pool block: inside the arena
   return b;
 }
 
 // Forget b (under slice_mu); the caller has dealt with its page.
 void block_drop(labyrinth_ring *r, SliceBlock *b) {
-  r->slice_blocks.erase(b->base);
+  *slice_slot(r, b->base) = nullptr;
   r->spare_blocks.push_back(b);
 }
 
@@ -77,10 +84,9 @@ labyrinth_status slice_find(labyrinth_ring *r, void *p, std::uint32_t gen, const
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: the ring does not use incremental consumption (no slices)", what);
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  auto it = r->slice_blocks.upper_bound(a);
-  if (it != r->slice_blocks.begin()) {
-    SliceBlock *b = (--it)->second;
-    if (a < b->base + r->pb_block_bytes) {
+  SliceBlock **slot = slice_slot(r, a);
+  if (SliceBlock *b = slot ? *slot : nullptr) {
+    if (a >= b->base && a < b->base + r->pb_block_bytes) {
       const auto off = static_cast<std::uint32_t>(a - b->base);
       auto s = std::lower_bound(b->slices.begin(), b->slices.end(), off,
                                 [](const Slice &x, std::uint32_t o) { return x.off < o; });
