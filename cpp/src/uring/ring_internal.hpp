@@ -199,6 +199,7 @@ struct labyrinth_ring {
   std::size_t slice_index_len = 0;    // blocks the arena holds
   std::vector<std::unique_ptr<lab::uring::SliceBlock>> all_blocks;  // owns every SliceBlock
   std::vector<lab::uring::SliceBlock *> spare_blocks;  // of all_blocks, unused
+  // written under slice_mu only; read by any thread (stats, destroy)
   std::atomic<std::uint64_t> slices_live{0}, slice_blocks_held{0};
   // bundles (bundle.cpp)
   bool has_bundle = false;                // IORING_FEAT_RECVSEND_BUNDLE

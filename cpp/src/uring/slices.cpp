@@ -27,6 +27,14 @@ namespace uring {
 
 namespace {
 
+// Add d to a slice counter. Every writer holds slice_mu, so a plain load
+// and store (no locked instruction) cannot lose an update; readers of the
+// stats see a near snapshot, as documented.
+void bump(std::atomic<std::uint64_t> &counter, int d) {
+  counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d),
+                std::memory_order_relaxed);
+}
+
 // slice_index's entry for the block holding address a, or null outside the
 // arena.
 SliceBlock **slice_slot(labyrinth_ring *r, std::uintptr_t a) {
@@ -128,7 +136,7 @@ void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool
     if (++r->slice_gen == 0) r->slice_gen = 1;
     b->slices.push_back(Slice{b->fill, len, r->slice_gen, labyrinth_owner_self()});
     b->live++;
-    r->slices_live.fetch_add(1, std::memory_order_relaxed);
+    bump(r->slices_live, +1);
     c->page = reinterpret_cast<void *>(b->base + b->fill);
     c->result = static_cast<std::int32_t>(len);
     c->slice_gen = r->slice_gen;
@@ -148,7 +156,7 @@ void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool
   void *page = pbuf_take(r, bid);
   done->filling = false;
   if (done->live) {
-    r->slice_blocks_held.fetch_add(1, std::memory_order_relaxed);
+    bump(r->slice_blocks_held, +1);
     return;
   }
   block_drop(r, done);
@@ -164,10 +172,10 @@ labyrinth_status slice_release(labyrinth_ring *r, void *p, std::uint32_t gen, co
     if (labyrinth_status st = slice_find(r, p, gen, what, &b, &s); st != LABYRINTH_OK) return st;
     s->owner = LABYRINTH_OWNER_NONE;
     b->live--;
-    r->slices_live.fetch_sub(1, std::memory_order_relaxed);
+    bump(r->slices_live, -1);
     if (b->live || b->filling) return LABYRINTH_OK;
     back = reinterpret_cast<void *>(b->base);
-    r->slice_blocks_held.fetch_sub(1, std::memory_order_relaxed);
+    bump(r->slice_blocks_held, -1);
     block_drop(r, b);
   }
   // Out of the map: no other thread can reach the block any more.
