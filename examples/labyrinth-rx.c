@@ -10,10 +10,12 @@
  * would return BUSY); the completion hands it to the receiver, which reads
  * the datagram in place (no copy) and frees it. The same senders then feed
  * a classic receiver that recvmsg()s into malloc'd buffers, for comparison.
- * The report gives packets/s, Gbit/s, the latency of each allocation
- * (labyrinth's atomic page vs malloc) at p50/p99/p99.9/max, and the pool's
- * pages in flight and leaked at the end, which must both be 0 (the exit
- * status is 1 otherwise; 77 if this machine has no usable io_uring).
+ * The report gives packets/s, Gbit/s, each receiver thread's CPU per packet
+ * (user and system apart) and packets per call that waits for them, the
+ * latency of each allocation (labyrinth's atomic page vs malloc) at
+ * p50/p99/p99.9/max, and the pool's pages in flight and leaked at the end,
+ * which must both be 0 (the exit status is 1 otherwise; 77 if this machine
+ * has no usable io_uring).
  *
  * --mode incremental (the default where the kernel has it: incremental
  * consumption with a minimum room per receive, max_datagram) lets one page
@@ -159,18 +161,24 @@ static int make_receiver(void) {
   return conn;
 }
 
-/* Read a received datagram (or, with --tcp, bytes of the stream) in place. */
-static uint64_t process(const void *data, size_t len) {
-  return opt_tcp ? read_words(data, len) : consume(data, len);
-}
-
 typedef struct result {
   uint64_t packets, bytes, sent, bad, maybe_trunc, cut;
   uint64_t waits; /* labyrinth_ring_complete or recvmsg calls */
+  uint64_t sink;  /* what reading the data gave, so that it is not optimised away */
   double seconds;
   cpu_split cpu;
   hist *alloc;
 } result;
+
+/* Read a received datagram (or, with --tcp, bytes of the stream) in place
+   and count it: the same work for both receivers. */
+static void count_packet(result *r, const void *data, size_t len) {
+  uint64_t x = opt_tcp ? read_words(data, len) : consume(data, len);
+  if (x == UINT64_MAX) r->bad++;
+  r->sink += x;
+  r->packets++;
+  r->bytes += (uint64_t)len;
+}
 
 /* ---- receiver 1: multishot receive into labyrinth pages --------------- */
 /* Give a page the receiver is done with back to the pool, and a fresh
@@ -263,7 +271,6 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
   double t0 = now_s(), end = t0 + opt_duration;
   cpu_split cpu0 = thread_cpu();
   labyrinth_completion c[256];
-  uint64_t sink = 0;
   /* --starve: pages (or slices, as many as the ring's blocks hold) kept back */
   const size_t max_held = (size_t)opt_entries * (slices ? 4096 / opt_size : 1);
   void **held = calloc(max_held, sizeof(void *));
@@ -283,13 +290,7 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
           r->maybe_trunc++; /* an exact fit at the block's end is flagged too */
           if (!opt_tcp && c[i].result != (int32_t)opt_size) r->cut++;
         }
-        if (c[i].result > 0) {
-          uint64_t x = process(c[i].page, (size_t)c[i].result);
-          if (x == UINT64_MAX) r->bad++;
-          sink += x;
-          r->packets++;
-          r->bytes += (uint64_t)c[i].result;
-        }
+        if (c[i].result > 0) count_packet(r, c[i].page, (size_t)c[i].result);
         if (opt_starve && nheld < max_held) {
           held_gen[nheld] = c[i].slice_gen;
           held[nheld++] = c[i].page;
@@ -326,7 +327,6 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
      took) to the pool. */
   labyrinth_ring_destroy(ring);
   close(fd);
-  if (sink == 42) printf(" ");
   return 0;
 }
 
@@ -338,7 +338,6 @@ static void run_baseline(result *r) {
   if (!opt_tcp) start_senders();
   double t0 = now_s(), end = t0 + opt_duration;
   cpu_split cpu0 = thread_cpu();
-  uint64_t sink = 0;
   unsigned since_clock = 0;
   for (;;) {
     if (++since_clock == 64) {
@@ -357,11 +356,7 @@ static void run_baseline(result *r) {
     r->waits++;
     ssize_t n = recvmsg(fd, &mh, 0);
     if (n > 0) {
-      uint64_t x = process(buf, (size_t)n);
-      if (x == UINT64_MAX) r->bad++;
-      sink += x;
-      r->packets++;
-      r->bytes += (uint64_t)n;
+      count_packet(r, buf, (size_t)n);
     } else if (now_s() >= end) {
       free(buf);
       break;
@@ -373,7 +368,6 @@ static void run_baseline(result *r) {
   r->cpu = cpu_since(cpu0);
   r->sent = stop_all_senders();
   close(fd);
-  if (sink == 42) printf(" ");
 }
 
 static void print_row(const char *name, const result *r) {
@@ -381,6 +375,7 @@ static void print_row(const char *name, const result *r) {
   double gbit = (double)r->bytes * 8.0 / r->seconds / 1e9;
   double drop = r->sent ? 100.0 * (1.0 - (double)r->packets / (double)r->sent) : 0.0;
   double cpu_ns = r->packets ? (r->cpu.user + r->cpu.sys) * 1e9 / (double)r->packets : 0.0;
+  if (r->sink == 42) printf(" ");
   printf("%-31s %10.0f %6.2f %8.0f %6.1f %6.1f %6.1f %8.0f %6.1f%%\n", name, pps, gbit, cpu_ns,
          hist_pct_ns(r->alloc, 0.50), hist_pct_ns(r->alloc, 0.99), hist_pct_ns(r->alloc, 0.999),
          (double)r->alloc->max * ns_per_tick, drop);
@@ -393,6 +388,45 @@ static void print_cpu(const char *name, const result *r, const char *call) {
   double p = (double)r->packets;
   printf("%s: user %.0f + system %.0f ns/packet; %.2f packets per %s call\n", name,
          r->cpu.user * 1e9 / p, r->cpu.sys * 1e9 / p, p / (double)(r->waits ? r->waits : 1), call);
+}
+
+/* The report of both runs: the table, where the CPU went, the pool bytes per
+   datagram, starvations and cut or malformed datagrams. */
+static void report(const result *lab, const result *base, const labyrinth_ring_stats *rs) {
+  printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
+         "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
+  print_row(opt_mode == MODE_BUNDLE ? "labyrinth multishot, bundle"
+            : rs->pbuf_incremental ? "labyrinth multishot, incremental"
+                                  : "labyrinth multishot, page",
+            lab);
+  if (opt_baseline) print_row("recvmsg + malloc(4096)", base);
+  printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
+         " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
+         "%.1f ns;\n dropped: sent but not received, the socket buffer overflowed)\n",
+         tick_resolution_ns);
+  print_cpu("labyrinth", lab, "labyrinth_ring_complete");
+  if (opt_baseline) print_cpu("recvmsg + malloc", base, "recvmsg");
+  if (opt_baseline && base->packets)
+    printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
+           ((double)lab->packets / lab->seconds) / ((double)base->packets / base->seconds));
+  if (lab->packets)
+    printf("pool bytes held per datagram: %.0f (%llu blocks of %u bytes taken from the pool "
+           "after the first fill, for %llu datagrams; recvmsg + malloc: 4096)\n",
+           (double)(rs->pbuf_refills - refills_at_start) * rs->pbuf_block_bytes /
+               (double)lab->packets,
+           (unsigned long long)(rs->pbuf_refills - refills_at_start), rs->pbuf_block_bytes,
+           (unsigned long long)lab->packets);
+  printf("provided-buffer ring ran dry %llu time(s); the ring re-armed the receive %llu "
+         "time(s), %.3f ms starved in all\n",
+         (unsigned long long)rs->recv_starvations, (unsigned long long)rs->recv_rearms,
+         (double)rs->recv_starved_ns / 1e6);
+  if (rs->pbuf_incremental)
+    printf("slices flagged MAYBE_TRUNC (reached the end of their block): %llu, of them "
+           "shorter than --size (cut): %llu\n",
+           (unsigned long long)lab->maybe_trunc, (unsigned long long)lab->cut);
+  if (lab->bad || base->bad)
+    printf("MALFORMED datagrams: %llu labyrinth, %llu recvmsg\n", (unsigned long long)lab->bad,
+           (unsigned long long)base->bad);
 }
 
 int main(int argc, char **argv) {
@@ -437,40 +471,7 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc;
   if (opt_baseline) run_baseline(&base);
 
-  printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
-         "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
-  print_row(opt_mode == MODE_BUNDLE ? "labyrinth multishot, bundle"
-            : rs.pbuf_incremental  ? "labyrinth multishot, incremental"
-                                   : "labyrinth multishot, page",
-            &lab);
-  if (opt_baseline) print_row("recvmsg + malloc(4096)", &base);
-  printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
-         " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
-         "%.1f ns;\n dropped: sent but not received, the socket buffer overflowed)\n",
-         tick_resolution_ns);
-  print_cpu("labyrinth", &lab, "labyrinth_ring_complete");
-  if (opt_baseline) print_cpu("recvmsg + malloc", &base, "recvmsg");
-  if (opt_baseline && base.packets)
-    printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
-           ((double)lab.packets / lab.seconds) / ((double)base.packets / base.seconds));
-  if (lab.packets)
-    printf("pool bytes held per datagram: %.0f (%llu blocks of %u bytes taken from the pool "
-           "after the first fill, for %llu datagrams; recvmsg + malloc: 4096)\n",
-           (double)(rs.pbuf_refills - refills_at_start) * rs.pbuf_block_bytes /
-               (double)lab.packets,
-           (unsigned long long)(rs.pbuf_refills - refills_at_start), rs.pbuf_block_bytes,
-           (unsigned long long)lab.packets);
-  printf("provided-buffer ring ran dry %llu time(s); the ring re-armed the receive %llu "
-         "time(s), %.3f ms starved in all\n",
-         (unsigned long long)rs.recv_starvations, (unsigned long long)rs.recv_rearms,
-         (double)rs.recv_starved_ns / 1e6);
-  if (rs.pbuf_incremental)
-    printf("slices flagged MAYBE_TRUNC (reached the end of their block): %llu, of them "
-           "shorter than --size (cut): %llu\n",
-           (unsigned long long)lab.maybe_trunc, (unsigned long long)lab.cut);
-  if (lab.bad || base.bad)
-    printf("MALFORMED datagrams: %llu labyrinth, %llu recvmsg\n", (unsigned long long)lab.bad,
-           (unsigned long long)base.bad);
+  report(&lab, &base, &rs);
 
   labyrinth_stats s;
   memset(&s, 0, sizeof(s));
