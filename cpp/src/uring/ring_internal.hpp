@@ -188,7 +188,7 @@ struct labyrinth_ring {
   std::uint32_t pb_block_bytes = LABYRINTH_PAGE_SIZE;
   std::vector<lab::uring::SliceBlock *> bid_block;  // ring's thread: per bid, once it gave a slice
   std::uint32_t min_left = 0;  // IOU_PBUF_RING_INC's min_left in effect (0: none)
-  std::mutex slice_mu;  // guards every SliceBlock, slice_gen and the maps below
+  std::mutex slice_mu;  // guards every SliceBlock, slice_gen, slice_index and the lists below
   std::uint32_t slice_gen = 0;  // gen of the last slice made
   // Per block of the pool's arena, its SliceBlock or null: the buddy
   // allocator starts a block of 2^pb_order pages at a multiple of its size
