@@ -10,15 +10,19 @@
  * would return BUSY); the completion hands it to the receiver, which reads
  * the datagram in place (no copy) and frees it. The same senders then feed
  * a classic receiver that recvmsg()s into malloc'd buffers, for comparison.
- * The report gives packets/s, Gbit/s, the latency of each allocation
- * (labyrinth's atomic page vs malloc) at p50/p99/p99.9/max, and the pool's
- * pages in flight and leaked at the end, which must both be 0 (the exit
- * status is 1 otherwise; 77 if this machine has no usable io_uring).
+ * The report gives packets/s, Gbit/s, each receiver thread's CPU per packet
+ * (user and system apart) and packets per call that waits for them, the
+ * latency of each allocation (labyrinth's atomic page vs malloc) at
+ * p50/p99/p99.9/max, and the pool's pages in flight and leaked at the end,
+ * which must both be 0 (the exit status is 1 otherwise; 77 if this machine
+ * has no usable io_uring).
  *
- * --mode incremental (the default where the kernel has it, Linux 6.12, and
- * the datagram size divides a page) lets one page take many datagrams: each
- * completion is a slice of a page, released when read; the ring feeds itself
- * from the pool. --mode page gives each datagram a page of its own; --mode
+ * --mode incremental (the default where the kernel has it: incremental
+ * consumption with a minimum room per receive, max_datagram) lets one page
+ * take 4096 / --size datagrams, none cut: each completion is a slice of a
+ * page, released by its generation when read (a completion flagged
+ * LABYRINTH_COMPLETION_MAYBE_TRUNC is counted and reported); the ring feeds
+ * itself from the pool. --mode page gives each datagram a page of its own; --mode
  * bundle receives with bundles (labyrinth_ring_recv_bundle, Linux 6.10),
  * which on UDP also means one datagram per page: the kernel sizes a bundle
  * by the bytes a socket reports queued, which only TCP reports. The
@@ -157,16 +161,24 @@ static int make_receiver(void) {
   return conn;
 }
 
-/* Read a received datagram (or, with --tcp, bytes of the stream) in place. */
-static uint64_t process(const void *data, size_t len) {
-  return opt_tcp ? read_words(data, len) : consume(data, len);
-}
-
 typedef struct result {
-  uint64_t packets, bytes, sent, bad;
-  double seconds, cpu;
+  uint64_t packets, bytes, sent, bad, maybe_trunc, cut;
+  uint64_t waits; /* labyrinth_ring_complete or recvmsg calls */
+  uint64_t sink;  /* what reading the data gave, so that it is not optimised away */
+  double seconds;
+  cpu_split cpu;
   hist *alloc;
 } result;
+
+/* Read a received datagram (or, with --tcp, bytes of the stream) in place
+   and count it: the same work for both receivers. */
+static void count_packet(result *r, const void *data, size_t len) {
+  uint64_t x = opt_tcp ? read_words(data, len) : consume(data, len);
+  if (x == UINT64_MAX) r->bad++;
+  r->sink += x;
+  r->packets++;
+  r->bytes += (uint64_t)len;
+}
 
 /* ---- receiver 1: multishot receive into labyrinth pages --------------- */
 /* Give a page the receiver is done with back to the pool, and a fresh
@@ -178,6 +190,15 @@ static void recycle(labyrinth_pool *pool, labyrinth_ring *ring, void *done, resu
   uint64_t b = ticks();
   hist_add(r->alloc, b - a);
   if (page && labyrinth_ring_provide(ring, page) != LABYRINTH_OK) labyrinth_free_pages(pool, page);
+}
+
+/* Give a slice back by its generation, so that a stale pointer can never
+   release a newer slice at the same address; a refusal is a bug here. */
+static void release_slice(labyrinth_ring *ring, void *slice, uint32_t gen) {
+  if (labyrinth_ring_slice_release_gen(ring, slice, gen) != LABYRINTH_OK) {
+    fprintf(stderr, "labyrinth-rx: slice release: %s\n", labyrinth_last_error_message());
+    exit(1);
+  }
 }
 
 /* Blocks in the provided-buffer ring before the first datagram. */
@@ -195,10 +216,14 @@ static int open_ring(labyrinth_pool *pool, labyrinth_ring **out, labyrinth_ring_
   o.flags = LABYRINTH_RING_MANUAL_REFILL | LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER;
   /* Incremental: the ring feeds itself from the pool (allocations not timed);
      "if available" so that the default falls back to a page per datagram. */
-  if (opt_mode == MODE_INCREMENTAL || opt_mode < 0)
+  if (opt_mode == MODE_INCREMENTAL || opt_mode < 0) {
     o.flags = LABYRINTH_RING_SINGLE_THREAD | LABYRINTH_RING_NO_REGISTER |
               (opt_mode == MODE_INCREMENTAL ? LABYRINTH_RING_PBUF_INCREMENTAL
                                             : LABYRINTH_RING_PBUF_INCREMENTAL_IF_AVAILABLE);
+    /* The kernel never starts a datagram in a block with less room left, so
+       none is cut (a block then takes 4096 / size datagrams). */
+    o.max_datagram = opt_size;
+  }
   labyrinth_ring *ring = NULL;
   labyrinth_status st = labyrinth_ring_create(pool, &o, &ring);
   if (st != LABYRINTH_OK) {
@@ -243,33 +268,34 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
     return st == LABYRINTH_ERR_UNSUPPORTED ? 77 : 1;
   }
   if (!opt_tcp) start_senders();
-  double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
+  double t0 = now_s(), end = t0 + opt_duration;
+  cpu_split cpu0 = thread_cpu();
   labyrinth_completion c[256];
-  uint64_t sink = 0;
   /* --starve: pages (or slices, as many as the ring's blocks hold) kept back */
   const size_t max_held = (size_t)opt_entries * (slices ? 4096 / opt_size : 1);
   void **held = calloc(max_held, sizeof(void *));
+  uint32_t *held_gen = calloc(max_held, sizeof(uint32_t));
   size_t nheld = 0;
   double give_back_at = t0 + 0.001;
   while (now_s() < end) {
     size_t n = 0;
+    r->waits++;
     if (labyrinth_ring_complete(ring, c, 256, 32, 1, &n) != LABYRINTH_OK) {
       fprintf(stderr, "labyrinth-rx: %s\n", labyrinth_last_error_message());
       break;
     }
     for (size_t i = 0; i < n; ++i) {
       if (c[i].page) {
-        if (c[i].result > 0) {
-          uint64_t x = process(c[i].page, (size_t)c[i].result);
-          if (x == UINT64_MAX) r->bad++;
-          sink += x;
-          r->packets++;
-          r->bytes += (uint64_t)c[i].result;
+        if (c[i].flags & LABYRINTH_COMPLETION_MAYBE_TRUNC) {
+          r->maybe_trunc++; /* an exact fit at the block's end is flagged too */
+          if (!opt_tcp && c[i].result != (int32_t)opt_size) r->cut++;
         }
-        if (opt_starve && nheld < max_held)
+        if (c[i].result > 0) count_packet(r, c[i].page, (size_t)c[i].result);
+        if (opt_starve && nheld < max_held) {
+          held_gen[nheld] = c[i].slice_gen;
           held[nheld++] = c[i].page;
-        else if (slices)
-          labyrinth_ring_slice_release(ring, c[i].page);
+        } else if (slices)
+          release_slice(ring, c[i].page, c[i].slice_gen);
         else
           recycle(pool, ring, c[i].page, r);
       }
@@ -280,17 +306,18 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
       }
     }
     if (opt_starve && now_s() >= give_back_at) {
-      while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
+      for (; nheld && slices; --nheld) release_slice(ring, held[nheld - 1], held_gen[nheld - 1]);
       while (nheld) recycle(pool, ring, held[--nheld], r);
       give_back_at = now_s() + 0.001;
     }
   }
   r->seconds = now_s() - t0;
   if (opt_tcp) r->packets = r->bytes / opt_size;
-  r->cpu = thread_cpu_s() - cpu0;
-  while (nheld && slices) labyrinth_ring_slice_release(ring, held[--nheld]);
+  r->cpu = cpu_since(cpu0);
+  for (; nheld && slices; --nheld) release_slice(ring, held[nheld - 1], held_gen[nheld - 1]);
   while (nheld) labyrinth_free_pages(pool, held[--nheld]);
   free(held);
+  free(held_gen);
   r->sent = stop_all_senders();
   memset(rs, 0, sizeof(*rs));
   rs->struct_size = sizeof(*rs);
@@ -300,7 +327,6 @@ static int run_labyrinth(labyrinth_pool *pool, result *r, labyrinth_ring_stats *
      took) to the pool. */
   labyrinth_ring_destroy(ring);
   close(fd);
-  if (sink == 42) printf(" ");
   return 0;
 }
 
@@ -310,8 +336,8 @@ static void run_baseline(result *r) {
   struct timeval tv = {0, 50000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   if (!opt_tcp) start_senders();
-  double t0 = now_s(), end = t0 + opt_duration, cpu0 = thread_cpu_s();
-  uint64_t sink = 0;
+  double t0 = now_s(), end = t0 + opt_duration;
+  cpu_split cpu0 = thread_cpu();
   unsigned since_clock = 0;
   for (;;) {
     if (++since_clock == 64) {
@@ -327,13 +353,10 @@ static void run_baseline(result *r) {
     memset(&mh, 0, sizeof(mh));
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
+    r->waits++;
     ssize_t n = recvmsg(fd, &mh, 0);
     if (n > 0) {
-      uint64_t x = process(buf, (size_t)n);
-      if (x == UINT64_MAX) r->bad++;
-      sink += x;
-      r->packets++;
-      r->bytes += (uint64_t)n;
+      count_packet(r, buf, (size_t)n);
     } else if (now_s() >= end) {
       free(buf);
       break;
@@ -342,20 +365,68 @@ static void run_baseline(result *r) {
   }
   r->seconds = now_s() - t0;
   if (opt_tcp) r->packets = r->bytes / opt_size;
-  r->cpu = thread_cpu_s() - cpu0;
+  r->cpu = cpu_since(cpu0);
   r->sent = stop_all_senders();
   close(fd);
-  if (sink == 42) printf(" ");
 }
 
 static void print_row(const char *name, const result *r) {
   double pps = (double)r->packets / r->seconds;
   double gbit = (double)r->bytes * 8.0 / r->seconds / 1e9;
   double drop = r->sent ? 100.0 * (1.0 - (double)r->packets / (double)r->sent) : 0.0;
-  double cpu_ns = r->packets ? r->cpu * 1e9 / (double)r->packets : 0.0;
+  double cpu_ns = r->packets ? (r->cpu.user + r->cpu.sys) * 1e9 / (double)r->packets : 0.0;
+  if (r->sink == 42) printf(" ");
   printf("%-31s %10.0f %6.2f %8.0f %6.1f %6.1f %6.1f %8.0f %6.1f%%\n", name, pps, gbit, cpu_ns,
          hist_pct_ns(r->alloc, 0.50), hist_pct_ns(r->alloc, 0.99), hist_pct_ns(r->alloc, 0.999),
          (double)r->alloc->max * ns_per_tick, drop);
+}
+
+/* Where a receiver's CPU went: user and system ns per packet, and packets
+   per call that waits for them. */
+static void print_cpu(const char *name, const result *r, const char *call) {
+  if (!r->packets) return;
+  double p = (double)r->packets;
+  printf("%s: user %.0f + system %.0f ns/packet; %.2f packets per %s call\n", name,
+         r->cpu.user * 1e9 / p, r->cpu.sys * 1e9 / p, p / (double)(r->waits ? r->waits : 1), call);
+}
+
+/* The report of both runs: the table, where the CPU went, the pool bytes per
+   datagram, starvations and cut or malformed datagrams. */
+static void report(const result *lab, const result *base, const labyrinth_ring_stats *rs) {
+  printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
+         "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
+  print_row(opt_mode == MODE_BUNDLE ? "labyrinth multishot, bundle"
+            : rs->pbuf_incremental ? "labyrinth multishot, incremental"
+                                  : "labyrinth multishot, page",
+            lab);
+  if (opt_baseline) print_row("recvmsg + malloc(4096)", base);
+  printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
+         " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
+         "%.1f ns;\n dropped: sent but not received, the socket buffer overflowed)\n",
+         tick_resolution_ns);
+  print_cpu("labyrinth", lab, "labyrinth_ring_complete");
+  if (opt_baseline) print_cpu("recvmsg + malloc", base, "recvmsg");
+  if (opt_baseline && base->packets)
+    printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
+           ((double)lab->packets / lab->seconds) / ((double)base->packets / base->seconds));
+  if (lab->packets)
+    printf("pool bytes held per datagram: %.0f (%llu blocks of %u bytes taken from the pool "
+           "after the first fill, for %llu datagrams; recvmsg + malloc: 4096)\n",
+           (double)(rs->pbuf_refills - refills_at_start) * rs->pbuf_block_bytes /
+               (double)lab->packets,
+           (unsigned long long)(rs->pbuf_refills - refills_at_start), rs->pbuf_block_bytes,
+           (unsigned long long)lab->packets);
+  printf("provided-buffer ring ran dry %llu time(s); the ring re-armed the receive %llu "
+         "time(s), %.3f ms starved in all\n",
+         (unsigned long long)rs->recv_starvations, (unsigned long long)rs->recv_rearms,
+         (double)rs->recv_starved_ns / 1e6);
+  if (rs->pbuf_incremental)
+    printf("slices flagged MAYBE_TRUNC (reached the end of their block): %llu, of them "
+           "shorter than --size (cut): %llu\n",
+           (unsigned long long)lab->maybe_trunc, (unsigned long long)lab->cut);
+  if (lab->bad || base->bad)
+    printf("MALFORMED datagrams: %llu labyrinth, %llu recvmsg\n", (unsigned long long)lab->bad,
+           (unsigned long long)base->bad);
 }
 
 int main(int argc, char **argv) {
@@ -387,7 +458,9 @@ int main(int argc, char **argv) {
          (ps.flags & LABYRINTH_POOL_PIN) ? "pinned" : "not pinned", opt_entries);
 
   hist *h1 = calloc(1, sizeof(hist)), *h2 = calloc(1, sizeof(hist));
-  result lab = {0, 0, 0, 0, 0, 0, h1}, base = {0, 0, 0, 0, 0, 0, h2};
+  result lab = {0}, base = {0};
+  lab.alloc = h1;
+  base.alloc = h2;
   labyrinth_ring_stats rs;
   int rc = run_labyrinth(pool, &lab, &rs);
   if (rc == 77) {
@@ -398,34 +471,7 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc;
   if (opt_baseline) run_baseline(&base);
 
-  printf("%-31s %10s %6s %8s %6s %6s %6s %8s %7s\n", "receiver", "packets/s", "Gbit/s",
-         "cpu/pkt", "p50", "p99", "p99.9", "max", "dropped");
-  print_row(opt_mode == MODE_BUNDLE ? "labyrinth multishot, bundle"
-            : rs.pbuf_incremental  ? "labyrinth multishot, incremental"
-                                   : "labyrinth multishot, page",
-            &lab);
-  if (opt_baseline) print_row("recvmsg + malloc(4096)", &base);
-  printf("(cpu/pkt: receiver thread CPU ns per packet; p50..max: ns per allocation,\n"
-         " labyrinth_void_alloc_page_gfp_atomic_exclusive vs malloc(4096), timer resolution "
-         "%.1f ns;\n dropped: sent but not received, the socket buffer overflowed)\n",
-         tick_resolution_ns);
-  if (opt_baseline && base.packets)
-    printf("\nlabyrinth / recvmsg: %.2fx packets/s\n",
-           ((double)lab.packets / lab.seconds) / ((double)base.packets / base.seconds));
-  if (lab.packets)
-    printf("pool bytes held per datagram: %.0f (%llu blocks of %u bytes taken from the pool "
-           "after the first fill, for %llu datagrams; recvmsg + malloc: 4096)\n",
-           (double)(rs.pbuf_refills - refills_at_start) * rs.pbuf_block_bytes /
-               (double)lab.packets,
-           (unsigned long long)(rs.pbuf_refills - refills_at_start), rs.pbuf_block_bytes,
-           (unsigned long long)lab.packets);
-  printf("provided-buffer ring ran dry %llu time(s); the ring re-armed the receive %llu "
-         "time(s), %.3f ms starved in all\n",
-         (unsigned long long)rs.recv_starvations, (unsigned long long)rs.recv_rearms,
-         (double)rs.recv_starved_ns / 1e6);
-  if (lab.bad || base.bad)
-    printf("MALFORMED datagrams: %llu labyrinth, %llu recvmsg\n", (unsigned long long)lab.bad,
-           (unsigned long long)base.bad);
+  report(&lab, &base, &rs);
 
   labyrinth_stats s;
   memset(&s, 0, sizeof(s));
@@ -446,5 +492,5 @@ int main(int argc, char **argv) {
     fprintf(stderr, "labyrinth-rx: no packet received\n");
     return 1;
   }
-  return leak || lab.bad || base.bad ? 1 : 0;
+  return leak || lab.bad || base.bad || lab.cut ? 1 : 0;
 }

@@ -39,10 +39,11 @@ static void usage(void) {
           "  --pin MODE      auto: mlock the pool when the memlock limit allows, else run\n"
           "                  unpinned with a warning (default); strict: mlock or fail;\n"
           "                  off: never mlock\n"
-          "  --mode MODE     page: a page per datagram; incremental: many datagrams per\n"
-          "                  page (Linux 6.12; --size must divide 4096); default: incremental\n"
-          "                  where the kernel has it and --size divides 4096, else page;\n"
-          "                  bundle: bundle receives (Linux 6.10; on UDP a page per datagram)\n"
+          "  --mode MODE     page: a page per datagram; incremental: 4096 / --size datagrams\n"
+          "                  per page, none cut (IOU_PBUF_RING_INC with min_left: Linux 7.1,\n"
+          "                  6.12.y, 6.18.y); default: incremental where the kernel has it,\n"
+          "                  else page; bundle: bundle receives (Linux 6.10; on UDP a page\n"
+          "                  per datagram)\n"
           "  --no-baseline   skip the recvmsg + malloc comparison\n"
           "  --starve        give received pages back only once a millisecond, so that\n"
           "                  the provided-buffer ring runs dry and the receive is re-armed\n"
@@ -109,14 +110,10 @@ static int parse_options(int argc, char **argv) {
   }
   if (opt_size < 64 || opt_size > 4096)
     return refuse("--size %u: a datagram is 64..4096 bytes", opt_size);
-  /* The kernel cuts a datagram longer than the room left in a page. */
-  if (4096 % opt_size && opt_mode == MODE_INCREMENTAL)
-    return refuse("--mode incremental: --size %u does not divide 4096, datagrams would be cut",
-                  opt_size);
   if (opt_tcp && opt_mode == MODE_INCREMENTAL)
     return refuse("--tcp: give --mode page or bundle");
   if (opt_tcp && opt_senders != 1) return refuse("--tcp: one sender (--senders 1)");
-  if ((4096 % opt_size || opt_tcp) && opt_mode < 0) opt_mode = MODE_PAGE;
+  if (opt_tcp && opt_mode < 0) opt_mode = MODE_PAGE;
   if (opt_senders < 1 || opt_senders > 64) return refuse("--senders %u: give 1..64", opt_senders);
   if (!(opt_duration > 0) || opt_duration > 600)
     return refuse("--duration %g: give more than 0 and at most 600 seconds", opt_duration);

@@ -34,12 +34,24 @@ static double now_s(void) {
 
 static double tick_resolution_ns = 0;
 
-/* The receiver thread's CPU time (user + system), in seconds. */
-static double thread_cpu_s(void) {
+/* The receiver thread's CPU time in seconds, user and system apart. */
+typedef struct cpu_split {
+  double user, sys;
+} cpu_split;
+
+static cpu_split thread_cpu(void) {
   struct rusage ru;
   getrusage(RUSAGE_THREAD, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  cpu_split c = {(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6,
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6};
+  return c;
+}
+
+/* The CPU time spent since `from`. */
+static cpu_split cpu_since(cpu_split from) {
+  cpu_split now = thread_cpu();
+  cpu_split d = {now.user - from.user, now.sys - from.sys};
+  return d;
 }
 
 static void calibrate(void) {

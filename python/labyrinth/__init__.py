@@ -275,9 +275,13 @@ class Pool(_CorePool):
         manual_refill: bool = False,
         register: bool = True,
         single_thread: bool = False,
+        incremental: bool | str = False,
+        pbuf_order: int = 0,
+        max_datagram: int = 0,
     ) -> Ring:
-        """A managed io_uring on this pool (see :mod:`labyrinth.ring`).
-        Raises :class:`Unsupported` where io_uring is not available."""
+        """A managed io_uring on this pool, with the options of :class:`Ring`
+        (see :mod:`labyrinth.ring`). Raises :class:`Unsupported` where
+        io_uring (or an asked feature) is not available."""
         return Ring(
             self,
             sq_entries=sq_entries,
@@ -287,6 +291,9 @@ class Pool(_CorePool):
             manual_refill=manual_refill,
             register=register,
             single_thread=single_thread,
+            incremental=incremental,
+            pbuf_order=pbuf_order,
+            max_datagram=max_datagram,
         )
 
     def __repr__(self) -> str:

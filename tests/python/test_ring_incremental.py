@@ -137,15 +137,18 @@ def test_a_slice_has_a_generation_and_is_released_once(inc_ring) -> None:  # typ
     assert ring.stats().recv_maybe_trunc == 0
 
 
+@pytest.mark.parametrize("via", ["Ring", "Pool.ring"])
 @pytest.mark.parametrize("max_datagram", [0, 1000])
-def test_long_datagrams_are_flagged_or_kept_whole(max_datagram: int) -> None:
+def test_long_datagrams_are_flagged_or_kept_whole(max_datagram: int, via: str) -> None:
     """Five 1000-byte datagrams into 4 KiB blocks: without max_datagram the
     fifth finds 96 bytes of room, is cut and says maybe_trunc; with it, the
-    kernel moves to the next block and every datagram arrives whole."""
+    kernel moves to the next block and every datagram arrives whole. Ring()
+    and Pool.ring() take the same options."""
     rx, tx = _udp_pair()
     with labyrinth.Pool(64 * PAGE_SIZE) as pool:
         try:
-            ring = labyrinth.Ring(pool, pbuf_entries=4, incremental=True, max_datagram=max_datagram)
+            make = pool.ring if via == "Pool.ring" else lambda **kw: labyrinth.Ring(pool, **kw)
+            ring = make(pbuf_entries=4, incremental=True, max_datagram=max_datagram)
             ring.recv_multishot(rx.fileno(), user_data=5)
         except labyrinth.Unsupported as exc:
             pytest.skip(f"not available here: {exc.message}")

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "boundary.hpp"
@@ -140,6 +141,13 @@ labyrinth_status pbuf_setup(labyrinth_ring *r, const labyrinth_ring_options &o, 
     r->pb_order = o.pbuf_order;
     r->pb_block_bytes = LABYRINTH_PAGE_SIZE << o.pbuf_order;
     r->bid_block.assign(o.pbuf_entries, nullptr);
+    r->slice_arena = reinterpret_cast<std::uintptr_t>(pool_arena_base(r->pool));
+    r->slice_index_len = pool_arena_size(r->pool) / r->pb_block_bytes;
+    r->slice_index.reset(static_cast<SliceBlock **>(
+        std::calloc(r->slice_index_len ? r->slice_index_len : 1, sizeof(SliceBlock *))));
+    if (!r->slice_index)
+      return set_error(LABYRINTH_ERR_NOMEM, "%s: no memory for the slice index (%zu blocks)",
+                       what, r->slice_index_len);
   }
   r->bid_page.assign(o.pbuf_entries, nullptr);
   r->bid_pos.assign(o.pbuf_entries, 0);

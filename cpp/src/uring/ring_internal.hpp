@@ -21,8 +21,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -85,6 +85,11 @@ struct Slice {
   std::uint32_t off = 0, len = 0;
   std::uint32_t gen = 0;
   labyrinth_owner owner = LABYRINTH_OWNER_NONE;
+};
+
+// Deleter for memory from calloc.
+struct CFree {
+  void operator()(void *p) const { std::free(p); }
 };
 
 // A block that has handed out slices (incremental consumption). Its fields
@@ -183,11 +188,18 @@ struct labyrinth_ring {
   std::uint32_t pb_block_bytes = LABYRINTH_PAGE_SIZE;
   std::vector<lab::uring::SliceBlock *> bid_block;  // ring's thread: per bid, once it gave a slice
   std::uint32_t min_left = 0;  // IOU_PBUF_RING_INC's min_left in effect (0: none)
-  std::mutex slice_mu;  // guards every SliceBlock, slice_gen and the maps below
+  std::mutex slice_mu;  // guards every SliceBlock, slice_gen, slice_index and the lists below
   std::uint32_t slice_gen = 0;  // gen of the last slice made
-  std::map<std::uintptr_t, lab::uring::SliceBlock *> slice_blocks;  // by base
+  // Per block of the pool's arena, its SliceBlock or null: the buddy
+  // allocator starts a block of 2^pb_order pages at a multiple of its size
+  // from the arena's base, so every address inside it finds it in one step
+  // (slice_slot). calloc'd: untouched parts cost no memory.
+  std::unique_ptr<lab::uring::SliceBlock *[], lab::uring::CFree> slice_index;
+  std::uintptr_t slice_arena = 0;     // the arena's base
+  std::size_t slice_index_len = 0;    // blocks the arena holds
   std::vector<std::unique_ptr<lab::uring::SliceBlock>> all_blocks;  // owns every SliceBlock
   std::vector<lab::uring::SliceBlock *> spare_blocks;  // of all_blocks, unused
+  // written under slice_mu only; read by any thread (stats, destroy)
   std::atomic<std::uint64_t> slices_live{0}, slice_blocks_held{0};
   // bundles (bundle.cpp)
   bool has_bundle = false;                // IORING_FEAT_RECVSEND_BUNDLE

@@ -12,9 +12,8 @@
 // BUF_MORE. It goes back to the pool when it has left the buffer ring and
 // its last slice is released, whichever comes last; until then it stays in
 // flight in the pool's eyes, so labyrinth_free_pages() on it is BUSY.
-// Slices are released from any thread: every SliceBlock, the map by base
-// and the spare list are guarded by slice_mu; bid_block is the ring
-// thread's.
+// Slices are released from any thread: every SliceBlock, slice_index and
+// the spare list are guarded by slice_mu; bid_block is the ring thread's.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -27,6 +26,22 @@ namespace lab {
 namespace uring {
 
 namespace {
+
+// Add d to a slice counter. Every writer holds slice_mu, so a plain load
+// and store (no locked instruction) cannot lose an update; readers of the
+// stats see a near snapshot, as documented.
+void bump(std::atomic<std::uint64_t> &counter, int d) {
+  counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d),
+                std::memory_order_relaxed);
+}
+
+// slice_index's entry for the block holding address a, or null outside the
+// arena.
+SliceBlock **slice_slot(labyrinth_ring *r, std::uintptr_t a) {
+  if (a < r->slice_arena) return nullptr;
+  const std::size_t i = (a - r->slice_arena) / r->pb_block_bytes;
+  return i < r->slice_index_len ? &r->slice_index[i] : nullptr;
+}
 
 // A SliceBlock for the block at page (under slice_mu).
 SliceBlock *block_new(labyrinth_ring *r, void *page) {
@@ -44,13 +59,13 @@ SliceBlock *block_new(labyrinth_ring *r, void *page) {
   b->live = 0;
   b->filling = true;
   b->slices.clear();
-  r->slice_blocks.emplace(b->base, b);
+  *slice_slot(r, b->base) = b;  // a pool block: inside the arena
   return b;
 }
 
 // Forget b (under slice_mu); the caller has dealt with its page.
 void block_drop(labyrinth_ring *r, SliceBlock *b) {
-  r->slice_blocks.erase(b->base);
+  *slice_slot(r, b->base) = nullptr;
   r->spare_blocks.push_back(b);
 }
 
@@ -77,10 +92,9 @@ labyrinth_status slice_find(labyrinth_ring *r, void *p, std::uint32_t gen, const
     return set_error(LABYRINTH_ERR_INVALID,
                      "%s: the ring does not use incremental consumption (no slices)", what);
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  auto it = r->slice_blocks.upper_bound(a);
-  if (it != r->slice_blocks.begin()) {
-    SliceBlock *b = (--it)->second;
-    if (a < b->base + r->pb_block_bytes) {
+  SliceBlock **slot = slice_slot(r, a);
+  if (SliceBlock *b = slot ? *slot : nullptr) {
+    if (a >= b->base && a < b->base + r->pb_block_bytes) {
       const auto off = static_cast<std::uint32_t>(a - b->base);
       auto s = std::lower_bound(b->slices.begin(), b->slices.end(), off,
                                 [](const Slice &x, std::uint32_t o) { return x.off < o; });
@@ -122,7 +136,7 @@ void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool
     if (++r->slice_gen == 0) r->slice_gen = 1;
     b->slices.push_back(Slice{b->fill, len, r->slice_gen, labyrinth_owner_self()});
     b->live++;
-    r->slices_live.fetch_add(1, std::memory_order_relaxed);
+    bump(r->slices_live, +1);
     c->page = reinterpret_cast<void *>(b->base + b->fill);
     c->result = static_cast<std::int32_t>(len);
     c->slice_gen = r->slice_gen;
@@ -142,7 +156,7 @@ void slice_from_cqe(labyrinth_ring *r, std::uint16_t bid, std::int32_t res, bool
   void *page = pbuf_take(r, bid);
   done->filling = false;
   if (done->live) {
-    r->slice_blocks_held.fetch_add(1, std::memory_order_relaxed);
+    bump(r->slice_blocks_held, +1);
     return;
   }
   block_drop(r, done);
@@ -158,10 +172,10 @@ labyrinth_status slice_release(labyrinth_ring *r, void *p, std::uint32_t gen, co
     if (labyrinth_status st = slice_find(r, p, gen, what, &b, &s); st != LABYRINTH_OK) return st;
     s->owner = LABYRINTH_OWNER_NONE;
     b->live--;
-    r->slices_live.fetch_sub(1, std::memory_order_relaxed);
+    bump(r->slices_live, -1);
     if (b->live || b->filling) return LABYRINTH_OK;
     back = reinterpret_cast<void *>(b->base);
-    r->slice_blocks_held.fetch_sub(1, std::memory_order_relaxed);
+    bump(r->slice_blocks_held, -1);
     block_drop(r, b);
   }
   // Out of the map: no other thread can reach the block any more.
