@@ -293,8 +293,8 @@ labyrinth_pool_create(const labyrinth_pool_options *opts,
  * or the pool is registered with an io_uring or a managed ring, or one of
  * its listeners refuses (labyrinth_arena.h; the listeners are asked first,
  * then told region_removed, then the arena is unmapped or given back to
- * its provider). NULL is a no-op returning OK. INVALID for a pool already destroyed, and in a forked
- * child for the parent's pool (see Handles above). No other thread may use
+ * its provider). NULL is a no-op returning OK. INVALID for a pool already
+ * destroyed, and in a forked child for the parent's pool (see Handles above). No other thread may use
  * the pool during this call; afterwards every call on the handle is
  * refused. May block; not async-signal-safe.
  */
@@ -307,7 +307,8 @@ LABYRINTH_API labyrinth_status labyrinth_pool_destroy(labyrinth_pool *pool);
 #define LABYRINTH_DESTROY_FORCE (1u << 0)
 
 /** labyrinth_pool_destroy() with flags (LABYRINTH_DESTROY_*); unknown flags
- *  are INVALID and change nothing. */
+ *  are INVALID and change nothing. Ownership, blocking and signals as
+ *  labyrinth_pool_destroy(). */
 LABYRINTH_API labyrinth_status labyrinth_pool_destroy_ex(labyrinth_pool *pool,
                                                          uint32_t flags);
 
@@ -526,7 +527,8 @@ LABYRINTH_API labyrinth_status labyrinth_last_status(void);
  *  Never blocks; async-signal-safe. */
 LABYRINTH_API const char *labyrinth_last_error_message(void);
 
-/** Reset this thread's last status to OK and its message to "". */
+/** Reset this thread's last status to OK and its message to "".
+ *  Never blocks; async-signal-safe. */
 LABYRINTH_API void labyrinth_clear_last_error(void);
 
 /** Name of a status ("LABYRINTH_ERR_NOMEM"); a static string, never NULL

@@ -134,7 +134,8 @@ LABYRINTH_API labyrinth_status labyrinth_ucx_node_destroy(labyrinth_ucx_node *no
  * node: the node must outlive every pool created with it (destroy refuses
  * otherwise), and it maps one arena at a time (a second map fails with
  * EBUSY). Attach the node to the pool afterwards to lend its pages: the
- * registration is reused. INVALID for NULL. Never blocks.
+ * registration is reused. INVALID for NULL. Never blocks; not
+ * async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ucx_arena_provider(labyrinth_ucx_node *node,
                                                             labyrinth_arena_provider *out);
@@ -161,7 +162,7 @@ LABYRINTH_API labyrinth_status labyrinth_ucx_node_detach(labyrinth_ucx_node *nod
  * Copy the node's worker address (opaque bytes for
  * labyrinth_ucx_peer_connect_address) into buf. *len receives its length;
  * INVALID if cap is smaller (buf untouched) or an argument is NULL.
- * Never blocks.
+ * Never blocks; not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ucx_node_address(labyrinth_ucx_node *node, void *buf,
                                                           size_t cap, size_t *len);
@@ -212,14 +213,15 @@ LABYRINTH_API labyrinth_status labyrinth_ucx_progress(labyrinth_ucx_node *node, 
 /**
  * Move up to cap records of blocks that came back (returned or by a lost
  * connection), oldest first, into out; *n receives how many. The blocks are
- * owned again by whoever lent them. Never blocks beyond the node's mutex.
+ * owned again by whoever lent them. Never blocks beyond the node's mutex;
+ * not async-signal-safe.
  */
 LABYRINTH_API labyrinth_status labyrinth_ucx_returned(labyrinth_ucx_node *node,
                                                       labyrinth_ucx_returned_page *out, size_t cap,
                                                       size_t *n);
 
 /** Copy the node's counters (up to stats->struct_size). Never blocks beyond
- *  the node's mutex. */
+ *  the node's mutex; not async-signal-safe. */
 LABYRINTH_API labyrinth_status labyrinth_ucx_node_stats(labyrinth_ucx_node *node,
                                                         labyrinth_ucx_stats *stats);
 
@@ -246,7 +248,8 @@ typedef struct labyrinth_ucx_lent {
 LABYRINTH_API labyrinth_status labyrinth_ucx_peer_connect_address(
     const void *address, size_t len, uint32_t timeout_ms, LABYRINTH_OWN labyrinth_ucx_peer **out);
 
-/** labyrinth_ucx_peer_connect_address to a node listening on ip:port. */
+/** labyrinth_ucx_peer_connect_address to a node listening on ip:port; the
+ *  same ownership, refusals and blocking. Not async-signal-safe. */
 LABYRINTH_API labyrinth_status labyrinth_ucx_peer_connect_ip(const char *ip, uint16_t port,
                                                              uint32_t timeout_ms,
                                                              LABYRINTH_OWN labyrinth_ucx_peer **out);
@@ -277,7 +280,8 @@ LABYRINTH_API labyrinth_status labyrinth_ucx_peer_put(labyrinth_ucx_peer *peer, 
                                                       size_t offset, const void *src, size_t len);
 
 /** Read len bytes at offset of the lent block into dst (ucp_get_nbx);
- *  refusals and blocking as labyrinth_ucx_peer_put, for READ. */
+ *  refusals and blocking as labyrinth_ucx_peer_put, for READ. Not
+ *  async-signal-safe. */
 LABYRINTH_API labyrinth_status labyrinth_ucx_peer_get(labyrinth_ucx_peer *peer, uint64_t lend_id,
                                                       size_t offset, void *dst, size_t len);
 
