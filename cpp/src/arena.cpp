@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -97,15 +98,27 @@ labyrinth_status map_anonymous(std::size_t size, Arena *a) {
   return LABYRINTH_OK;
 }
 
+// Whether [start, start + size) is mapped: mincore refuses a range with
+// unmapped parts (ENOMEM). It only reports residency, so it touches and
+// changes nothing; asked in slices of 16 MiB to keep its vector small.
+bool wholly_mapped(std::uintptr_t start, std::size_t size) {
+  constexpr std::size_t kSlicePages = 4096;
+  unsigned char residency[kSlicePages];
+  for (std::size_t done = 0; done < size;) {
+    const std::size_t len = std::min(size - done, kSlicePages * kPageSize);
+    if (mincore(reinterpret_cast<void *>(start + done), len, residency) != 0) return false;
+    done += len;
+  }
+  return true;
+}
+
 // Why a base the provider returned for `request` bytes cannot hold an arena
 // of `size` bytes, or nullptr (then a->base and a->size are its window).
 const char *take_window(std::uintptr_t start, std::size_t request, std::size_t size, Arena *a) {
   if (start % kPageSize) return "is not 4096-aligned";
   if (start > UINTPTR_MAX - request) return "wraps around the address space";
   const std::uintptr_t aligned = (start + kArenaAlign - 1) & ~(std::uintptr_t{kArenaAlign} - 1);
-  // msync refuses a range with unmapped parts (ENOMEM); MS_ASYNC writes nothing.
-  if (msync(reinterpret_cast<void *>(aligned), size, MS_ASYNC) != 0)
-    return "is not wholly mapped in this process (msync refused it)";
+  if (!wholly_mapped(aligned, size)) return "is not wholly mapped in this process (mincore refused it)";
   a->base = reinterpret_cast<std::uint8_t *>(aligned);
   a->size = size;
   return nullptr;

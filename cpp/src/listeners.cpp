@@ -24,6 +24,7 @@ struct Listeners {
   std::vector<Subscription> subs;     // ids ascending: subscription order
   std::vector<const Pool *> destroying;
   std::uint64_t last_id = 0;
+  Listeners *before_fork = nullptr;  // the parent's list, abandoned in a forked child
 };
 
 // Never destroyed: usable from any thread until the process ends. A forked
@@ -206,10 +207,12 @@ void end_destroy(Pool *p) {
 void listeners_after_fork_child() {
   // The mutex may have been held, and the list half changed, by a thread
   // that does not exist in the child; every subscription in it is of the
-  // parent's pools, which the child cannot use. The old one is leaked on
-  // purpose. Handles stay unique: the numbering goes on.
+  // parent's pools, which the child cannot use. The old one is abandoned,
+  // not freed, and stays reachable from the new one. Handles stay unique:
+  // the numbering goes on.
   auto *fresh = new Listeners;
   fresh->last_id = current()->last_id;
+  fresh->before_fork = current();
   current() = fresh;
 }
 
