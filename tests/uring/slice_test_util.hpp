@@ -15,13 +15,6 @@ using namespace uring_test;
 
 inline constexpr std::uint32_t kSmall = 64;  // datagram size: 64 per page
 
-inline labyrinth_ring_stats ring_stats(labyrinth_ring *ring) {
-  labyrinth_ring_stats rs{};
-  rs.struct_size = sizeof(rs);
-  EXPECT_EQ(labyrinth_ring_get_stats(ring, &rs), LABYRINTH_OK) << last_error();
-  return rs;
-}
-
 inline void send_small(int fd, std::uint32_t from, std::uint32_t to) {
   for (std::uint32_t s = from; s < to; ++s) {
     auto d = make_datagram(s, kSmall);

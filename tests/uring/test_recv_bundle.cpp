@@ -10,13 +10,6 @@ using namespace uring_test;
 
 namespace {
 
-labyrinth_ring_stats stats(labyrinth_ring *ring) {
-  labyrinth_ring_stats rs{};
-  rs.struct_size = sizeof(rs);
-  EXPECT_EQ(labyrinth_ring_get_stats(ring, &rs), LABYRINTH_OK) << last_error();
-  return rs;
-}
-
 // What a receive loop collects: the stream, the pages, how completions ended.
 struct Received {
   std::vector<unsigned char> bytes;
@@ -115,7 +108,7 @@ TEST(UringRecvBundle, TcpStreamByteForByte) {
   EXPECT_EQ(std::memcmp(rx.bytes.data(), src.data(), kBytes), 0);
   EXPECT_TRUE(rx.pages_full);
   EXPECT_TRUE(rx.owned);
-  labyrinth_ring_stats rs = stats(ring);
+  labyrinth_ring_stats rs = ring_stats(ring);
   EXPECT_EQ(rs.submitted, 1u);
   EXPECT_GT(rs.recv_bundle_pages, rs.recv_bundles) << "no completion carried two pages";
   EXPECT_EQ(rs.recv_bundles, rx.bundle_ends);
@@ -143,12 +136,12 @@ TEST(UringRecvBundle, TcpStreamIntactAcrossStarvations) {
     std::size_t before = rx.bytes.size();
     ASSERT_TRUE(take(pool, ring, rx)) << last_error();
     idle = rx.bytes.size() == before ? idle + 1 : 0;
-    if (stats(ring).recv_starved_now) free_all(pool, rx.pages);
+    if (ring_stats(ring).recv_starved_now) free_all(pool, rx.pages);
   }
   sender.join();
   ASSERT_EQ(rx.bytes.size(), kBytes);
   EXPECT_EQ(std::memcmp(rx.bytes.data(), src.data(), kBytes), 0);
-  labyrinth_ring_stats rs = stats(ring);
+  labyrinth_ring_stats rs = ring_stats(ring);
   EXPECT_EQ(rs.submitted, 1u);
   EXPECT_GE(rs.recv_starvations, 10u);
   EXPECT_EQ(rs.recv_rearms, rs.recv_starvations);
@@ -175,7 +168,7 @@ TEST(UringRecvBundle, UdpOneDatagramPerPage) {
     EXPECT_EQ(c.flags & both, both);
     EXPECT_TRUE(c.flags & LABYRINTH_COMPLETION_MORE);
   }
-  labyrinth_ring_stats rs = stats(ring);
+  labyrinth_ring_stats rs = ring_stats(ring);
   EXPECT_EQ(rs.recv_bundles, 12u);
   EXPECT_EQ(rs.recv_bundle_pages, 12u);
   finish(pool, ring, rx);
@@ -187,7 +180,7 @@ TEST(UringRecvBundle, OneshotEndsAfterOneCompletion) {
   while (!rx.ended) ASSERT_TRUE(take(pool, ring, rx)) << last_error();
   EXPECT_EQ(rx.bytes, src);
   EXPECT_EQ(rx.pages.size(), 3u);
-  labyrinth_ring_stats rs = stats(ring);
+  labyrinth_ring_stats rs = ring_stats(ring);
   EXPECT_EQ(rs.ops_inflight, 0u);
   EXPECT_EQ(rs.recv_bundles, 1u);
   finish(pool, ring, rx);
@@ -202,7 +195,7 @@ TEST(UringRecvBundle, MisuseIsInvalid) {
   EXPECT_NE(last_error().find("unknown flags"), std::string::npos) << last_error();
   EXPECT_EQ(labyrinth_ring_recv_bundle(ring, -1, 0, 0, 6), LABYRINTH_ERR_INVALID);
   EXPECT_EQ(labyrinth_ring_recv_bundle(nullptr, udp.rx, 0, 0, 6), LABYRINTH_ERR_INVALID);
-  EXPECT_EQ(stats(ring).submitted, 1u);
+  EXPECT_EQ(ring_stats(ring).submitted, 1u);
   labyrinth_ring *plain = nullptr;
   ASSERT_EQ(labyrinth_ring_create(pool, nullptr, &plain), LABYRINTH_OK) << last_error();
   EXPECT_EQ(labyrinth_ring_recv_bundle(plain, udp.rx, 0, 0, 6), LABYRINTH_ERR_INVALID);
@@ -213,7 +206,7 @@ TEST(UringRecvBundle, MisuseIsInvalid) {
   if (labyrinth_ring_create(pool, &inc, &sliced) == LABYRINTH_OK) {
     EXPECT_EQ(labyrinth_ring_recv_bundle(sliced, udp.rx, 0, 0, 6), LABYRINTH_ERR_INVALID);
     EXPECT_NE(last_error().find("incremental"), std::string::npos) << last_error();
-    EXPECT_EQ(stats(sliced).submitted, 0u);
+    EXPECT_EQ(ring_stats(sliced).submitted, 0u);
     EXPECT_EQ(labyrinth_ring_destroy(sliced), LABYRINTH_OK);
   }
   Received rx;
@@ -227,7 +220,7 @@ TEST(UringRecvBundle, TeardownWithBundlePagesNotTaken) {
   while (rx.pages.empty()) ASSERT_TRUE(take(pool, ring, rx, 1)) << last_error();
   ASSERT_EQ(rx.pages.size(), 1u);
   EXPECT_EQ(rx.bundle_ends, 0u) << "the bundle had one page only";
-  EXPECT_GE(stats(ring).recv_bundle_pages, 2u);
+  EXPECT_GE(ring_stats(ring).recv_bundle_pages, 2u);
   finish(pool, ring, rx);
 }
 
@@ -261,7 +254,7 @@ TEST(UringRecvBundle, CancelEndsTheReceive) {
   ASSERT_TRUE(complete_one(ring, &c));
   EXPECT_EQ(c.result, -ECANCELED);
   EXPECT_FALSE(c.flags & LABYRINTH_COMPLETION_MORE);
-  EXPECT_EQ(stats(ring).ops_inflight, 0u);
+  EXPECT_EQ(ring_stats(ring).ops_inflight, 0u);
   EXPECT_EQ(rx.bytes, src);
   finish(pool, ring, rx);
 }
@@ -306,7 +299,7 @@ TEST(UringRecvBundle, SingleThreadRingReportsStarvation) {
   sender.join();
   ASSERT_EQ(rx.bytes.size(), src.size());
   EXPECT_EQ(rx.bytes, src);
-  labyrinth_ring_stats rs = stats(ring);
+  labyrinth_ring_stats rs = ring_stats(ring);
   EXPECT_EQ(starved, rs.recv_starvations);
   EXPECT_GE(starved, 10u);
   EXPECT_EQ(rs.submitted, 1u);

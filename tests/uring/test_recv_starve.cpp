@@ -19,13 +19,6 @@ using namespace uring_test;
 
 namespace {
 
-labyrinth_ring_stats ring_stats(labyrinth_ring *ring) {
-  labyrinth_ring_stats rs{};
-  rs.struct_size = sizeof(rs);
-  EXPECT_EQ(labyrinth_ring_get_stats(ring, &rs), LABYRINTH_OK) << last_error();
-  return rs;
-}
-
 // The stats of a ring whose one multishot receive is not starved: in the
 // kernel (`armed`) or ended; every starvation was re-armed. Returns re-arms.
 std::uint64_t expect_receiving(labyrinth_ring *ring, bool armed) {

@@ -56,6 +56,14 @@ inline std::uint64_t pool_stat_inflight(labyrinth_pool *p) {
 }
 
 // FNV-1a over a buffer.
+// The ring's statistics; a failing call fails the test.
+inline labyrinth_ring_stats ring_stats(labyrinth_ring *ring) {
+  labyrinth_ring_stats rs{};
+  rs.struct_size = sizeof(rs);
+  EXPECT_EQ(labyrinth_ring_get_stats(ring, &rs), LABYRINTH_OK) << last_error();
+  return rs;
+}
+
 inline std::uint64_t checksum(const void *data, std::size_t n) {
   const auto *b = static_cast<const unsigned char *>(data);
   std::uint64_t h = 1469598103934665603ull;
